@@ -41,6 +41,8 @@
 //! ```
 
 pub mod action;
+pub mod capture;
+pub mod pipeline;
 pub mod saga;
 pub mod store;
 mod util;
