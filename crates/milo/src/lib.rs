@@ -42,6 +42,7 @@
 
 pub mod action;
 pub mod capture;
+pub mod executor;
 pub mod pipeline;
 pub mod saga;
 pub mod store;
