@@ -1,7 +1,40 @@
 //! Pipelines: named phases with dependencies, run by a saga into a Store.
+//!
+//! * [`Phase`] and [`Pipeline`] define the work; [`Pipeline::new`] validates it.
+//! * [`Pipeline::build_reducer`] gives the pure reducer over [`PipelineState`];
+//!   [`Pipeline::build_saga`] the saga that runs the phases; [`Pipeline::run`] does both.
+//! * [`pipeline_to_timeline`] and [`make_detail_reducer`] serve the observers.
 
+mod action;
+mod command;
+mod detail;
 mod error;
+mod graph;
+mod phase;
 mod policy;
+mod run;
+mod saga;
+mod state;
+mod timeline;
 
+pub use action::PipelineAction;
+pub use command::parse_result;
+pub use detail::{DetailReducer, Key, PipelineViewState, ViewAction, ViewEvent, make_detail_reducer};
 pub use error::PipelineError;
+pub use graph::{DEFAULT_GRACE, PhaseInfo, Pipeline, PipelineDef};
+pub use phase::{
+    CommandPhase, DEFAULT_MAX_LOGS, IntoPhaseOutput, Opaque, Phase, PhaseContext, PhaseOutput, PhaseWriter,
+};
 pub use policy::{InvalidPolicyValue, MAX_RETRY_DELAY, OnFail, PhasePolicy, RetryBackoff};
+pub use run::RunOutput;
+pub use saga::{RunOptions, RunReport};
+pub use state::{LogLine, PhaseStatus, PipelineReducer, PipelineState, Status};
+pub use timeline::pipeline_to_timeline;
+
+impl Pipeline {
+    /// The pure reducer over [`PipelineState`] for this pipeline (it builds the initial state
+    /// on `@@INIT`, so a store can start from `None`).
+    pub fn build_reducer(&self) -> PipelineReducer {
+        PipelineReducer::new(self.def.clone())
+    }
+}

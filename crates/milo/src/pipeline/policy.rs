@@ -56,7 +56,11 @@ impl FromStr for OnFail {
             "stop" => Ok(OnFail::Stop),
             "skip" => Ok(OnFail::Skip),
             "retry" => Ok(OnFail::Retry),
-            _ => Err(InvalidPolicyValue { field: "on_fail", value: s.to_owned(), expected: "\"stop\", \"skip\", \"retry\"" }),
+            _ => Err(InvalidPolicyValue {
+                field: "on_fail",
+                value: s.to_owned(),
+                expected: "\"stop\", \"skip\", \"retry\"",
+            }),
         }
     }
 }
@@ -112,7 +116,12 @@ pub struct PhasePolicy {
 
 impl Default for PhasePolicy {
     fn default() -> Self {
-        Self { on_fail: OnFail::Stop, max_retries: 0, retry_delay: Duration::from_secs(1), retry_backoff: RetryBackoff::Fixed }
+        Self {
+            on_fail: OnFail::Stop,
+            max_retries: 0,
+            retry_delay: Duration::from_secs(1),
+            retry_backoff: RetryBackoff::Fixed,
+        }
     }
 }
 
@@ -124,12 +133,19 @@ impl PhasePolicy {
 
     /// Skip the phase on failure.
     pub fn skip() -> Self {
-        Self { on_fail: OnFail::Skip, ..Self::default() }
+        Self {
+            on_fail: OnFail::Skip,
+            ..Self::default()
+        }
     }
 
     /// Retry up to `max_retries` times (so at most `max_retries + 1` attempts).
     pub fn retry(max_retries: u32) -> Self {
-        Self { on_fail: OnFail::Retry, max_retries, ..Self::default() }
+        Self {
+            on_fail: OnFail::Retry,
+            max_retries,
+            ..Self::default()
+        }
     }
 
     /// Sets the initial delay between retries.
@@ -190,7 +206,9 @@ mod tests {
 
     #[test]
     fn exponential_delays_double_and_cap_at_30s() {
-        let p = PhasePolicy::retry(9).retry_backoff(RetryBackoff::Exponential).retry_delay(Duration::from_millis(500));
+        let p = PhasePolicy::retry(9)
+            .retry_backoff(RetryBackoff::Exponential)
+            .retry_delay(Duration::from_millis(500));
         let d: Vec<_> = (1..=8).map(|a| p.delay_after(a).as_secs_f64()).collect();
         assert_eq!(d, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]);
     }
@@ -207,7 +225,10 @@ mod tests {
     #[test]
     fn invalid_values_name_the_valid_ones() {
         let e = "explode".parse::<OnFail>().unwrap_err();
-        assert_eq!(e.to_string(), "invalid on_fail `explode`: expected one of \"stop\", \"skip\", \"retry\"");
+        assert_eq!(
+            e.to_string(),
+            "invalid on_fail `explode`: expected one of \"stop\", \"skip\", \"retry\""
+        );
         assert!("linear".parse::<RetryBackoff>().is_err());
     }
 }

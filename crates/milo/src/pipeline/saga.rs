@@ -1,0 +1,546 @@
+//! The pipeline saga: an eager scheduler that walks the dependency graph with `put`, `call`
+//! and `fork` effects.
+//!
+//! Each phase starts as soon as all its dependencies have completed or been skipped (not in
+//! waves). Parallel phases run as forked child sagas, at most `jobs` at once; a phase with
+//! `parallel = false` runs alone, called directly by the scheduler once nothing else runs, and
+//! nothing starts while it runs. When the best ready phase (by execution order) is
+//! non-parallel, nothing new starts until the running phases drain, so it cannot starve.
+//! A retry's wait is a forked delay that holds no `jobs` slot.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::action::PipelineAction;
+use super::command::run_command_phase;
+use super::graph::Pipeline;
+use super::phase::{Handler, LineSink, PhaseContext, PhaseOutput};
+use super::policy::OnFail;
+use super::state::Status;
+use crate::action::Action;
+use crate::capture::Stream;
+use crate::saga::{Cx, Saga, SagaError, SagaHandle, SagaResult};
+use crate::util::panic_message;
+
+/// How a run is controlled from outside: an interrupt signal and results to reuse.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Cancelling this stops the run: running phases are cancelled (commands get SIGTERM,
+    /// then SIGKILL after the grace period) and the run ends with `@@PIPELINE_CANCELLED`.
+    pub stop: CancellationToken,
+    /// Phases not to run: each is completed at once with the given result JSON, noted as
+    /// reused from the given run (used to resume an earlier run).
+    pub reuse: HashMap<String, (serde_json::Value, String)>,
+}
+
+/// How a run ended and what each phase produced.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// `completed`, `failed` or `cancelled`.
+    pub status: Status,
+    /// Each phase's result, in declaration order (`None` if it did not complete).
+    pub results: Vec<Option<PhaseOutput>>,
+}
+
+enum Outcome {
+    Completed(PhaseOutput),
+    Skipped,
+    Failed(String),
+    Retry(Duration),
+    Cancelled,
+}
+
+enum Msg {
+    Done(usize, Outcome),
+    RetryDue(usize),
+}
+
+impl Pipeline {
+    /// The saga of the specification: runs the pipeline to its end in a store. Use
+    /// [`run_in`](Self::run_in) to control the run and get the results.
+    pub fn build_saga<S, A>(&self) -> Saga<S, A>
+    where
+        S: Send + Sync + 'static,
+        A: Action + Clone + From<PipelineAction>,
+    {
+        let pipeline = self.clone();
+        Saga::new(format!("pipeline:{}", self.name()), move |cx| async move {
+            pipeline.run_in(cx, RunOptions::default()).await.map(drop)
+        })
+    }
+
+    /// Runs the pipeline inside a saga: puts `@@PIPELINE_START`, the phase actions and exactly
+    /// one terminal action once every phase has stopped.
+    pub async fn run_in<S, A>(&self, cx: Cx<S, A>, options: RunOptions) -> SagaResult<RunReport>
+    where
+        S: Send + Sync + 'static,
+        A: Action + Clone + From<PipelineAction>,
+    {
+        Scheduler::new(self.clone(), cx, options).run().await
+    }
+}
+
+struct Scheduler<S, A> {
+    p: Pipeline,
+    cx: Cx<S, A>,
+    options: RunOptions,
+    start: Instant,
+    /// Cancelled on fail-fast or stop; parent of every phase's token.
+    run_token: CancellationToken,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    waiting: Vec<usize>,
+    attempt: Vec<u32>,
+    results: Vec<Option<PhaseOutput>>,
+    ready: BinaryHeap<Reverse<usize>>,
+    running: usize,
+    retry_timers: HashMap<usize, SagaHandle<()>>,
+    forks: Vec<SagaHandle<()>>,
+    jobs: usize,
+    stopping: bool,
+    interrupted: bool,
+    failure: Option<String>,
+}
+
+impl<S, A> Scheduler<S, A>
+where
+    S: Send + Sync + 'static,
+    A: Action + Clone + From<PipelineAction>,
+{
+    fn new(p: Pipeline, cx: Cx<S, A>, options: RunOptions) -> Self {
+        let n = p.phases.len();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let start = cx.now();
+        let run_token = options.stop.child_token();
+        let jobs = p.job_limit();
+        let waiting = p.def.phases.iter().map(|i| i.deps.len()).collect();
+        Self {
+            p,
+            cx,
+            options,
+            start,
+            run_token,
+            tx,
+            rx,
+            waiting,
+            attempt: vec![0; n],
+            results: vec![None; n],
+            ready: BinaryHeap::new(),
+            running: 0,
+            retry_timers: HashMap::new(),
+            forks: Vec::new(),
+            jobs,
+            stopping: false,
+            interrupted: false,
+            failure: None,
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.cx.now().saturating_duration_since(self.start).as_secs_f64()
+    }
+
+    fn put(&self, action: PipelineAction) -> SagaResult<()> {
+        self.cx.put(A::from(action))
+    }
+
+    async fn run(mut self) -> SagaResult<RunReport> {
+        self.put(PipelineAction::PipelineStart {
+            name: self.p.def.name.clone(),
+            timestamp: 0.0,
+        })?;
+        for (i, info) in self.p.def.phases.iter().enumerate() {
+            if info.deps.is_empty() {
+                self.ready.push(Reverse(self.p.def.rank(i)));
+            }
+        }
+        loop {
+            self.start_ready().await?;
+            if self.running == 0 && self.retry_timers.is_empty() && (self.ready.is_empty() || self.stopping) {
+                break;
+            }
+            let stop = self.options.stop.clone();
+            let msg = tokio::select! {
+                biased;
+                m = self.rx.recv() => m,
+                _ = stop.cancelled(), if !self.interrupted => {
+                    self.interrupt();
+                    continue;
+                }
+            };
+            match msg {
+                Some(Msg::Done(i, outcome)) => {
+                    self.running -= 1;
+                    self.settle(i, outcome).await?;
+                }
+                Some(Msg::RetryDue(i)) => {
+                    self.retry_timers.remove(&i);
+                    if self.run_token.is_cancelled() {
+                        self.put(PipelineAction::PhaseCancelled {
+                            name: self.name(i),
+                            timestamp: self.now(),
+                        })?;
+                    } else {
+                        self.ready.push(Reverse(self.p.def.rank(i)));
+                    }
+                }
+                None => break,
+            }
+        }
+        if self.options.stop.is_cancelled() && !self.interrupted {
+            self.interrupted = true;
+        }
+        for h in self.forks.drain(..) {
+            let _ = h.await;
+        }
+        let timestamp = self.now();
+        let status = if self.interrupted {
+            self.put(PipelineAction::PipelineCancelled { timestamp })?;
+            Status::Cancelled
+        } else if let Some(error) = self.failure.take() {
+            self.put(PipelineAction::PipelineFailed { error, timestamp })?;
+            Status::Failed
+        } else {
+            self.put(PipelineAction::PipelineComplete { timestamp })?;
+            Status::Completed
+        };
+        Ok(RunReport {
+            status,
+            results: self.results,
+        })
+    }
+
+    fn interrupt(&mut self) {
+        self.interrupted = true;
+        self.stopping = true;
+        self.run_token.cancel();
+        for (_, timer) in self.retry_timers.iter() {
+            timer.cancel();
+        }
+    }
+
+    fn name(&self, i: usize) -> Arc<str> {
+        self.p.def.phases[i].name.clone()
+    }
+
+    /// Starts every phase that may start now.
+    async fn start_ready(&mut self) -> SagaResult<()> {
+        while !self.stopping {
+            let Some(&Reverse(rank)) = self.ready.peek() else { break };
+            let i = self.p.def.order()[rank];
+            if let Some((json, run)) = self.options.reuse.get(&*self.p.def.phases[i].name) {
+                self.ready.pop();
+                let (json, run) = (json.clone(), run.clone());
+                let output = PhaseOutput::json(json);
+                self.put(PipelineAction::PhaseComplete {
+                    name: self.name(i),
+                    result: output.as_json().clone(),
+                    timestamp: self.now(),
+                    reused_from: Some(run),
+                })?;
+                self.settle(i, Outcome::Completed(output)).await?;
+                continue;
+            }
+            if self.p.def.phases[i].parallel {
+                if self.running >= self.jobs {
+                    break;
+                }
+                self.ready.pop();
+                self.running += 1;
+                let job = self.job(i);
+                let tx = self.tx.clone();
+                let handle = self
+                    .cx
+                    .fork(self.p.def.phases[i].name.clone(), move |cx| async move {
+                        let outcome = job.run(&cx).await;
+                        let _ = tx.send(Msg::Done(i, outcome));
+                        Ok(())
+                    })
+                    .await;
+                if !handle.is_finished() {
+                    self.forks.push(handle);
+                }
+                self.forks.retain(|h| !h.is_finished());
+            } else {
+                if self.running > 0 {
+                    break;
+                }
+                self.ready.pop();
+                let job = self.job(i);
+                let outcome = job.run(&self.cx).await;
+                self.settle(i, outcome).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn job(&mut self, i: usize) -> Job {
+        self.attempt[i] += 1;
+        let info = &self.p.def.phases[i];
+        let inputs: Arc<[(Arc<str>, Option<PhaseOutput>)]> = info
+            .deps
+            .iter()
+            .map(|&d| (self.p.def.phases[d].name.clone(), self.results[d].clone()))
+            .collect();
+        let name = info.name.clone();
+        let cancel = self.run_token.child_token();
+        let sink = self.sink(name.clone());
+        Job {
+            ctx: PhaseContext {
+                pipeline: self.p.def.name.clone(),
+                name,
+                attempt: self.attempt[i],
+                inputs,
+                sink,
+                capture: self.p.capture_output,
+                cancel,
+            },
+            handler: self.p.handler(i).clone(),
+            timeout: info.timeout,
+            policy: info.policy,
+            grace: self.p.grace,
+            executor: self.p.executor.clone(),
+            start: self.start,
+        }
+    }
+
+    fn sink(&self, name: Arc<str>) -> LineSink {
+        if self.p.capture_output {
+            let cx = self.cx.clone();
+            let start = self.start;
+            Arc::new(move |stream, line: String| {
+                let timestamp = cx.now().saturating_duration_since(start).as_secs_f64();
+                let action = PipelineAction::PhaseLog {
+                    name: name.clone(),
+                    line: line.into(),
+                    stream,
+                    timestamp,
+                };
+                if let Err(e) = cx.put(A::from(action)) {
+                    tracing::warn!("could not record a log line: {e}");
+                }
+            })
+        } else {
+            Arc::new(|stream, line: String| {
+                use std::io::Write;
+                let _ = match stream {
+                    Stream::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
+                    Stream::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
+                };
+            })
+        }
+    }
+
+    /// Applies a phase's outcome: unlocks dependents, schedules a retry, or stops the run.
+    async fn settle(&mut self, i: usize, outcome: Outcome) -> SagaResult<()> {
+        match outcome {
+            Outcome::Completed(output) => {
+                self.results[i] = Some(output);
+                self.unlock(i);
+            }
+            Outcome::Skipped => self.unlock(i),
+            Outcome::Failed(error) => {
+                if self.failure.is_none() {
+                    self.failure = Some(format!("phase `{}` failed: {error}", self.p.def.phases[i].name));
+                }
+                self.stopping = true;
+                if self.p.fail_fast {
+                    self.run_token.cancel();
+                    for (_, timer) in self.retry_timers.iter() {
+                        timer.cancel();
+                    }
+                }
+            }
+            Outcome::Retry(delay) => {
+                let tx = self.tx.clone();
+                let token = self.run_token.clone();
+                // The wait is a forked delay: it holds no jobs slot.
+                let timer = self.cx.clone();
+                let label = format!("retry-wait:{}", self.p.def.phases[i].name);
+                let handle = timer
+                    .fork(label, move |cx| async move {
+                        tokio::select! {
+                            biased;
+                            _ = token.cancelled() => {}
+                            _ = cx.delay(delay) => {}
+                        }
+                        let _ = tx.send(Msg::RetryDue(i));
+                        Ok(())
+                    })
+                    .await;
+                self.retry_timers.insert(i, handle);
+            }
+            Outcome::Cancelled => {
+                self.put(PipelineAction::PhaseCancelled {
+                    name: self.name(i),
+                    timestamp: self.now(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn unlock(&mut self, i: usize) {
+        for k in 0..self.p.def.phases[i].dependents.len() {
+            let d = self.p.def.phases[i].dependents[k];
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 {
+                self.ready.push(Reverse(self.p.def.rank(d)));
+            }
+        }
+    }
+}
+
+/// One attempt of one phase.
+struct Job {
+    ctx: PhaseContext,
+    handler: Handler,
+    timeout: Option<Duration>,
+    policy: super::policy::PhasePolicy,
+    grace: Duration,
+    executor: Arc<dyn crate::executor::Executor>,
+    start: Instant,
+}
+
+impl Job {
+    async fn run<S, A>(self, cx: &Cx<S, A>) -> Outcome
+    where
+        S: Send + Sync + 'static,
+        A: Action + Clone + From<PipelineAction>,
+    {
+        let name = self.ctx.name.clone();
+        let attempt = self.ctx.attempt;
+        let ts = |cx: &Cx<S, A>| cx.now().saturating_duration_since(self.start).as_secs_f64();
+        let put = |cx: &Cx<S, A>, a: PipelineAction| {
+            if let Err(e) = cx.put(A::from(a)) {
+                tracing::warn!("dispatch failed: {e}");
+            }
+        };
+        put(
+            cx,
+            PipelineAction::PhaseStart {
+                name: name.clone(),
+                attempt,
+                timestamp: ts(cx),
+            },
+        );
+        let policy = self.policy;
+        let result = cx
+            .try_call(
+                &name,
+                execute(self.handler, self.ctx, self.timeout, self.grace, self.executor),
+            )
+            .await;
+        match result {
+            Ok(output) => {
+                put(
+                    cx,
+                    PipelineAction::PhaseComplete {
+                        name,
+                        result: output.as_json().clone(),
+                        timestamp: ts(cx),
+                        reused_from: None,
+                    },
+                );
+                Outcome::Completed(output)
+            }
+            Err(SagaError::Cancelled) => Outcome::Cancelled,
+            Err(e) => {
+                let error = e.to_string();
+                if policy.retries_after(attempt) {
+                    let delay = policy.delay_after(attempt);
+                    put(
+                        cx,
+                        PipelineAction::PhaseRetry {
+                            name,
+                            attempt,
+                            error,
+                            max_retries: policy.max_retries,
+                            delay: delay.as_secs_f64(),
+                            timestamp: ts(cx),
+                        },
+                    );
+                    Outcome::Retry(delay)
+                } else if policy.on_fail == OnFail::Skip {
+                    put(
+                        cx,
+                        PipelineAction::PhaseSkipped {
+                            name,
+                            error: error.clone(),
+                            timestamp: ts(cx),
+                        },
+                    );
+                    Outcome::Skipped
+                } else {
+                    put(
+                        cx,
+                        PipelineAction::PhaseFailed {
+                            name,
+                            error: error.clone(),
+                            timestamp: ts(cx),
+                        },
+                    );
+                    Outcome::Failed(error)
+                }
+            }
+        }
+    }
+}
+
+/// Runs a handler under its timeout and cancellation. On cancel or timeout the phase's token
+/// is cancelled and the handler gets the grace period to stop (commands use it to go from
+/// SIGTERM to SIGKILL) before it is dropped.
+async fn execute(
+    handler: Handler,
+    ctx: PhaseContext,
+    timeout: Option<Duration>,
+    grace: Duration,
+    executor: Arc<dyn crate::executor::Executor>,
+) -> SagaResult<PhaseOutput> {
+    let token = ctx.cancel.clone();
+    let mut work = match handler {
+        Handler::Sync(f) => async move {
+            match tokio::task::spawn_blocking(move || f(&ctx)).await {
+                Ok(r) => r.map_err(SagaError::Failed),
+                Err(e) if e.is_panic() => Err(SagaError::Panicked(panic_message(&*e.into_panic()))),
+                Err(_) => Err(SagaError::Cancelled),
+            }
+        }
+        .boxed(),
+        Handler::Async(f) => {
+            let fut = std::panic::AssertUnwindSafe(f(ctx)).catch_unwind();
+            async move {
+                match fut.await {
+                    Ok(r) => r.map_err(SagaError::Failed),
+                    Err(p) => Err(SagaError::Panicked(panic_message(&*p))),
+                }
+            }
+            .boxed()
+        }
+        Handler::Command(c) => run_command_phase(c, ctx, executor, grace).boxed(),
+    };
+    let deadline = async {
+        match timeout {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = &mut work => r,
+        _ = token.cancelled() => {
+            let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
+            Err(SagaError::Cancelled)
+        }
+        _ = deadline => {
+            token.cancel();
+            let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
+            Err(SagaError::Timeout(timeout.unwrap_or_default()))
+        }
+    }
+}
