@@ -1,0 +1,719 @@
+//! Turns a pipeline file's text into checked values, walking the spanned TOML tree so that every
+//! mistake can be pointed at.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use milo::pipeline::{InvalidPolicyValue, OnFail, PhasePolicy, RetryBackoff};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::duration::{self, DurationError};
+use super::error::{ConfigError, ErrorKind, SourceFile};
+use super::{PhaseDef, PhasePlaces};
+
+type Key<'i> = Spanned<Cow<'i, str>>;
+type Value<'i> = Spanned<DeValue<'i>>;
+type Span = Range<usize>;
+
+const TOP_KEYS: &[&str] = &["name", "capture_output", "fail_fast", "jobs", "defaults", "phase"];
+const PIPELINE_KEYS: &[&str] = &["capture_output", "fail_fast", "jobs"];
+const PHASE_KEYS: &[&str] = &[
+    "name",
+    "run",
+    "description",
+    "depends_on",
+    "parallel",
+    "weight",
+    "max_logs",
+    "timeout",
+    "cwd",
+    "env",
+    "policy",
+];
+const PHASE_ONLY_KEYS: &[&str] = &["name", "run", "depends_on"];
+const DEFAULTS_KEYS: &[&str] = &[
+    "description",
+    "parallel",
+    "weight",
+    "max_logs",
+    "timeout",
+    "cwd",
+    "env",
+    "policy",
+];
+const POLICY_KEYS: &[&str] = &["on_fail", "max_retries", "retry_delay", "retry_backoff"];
+
+/// What [`parse`] found, before it is wrapped into a [`PipelineFile`](super::PipelineFile).
+pub(super) struct Loaded {
+    pub(super) name: String,
+    pub(super) capture_output: bool,
+    pub(super) fail_fast: bool,
+    pub(super) jobs: Option<usize>,
+    pub(super) phases: Vec<PhaseDef>,
+    pub(super) places: Vec<PhasePlaces>,
+}
+
+/// Checks the pipeline file `src`; relative `cwd`s are joined to `dir`.
+pub(super) fn parse(src: SourceFile<'_>, dir: &Path) -> Result<Loaded, ConfigError> {
+    let root = DeTable::parse(src.text).map_err(|e| syntax_error(src, &e))?;
+    Cx { src, dir }.pipeline(root.get_ref())
+}
+
+fn syntax_error(src: SourceFile<'_>, err: &toml::de::Error) -> ConfigError {
+    let span = err.span().unwrap_or(0..0);
+    let mut message = format!("invalid TOML: {}", err.message());
+    if err.message() == "duplicate key"
+        && let Some(key) = src.text.get(span.clone()).filter(|k| !k.is_empty())
+    {
+        message = format!("invalid TOML: duplicate key `{key}`");
+    }
+    src.error(ErrorKind::Syntax, span, message)
+}
+
+/// Where a key is, for messages: `` in phase `render` `` and the like.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'a> {
+    Top,
+    Defaults,
+    /// A phase's name if known, and its 1-based position.
+    Phase(Option<&'a str>, usize),
+}
+
+impl Scope<'_> {
+    /// `""`, `" in [defaults]"`, `` " in phase `render`" ``.
+    fn suffix(&self) -> String {
+        match self {
+            Scope::Top => String::new(),
+            Scope::Defaults => " in [defaults]".to_owned(),
+            Scope::Phase(Some(name), _) => format!(" in phase `{name}`"),
+            Scope::Phase(None, n) => format!(" in phase #{n}"),
+        }
+    }
+
+    /// `"phase `render`"`, `"phase #2"`.
+    fn phase_label(&self) -> String {
+        match self {
+            Scope::Phase(Some(name), _) => format!("phase `{name}`"),
+            Scope::Phase(None, n) => format!("phase #{n}"),
+            Scope::Top | Scope::Defaults => "the pipeline".to_owned(),
+        }
+    }
+}
+
+/// Settings a phase and `[defaults]` share; `None` where not given.
+#[derive(Default)]
+struct Settings {
+    description: Option<String>,
+    parallel: Option<bool>,
+    weight: Option<(f64, Span)>,
+    max_logs: Option<usize>,
+    /// `Some(None)`: `timeout = "none"`.
+    timeout: Option<Option<Duration>>,
+    cwd: Option<PathBuf>,
+    env: BTreeMap<String, String>,
+    on_fail: Option<OnFail>,
+    max_retries: Option<u32>,
+    retry_delay: Option<Duration>,
+    retry_backoff: Option<RetryBackoff>,
+}
+
+struct Cx<'a> {
+    src: SourceFile<'a>,
+    dir: &'a Path,
+}
+
+impl Cx<'_> {
+    fn pipeline(&self, root: &DeTable<'_>) -> Result<Loaded, ConfigError> {
+        let mut name = None;
+        let mut capture_output = true;
+        let mut fail_fast = false;
+        let mut jobs = None;
+        let mut defaults = Settings::default();
+        let mut phase_value = None;
+        for (key, value) in in_file_order(root) {
+            let k = key.get_ref().as_ref();
+            match k {
+                "name" => name = Some(self.non_empty_string("name", Scope::Top, value)?),
+                "capture_output" => capture_output = self.boolean("capture_output", Scope::Top, value)?,
+                "fail_fast" => fail_fast = self.boolean("fail_fast", Scope::Top, value)?,
+                "jobs" => {
+                    let n = self.unsigned("jobs", Scope::Top, value)?;
+                    if n == 0 {
+                        return Err(self
+                            .invalid(value, "`jobs` must be at least 1, found 0")
+                            .help_line("remove `jobs` to run as many phases at once as there are CPUs"));
+                    }
+                    jobs = Some(usize::try_from(n).map_err(|_| self.too_large("jobs", Scope::Top, value))?);
+                }
+                "defaults" => {
+                    let table = self.table("defaults", Scope::Top, value, "a table: `[defaults]`")?;
+                    defaults = self.settings_table(table, Scope::Defaults)?;
+                }
+                "phase" => phase_value = Some(value),
+                _ => return Err(self.unknown_key(key, Scope::Top)),
+            }
+        }
+        let name = name.ok_or_else(|| {
+            self.src
+                .error(ErrorKind::MissingKey, 0..0, "the pipeline has no `name`")
+                .help_line("add `name = \"my-pipeline\"` at the top of the file")
+        })?;
+        let (phases, places) = self.phases(phase_value, &defaults)?;
+        self.check_names(&phases, &places)?;
+        Ok(Loaded {
+            name,
+            capture_output,
+            fail_fast,
+            jobs,
+            phases,
+            places,
+        })
+    }
+
+    fn phases(
+        &self,
+        value: Option<&Value<'_>>,
+        defaults: &Settings,
+    ) -> Result<(Vec<PhaseDef>, Vec<PhasePlaces>), ConfigError> {
+        let no_phases = |span: Span| {
+            self.src
+                .error(ErrorKind::NoPhases, span, "the pipeline has no phases")
+                .help_line("add one: a `[[phase]]` table with `name = \"build\"` and `run = \"make\"`")
+        };
+        let Some(value) = value else {
+            return Err(no_phases(0..0));
+        };
+        let items = match value.get_ref() {
+            DeValue::Array(items) => items,
+            DeValue::Table(_) => {
+                return Err(self
+                    .wrong_type("phase", Scope::Top, value, "an array of tables")
+                    .help_line("write `[[phase]]` (double brackets) above each phase"));
+            }
+            _ => {
+                return Err(self.wrong_type("phase", Scope::Top, value, "an array of tables: `[[phase]]`"));
+            }
+        };
+        if items.is_empty() {
+            return Err(no_phases(value.span()));
+        }
+        let mut phases = Vec::with_capacity(items.len());
+        let mut places = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let DeValue::Table(table) = item.get_ref() else {
+                return Err(self
+                    .wrong_type("phase", Scope::Top, item, "a table")
+                    .help_line("write each phase as a `[[phase]]` table, or as `{ name = \"...\", run = \"...\" }`"));
+            };
+            let (phase, place) = self.phase(table, item.span(), i + 1, defaults)?;
+            phases.push(phase);
+            places.push(place);
+        }
+        Ok((phases, places))
+    }
+
+    fn phase(
+        &self,
+        table: &DeTable<'_>,
+        header: Span,
+        number: usize,
+        defaults: &Settings,
+    ) -> Result<(PhaseDef, PhasePlaces), ConfigError> {
+        // The name first, so that other messages can say which phase they are about.
+        let name_entry = table.iter().find(|(k, _)| k.get_ref() == "name");
+        let name = match name_entry {
+            Some((_, v)) => Some((self.non_empty_string("name", Scope::Phase(None, number), v)?, v.span())),
+            None => None,
+        };
+        let scope = Scope::Phase(name.as_ref().map(|(n, _)| n.as_str()), number);
+        let mut run = None;
+        let mut depends_on = Vec::new();
+        let mut dependency_spans = Vec::new();
+        let mut own = Settings::default();
+        for (key, value) in in_file_order(table) {
+            match key.get_ref().as_ref() {
+                "name" => {}
+                "run" => run = Some(self.non_empty_string("run", scope, value)?),
+                "depends_on" => {
+                    let DeValue::Array(entries) = value.get_ref() else {
+                        return Err(self
+                            .wrong_type("depends_on", scope, value, "an array of phase names")
+                            .help_line(match value.get_ref() {
+                                DeValue::String(s) => format!("write `depends_on = [\"{s}\"]`"),
+                                _ => "write `depends_on = [\"other-phase\"]`".to_owned(),
+                            }));
+                    };
+                    for entry in entries.iter() {
+                        let DeValue::String(dep) = entry.get_ref() else {
+                            return Err(self.wrong_type("depends_on", scope, entry, "a phase name (a string)"));
+                        };
+                        depends_on.push(dep.to_string());
+                        dependency_spans.push(entry.span());
+                    }
+                }
+                _ => {
+                    if !self.setting(key, value, scope, &mut own)? {
+                        return Err(self.unknown_key(key, scope));
+                    }
+                }
+            }
+        }
+        let Some((name, name_span)) = name else {
+            return Err(self
+                .src
+                .error(ErrorKind::MissingKey, header, format!("phase #{number} has no `name`"))
+                .help_line("add `name = \"...\"` to this phase; phase names must be unique"));
+        };
+        let Some(run) = run else {
+            return Err(self
+                .src
+                .error(ErrorKind::MissingKey, header, format!("phase `{name}` has no `run`"))
+                .help_line("add the command to run: `run = \"...\"`"));
+        };
+        let mut phase = PhaseDef::new(name, run);
+        phase.depends_on = depends_on;
+        let weight_span = merge(&mut phase, defaults, own);
+        let places = PhasePlaces {
+            header,
+            name: name_span,
+            depends_on: dependency_spans,
+            weight: weight_span,
+        };
+        Ok((phase, places))
+    }
+
+    /// Duplicate names, then dependencies on names that are not phases.
+    fn check_names(&self, phases: &[PhaseDef], places: &[PhasePlaces]) -> Result<(), ConfigError> {
+        let mut first: HashMap<&str, &Span> = HashMap::new();
+        for (phase, place) in phases.iter().zip(places) {
+            if let Some(&earlier) = first.get(phase.name.as_str()) {
+                return Err(self
+                    .src
+                    .error(
+                        ErrorKind::DuplicatePhase,
+                        place.name.clone(),
+                        format!("duplicate phase name `{}`", phase.name),
+                    )
+                    .also(self.src.snippet(earlier.clone()).label("first defined here"))
+                    .help_line("phase names must be unique: rename one of them"));
+            }
+            first.insert(&phase.name, &place.name);
+        }
+        let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+        for (phase, place) in phases.iter().zip(places) {
+            for (dep, span) in phase.depends_on.iter().zip(&place.depends_on) {
+                if first.contains_key(dep.as_str()) {
+                    continue;
+                }
+                let mut message = format!("phase `{}` depends on `{dep}`, which is not a phase", phase.name);
+                if let Some(close) = closest(dep, names.iter().copied().filter(|n| *n != phase.name)) {
+                    message.push_str(&format!("; did you mean `{close}`?"));
+                }
+                return Err(self
+                    .src
+                    .error(ErrorKind::UnknownDependency, span.clone(), message)
+                    .help_line(format!("the phases are {}", list(&names))));
+            }
+        }
+        Ok(())
+    }
+
+    fn settings_table(&self, table: &DeTable<'_>, scope: Scope<'_>) -> Result<Settings, ConfigError> {
+        let mut settings = Settings::default();
+        for (key, value) in in_file_order(table) {
+            if !self.setting(key, value, scope, &mut settings)? {
+                let k = key.get_ref().as_ref();
+                if PHASE_ONLY_KEYS.contains(&k) {
+                    return Err(self
+                        .src
+                        .error(
+                            ErrorKind::UnknownKey,
+                            key.span(),
+                            format!("`{k}` cannot be set in [defaults]"),
+                        )
+                        .help_line(format!("set `{k}` in each `[[phase]]`")));
+                }
+                return Err(self.unknown_key(key, scope));
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Reads a key shared by phases and `[defaults]` into `s`; `false` if `key` is not one.
+    fn setting(
+        &self,
+        key: &Key<'_>,
+        value: &Value<'_>,
+        scope: Scope<'_>,
+        s: &mut Settings,
+    ) -> Result<bool, ConfigError> {
+        match key.get_ref().as_ref() {
+            "description" => s.description = Some(self.string("description", scope, value)?),
+            "parallel" => s.parallel = Some(self.boolean("parallel", scope, value)?),
+            "weight" => {
+                let weight = self.number("weight", scope, value)?;
+                if !weight.is_finite() || weight < 0.0 {
+                    return Err(self.invalid(
+                        value,
+                        format!("`weight`{} must be a finite number ≥ 0, found {weight}", scope.suffix()),
+                    ));
+                }
+                s.weight = Some((weight, value.span()));
+            }
+            "max_logs" => {
+                let n = self.unsigned("max_logs", scope, value)?;
+                s.max_logs = Some(usize::try_from(n).map_err(|_| self.too_large("max_logs", scope, value))?);
+            }
+            "timeout" => {
+                let timeout = self.duration("timeout", scope, value, true)?;
+                if timeout == Some(Duration::ZERO) {
+                    return Err(self
+                        .invalid(value, format!("`timeout`{} must be greater than 0", scope.suffix()))
+                        .help_line("leave `timeout` out, or write `timeout = \"none\"` to lift a [defaults] timeout"));
+                }
+                s.timeout = Some(timeout);
+            }
+            "cwd" => s.cwd = Some(self.dir.join(self.non_empty_string("cwd", scope, value)?)),
+            "env" => {
+                let table = self.table("env", scope, value, "a table of strings: `env = { NAME = \"value\" }`")?;
+                for (name, v) in in_file_order(table) {
+                    let name = name.get_ref().as_ref();
+                    let key = format!("env.{name}");
+                    if name.is_empty() || name.contains(['=', '\0']) {
+                        return Err(self.invalid(
+                            value,
+                            format!(
+                                "`{key}`{}: an environment variable name must be non-empty, without `=`",
+                                scope.suffix()
+                            ),
+                        ));
+                    }
+                    let text = self.string(&key, scope, v)?;
+                    if text.contains('\0') {
+                        return Err(
+                            self.invalid(v, format!("`{key}`{} must not contain a NUL character", scope.suffix()))
+                        );
+                    }
+                    s.env.insert(name.to_owned(), text);
+                }
+            }
+            "policy" => {
+                let table = self.table(
+                    "policy",
+                    scope,
+                    value,
+                    "a table such as `{ on_fail = \"retry\", max_retries = 3 }`",
+                )?;
+                self.policy(table, scope, s)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn policy(&self, table: &DeTable<'_>, scope: Scope<'_>, s: &mut Settings) -> Result<(), ConfigError> {
+        for (key, value) in in_file_order(table) {
+            let k = key.get_ref().as_ref();
+            let path = format!("policy.{k}");
+            match k {
+                "on_fail" => s.on_fail = Some(self.policy_value(&path, scope, value)?),
+                "retry_backoff" => s.retry_backoff = Some(self.policy_value(&path, scope, value)?),
+                "max_retries" => {
+                    let n = self.unsigned(&path, scope, value)?;
+                    s.max_retries = Some(u32::try_from(n).map_err(|_| self.too_large(&path, scope, value))?);
+                }
+                "retry_delay" => s.retry_delay = self.duration(&path, scope, value, false)?,
+                _ => {
+                    let mut message = format!("unknown key `{k}` in `policy`{}", scope.suffix());
+                    if let Some(close) = closest(k, POLICY_KEYS.iter().copied()) {
+                        message.push_str(&format!("; did you mean `{close}`?"));
+                    }
+                    return Err(self
+                        .src
+                        .error(ErrorKind::UnknownKey, key.span(), message)
+                        .help_line(format!("the policy keys are {}", list(POLICY_KEYS))));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn policy_value<T>(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr<Err = InvalidPolicyValue>,
+    {
+        let text = self.string(key, scope, value)?;
+        text.parse().map_err(|e: InvalidPolicyValue| {
+            let mut message = format!(
+                "`{key}`{} must be one of {}, found \"{text}\"",
+                scope.suffix(),
+                e.expected
+            );
+            let valid: Vec<&str> = e.expected.split(", ").map(|v| v.trim_matches('"')).collect();
+            if let Some(close) = closest(&text, valid.iter().copied()) {
+                message.push_str(&format!("; did you mean \"{close}\"?"));
+            }
+            self.invalid(value, message)
+        })
+    }
+
+    // ---- values ----
+
+    fn string(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<String, ConfigError> {
+        match value.get_ref() {
+            DeValue::String(s) => Ok(s.to_string()),
+            DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) | DeValue::Datetime(_) => {
+                let raw = self.src.text.get(value.span()).unwrap_or_default();
+                Err(self
+                    .wrong_type(key, scope, value, "a string")
+                    .help_line(format!("put it in quotes: `\"{}\"`", raw.escape_default())))
+            }
+            _ => Err(self.wrong_type(key, scope, value, "a string")),
+        }
+    }
+
+    fn non_empty_string(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<String, ConfigError> {
+        let s = self.string(key, scope, value)?;
+        if s.trim().is_empty() {
+            return Err(self.invalid(value, format!("`{key}`{} must not be empty", scope.suffix())));
+        }
+        Ok(s)
+    }
+
+    fn boolean(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<bool, ConfigError> {
+        match value.get_ref() {
+            DeValue::Boolean(b) => Ok(*b),
+            DeValue::String(s) if matches!(s.as_ref(), "true" | "false") => Err(self
+                .wrong_type(key, scope, value, "a boolean")
+                .help_line(format!("remove the quotes: `{key} = {s}`"))),
+            _ => Err(self.wrong_type(key, scope, value, "a boolean (`true` or `false`)")),
+        }
+    }
+
+    /// An integer ≥ 0.
+    fn unsigned(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<u64, ConfigError> {
+        match value.get_ref() {
+            DeValue::Integer(i) => match i128::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) if n < 0 => Err(self.invalid(
+                    value,
+                    format!("`{key}`{} must be a non-negative integer, found {n}", scope.suffix()),
+                )),
+                Ok(n) => u64::try_from(n).map_err(|_| self.too_large(key, scope, value)),
+                Err(_) => Err(self.too_large(key, scope, value)),
+            },
+            DeValue::String(s) if s.trim().parse::<u64>().is_ok() => Err(self
+                .wrong_type(key, scope, value, "a non-negative integer")
+                .help_line(format!("remove the quotes: `{} = {}`", last_part(key), s.trim()))),
+            _ => Err(self.wrong_type(key, scope, value, "a non-negative integer")),
+        }
+    }
+
+    fn number(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<f64, ConfigError> {
+        let parsed = match value.get_ref() {
+            DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix()).ok().map(|n| n as f64),
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+            DeValue::String(s) if s.trim().parse::<f64>().is_ok() => {
+                return Err(self.wrong_type(key, scope, value, "a number").help_line(format!(
+                    "remove the quotes: `{} = {}`",
+                    last_part(key),
+                    s.trim()
+                )));
+            }
+            _ => return Err(self.wrong_type(key, scope, value, "a number")),
+        };
+        parsed.ok_or_else(|| self.too_large(key, scope, value))
+    }
+
+    /// A number of seconds or a duration string; `Ok(None)` for `"none"` if `none_allowed`.
+    fn duration(
+        &self,
+        key: &str,
+        scope: Scope<'_>,
+        value: &Value<'_>,
+        none_allowed: bool,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let forms = format!(
+            "write seconds as a number (`{} = 90`) or a string such as {}",
+            last_part(key),
+            duration::EXAMPLES
+        );
+        let secs = match value.get_ref() {
+            DeValue::String(s) if none_allowed && s.as_ref() == "none" => return Ok(None),
+            DeValue::String(s) => {
+                return duration::parse_duration(s).map(Some).map_err(|e| {
+                    let err = self.invalid(value, format!("`{key}`{} is not a valid duration: {e}", scope.suffix()));
+                    match e {
+                        DurationError::MissingUnit { number } if number == s.trim() => err.help_line(format!(
+                            "for seconds, write \"{number}s\" or the number {number} without quotes"
+                        )),
+                        _ => err.help_line(forms),
+                    }
+                });
+            }
+            DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix()).map_or(f64::INFINITY, |n| n as f64),
+            DeValue::Float(f) => f.as_str().parse::<f64>().unwrap_or(f64::NAN),
+            _ => {
+                return Err(self
+                    .wrong_type(key, scope, value, "a duration (seconds, or a string such as \"90s\")")
+                    .help_line(forms));
+            }
+        };
+        duration::seconds_to_duration(secs)
+            .map(Some)
+            .map_err(|why| self.invalid(value, format!("`{key}`{} {why}", scope.suffix())))
+    }
+
+    fn table<'v, 'i>(
+        &self,
+        key: &str,
+        scope: Scope<'_>,
+        value: &'v Value<'i>,
+        expected: &str,
+    ) -> Result<&'v DeTable<'i>, ConfigError> {
+        match value.get_ref() {
+            DeValue::Table(t) => Ok(t),
+            _ => Err(self.wrong_type(key, scope, value, expected)),
+        }
+    }
+
+    // ---- errors ----
+
+    fn wrong_type(&self, key: &str, scope: Scope<'_>, value: &Value<'_>, expected: &str) -> ConfigError {
+        self.src.error(
+            ErrorKind::WrongType,
+            value.span(),
+            format!(
+                "`{key}`{} must be {expected}, found {}",
+                scope.suffix(),
+                type_name(value.get_ref())
+            ),
+        )
+    }
+
+    fn invalid(&self, value: &Value<'_>, message: impl Into<String>) -> ConfigError {
+        self.src.error(ErrorKind::InvalidValue, value.span(), message)
+    }
+
+    fn too_large(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> ConfigError {
+        self.invalid(value, format!("`{key}`{} is too large", scope.suffix()))
+    }
+
+    fn unknown_key(&self, key: &Key<'_>, scope: Scope<'_>) -> ConfigError {
+        let k = key.get_ref().as_ref();
+        let (valid, place): (&[&str], String) = match scope {
+            Scope::Top => (TOP_KEYS, "at the top level".to_owned()),
+            Scope::Defaults => (DEFAULTS_KEYS, "in [defaults]".to_owned()),
+            Scope::Phase(..) => (PHASE_KEYS, format!("in {}", scope.phase_label())),
+        };
+        let mut message = format!("unknown key `{k}` {place}");
+        if let Some(close) = closest(k, valid.iter().copied()) {
+            message.push_str(&format!("; did you mean `{close}`?"));
+        }
+        let mut err = self.src.error(ErrorKind::UnknownKey, key.span(), message);
+        if matches!(scope, Scope::Top) && PHASE_KEYS.contains(&k) {
+            err = err.help_line(format!(
+                "`{k}` is a phase setting: put it under a `[[phase]]` (or under `[defaults]` for every phase)"
+            ));
+        } else if matches!(scope, Scope::Phase(..) | Scope::Defaults) && PIPELINE_KEYS.contains(&k) {
+            err = err.help_line(format!(
+                "`{k}` is a pipeline setting: put it at the top of the file, before any table"
+            ));
+        }
+        let what = match scope {
+            Scope::Top => "the top-level keys",
+            Scope::Defaults => "the keys of [defaults]",
+            Scope::Phase(..) => "the keys of a phase",
+        };
+        err.help_line(format!("{what} are {}", list(valid)))
+    }
+}
+
+/// Fills `phase` from its own settings over the defaults; returns the span of the weight used.
+fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> Option<Span> {
+    let d = defaults;
+    if let Some(description) = own.description.or_else(|| d.description.clone()) {
+        phase.description = description;
+    }
+    phase.parallel = own.parallel.or(d.parallel).unwrap_or(phase.parallel);
+    let weight = own.weight.or_else(|| d.weight.clone());
+    if let Some((w, _)) = &weight {
+        phase.weight = *w;
+    }
+    phase.max_logs = own.max_logs.or(d.max_logs).unwrap_or(phase.max_logs);
+    phase.timeout = own.timeout.or(d.timeout).unwrap_or(phase.timeout);
+    phase.cwd = own.cwd.or_else(|| d.cwd.clone());
+    phase.env = d.env.clone();
+    phase.env.extend(own.env);
+    let base = PhasePolicy::default();
+    phase.policy = PhasePolicy {
+        on_fail: own.on_fail.or(d.on_fail).unwrap_or(base.on_fail),
+        max_retries: own.max_retries.or(d.max_retries).unwrap_or(base.max_retries),
+        retry_delay: own.retry_delay.or(d.retry_delay).unwrap_or(base.retry_delay),
+        retry_backoff: own.retry_backoff.or(d.retry_backoff).unwrap_or(base.retry_backoff),
+    };
+    weight.map(|(_, span)| span)
+}
+
+/// The table's entries in the order they are written.
+fn in_file_order<'t, 'i>(table: &'t DeTable<'i>) -> Vec<(&'t Key<'i>, &'t Value<'i>)> {
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    entries
+}
+
+fn type_name(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// `"policy.max_retries"` → `"max_retries"`.
+fn last_part(key: &str) -> &str {
+    key.rsplit('.').next().unwrap_or(key)
+}
+
+/// `` `a`, `b`, `c` ``.
+fn list(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// The candidate most like `word`, if any is close enough to be a likely typo.
+fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| {
+            let contains = word.len() >= 3 && (c.contains(word.as_str()) || word.contains(c));
+            let score = if contains { 0.9 } else { strsim::jaro_winkler(&word, c) };
+            (score, c)
+        })
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_finds_typos_and_nothing_for_unrelated_words() {
+        let keys = PHASE_KEYS.iter().copied();
+        assert_eq!(closest("dependson", keys.clone()), Some("depends_on"));
+        assert_eq!(closest("timout", keys.clone()), Some("timeout"));
+        assert_eq!(closest("Weight", keys.clone()), Some("weight"));
+        assert_eq!(closest("command", keys.clone()), None);
+        assert_eq!(closest("retries", POLICY_KEYS.iter().copied()), Some("max_retries"));
+        assert_eq!(closest("phases", TOP_KEYS.iter().copied()), Some("phase"));
+    }
+}

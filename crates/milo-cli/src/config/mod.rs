@@ -1,0 +1,275 @@
+//! The `milo.toml` pipeline file: [`load`] reads and checks one into a [`PipelineFile`].
+//!
+//! ```toml
+//! name = "site-build"
+//! capture_output = true        # default true
+//! fail_fast = false            # default false
+//! jobs = 4                     # optional; default: available parallelism
+//!
+//! [defaults]                   # optional defaults for every phase
+//! parallel = true
+//! timeout = "10m"
+//!
+//! [[phase]]
+//! name = "discover"
+//! run = "find content -name '*.md' > files.txt"
+//!
+//! [[phase]]
+//! name = "render"
+//! run = "./render.sh"
+//! depends_on = ["discover"]
+//! weight = 3
+//! env = { RENDER_MODE = "fast" }
+//! policy = { on_fail = "retry", max_retries = 3, retry_delay = 0.5, retry_backoff = "exponential" }
+//! ```
+//!
+//! Phase keys: `name` and `run` (required), `description`, `depends_on`, `parallel`, `weight`,
+//! `max_logs`, `timeout`, `cwd`, `env`, `policy` (`on_fail`, `max_retries`, `retry_delay`,
+//! `retry_backoff`). `[defaults]` takes any phase key but `name`, `run` and `depends_on`; a
+//! phase's own value wins, `env` tables merge (the phase's variables win) and a phase's `policy`
+//! replaces only the fields it names. Durations (`timeout`, `retry_delay`) are seconds (a
+//! number) or strings such as `"1m30s"` (see [`duration`]); `timeout = "none"` removes a default
+//! timeout. A relative `cwd` is resolved against the pipeline file's directory.
+//!
+//! The loader reports every mistake it can see cheaply (types, unknown keys, missing keys,
+//! duplicate phase names, dependencies on names that are not phases) as a [`ConfigError`] that
+//! points into the file. Cycles are found by the core's `Pipeline::new`; point its
+//! [`PipelineError`] at the file with [`PipelineFile::locate`] or [`PipelineFile::report`].
+
+pub mod duration;
+mod error;
+mod load;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use milo::pipeline::{PhasePolicy, PipelineError};
+
+pub use error::{ConfigError, EXIT_CODE, ErrorKind, Location};
+
+use error::SourceFile;
+
+/// The pipeline file the `milo` command looks for when none is named.
+pub const DEFAULT_FILE: &str = "milo.toml";
+
+/// A checked pipeline file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineFile {
+    /// The file, as it was named.
+    pub path: PathBuf,
+    /// The directory holding the file, made absolute: relative `cwd`s are resolved against it,
+    /// and it is the natural working directory of phases with no `cwd`.
+    pub dir: PathBuf,
+    /// The pipeline's name.
+    pub name: String,
+    /// Whether command output is captured into the phase's logs (default true).
+    pub capture_output: bool,
+    /// Whether the first failure cancels running phases (default false).
+    pub fail_fast: bool,
+    /// How many phases may run at once; `None`: the available parallelism.
+    pub jobs: Option<usize>,
+    /// The phases, in declaration order.
+    pub phases: Vec<PhaseDef>,
+    source: String,
+    places: Vec<PhasePlaces>,
+}
+
+/// One `[[phase]]`, with `[defaults]` applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseDef {
+    /// Unique, non-empty.
+    pub name: String,
+    /// The shell command.
+    pub run: String,
+    /// Default empty.
+    pub description: String,
+    /// Names of phases this one waits for, as written (each is a phase of the file).
+    pub depends_on: Vec<String>,
+    /// Whether the phase may run alongside others (default false).
+    pub parallel: bool,
+    /// Share of the progress bar (default 1; finite, ≥ 0).
+    pub weight: f64,
+    /// Log lines kept (default 200).
+    pub max_logs: usize,
+    /// Time limit (default none).
+    pub timeout: Option<Duration>,
+    /// Working directory, already resolved against [`PipelineFile::dir`] (default none).
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables (`[defaults]`' merged with the phase's).
+    pub env: BTreeMap<String, String>,
+    /// What happens on failure.
+    pub policy: PhasePolicy,
+}
+
+impl PhaseDef {
+    /// The defaults: `parallel` false, `weight` 1, `max_logs` 200, no timeout, no `cwd`, no
+    /// extra environment, [`PhasePolicy::default()`].
+    pub fn new(name: impl Into<String>, run: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            run: run.into(),
+            description: String::new(),
+            depends_on: Vec::new(),
+            parallel: false,
+            weight: 1.0,
+            max_logs: 200,
+            timeout: None,
+            cwd: None,
+            env: BTreeMap::new(),
+            policy: PhasePolicy::default(),
+        }
+    }
+}
+
+/// Where a phase's parts are in the text (byte spans).
+#[derive(Debug, Clone, PartialEq)]
+struct PhasePlaces {
+    /// The `[[phase]]` header (or inline table).
+    header: Range<usize>,
+    /// The `name` value.
+    name: Range<usize>,
+    /// Each `depends_on` entry, parallel to [`PhaseDef::depends_on`].
+    depends_on: Vec<Range<usize>>,
+    /// The `weight` value that applies (the phase's or `[defaults]`'), if any.
+    weight: Option<Range<usize>>,
+}
+
+/// Reads and checks the pipeline file at `path`.
+///
+/// A missing file is an [`ErrorKind::NotFound`] error suggesting `milo init` or `-f FILE`.
+pub fn load(path: impl AsRef<Path>) -> Result<PipelineFile, ConfigError> {
+    let path = path.as_ref();
+    match std::fs::read_to_string(path) {
+        Ok(text) => PipelineFile::parse(path, text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError::new(
+            ErrorKind::NotFound,
+            format!("no pipeline file at `{}`", path.display()),
+        )
+        .help_line("run `milo init` to create one, or name another file with `-f FILE`")),
+        Err(e) => Err(ConfigError::new(
+            ErrorKind::Io,
+            format!("cannot read `{}`: {e}", path.display()),
+        )),
+    }
+}
+
+impl PipelineFile {
+    /// Checks `text` as the pipeline file `path` (used for messages and [`dir`](Self::dir); the
+    /// file itself is not read).
+    pub fn parse(path: impl Into<PathBuf>, text: impl Into<String>) -> Result<Self, ConfigError> {
+        let path = path.into();
+        let source = text.into();
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let dir = std::path::absolute(&parent).unwrap_or(parent);
+        let src = SourceFile {
+            path: &path,
+            text: &source,
+        };
+        let loaded = load::parse(src, &dir)?;
+        Ok(Self {
+            name: loaded.name,
+            capture_output: loaded.capture_output,
+            fail_fast: loaded.fail_fast,
+            jobs: loaded.jobs,
+            phases: loaded.phases,
+            places: loaded.places,
+            path,
+            dir,
+            source,
+        })
+    }
+
+    /// The phase called `name`.
+    pub fn phase(&self, name: &str) -> Option<&PhaseDef> {
+        self.phases.iter().find(|p| p.name == name)
+    }
+
+    /// Where phase `name` is defined (its `name = "..."` value); the last definition if the name
+    /// is repeated.
+    pub fn phase_location(&self, name: &str) -> Option<Location> {
+        self.places_of(name).map(|p| self.file().location(p.name.clone()))
+    }
+
+    /// Where phase `phase` lists `dependency` in its `depends_on`.
+    pub fn dependency_location(&self, phase: &str, dependency: &str) -> Option<Location> {
+        self.dependency_span(phase, dependency).map(|s| self.file().location(s))
+    }
+
+    /// Where the core's error `err` should point: the `depends_on` entry for an unknown
+    /// dependency, a self-dependency or a cycle (the first phase's entry naming the second),
+    /// the `weight` for an invalid weight, otherwise the phase's name.
+    pub fn locate(&self, err: &PipelineError) -> Option<Location> {
+        self.span_of(err).map(|s| self.file().location(s))
+    }
+
+    /// The core's error `err` as a [`ConfigError`] pointing into the file (for a cycle, at every
+    /// dependency in it).
+    pub fn report(&self, err: &PipelineError) -> ConfigError {
+        let file = self.file();
+        let mut report = ConfigError::new(ErrorKind::Pipeline, err.to_string());
+        if let Some(span) = self.span_of(err) {
+            report = report.at(file.snippet(span));
+        }
+        if let PipelineError::Cycle { path } = err {
+            for pair in path.windows(2).skip(1) {
+                if let Some(span) = self.dependency_span(&pair[0], &pair[1]) {
+                    report = report.also(
+                        file.snippet(span)
+                            .label(format!("`{}` depends on `{}`", pair[0], pair[1])),
+                    );
+                }
+            }
+        }
+        report
+    }
+
+    fn file(&self) -> SourceFile<'_> {
+        SourceFile {
+            path: &self.path,
+            text: &self.source,
+        }
+    }
+
+    fn places_of(&self, name: &str) -> Option<&PhasePlaces> {
+        self.phases
+            .iter()
+            .zip(&self.places)
+            .rev()
+            .find(|(p, _)| p.name == name)
+            .map(|(_, places)| places)
+    }
+
+    fn dependency_span(&self, phase: &str, dependency: &str) -> Option<Range<usize>> {
+        let (def, places) = self.phases.iter().zip(&self.places).find(|(p, _)| p.name == phase)?;
+        let index = def.depends_on.iter().position(|d| d == dependency)?;
+        places.depends_on.get(index).cloned()
+    }
+
+    fn span_of(&self, err: &PipelineError) -> Option<Range<usize>> {
+        let name_span = |name: &str| self.places_of(name).map(|p| p.name.clone());
+        match err {
+            PipelineError::UnknownDependency { phase, dependency, .. } => {
+                self.dependency_span(phase, dependency).or_else(|| name_span(phase))
+            }
+            PipelineError::SelfDependency { phase } => self.dependency_span(phase, phase).or_else(|| name_span(phase)),
+            PipelineError::Cycle { path } => match path.as_slice() {
+                [first, second, ..] => self.dependency_span(first, second).or_else(|| name_span(first)),
+                _ => err.phase().and_then(name_span),
+            },
+            PipelineError::InvalidWeight { phase, .. } => self
+                .places_of(phase)
+                .and_then(|p| p.weight.clone())
+                .or_else(|| name_span(phase)),
+            PipelineError::EmptyName => name_span(""),
+            _ => err.phase().and_then(name_span),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
