@@ -13,7 +13,6 @@
 //! A reducer that panics leaves the previous state in place; `dispatch` returns
 //! [`DispatchError::ReducerPanicked`] and the store stays usable.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -38,7 +37,10 @@ pub struct ReducerResult<S, A> {
 impl<S, A> ReducerResult<S, A> {
     /// A result with `state` and no sagas.
     pub fn new(state: Arc<S>) -> Self {
-        Self { state, sagas: Vec::new() }
+        Self {
+            state,
+            sagas: Vec::new(),
+        }
     }
 
     /// Adds a saga for the store to schedule.
@@ -142,7 +144,11 @@ struct ListenerEntry<S, A> {
 
 impl<S, A> Clone for ListenerEntry<S, A> {
     fn clone(&self) -> Self {
-        Self { id: self.id, active: self.active.clone(), listener: self.listener.clone() }
+        Self {
+            id: self.id,
+            active: self.active.clone(),
+            listener: self.listener.clone(),
+        }
     }
 }
 
@@ -153,16 +159,44 @@ struct Taker<A> {
     reply: oneshot::Sender<A>,
 }
 
+/// Everything only the dispatching thread touches, behind the store's lock.
 struct Core<S, A> {
     reducer: Arc<dyn Reducer<S, A>>,
     middleware: Vec<Arc<dyn Middleware<S, A>>>,
+    current: Current<S, A>,
+}
+
+/// The dispatcher's own copies of the state and the listener list, so that a dispatch needs
+/// no [`ArcSwap`] load (the published copies are for readers and subscribers).
+struct Current<S, A> {
+    /// The current state; the same `Arc` as `Inner::state`.
+    state: Arc<S>,
+    /// The listener list as of `listeners_version`.
+    listeners: Arc<Vec<ListenerEntry<S, A>>>,
+    listeners_version: u64,
+}
+
+impl<S, A> Current<S, A> {
+    /// Picks up the published listener list if it changed since we last looked.
+    fn refresh_listeners(&mut self, inner: &Inner<S, A>) {
+        let version = inner.listeners_version.load(Ordering::Acquire);
+        if version != self.listeners_version {
+            self.listeners = inner.listeners.load_full();
+            self.listeners_version = version;
+        }
+    }
 }
 
 pub(crate) struct Inner<S, A> {
     core: Mutex<Core<S, A>>,
+    /// A token of the thread holding `core` (0 when none), to queue re-entrant dispatches
+    /// instead of deadlocking on `core`.
+    owner: AtomicUsize,
     state: ArcSwap<S>,
     watch: watch::Sender<Arc<S>>,
     listeners: ArcSwap<Vec<ListenerEntry<S, A>>>,
+    /// Bumped after every change to `listeners`.
+    listeners_version: AtomicU64,
     listeners_edit: Mutex<()>,
     next_listener: AtomicU64,
     pending: Mutex<VecDeque<A>>,
@@ -173,35 +207,31 @@ pub(crate) struct Inner<S, A> {
 }
 
 thread_local! {
-    /// Stores this thread is dispatching into right now (by address), to queue re-entrant
-    /// dispatches instead of deadlocking on the store's lock.
-    static DISPATCHING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// Its address identifies the current thread (never 0) while the thread lives.
+    static THREAD_TOKEN: u8 = const { 0 };
 }
 
-struct DispatchScope(usize);
+fn thread_token() -> usize {
+    THREAD_TOKEN.with(|t| t as *const u8 as usize)
+}
 
-impl DispatchScope {
-    fn enter(id: usize) -> Option<Self> {
-        DISPATCHING.with(|d| {
-            let mut d = d.borrow_mut();
-            if d.contains(&id) {
-                None
-            } else {
-                d.push(id);
-                Some(DispatchScope(id))
-            }
-        })
+/// Marks the current thread as the one holding a store's lock, until dropped. Must be dropped
+/// before the lock is released, so that it never clears another thread's mark.
+///
+/// A thread only ever reads its own token back from `owner` if it wrote it itself and has not
+/// cleared it yet, so `Relaxed` is enough: the check needs no ordering with other threads.
+struct OwnerMark<'a>(&'a AtomicUsize);
+
+impl<'a> OwnerMark<'a> {
+    fn set(owner: &'a AtomicUsize, token: usize) -> Self {
+        owner.store(token, Ordering::Relaxed);
+        OwnerMark(owner)
     }
 }
 
-impl Drop for DispatchScope {
+impl Drop for OwnerMark<'_> {
     fn drop(&mut self) {
-        DISPATCHING.with(|d| {
-            let mut d = d.borrow_mut();
-            if let Some(pos) = d.iter().rposition(|x| *x == self.0) {
-                d.remove(pos);
-            }
-        });
+        self.0.store(0, Ordering::Relaxed);
     }
 }
 
@@ -212,7 +242,9 @@ pub struct Store<S, A> {
 
 impl<S, A> Clone for Store<S, A> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone() }
+        Self {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -272,12 +304,24 @@ where
             }
         };
         let (watch, _) = watch::channel(state.clone());
+        let listeners = Arc::new(Vec::new());
+        let current = Current {
+            state: state.clone(),
+            listeners: listeners.clone(),
+            listeners_version: 0,
+        };
         let store = Store {
             inner: Arc::new(Inner {
-                core: Mutex::new(Core { reducer, middleware }),
+                core: Mutex::new(Core {
+                    reducer,
+                    middleware,
+                    current,
+                }),
+                owner: AtomicUsize::new(0),
                 state: ArcSwap::new(state),
                 watch,
-                listeners: ArcSwap::from_pointee(Vec::new()),
+                listeners: ArcSwap::new(listeners),
+                listeners_version: AtomicU64::new(0),
                 listeners_edit: Mutex::new(()),
                 next_listener: AtomicU64::new(0),
                 pending: Mutex::new(VecDeque::new()),
@@ -307,35 +351,50 @@ where
     /// Safe to call from any thread or task. Returns an error if the reducer or a listener
     /// panicked or a middleware rejected the action; the store stays usable either way.
     pub fn dispatch(&self, action: A) -> Result<(), DispatchError> {
-        let id = Arc::as_ptr(&self.inner) as *const () as usize;
-        let Some(_scope) = DispatchScope::enter(id) else {
+        let inner = &*self.inner;
+        let me = thread_token();
+        if inner.owner.load(Ordering::Relaxed) == me {
             // Re-entrant dispatch from a listener or middleware: apply it after this one.
-            self.inner.pending.lock().push_back(action);
-            self.inner.has_pending.store(true, Ordering::Release);
+            inner.pending.lock().push_back(action);
+            inner.has_pending.store(true, Ordering::Release);
             return Ok(());
-        };
+        }
         let mut sagas = Vec::new();
         let result = {
-            let core = self.inner.core.lock();
-            let first = self.process(&core, action, &mut sagas);
-            while self.inner.has_pending.load(Ordering::Acquire) {
+            let mut core = inner.core.lock();
+            // Declared after the lock guard, so it is dropped (cleared) before the unlock.
+            let _owner = OwnerMark::set(&inner.owner, me);
+            let Core {
+                reducer,
+                middleware,
+                current,
+            } = &mut *core;
+            let step = Step {
+                store: self,
+                reducer: &**reducer,
+                middleware,
+            };
+            let first = step.process(current, action, &mut sagas);
+            while inner.has_pending.load(Ordering::Acquire) {
                 let next = {
-                    let mut pending = self.inner.pending.lock();
+                    let mut pending = inner.pending.lock();
                     let next = pending.pop_front();
                     if pending.is_empty() {
-                        self.inner.has_pending.store(false, Ordering::Release);
+                        inner.has_pending.store(false, Ordering::Release);
                     }
                     next
                 };
                 match next {
                     Some(a) => {
-                        if let Err(e) = self.process(&core, a, &mut sagas) {
+                        if let Err(e) = step.process(current, a, &mut sagas) {
                             tracing::warn!("queued dispatch failed: {e}");
                         }
                     }
                     None => break,
                 }
             }
+            // Drop listeners unsubscribed during this dispatch now, not at the next one.
+            current.refresh_listeners(inner);
             first
         };
         if !sagas.is_empty() {
@@ -344,45 +403,132 @@ where
         result
     }
 
+    fn schedule(&self, sagas: Vec<Saga<S, A>>) -> Result<(), DispatchError> {
+        if sagas.is_empty() {
+            return Ok(());
+        }
+        let Some(rt) = self
+            .inner
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
+        else {
+            return Err(DispatchError::NoRuntime);
+        };
+        let _enter = rt.enter();
+        for saga in sagas {
+            // Detached: a saga scheduled by a reducer lives on its own.
+            drop(self.run(saga));
+        }
+        Ok(())
+    }
+
+    /// Calls `listener` with every action and the state after it, in dispatch order, until the
+    /// returned [`Subscription`] is dropped.
+    pub fn subscribe<F>(&self, listener: F) -> Subscription
+    where
+        F: Fn(&A, &Arc<S>) + Send + Sync + 'static,
+    {
+        let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
+        let active = Arc::new(AtomicBool::new(true));
+        let entry = ListenerEntry {
+            id,
+            active: active.clone(),
+            listener: Arc::new(listener),
+        };
+        {
+            let _edit = self.inner.listeners_edit.lock();
+            let mut list = Vec::clone(&self.inner.listeners.load());
+            list.push(entry);
+            self.inner.listeners.store(Arc::new(list));
+            self.inner.listeners_version.fetch_add(1, Ordering::Release);
+        }
+        let weak = Arc::downgrade(&self.inner);
+        Subscription {
+            active,
+            remove: Some(Box::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    let _edit = inner.listeners_edit.lock();
+                    let mut list = Vec::clone(&inner.listeners.load());
+                    list.retain(|e| e.id != id);
+                    inner.listeners.store(Arc::new(list));
+                    inner.listeners_version.fetch_add(1, Ordering::Release);
+                    // Release the dispatcher's copy (and so the listener) now if no dispatch
+                    // is running; a running one drops it when it ends.
+                    if let Some(mut core) = inner.core.try_lock() {
+                        core.current.refresh_listeners(&inner);
+                    }
+                }
+            })),
+        }
+    }
+
+    /// Registers a one-shot wait for the next action that `matches`.
+    pub(crate) fn register_take(&self, matches: Matcher<A>) -> oneshot::Receiver<A> {
+        let (reply, rx) = oneshot::channel();
+        let mut takers = self.inner.takers.lock();
+        takers.push(Taker { matches, reply });
+        self.inner.taker_count.store(takers.len(), Ordering::Release);
+        rx
+    }
+
+    /// Runs `saga` on the current tokio runtime, detached from any parent.
+    ///
+    /// Must be called from within a tokio runtime.
+    pub fn run(&self, saga: Saga<S, A>) -> SagaHandle<()> {
+        crate::saga::spawn_root(self.clone(), saga)
+    }
+}
+
+/// One dispatch's view of the store's locked core: runs an action through the middleware,
+/// the reducer, the listeners and the takers.
+struct Step<'a, S, A> {
+    store: &'a Store<S, A>,
+    reducer: &'a dyn Reducer<S, A>,
+    middleware: &'a [Arc<dyn Middleware<S, A>>],
+}
+
+impl<S, A> Step<'_, S, A>
+where
+    S: Send + Sync + 'static,
+    A: Action + Clone,
+{
     fn process(
         &self,
-        core: &Core<S, A>,
+        current: &mut Current<S, A>,
         action: A,
         sagas: &mut Vec<Saga<S, A>>,
     ) -> Result<(), DispatchError> {
-        if core.middleware.is_empty() {
-            return self.reduce(core, action, sagas);
+        if self.middleware.is_empty() {
+            return self.reduce(current, action, sagas);
         }
-        self.through(core, 0, action, sagas)
+        self.through(current, 0, action, sagas)
     }
 
     fn through(
         &self,
-        core: &Core<S, A>,
+        current: &mut Current<S, A>,
         index: usize,
         action: A,
         sagas: &mut Vec<Saga<S, A>>,
     ) -> Result<(), DispatchError> {
-        match core.middleware.get(index) {
-            None => self.reduce(core, action, sagas),
+        match self.middleware.get(index) {
+            None => self.reduce(current, action, sagas),
             Some(m) => {
-                let state = self.inner.state.load_full();
-                let mut next = |a: A| self.through(core, index + 1, a, sagas);
+                let state = current.state.clone();
+                let mut next = |a: A| self.through(current, index + 1, a, sagas);
                 m.handle(&state, action, &mut next)
             }
         }
     }
 
-    fn reduce(
-        &self,
-        core: &Core<S, A>,
-        action: A,
-        sagas: &mut Vec<Saga<S, A>>,
-    ) -> Result<(), DispatchError> {
-        let inner = &*self.inner;
-        let current = inner.state.load();
-        let reduced = catch_unwind(AssertUnwindSafe(|| core.reducer.reduce(Some(&current), &action)));
-        let ReducerResult { state, sagas: new_sagas } = match reduced {
+    fn reduce(&self, current: &mut Current<S, A>, action: A, sagas: &mut Vec<Saga<S, A>>) -> Result<(), DispatchError> {
+        let inner = &*self.store.inner;
+        let reduced = catch_unwind(AssertUnwindSafe(|| self.reducer.reduce(Some(&current.state), &action)));
+        let ReducerResult {
+            state,
+            sagas: new_sagas,
+        } = match reduced {
             Ok(r) => r,
             Err(p) => {
                 return Err(DispatchError::ReducerPanicked {
@@ -391,22 +537,22 @@ where
                 });
             }
         };
-        if !Arc::ptr_eq(&state, &current) {
-            drop(current);
+        if !Arc::ptr_eq(&state, &current.state) {
             inner.state.store(state.clone());
             inner.watch.send_replace(state.clone());
-        } else {
-            drop(current);
+            current.state = state;
         }
-        sagas.extend(new_sagas);
+        if !new_sagas.is_empty() {
+            sagas.extend(new_sagas);
+        }
 
+        current.refresh_listeners(inner);
         let mut result = Ok(());
-        let listeners = inner.listeners.load();
-        for entry in listeners.iter() {
+        for entry in current.listeners.iter() {
             if !entry.active.load(Ordering::Acquire) {
                 continue;
             }
-            if let Err(p) = catch_unwind(AssertUnwindSafe(|| (entry.listener)(&action, &state))) {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| (entry.listener)(&action, &current.state))) {
                 result = Err(DispatchError::ListenerPanicked {
                     action: action.type_name().to_owned(),
                     message: panic_message(&*p),
@@ -429,67 +575,6 @@ where
             inner.taker_count.store(takers.len(), Ordering::Release);
         }
         result
-    }
-
-    fn schedule(&self, sagas: Vec<Saga<S, A>>) -> Result<(), DispatchError> {
-        if sagas.is_empty() {
-            return Ok(());
-        }
-        let Some(rt) = self.inner.runtime.clone().or_else(|| tokio::runtime::Handle::try_current().ok())
-        else {
-            return Err(DispatchError::NoRuntime);
-        };
-        let _enter = rt.enter();
-        for saga in sagas {
-            // Detached: a saga scheduled by a reducer lives on its own.
-            drop(self.run(saga));
-        }
-        Ok(())
-    }
-
-    /// Calls `listener` with every action and the state after it, in dispatch order, until the
-    /// returned [`Subscription`] is dropped.
-    pub fn subscribe<F>(&self, listener: F) -> Subscription
-    where
-        F: Fn(&A, &Arc<S>) + Send + Sync + 'static,
-    {
-        let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
-        let active = Arc::new(AtomicBool::new(true));
-        let entry = ListenerEntry { id, active: active.clone(), listener: Arc::new(listener) };
-        {
-            let _edit = self.inner.listeners_edit.lock();
-            let mut list = Vec::clone(&self.inner.listeners.load());
-            list.push(entry);
-            self.inner.listeners.store(Arc::new(list));
-        }
-        let weak = Arc::downgrade(&self.inner);
-        Subscription {
-            active,
-            remove: Some(Box::new(move || {
-                if let Some(inner) = weak.upgrade() {
-                    let _edit = inner.listeners_edit.lock();
-                    let mut list = Vec::clone(&inner.listeners.load());
-                    list.retain(|e| e.id != id);
-                    inner.listeners.store(Arc::new(list));
-                }
-            })),
-        }
-    }
-
-    /// Registers a one-shot wait for the next action that `matches`.
-    pub(crate) fn register_take(&self, matches: Matcher<A>) -> oneshot::Receiver<A> {
-        let (reply, rx) = oneshot::channel();
-        let mut takers = self.inner.takers.lock();
-        takers.push(Taker { matches, reply });
-        self.inner.taker_count.store(takers.len(), Ordering::Release);
-        rx
-    }
-
-    /// Runs `saga` on the current tokio runtime, detached from any parent.
-    ///
-    /// Must be called from within a tokio runtime.
-    pub fn run(&self, saga: Saga<S, A>) -> SagaHandle<()> {
-        crate::saga::spawn_root(self.clone(), saga)
     }
 }
 

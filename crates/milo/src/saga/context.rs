@@ -61,11 +61,21 @@ where
     A: Action + Clone,
 {
     pub(crate) fn live(store: Store<S, A>, label: Arc<str>, token: CancellationToken) -> Self {
-        Self { rt: Rt::Live(store), token, label, tracker: TaskTracker::new() }
+        Self {
+            rt: Rt::Live(store),
+            token,
+            label,
+            tracker: TaskTracker::new(),
+        }
     }
 
     pub(crate) fn test(rt: Arc<TestRt<S, A>>, label: Arc<str>, token: CancellationToken) -> Self {
-        Self { rt: Rt::Test(rt), token, label, tracker: TaskTracker::new() }
+        Self {
+            rt: Rt::Test(rt),
+            token,
+            label,
+            tracker: TaskTracker::new(),
+        }
     }
 
     /// This saga's label.
@@ -217,7 +227,10 @@ where
                 match t.next_take() {
                     Some(a) => Ok(Some(a)),
                     None if timeout.is_some() => Ok(None),
-                    None => Err(SagaError::Test(format!("take of `{}` was not answered", pattern.describe()))),
+                    None => Err(SagaError::Test(format!(
+                        "take of `{}` was not answered",
+                        pattern.describe()
+                    ))),
                 }
             }
         }
@@ -258,7 +271,11 @@ where
     }
 
     async fn start<T: Send + 'static>(&self, label: Arc<str>, body: Body<S, A, T>, attached: bool) -> SagaHandle<T> {
-        let token = if attached { self.token.child_token() } else { CancellationToken::new() };
+        let token = if attached {
+            self.token.child_token()
+        } else {
+            CancellationToken::new()
+        };
         match &self.rt {
             Rt::Live(store) => {
                 let tracker = attached.then_some(&self.tracker);
@@ -266,10 +283,17 @@ where
             }
             Rt::Test(t) => {
                 let name = label.to_string();
-                t.record(if attached { Effect::Fork(name) } else { Effect::Spawn(name) });
+                t.record(if attached {
+                    Effect::Fork(name)
+                } else {
+                    Effect::Spawn(name)
+                });
                 let cx = Cx::test(t.clone(), label, token.clone());
                 let result = drive(cx, body).await;
-                SagaHandle { token, inner: super::HandleInner::Ready(Some(result)) }
+                SagaHandle {
+                    token,
+                    inner: super::HandleInner::Ready(Some(result)),
+                }
             }
         }
     }
@@ -285,7 +309,7 @@ where
                     .into_iter()
                     .enumerate()
                     .map(|(i, s)| {
-                        let h = spawn_live(store.clone(), s.label, scope.child_token(), None, s.body);
+                        let h = spawn_live(store.clone(), s.label, scope.child_token(), Some(&self.tracker), s.body);
                         h.map(move |r| (i, r))
                     })
                     .collect();
@@ -326,7 +350,7 @@ where
                 .into_iter()
                 .enumerate()
                 .map(|(i, s)| {
-                    let h = spawn_live(store.clone(), s.label, scope.child_token(), None, s.body);
+                    let h = spawn_live(store.clone(), s.label, scope.child_token(), Some(&self.tracker), s.body);
                     h.map(move |r| (i, r)).boxed()
                 })
                 .collect(),
@@ -382,7 +406,9 @@ where
         Fut: Future<Output = SagaResult<T>>,
     {
         match &self.rt {
-            Rt::Live(_) => tokio::time::timeout(duration, fut).await.unwrap_or(Err(SagaError::Timeout(duration))),
+            Rt::Live(_) => tokio::time::timeout(duration, fut)
+                .await
+                .unwrap_or(Err(SagaError::Timeout(duration))),
             Rt::Test(t) => {
                 t.record(Effect::Timeout(duration));
                 fut.await

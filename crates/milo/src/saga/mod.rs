@@ -14,7 +14,8 @@
 //! token, so cancelling a saga cancels its attached children transitively, while detached
 //! sagas live on. A saga that is cancelled dispatches `@@SAGA_CANCELLED`; one that returns an
 //! error or panics dispatches `@@SAGA_ERROR` with the message. Panics never escape into the
-//! runtime. A saga that finishes waits for its attached children before its handle completes.
+//! runtime. A saga that finishes waits for its attached children before its handle completes;
+//! one that fails or is cancelled cancels them and waits for them to stop.
 
 mod context;
 mod effect;
@@ -33,8 +34,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use context::Cx;
-pub use effect::{Backoff, Effect, Pattern, RetryPolicy, when};
 pub(crate) use effect::backoff_delay as effect_backoff_delay;
+pub use effect::{Backoff, Effect, Pattern, RetryPolicy, when};
 
 use crate::action::{Action, Builtin};
 use crate::store::{DispatchError, Store};
@@ -106,7 +107,10 @@ impl<S, A, T> Saga<S, A, T> {
         F: FnOnce(Cx<S, A>) -> Fut + Send + 'static,
         Fut: Future<Output = SagaResult<T>> + Send + 'static,
     {
-        Self { label: label.into(), body: Box::new(move |cx| body(cx).boxed()) }
+        Self {
+            label: label.into(),
+            body: Box::new(move |cx| body(cx).boxed()),
+        }
     }
 
     /// The saga's label.
@@ -161,9 +165,10 @@ impl<T> Future for SagaHandle<T> {
                 Err(e) if e.is_panic() => Err(SagaError::Panicked(panic_message(&*e.into_panic()))),
                 Err(_) => Err(SagaError::Cancelled),
             }),
-            HandleInner::Ready(r) => {
-                Poll::Ready(r.take().unwrap_or_else(|| Err(SagaError::Test("handle polled twice".into()))))
-            }
+            HandleInner::Ready(r) => Poll::Ready(
+                r.take()
+                    .unwrap_or_else(|| Err(SagaError::Test("handle polled twice".into()))),
+            ),
         }
     }
 }
@@ -176,8 +181,13 @@ where
 {
     let builtin = match outcome {
         Ok(_) => return,
-        Err(SagaError::Cancelled) => Builtin::SagaCancelled { saga: cx.label.to_string() },
-        Err(e) => Builtin::SagaError { saga: cx.label.to_string(), error: e.to_string() },
+        Err(SagaError::Cancelled) => Builtin::SagaCancelled {
+            saga: cx.label.to_string(),
+        },
+        Err(e) => Builtin::SagaError {
+            saga: cx.label.to_string(),
+            error: e.to_string(),
+        },
     };
     if let Err(e) = cx.put(A::from_builtin(builtin)) {
         tracing::warn!(saga = %cx.label, "could not report the saga's end: {e}");
@@ -185,7 +195,7 @@ where
 }
 
 /// Runs `body` to its end under `token`: catches panics, waits for attached children,
-/// cancels them on failure and reports the outcome.
+/// cancels them on failure (and waits for them to stop) and reports the outcome.
 async fn drive<S, A, T>(cx: Cx<S, A>, body: Body<S, A, T>) -> SagaResult<T>
 where
     S: Send + Sync + 'static,
@@ -211,9 +221,12 @@ where
         other => other,
     };
     if outcome.is_err() {
+        // Stop the attached children (transitively) and wait until they have reported, so
+        // that when this saga's handle completes its whole tree has ended.
         token.cancel();
+        report(&reporter, &outcome);
+        tracker.wait().await;
     }
-    report(&reporter, &outcome);
     outcome
 }
 
@@ -236,7 +249,10 @@ where
         Some(t) => t.spawn(fut),
         None => tokio::spawn(fut),
     };
-    SagaHandle { token, inner: HandleInner::Task(handle) }
+    SagaHandle {
+        token,
+        inner: HandleInner::Task(handle),
+    }
 }
 
 pub(crate) fn spawn_root<S, A>(store: Store<S, A>, saga: Saga<S, A>) -> SagaHandle<()>
