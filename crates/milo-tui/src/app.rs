@@ -1,0 +1,226 @@
+//! [`run_tui`]: the event loop of the detail TUI.
+//!
+//! One task waits on four things: terminal events, a new view state, a spinner tick and the
+//! `stop` token. Keys become [`Key`](milo::pipeline::Key) actions dispatched into the view
+//! store; the screen is redrawn from the newest view state when something changed, at most
+//! [`FRAME`] apart, however fast the pipeline logs. After each draw the log pane's height goes
+//! back to the view store as `@@RESIZE`, so scrolling and auto-follow know what fits.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream};
+use futures::StreamExt;
+use milo::Store;
+use milo::pipeline::{DEFAULT_GRACE, Key, PipelineAction, PipelineState, PipelineViewState, ViewAction, ViewEvent};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::mirror::Mirror;
+use crate::render::{Clock, Mode, is_live, log_pane_height, render_with};
+use crate::terminal::TerminalGuard;
+use crate::{TuiError, TuiOutcome, keys};
+
+/// The shortest time between two frames (about 30 frames a second).
+const FRAME: Duration = Duration::from_millis(33);
+/// How often the spinner and live durations move while the pipeline runs.
+const TICK: Duration = Duration::from_millis(100);
+/// How long `q` waits for a running pipeline to wind down after cancelling it: the grace
+/// period its commands get between SIGTERM and SIGKILL, and a little more.
+const QUIT_BOUND: Duration = DEFAULT_GRACE.saturating_add(Duration::from_secs(1));
+
+/// Shows the detail TUI of the pipeline in `store` until the user quits or, once `stop` has
+/// been cancelled by someone else, until the pipeline has ended.
+///
+/// The TUI takes over the terminal (raw mode, alternate screen) and gives it back on every
+/// way out, including errors and panics. The pipeline keeps running at full speed while the
+/// user browses: the TUI follows it through a view store fed by a listener that only
+/// forwards actions.
+///
+/// * `q` (or Esc, Ctrl-C) after the pipeline ended returns [`TuiOutcome::Finished`].
+/// * `q` while it runs cancels `stop`, shows "stopping…" until the pipeline has ended (at
+///   most a few seconds; `q` again leaves at once) and returns
+///   [`TuiOutcome::QuitWhileRunning`].
+/// * `stop` cancelled by the caller (Ctrl-C or SIGTERM handled outside): the TUI keeps
+///   showing until the pipeline has ended, then returns [`TuiOutcome::Finished`].
+///
+/// Fails with [`TuiError::NotATerminal`] when stdout is not a terminal, before touching it.
+pub async fn run_tui(
+    store: Store<PipelineState, PipelineAction>,
+    stop: CancellationToken,
+) -> Result<TuiOutcome, TuiError> {
+    let guard = TerminalGuard::enter()?;
+    let mirror = Mirror::new(&store)?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    terminal.clear()?;
+    let app = App {
+        store,
+        view: mirror.view.clone(),
+        stop,
+        origin: None,
+        tick: 0,
+    };
+    let outcome = app.run(&mut terminal, &guard).await;
+    drop(mirror);
+    drop(terminal);
+    drop(guard);
+    outcome
+}
+
+struct App {
+    store: Store<PipelineState, PipelineAction>,
+    view: Store<PipelineViewState, ViewAction>,
+    stop: CancellationToken,
+    /// The estimated instant the pipeline started, for live durations.
+    origin: Option<Instant>,
+    tick: u64,
+}
+
+/// Where the user's quit request stands.
+enum Quitting {
+    No,
+    /// `q` while the pipeline ran: `stop` is cancelled; leave when it ends or at the deadline.
+    Stopping {
+        deadline: Instant,
+    },
+}
+
+impl App {
+    async fn run<W: io::Write>(
+        mut self,
+        terminal: &mut Terminal<CrosstermBackend<W>>,
+        guard: &TerminalGuard,
+    ) -> Result<TuiOutcome, TuiError> {
+        let mut rx = self.view.watch();
+        let mut events = EventStream::new();
+        let mut input_open = true;
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut quitting = Quitting::No;
+        let mut dirty = true;
+        let mut next_frame = Instant::now();
+        loop {
+            if guard.take_interrupted()? {
+                terminal.clear()?;
+                dirty = true;
+            }
+            if dirty && Instant::now() >= next_frame {
+                let view = rx.borrow_and_update().clone();
+                let mode = match quitting {
+                    Quitting::Stopping { .. } => Mode::Quitting,
+                    Quitting::No if self.stop.is_cancelled() => Mode::Stopping,
+                    Quitting::No => Mode::Normal,
+                };
+                self.draw(terminal, &view, mode)?;
+                dirty = false;
+                next_frame = Instant::now() + FRAME;
+            }
+
+            let pipeline = self.store.get_state();
+            let finished = pipeline.is_finished();
+            match quitting {
+                Quitting::Stopping { deadline } => {
+                    if finished || Instant::now() >= deadline {
+                        return Ok(TuiOutcome::QuitWhileRunning);
+                    }
+                }
+                Quitting::No if self.view.get_state().quit => {
+                    if finished {
+                        return Ok(TuiOutcome::Finished);
+                    }
+                    self.stop.cancel();
+                    quitting = Quitting::Stopping {
+                        deadline: Instant::now() + QUIT_BOUND,
+                    };
+                    dirty = true;
+                    continue;
+                }
+                Quitting::No => {
+                    if finished && (self.stop.is_cancelled() || !input_open) {
+                        return Ok(TuiOutcome::Finished);
+                    }
+                }
+            }
+            let live = is_live(&pipeline);
+            let deadline = match quitting {
+                Quitting::Stopping { deadline } => Some(deadline),
+                Quitting::No => None,
+            };
+
+            tokio::select! {
+                event = events.next(), if input_open => match event {
+                    Some(Ok(Event::Key(key))) => {
+                        let page = self.view.get_state().log_height;
+                        for key in keys::translate(&key, page) {
+                            if key == Key::Char('q') && deadline.is_some() {
+                                // A second `q` while stopping: leave now.
+                                return Ok(TuiOutcome::QuitWhileRunning);
+                            }
+                            self.view.dispatch(key.into())?;
+                        }
+                    }
+                    Some(Ok(Event::Resize(..))) => dirty = true,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => input_open = false,
+                },
+                changed = rx.changed(), if !dirty => {
+                    if changed.is_ok() {
+                        dirty = true;
+                    }
+                }
+                _ = ticker.tick() => {
+                    self.tick = self.tick.wrapping_add(1);
+                    dirty |= live;
+                }
+                () = tokio::time::sleep_until(next_frame), if dirty => {}
+                () = self.stop.cancelled(), if !self.stop.is_cancelled() => dirty = true,
+                () = sleep_until_opt(deadline), if deadline.is_some() => {}
+            }
+        }
+    }
+
+    /// Draws one frame and tells the view store how many log lines fit.
+    fn draw<W: io::Write>(
+        &mut self,
+        terminal: &mut Terminal<CrosstermBackend<W>>,
+        view: &Arc<PipelineViewState>,
+        mode: Mode,
+    ) -> Result<(), TuiError> {
+        let now = self.seconds_since_start(&view.pipeline);
+        let clock = Clock { now, tick: self.tick };
+        let mut rows = view.log_height;
+        terminal.draw(|frame| {
+            render_with(frame, view, &clock, mode);
+            rows = log_pane_height(frame.area(), view);
+        })?;
+        if rows != view.log_height {
+            self.view
+                .dispatch(ViewAction::View(ViewEvent::Resize { log_height: rows }))?;
+        }
+        Ok(())
+    }
+
+    /// The pipeline's clock now. Actions carry times since the pipeline started; an action
+    /// seen at instant `t` with time `e` means it started at or before `t - e`, and the
+    /// earliest such bound is the best estimate.
+    fn seconds_since_start(&mut self, pipeline: &PipelineState) -> f64 {
+        let now = Instant::now();
+        let elapsed = Duration::try_from_secs_f64(pipeline.elapsed.max(0.0)).unwrap_or_default();
+        if let Some(candidate) = now.checked_sub(elapsed) {
+            self.origin = Some(self.origin.map_or(candidate, |o| o.min(candidate)));
+        }
+        self.origin
+            .map_or(pipeline.elapsed, |o| now.duration_since(o).as_secs_f64())
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

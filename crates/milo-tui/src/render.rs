@@ -1,0 +1,557 @@
+//! [`render`]: draws a [`PipelineViewState`] into a ratatui [`Frame`].
+//!
+//! Rendering is a pure function of the view state, the time (`now`, in seconds since the
+//! pipeline started, for the live durations of running phases) and a spinner frame counter, so
+//! the same inputs always draw the same cells; the tests snapshot it with ratatui's
+//! `TestBackend`.
+//!
+//! The screen, top to bottom: a header (name, status, elapsed, ETA), a progress bar, the
+//! pipeline's error when it failed, the phase list in execution order, the selected phase's log
+//! pane when expanded, and a footer with the keys of the current mode. Rows are dropped from
+//! the bottom of that list of priorities as the terminal shrinks: every size, down to 0×0,
+//! draws something sensible and never panics.
+
+use std::time::Duration;
+
+use milo::capture::Stream;
+use milo::pipeline::{PhaseStatus, PipelineViewState, Status};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
+
+/// Braille spinner frames for running phases, advanced by `tick`.
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/// Draws `view` over the whole frame.
+///
+/// `now` is the time in seconds since the pipeline started, used for the live durations of
+/// running phases and the elapsed time of a running pipeline (the state only knows the time of
+/// its newest action); `tick` picks the spinner frame.
+pub fn render(frame: &mut Frame, view: &PipelineViewState, now: f64, tick: u64) {
+    render_with(frame, view, &Clock { now, tick }, Mode::Normal);
+}
+
+/// What the TUI is doing about stopping the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Nothing: the pipeline runs or has ended.
+    Normal,
+    /// `stop` was cancelled by the caller; the TUI waits for the pipeline to end.
+    Stopping,
+    /// The user quit while the pipeline ran; the TUI waits for it to end.
+    Quitting,
+}
+
+/// What changes with time alone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    pub(crate) now: f64,
+    pub(crate) tick: u64,
+}
+
+/// [`render`], showing that the pipeline is being stopped when it is.
+pub(crate) fn render_with(frame: &mut Frame, view: &PipelineViewState, clock: &Clock, mode: Mode) {
+    let area = frame.area();
+    if area.is_empty() {
+        return;
+    }
+    let layout = Areas::new(area, view, view.expanded);
+    let clock = Clock {
+        now: if clock.now.is_finite() { clock.now } else { 0.0 },
+        tick: clock.tick,
+    };
+    if let Some(r) = layout.header {
+        frame.render_widget(Paragraph::new(header_line(view, &clock, mode)), r);
+    }
+    if let Some(r) = layout.gauge {
+        frame.render_widget(Paragraph::new(gauge_line(view, r.width)), r);
+    }
+    if let (Some(r), Some(error)) = (layout.error, view.pipeline.error.as_deref()) {
+        let text = format!(" ✗ {}", one_line(error));
+        frame.render_widget(Paragraph::new(Span::styled(text, Style::new().fg(Color::Red))), r);
+    }
+    if let Some(r) = layout.phases {
+        render_phases(frame, r, view, &clock);
+    }
+    if let Some(r) = layout.logs {
+        render_logs(frame, r, view);
+    }
+    if let Some(r) = layout.footer {
+        frame.render_widget(Paragraph::new(footer_line(view, mode, r.width)), r);
+    }
+}
+
+/// How many log lines the log pane shows when `view` is drawn over `area` (as if its logs were
+/// expanded): what `@@RESIZE` should carry for a terminal of that size.
+pub fn log_pane_height(area: Rect, view: &PipelineViewState) -> usize {
+    Areas::new(area, view, true)
+        .logs
+        .map_or(1, |r| usize::from(r.height.saturating_sub(1)).max(1))
+}
+
+/// Where each part of the screen goes; `None` for parts that do not fit.
+#[derive(Debug, Default)]
+struct Areas {
+    header: Option<Rect>,
+    gauge: Option<Rect>,
+    error: Option<Rect>,
+    phases: Option<Rect>,
+    logs: Option<Rect>,
+    footer: Option<Rect>,
+}
+
+impl Areas {
+    fn new(area: Rect, view: &PipelineViewState, expanded: bool) -> Self {
+        let mut areas = Areas::default();
+        if area.is_empty() {
+            return areas;
+        }
+        let mut top = area.y;
+        let mut bottom = area.bottom();
+        let take_top = |rows: u16, top: &mut u16, bottom: u16| {
+            let r = Rect::new(area.x, *top, area.width, rows.min(bottom - *top));
+            *top += r.height;
+            r
+        };
+        areas.header = Some(take_top(1, &mut top, bottom));
+        if area.height >= 3 {
+            bottom -= 1;
+            areas.footer = Some(Rect::new(area.x, bottom, area.width, 1));
+        }
+        if area.height >= 4 {
+            areas.gauge = Some(take_top(1, &mut top, bottom));
+        }
+        if view.pipeline.error.is_some() && bottom - top >= 6 {
+            areas.error = Some(take_top(1, &mut top, bottom));
+        }
+        let body = bottom - top;
+        if body == 0 {
+            return areas;
+        }
+        let phases = u16::try_from(view.pipeline.phases.len()).unwrap_or(u16::MAX).max(1);
+        if !expanded {
+            areas.phases = Some(take_top(body, &mut top, bottom));
+        } else if body >= 3 {
+            let list = phases.min((body / 3).max(1));
+            areas.phases = Some(take_top(list, &mut top, bottom));
+            areas.logs = Some(take_top(body - list, &mut top, bottom));
+        } else if body == 2 {
+            areas.logs = Some(take_top(body, &mut top, bottom));
+        } else {
+            areas.phases = Some(take_top(body, &mut top, bottom));
+        }
+        areas
+    }
+}
+
+fn status_color(status: Status) -> Color {
+    match status {
+        Status::Pending => Color::DarkGray,
+        Status::Running => Color::Cyan,
+        Status::Retrying => Color::Magenta,
+        Status::Completed => Color::Green,
+        Status::Failed => Color::Red,
+        Status::Skipped => Color::Yellow,
+        Status::Cancelled => Color::DarkGray,
+    }
+}
+
+fn status_symbol(status: Status, tick: u64) -> &'static str {
+    match status {
+        Status::Pending => "·",
+        Status::Running => SPINNER[(tick % SPINNER.len() as u64) as usize],
+        Status::Retrying => "↻",
+        Status::Completed => "✓",
+        Status::Failed => "✗",
+        Status::Skipped => "↷",
+        Status::Cancelled => "⊘",
+    }
+}
+
+/// `secs` as milo prints durations (`850ms`, `1.5s`, `2m3s`).
+fn duration(secs: f64) -> String {
+    let secs = if secs.is_finite() { secs.max(0.0) } else { 0.0 };
+    milo::format_duration(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+}
+
+/// Whether time moves for `pipeline`: it has started and not ended (a failed pipeline may still
+/// have phases running).
+pub(crate) fn is_live(pipeline: &milo::pipeline::PipelineState) -> bool {
+    pipeline.status != Status::Pending && !pipeline.is_finished()
+}
+
+/// The pipeline's elapsed time: live until it ends, else as of its last action.
+fn pipeline_elapsed(view: &PipelineViewState, clock: &Clock) -> f64 {
+    let p = &view.pipeline;
+    if is_live(p) {
+        clock.now.max(p.elapsed)
+    } else {
+        p.elapsed
+    }
+}
+
+fn header_line(view: &PipelineViewState, clock: &Clock, mode: Mode) -> Line<'static> {
+    let p = &view.pipeline;
+    let dim = Style::new().fg(Color::DarkGray);
+    let (status, color) = if mode != Mode::Normal && !p.is_finished() {
+        ("stopping…".to_owned(), Color::Yellow)
+    } else {
+        (p.status.as_str().to_owned(), status_color(p.status))
+    };
+    let elapsed = pipeline_elapsed(view, clock);
+    let mut spans = vec![
+        Span::styled(format!(" {} ", p.name), Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(status, Style::new().fg(color).add_modifier(Modifier::BOLD)),
+        Span::styled("  elapsed ", dim),
+        Span::raw(duration(elapsed)),
+    ];
+    if p.status == Status::Running && p.progress > 0.0 && p.progress < 1.0 {
+        let eta = elapsed / p.progress * (1.0 - p.progress);
+        spans.push(Span::styled("  ETA ", dim));
+        spans.push(Span::raw(duration(eta)));
+    }
+    Line::from(spans)
+}
+
+fn gauge_line(view: &PipelineViewState, width: u16) -> Line<'static> {
+    let p = &view.pipeline;
+    let progress = if p.progress.is_finite() {
+        p.progress.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let percent = format!(" {:>3.0}%", progress * 100.0);
+    let done = p
+        .phases
+        .iter()
+        .filter(|s| matches!(s.status, Status::Completed | Status::Skipped))
+        .count();
+    let count = format!("  {done}/{}", p.phases.len());
+    let fixed = 1 + percent.chars().count() + count.chars().count();
+    let bar = usize::from(width).saturating_sub(fixed);
+    let filled = ((bar as f64) * progress).round() as usize;
+    let color = match p.status {
+        Status::Failed => Color::Red,
+        Status::Cancelled => Color::DarkGray,
+        _ => Color::Green,
+    };
+    Line::from(vec![
+        Span::raw(" "),
+        Span::styled("█".repeat(filled), Style::new().fg(color)),
+        Span::styled("░".repeat(bar - filled.min(bar)), Style::new().fg(Color::DarkGray)),
+        Span::styled(percent, Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(count, Style::new().fg(Color::DarkGray)),
+    ])
+}
+
+fn render_phases(frame: &mut Frame, area: Rect, view: &PipelineViewState, clock: &Clock) {
+    let p = &view.pipeline;
+    let order = p.def().order();
+    let rows = usize::from(area.height);
+    // Keep the selected row visible: scroll just enough to show it at the bottom.
+    let offset = view
+        .selected_phase
+        .min(order.len().saturating_sub(1))
+        .saturating_sub(rows.saturating_sub(1));
+    let name_width = p
+        .phases
+        .iter()
+        .map(|s| Span::raw(&*s.name).width())
+        .max()
+        .unwrap_or(0)
+        .min(usize::from(area.width) / 3)
+        .max(4);
+    let table_rows: Vec<Row> = order
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(rows)
+        .filter_map(|(pos, &i)| Some(phase_row(p.phases.get(i)?, pos == view.selected_phase, clock)))
+        .collect();
+    let widths = [
+        Constraint::Length(2),
+        Constraint::Length(u16::try_from(name_width).unwrap_or(u16::MAX)),
+        Constraint::Length(8),
+        Constraint::Fill(1),
+    ];
+    frame.render_widget(Table::new(table_rows, widths).column_spacing(1), area);
+}
+
+fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock) -> Row<'static> {
+    let color = status_color(phase.status);
+    let marker = if selected { "›" } else { " " };
+    let symbol = Cell::from(Line::from(vec![
+        Span::styled(marker, Style::new().fg(Color::White).add_modifier(Modifier::BOLD)),
+        Span::styled(
+            status_symbol(phase.status, clock.tick),
+            Style::new().fg(color).add_modifier(Modifier::BOLD),
+        ),
+    ]));
+    let live = matches!(phase.status, Status::Running | Status::Retrying);
+    let secs = match (live, phase.started_at) {
+        (true, Some(start)) => Some((clock.now - start).max(phase.elapsed)),
+        (false, Some(_)) => Some(phase.elapsed),
+        (_, None) if phase.status == Status::Completed => Some(phase.elapsed),
+        (_, None) => None,
+    };
+    let time = secs.map(duration).unwrap_or_default();
+    let mut detail = Vec::new();
+    let max_attempts = phase.info.policy.max_retries.saturating_add(1);
+    if phase.status == Status::Retrying {
+        let next = phase.attempt.saturating_add(1).min(max_attempts);
+        detail.push(Span::styled(
+            format!("retry {next}/{max_attempts} "),
+            Style::new().fg(Color::Magenta),
+        ));
+    } else if phase.status == Status::Running && phase.attempt > 1 {
+        detail.push(Span::styled(
+            format!("attempt {}/{max_attempts} ", phase.attempt),
+            Style::new().fg(Color::Magenta),
+        ));
+    }
+    if let Some(from) = &phase.reused_from {
+        detail.push(Span::styled(
+            format!("reused from {} ", one_line(from)),
+            Style::new().fg(Color::DarkGray),
+        ));
+    }
+    if !phase.info.description.is_empty() {
+        detail.push(Span::styled(
+            one_line(&phase.info.description),
+            Style::new().fg(Color::Gray),
+        ));
+    }
+    if let Some(error) = &phase.error
+        && matches!(phase.status, Status::Failed | Status::Skipped | Status::Retrying)
+    {
+        let sep = if phase.info.description.is_empty() { "" } else { " — " };
+        detail.push(Span::styled(
+            format!("{sep}{}", one_line(error)),
+            Style::new().fg(Color::Red),
+        ));
+    }
+    let name_style = if selected {
+        Style::new().add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    };
+    let row = Row::new(vec![
+        symbol,
+        Cell::from(Span::styled(phase.name.to_string(), name_style)),
+        Cell::from(Line::from(Span::styled(time, Style::new().fg(color))).right_aligned()),
+        Cell::from(Line::from(detail)),
+    ]);
+    if selected {
+        row.style(Style::new().bg(Color::Rgb(40, 44, 52)))
+    } else {
+        row
+    }
+}
+
+fn render_logs(frame: &mut Frame, area: Rect, view: &PipelineViewState) {
+    let Some(phase) = view.selected_index().and_then(|i| view.pipeline.phases.get(i)) else {
+        return;
+    };
+    let height = usize::from(area.height.saturating_sub(1));
+    let total = phase.logs.len();
+    let first = view.log_scroll.min(total);
+    let last = (first + height).min(total);
+    let follow = if view.auto_follow { "on" } else { "off" };
+    let range = if total == 0 {
+        "no output".to_owned()
+    } else {
+        format!("{}-{last}/{total}", first + 1)
+    };
+    let dropped = phase.log_count.saturating_sub(total as u64);
+    let dropped = if dropped > 0 {
+        format!(" (+{dropped} older)")
+    } else {
+        String::new()
+    };
+    let title = Line::from(vec![
+        Span::raw(" "),
+        Span::styled(phase.name.to_string(), Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(
+            format!(" · {range}{dropped} · follow: {follow} "),
+            Style::new().fg(Color::Gray),
+        ),
+    ]);
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .border_style(Style::new().fg(Color::DarkGray))
+        .title(title);
+    let lines: Vec<Line> = phase
+        .logs
+        .iter()
+        .skip(first)
+        .take(height)
+        .map(|l| match l.stream {
+            Stream::Stderr => Line::from(vec![
+                Span::styled("! ", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
+                Span::styled(sanitize(&l.line), Style::new().fg(Color::LightRed)),
+            ]),
+            Stream::Stdout => Line::from(vec![Span::raw("  "), Span::raw(sanitize(&l.line))]),
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn footer_line(view: &PipelineViewState, mode: Mode, width: u16) -> Line<'static> {
+    let key = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
+    let text = Style::new().fg(Color::Gray);
+    let hints: &[(&str, &str, &str)] = if mode == Mode::Quitting {
+        &[("q", "quit now", "now")]
+    } else if view.expanded {
+        &[
+            ("↑↓", "scroll", ""),
+            ("g/G", "top/bottom", ""),
+            ("f", "follow", "follow"),
+            ("⏎", "back", "back"),
+            ("q", "quit", "quit"),
+        ]
+    } else {
+        &[("↑↓", "select", "select"), ("⏎", "logs", "logs"), ("q", "quit", "quit")]
+    };
+    let status = if mode != Mode::Normal {
+        Some(Span::styled("stopping the pipeline…  ", Style::new().fg(Color::Yellow)))
+    } else if view.pipeline.is_finished() {
+        let status = view.pipeline.status;
+        Some(Span::styled(
+            format!("{} {}  ", status_symbol(status, 0), status.as_str()),
+            Style::new().fg(status_color(status)).add_modifier(Modifier::BOLD),
+        ))
+    } else {
+        None
+    };
+    let line = |long: bool, status: Option<Span<'static>>| {
+        let mut spans = vec![Span::raw(" ")];
+        spans.extend(status);
+        for (i, (k, full, short)) in hints.iter().enumerate() {
+            if i > 0 {
+                spans.push(Span::raw("  "));
+            }
+            spans.push(Span::styled(*k, key));
+            let what = if long { full } else { short };
+            if !what.is_empty() {
+                spans.push(Span::styled(format!(" {what}"), text));
+            }
+        }
+        Line::from(spans)
+    };
+    // The longest form that fits: with the status, without it, then with short labels.
+    [line(true, status.clone()), line(true, None), line(false, None)]
+        .into_iter()
+        .find(|l| l.width() <= usize::from(width))
+        .unwrap_or_else(|| line(false, None))
+}
+
+/// The first line of `s`, for one-row cells.
+fn one_line(s: &str) -> String {
+    sanitize(s.lines().next().unwrap_or(""))
+}
+
+/// `s` without ANSI escape sequences, tabs as spaces, and other control characters dropped,
+/// so a phase's output cannot move the cursor or change the terminal's modes.
+pub(crate) fn sanitize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.peek() {
+                Some('[') => {
+                    // CSI: parameters and intermediates up to a final byte in @..~.
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    // OSC: up to BEL or ST (ESC \).
+                    chars.next();
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' {
+                            if chars.peek() == Some(&'\\') {
+                                chars.next();
+                            }
+                            break;
+                        }
+                    }
+                }
+                Some(_) => {
+                    chars.next();
+                }
+                None => {}
+            },
+            '\t' => out.push_str("    "),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_escapes_and_controls() {
+        assert_eq!(sanitize("\u{1b}[31mred\u{1b}[0m"), "red");
+        assert_eq!(sanitize("a\tb"), "a    b");
+        assert_eq!(sanitize("\u{1b}]0;title\u{7}x"), "x");
+        assert_eq!(sanitize("\u{1b}]8;;http://x\u{1b}\\link"), "link");
+        assert_eq!(sanitize("cr\rlf\u{0}"), "crlf");
+        assert_eq!(sanitize("trailing\u{1b}"), "trailing");
+        assert_eq!(sanitize("naïve ✓"), "naïve ✓");
+    }
+
+    fn view() -> PipelineViewState {
+        use milo::pipeline::{Phase, Pipeline, PipelineAction};
+        let noop = |_cx| async { Ok::<_, String>(()) };
+        let pipeline = Pipeline::new("p", [Phase::new_async("a", noop)]).expect("a pipeline");
+        let reducer = pipeline.build_reducer();
+        let state = reducer.apply(
+            None,
+            &PipelineAction::PipelineStart {
+                name: "p".into(),
+                timestamp: 0.0,
+            },
+        );
+        PipelineViewState::new(state)
+    }
+
+    fn screen(view: &PipelineViewState, mode: Mode) -> String {
+        let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(50, 5)).expect("a terminal");
+        terminal
+            .draw(|f| render_with(f, view, &Clock { now: 2.0, tick: 0 }, mode))
+            .expect("draw");
+        terminal.backend().to_string()
+    }
+
+    #[test]
+    fn stopping_shows_in_the_header_and_footer() {
+        let view = view();
+        let normal = screen(&view, Mode::Normal);
+        assert!(normal.contains("p running  elapsed 2s"), "{normal}");
+        let stopping = screen(&view, Mode::Stopping);
+        assert!(stopping.contains("p stopping…"), "{stopping}");
+        assert!(stopping.contains("stopping the pipeline…  ↑↓ select"), "{stopping}");
+        let quitting = screen(&view, Mode::Quitting);
+        assert!(quitting.contains("stopping the pipeline…  q quit now"), "{quitting}");
+    }
+
+    #[test]
+    fn durations_clamp_nonsense() {
+        assert_eq!(duration(-1.0), "0ms");
+        assert_eq!(duration(f64::NAN), "0ms");
+        assert_eq!(duration(1.5), "1.5s");
+        assert!(!duration(f64::INFINITY).is_empty());
+    }
+}

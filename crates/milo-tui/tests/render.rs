@@ -1,0 +1,348 @@
+//! Snapshots of the detail TUI drawn by `milo_tui::render` into ratatui's `TestBackend`, from
+//! states built by dispatching pipeline actions and keys into a view store.
+
+use std::sync::Arc;
+
+use milo::Store;
+use milo::capture::Stream;
+use milo::pipeline::{
+    Key, OnFail, Phase, PhasePolicy, Pipeline, PipelineAction, PipelineViewState, ViewAction, ViewEvent,
+    make_detail_reducer,
+};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+use ratatui::style::Color;
+
+/// The example pipeline: discover → parse → {assets, render} → write.
+fn pipeline() -> Pipeline {
+    let noop = |_cx| async { Ok::<_, String>(()) };
+    Pipeline::new(
+        "site",
+        [
+            Phase::new_async("discover", noop).description("Find the source files"),
+            Phase::new_async("parse", noop)
+                .depends_on(["discover"])
+                .description("Parse front matter and markdown")
+                .weight(3),
+            Phase::new_async("render", noop)
+                .depends_on(["parse"])
+                .parallel(true)
+                .description("Render the pages")
+                .weight(4),
+            Phase::new_async("assets", noop)
+                .depends_on(["parse"])
+                .parallel(true)
+                .description("Copy static assets")
+                .policy(PhasePolicy {
+                    on_fail: OnFail::Retry,
+                    max_retries: 3,
+                    ..PhasePolicy::default()
+                }),
+            Phase::new_async("write", noop)
+                .depends_on(["render", "assets"])
+                .description("Write the output directory"),
+        ],
+    )
+    .expect("a valid pipeline")
+}
+
+/// A view store over [`pipeline`], driven by hand.
+struct Harness {
+    store: Store<PipelineViewState, ViewAction>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let store = Store::new(make_detail_reducer(pipeline().build_reducer()), None).expect("a store");
+        Self { store }
+    }
+
+    fn put(&self, action: PipelineAction) -> &Self {
+        self.store.dispatch(action.into()).expect("dispatch");
+        self
+    }
+
+    fn key(&self, key: Key) -> &Self {
+        self.store.dispatch(key.into()).expect("dispatch");
+        self
+    }
+
+    fn start(&self) -> &Self {
+        self.put(PipelineAction::PipelineStart {
+            name: "site".into(),
+            timestamp: 0.0,
+        })
+    }
+
+    fn phase_start(&self, name: &str, attempt: u32, timestamp: f64) -> &Self {
+        self.put(PipelineAction::PhaseStart {
+            name: name.into(),
+            attempt,
+            timestamp,
+        })
+    }
+
+    fn complete(&self, name: &str, timestamp: f64) -> &Self {
+        self.put(PipelineAction::PhaseComplete {
+            name: name.into(),
+            result: Arc::new(serde_json::Value::Null),
+            timestamp,
+            reused_from: None,
+        })
+    }
+
+    fn log(&self, name: &str, stream: Stream, line: &str, timestamp: f64) -> &Self {
+        self.put(PipelineAction::PhaseLog {
+            name: name.into(),
+            line: line.into(),
+            stream,
+            timestamp,
+        })
+    }
+
+    /// Sends `@@RESIZE` for a terminal of `width`×`height`, as the TUI does after a draw.
+    fn resize(&self, width: u16, height: u16) -> &Self {
+        let rows = milo_tui::log_pane_height(Rect::new(0, 0, width, height), &self.view());
+        self.store
+            .dispatch(ViewAction::View(ViewEvent::Resize { log_height: rows }))
+            .expect("dispatch");
+        self
+    }
+
+    fn view(&self) -> Arc<PipelineViewState> {
+        self.store.get_state()
+    }
+}
+
+/// Draws `view` into a `width`×`height` test terminal.
+fn draw(view: &PipelineViewState, width: u16, height: u16, now: f64, tick: u64) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal
+        .draw(|frame| milo_tui::render(frame, view, now, tick))
+        .expect("draw");
+    terminal
+}
+
+fn screen(view: &PipelineViewState, width: u16, height: u16, now: f64, tick: u64) -> String {
+    draw(view, width, height, now, tick).backend().to_string()
+}
+
+/// discover and parse done, render running with output, assets waiting to retry.
+fn running() -> Harness {
+    let h = Harness::new();
+    h.start()
+        .phase_start("discover", 1, 0.0)
+        .log("discover", Stream::Stdout, "found 42 pages", 0.4)
+        .complete("discover", 0.8)
+        .phase_start("parse", 1, 0.8)
+        .complete("parse", 2.5)
+        .phase_start("assets", 1, 2.5)
+        .phase_start("render", 1, 2.5)
+        .put(PipelineAction::PhaseRetry {
+            name: "assets".into(),
+            attempt: 1,
+            error: "cp: static/logo.svg: No such file".into(),
+            max_retries: 3,
+            delay: 1.0,
+            timestamp: 3.1,
+        });
+    for i in 1..=30 {
+        let t = 2.5 + f64::from(i) * 0.05;
+        if i % 7 == 0 {
+            h.log("render", Stream::Stderr, &format!("warning: page {i} has no title"), t);
+        } else {
+            h.log("render", Stream::Stdout, &format!("rendered posts/{i:02}.md"), t);
+        }
+    }
+    h
+}
+
+#[test]
+fn a_running_pipeline() {
+    let h = running();
+    insta::assert_snapshot!(screen(&h.view(), 80, 14, 4.25, 3));
+}
+
+#[test]
+fn the_spinner_and_live_durations_move_with_time() {
+    let h = running();
+    let a = screen(&h.view(), 80, 14, 4.25, 3);
+    let b = screen(&h.view(), 80, 14, 6.0, 4);
+    assert_ne!(a, b);
+    assert!(b.contains("3.5s"), "render has run 3.5 s at now = 6:\n{b}");
+}
+
+#[test]
+fn expanded_logs_with_stderr_follow_on() {
+    let h = running();
+    h.resize(80, 20)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Enter);
+    let view = h.view();
+    assert!(view.expanded && view.auto_follow);
+    assert_eq!(view.log_scroll, view.max_scroll());
+    // A new line keeps the view on the newest line.
+    h.log("render", Stream::Stderr, "error: template `post.html` not found", 4.2);
+    let view = h.view();
+    assert_eq!(view.log_scroll, view.max_scroll());
+    insta::assert_snapshot!(screen(&view, 80, 20, 4.25, 3));
+}
+
+#[test]
+fn expanded_logs_follow_off_after_going_to_the_top() {
+    let h = running();
+    h.resize(80, 20)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Enter)
+        .key(Key::Char('g'));
+    h.log("render", Stream::Stdout, "rendered posts/31.md", 4.2);
+    let view = h.view();
+    assert!(!view.auto_follow);
+    assert_eq!(view.log_scroll, 0);
+    insta::assert_snapshot!(screen(&view, 80, 20, 4.25, 3));
+}
+
+#[test]
+fn stderr_lines_are_marked_and_red() {
+    let h = running();
+    h.resize(80, 20)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Enter);
+    let terminal = draw(&h.view(), 80, 20, 4.25, 3);
+    let buffer = terminal.backend().buffer();
+    let row = (0..20)
+        .find(|&y| buffer[(2, y)].symbol() == "w" && buffer[(0, y)].symbol() == "!")
+        .expect("a stderr line starting with `! warning`");
+    assert_eq!(buffer[(0, row)].fg, Color::Red);
+    assert_eq!(buffer[(2, row)].fg, Color::LightRed);
+    let stdout_row = (0..20)
+        .find(|&y| buffer[(2, y)].symbol() == "r" && buffer[(3, y)].symbol() == "e")
+        .expect("a stdout line");
+    assert_ne!(buffer[(2, stdout_row)].fg, Color::LightRed);
+}
+
+#[test]
+fn the_selected_row_is_highlighted() {
+    let h = running();
+    h.key(Key::Down);
+    let terminal = draw(&h.view(), 80, 14, 4.25, 3);
+    let buffer = terminal.backend().buffer();
+    // Row 2 is the first phase (discover), row 3 the selected one (parse).
+    assert_eq!(buffer[(0, 3)].symbol(), "›");
+    assert_ne!(buffer[(10, 3)].bg, buffer[(10, 2)].bg);
+}
+
+#[test]
+fn a_failed_pipeline() {
+    let h = Harness::new();
+    h.start()
+        .phase_start("discover", 1, 0.0)
+        .complete("discover", 0.5)
+        .phase_start("parse", 1, 0.5)
+        .log("parse", Stream::Stdout, "parsing 42 files", 0.6)
+        .log("parse", Stream::Stderr, "posts/7.md:3: unterminated front matter", 1.4)
+        .put(PipelineAction::PhaseFailed {
+            name: "parse".into(),
+            error: "exit status 1".into(),
+            timestamp: 1.5,
+        })
+        .put(PipelineAction::PipelineFailed {
+            error: "phase `parse` failed: exit status 1".into(),
+            timestamp: 1.5,
+        })
+        .key(Key::Down);
+    let view = h.view();
+    assert!(view.pipeline.is_finished());
+    insta::assert_snapshot!(screen(&view, 80, 12, 99.0, 7));
+    h.resize(80, 12).key(Key::Enter);
+    insta::assert_snapshot!("a_failed_pipeline_logs", screen(&h.view(), 80, 12, 99.0, 7));
+}
+
+#[test]
+fn a_completed_pipeline() {
+    let h = Harness::new();
+    h.start();
+    let mut t = 0.0;
+    for name in ["discover", "parse", "assets", "render", "write"] {
+        h.phase_start(name, 1, t);
+        t += 0.75;
+        h.complete(name, t);
+    }
+    h.put(PipelineAction::PipelineComplete { timestamp: t });
+    insta::assert_snapshot!(screen(&h.view(), 60, 10, 99.0, 0));
+}
+
+#[test]
+fn a_40x10_terminal() {
+    let h = running();
+    insta::assert_snapshot!(screen(&h.view(), 40, 10, 4.25, 3));
+    h.resize(40, 10)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Enter);
+    assert_eq!(h.view().log_height, 4);
+    insta::assert_snapshot!("a_40x10_terminal_logs", screen(&h.view(), 40, 10, 4.25, 3));
+}
+
+#[test]
+fn the_selection_stays_visible_in_a_short_list() {
+    let h = running();
+    for _ in 0..4 {
+        h.key(Key::Down);
+    }
+    // 5 rows: header, gauge, two phase rows, footer.
+    let text = screen(&h.view(), 60, 5, 4.25, 3);
+    assert!(text.contains("›· write"), "{text}");
+}
+
+#[test]
+fn every_size_draws_without_panicking() {
+    let h = running();
+    let collapsed = h.view();
+    h.resize(80, 24)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Enter);
+    let expanded = h.view();
+    let fresh = Harness::new().view();
+    let failed = Harness::new();
+    failed.start().put(PipelineAction::PipelineFailed {
+        error: "a very long error message that goes on and on\nand has a second line".into(),
+        timestamp: 1.0,
+    });
+    let failed = failed.view();
+    for view in [&collapsed, &expanded, &fresh, &failed] {
+        for width in [0, 1, 2, 3, 5, 8, 13, 21, 40, 80, 200] {
+            for height in [0, 1, 2, 3, 4, 5, 6, 7, 10, 30] {
+                for (now, tick) in [(0.0, 0), (4.25, 3), (f64::NAN, u64::MAX), (-5.0, 1), (1e300, 2)] {
+                    draw(view, width, height, now, tick);
+                }
+                let rows = milo_tui::log_pane_height(Rect::new(0, 0, width, height), view);
+                assert!(rows >= 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn log_lines_cannot_inject_escape_sequences() {
+    let h = running();
+    h.log("render", Stream::Stdout, "\u{1b}[2J\u{1b}[31mred\u{1b}[0m\tdone\r", 4.2)
+        .resize(80, 20)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Enter);
+    let text = screen(&h.view(), 80, 20, 4.25, 3);
+    assert!(text.contains("  red    done"), "{text}");
+    assert!(!text.contains('\u{1b}'));
+}
