@@ -1,7 +1,5 @@
-//! The milo command.
+//! The `milo` binary; everything lives in the `milo_cli` library.
 
-// Placeholder until the command itself is written; the loader is not used yet.
-#[allow(dead_code, unused_imports)]
-mod config;
-
-fn main() {}
+fn main() -> std::process::ExitCode {
+    milo_cli::main()
+}

@@ -64,12 +64,18 @@ pub struct DynAction {
 impl DynAction {
     /// An action of type `kind` with a `null` payload; does not allocate for a static name.
     pub fn new(kind: impl Into<Cow<'static, str>>) -> Self {
-        Self { kind: kind.into(), payload: serde_json::Value::Null }
+        Self {
+            kind: kind.into(),
+            payload: serde_json::Value::Null,
+        }
     }
 
     /// An action of type `kind` with `payload`.
     pub fn with_payload(kind: impl Into<Cow<'static, str>>, payload: serde_json::Value) -> Self {
-        Self { kind: kind.into(), payload }
+        Self {
+            kind: kind.into(),
+            payload,
+        }
     }
 }
 
@@ -84,10 +90,9 @@ impl Action for DynAction {
             Builtin::SagaCancelled { saga } => {
                 DynAction::with_payload(SAGA_CANCELLED, serde_json::json!({ "saga": saga }))
             }
-            Builtin::SagaError { saga, error } => DynAction::with_payload(
-                SAGA_ERROR,
-                serde_json::json!({ "saga": saga, "error": error }),
-            ),
+            Builtin::SagaError { saga, error } => {
+                DynAction::with_payload(SAGA_ERROR, serde_json::json!({ "saga": saga, "error": error }))
+            }
         }
     }
 }
@@ -108,8 +113,14 @@ mod tests {
     #[test]
     fn builtins_have_at_at_names() {
         let init = DynAction::from_builtin(Builtin::Init);
-        assert_eq!(serde_json::to_string(&init).unwrap(), r#"{"type":"@@INIT","payload":null}"#);
-        let err = DynAction::from_builtin(Builtin::SagaError { saga: "s".into(), error: "e".into() });
+        assert_eq!(
+            serde_json::to_string(&init).unwrap(),
+            r#"{"type":"@@INIT","payload":null}"#
+        );
+        let err = DynAction::from_builtin(Builtin::SagaError {
+            saga: "s".into(),
+            error: "e".into(),
+        });
         assert_eq!(err.type_name(), "@@SAGA_ERROR");
         assert_eq!(err.payload["error"], "e");
     }

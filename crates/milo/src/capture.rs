@@ -140,10 +140,7 @@ impl LineBuffer {
         }
         let mut line = String::from_utf8_lossy(&self.buf).into_owned();
         if self.omitted > 0 {
-            line.push_str(&format!(
-                " … [line truncated: {} bytes omitted]",
-                self.omitted
-            ));
+            line.push_str(&format!(" … [line truncated: {} bytes omitted]", self.omitted));
         }
         self.buf.clear();
         if self.buf.capacity() > self.max * 2 {
@@ -246,10 +243,7 @@ mod tests {
 
     #[test]
     fn splits_on_lf_and_crlf() {
-        assert_eq!(
-            lines_of(&[b"a\nb\r\nc\r\n"], 100),
-            ["a", "b", "c"].map(String::from)
-        );
+        assert_eq!(lines_of(&[b"a\nb\r\nc\r\n"], 100), ["a", "b", "c"].map(String::from));
         assert_eq!(lines_of(&[b"\n\n"], 100), ["", ""].map(String::from));
         // A lone CR is not a line end.
         assert_eq!(lines_of(&[b"50%\r100%\n"], 100), ["50%\r100%"]);
@@ -286,10 +280,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_decoded_lossily() {
-        assert_eq!(
-            lines_of(&[b"a\xffb\n\xc3"], 100),
-            ["a\u{fffd}b", "\u{fffd}"]
-        );
+        assert_eq!(lines_of(&[b"a\xffb\n\xc3"], 100), ["a\u{fffd}b", "\u{fffd}"]);
         // A valid multi-byte character split across chunks survives.
         assert_eq!(lines_of(&[b"caf\xc3", b"\xa9\n"], 100), ["café"]);
     }
@@ -308,10 +299,7 @@ mod tests {
         // Exactly the limit (plus CR) is not truncated.
         assert_eq!(lines_of(&[b"0123\r\n"], 4), ["0123"]);
         // Truncated final line without newline.
-        assert_eq!(
-            lines_of(&[b"0123456"], 4),
-            ["0123 … [line truncated: 3 bytes omitted]"]
-        );
+        assert_eq!(lines_of(&[b"0123456"], 4), ["0123 … [line truncated: 3 bytes omitted]"]);
     }
 
     #[test]

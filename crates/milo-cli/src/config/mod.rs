@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use milo::pipeline::{PhasePolicy, PipelineError};
 
-pub use error::{ConfigError, EXIT_CODE, ErrorKind, Location};
+pub use error::{ConfigError, ErrorKind, Location};
 
 use error::SourceFile;
 

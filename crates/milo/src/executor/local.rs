@@ -8,10 +8,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use super::{
-    CommandError, CommandSpec, Executor, ExitFuture, ExitOutcome, GroupSignal, Launched,
-    OutputReader,
-};
+use super::{CommandError, CommandSpec, Executor, ExitFuture, ExitOutcome, GroupSignal, Launched, OutputReader};
 
 /// Runs commands as local `sh -c "<command>"` processes.
 ///
@@ -49,10 +46,7 @@ impl Executor for LocalExecutor {
                         "check its permissions or fix the phase's cwd"
                     };
                     return Err(spawn_error(
-                        format!(
-                            "working directory {} is unusable ({e}); {fix}",
-                            cwd.display()
-                        ),
+                        format!("working directory {} is unusable ({e}); {fix}", cwd.display()),
                         e,
                     ));
                 }
@@ -199,8 +193,7 @@ fn has_live_member(pgid: Pid) -> Option<bool> {
             continue;
         };
         let mut fields = rest.split_whitespace();
-        let (Some(state), Some(_ppid), Some(pgrp)) = (fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(state), Some(_ppid), Some(pgrp)) = (fields.next(), fields.next(), fields.next()) else {
             continue;
         };
         if pgrp.parse::<i32>().ok() == Some(want) && state != "Z" && state != "X" {

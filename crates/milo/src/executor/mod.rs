@@ -155,9 +155,7 @@ impl ExitOutcome {
         match self {
             ExitOutcome::Code(0) => Ok(()),
             ExitOutcome::Code(code) => Err(CommandError::Exit { code }),
-            ExitOutcome::Signal(n) => Err(CommandError::Signal {
-                signal: signal_name(n),
-            }),
+            ExitOutcome::Signal(n) => Err(CommandError::Signal { signal: signal_name(n) }),
         }
     }
 }
@@ -400,11 +398,7 @@ impl Pump {
         }
     }
 
-    fn consume(
-        &mut self,
-        read: io::Result<usize>,
-        on_line: &(dyn Fn(Stream, String) + Send + Sync),
-    ) {
+    fn consume(&mut self, read: io::Result<usize>, on_line: &(dyn Fn(Stream, String) + Send + Sync)) {
         let stream = self.stream;
         match read {
             Ok(0) => self.reader = None,

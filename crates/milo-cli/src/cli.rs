@@ -1,0 +1,137 @@
+//! The command line: every subcommand and flag, parsed by clap into typed values.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Examples:
+  milo run                      run ./milo.toml with a live progress display
+  milo run -f ci.toml --ui plain --jobs 2
+  milo run --only render        run `render` and everything it depends on
+  milo order                    list the phases in execution order
+  milo graph --format mermaid   draw the dependency graph
+  milo init                     write a starter milo.toml
+
+Exit status: 0 completed, 1 failed, 2 usage or definition error, 130 interrupted.";
+
+/// milo runs multi-phase pipelines of shell commands: it resolves their order, runs
+/// independent phases concurrently, retries or skips failures by policy, and shows what every
+/// phase is doing.
+#[derive(Debug, Parser)]
+#[command(name = "milo", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline.
+    #[command(after_help = "\
+Examples:
+  milo run
+  milo run -f build.toml --jobs 4 --fail-fast
+  milo run --only deploy --dry-run
+  milo run --ui json | jq -c 'select(.type == \"@@PHASE_FAILED\")'
+  milo run --timeline run.json
+
+Exit status: 0 completed (skipped phases included), 1 failed, 2 usage or definition error,
+130 interrupted (Ctrl-C or SIGTERM; a second Ctrl-C kills running phases at once).")]
+    Run(RunArgs),
+    /// Print the phases in execution order, one per line.
+    #[command(after_help = "Examples:\n  milo order\n  milo order --json -f ci.toml")]
+    Order(ListArgs),
+    /// Describe every phase: description, dependencies, parallel, weight, policy.
+    #[command(after_help = "Examples:\n  milo phases\n  milo phases --json | jq '.[].name'")]
+    Phases(ListArgs),
+    /// Validate the pipeline file without running anything (exit 0 if valid, 2 if not).
+    #[command(after_help = "Examples:\n  milo check\n  milo check -f ci.toml")]
+    Check(FileArg),
+    /// Print the dependency graph as Graphviz dot or Mermaid.
+    #[command(after_help = "Examples:\n  milo graph | dot -Tsvg > graph.svg\n  milo graph --format mermaid")]
+    Graph(GraphArgs),
+    /// Write a commented starter milo.toml (never overwrites an existing file).
+    #[command(after_help = "Examples:\n  milo init\n  milo init -f other.toml")]
+    Init(FileArg),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  milo completions bash > ~/.local/share/bash-completion/completions/milo\n  milo completions fish > ~/.config/fish/completions/milo.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FileArg {
+    /// The pipeline file.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "milo.toml")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GraphFormat {
+    /// Graphviz dot.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Ui {
+    /// `progress` when stderr is a terminal, `plain` otherwise.
+    Auto,
+    /// A live display: overall bar, running phases, finished phases.
+    Progress,
+    /// One line per event, for CI logs.
+    Plain,
+    /// One JSON action per line on stdout, nothing else.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Run at most N parallel phases at once (default: from the file, else available parallelism).
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// Cancel running phases as soon as one fails.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Let phase output pass straight through instead of capturing it.
+    #[arg(long)]
+    pub no_capture: bool,
+    /// Run only PHASE and what it depends on (repeatable).
+    #[arg(long = "only", value_name = "PHASE")]
+    pub only: Vec<String>,
+    /// Print what would run, in order, with commands; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value_t = Ui::Auto)]
+    pub ui: Ui,
+    /// Write the final timeline JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
+}

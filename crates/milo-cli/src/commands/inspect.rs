@@ -1,0 +1,169 @@
+//! `milo order`, `milo phases`, `milo check` and `milo graph`: look at a pipeline without
+//! running it.
+
+use std::fmt::Write;
+
+use milo::pipeline::{OnFail, PhaseInfo, Pipeline};
+use serde_json::json;
+
+use super::write_stdout;
+use crate::build;
+use crate::cli::{FileArg, GraphArgs, GraphFormat, ListArgs};
+use crate::config;
+use crate::error::CliError;
+
+fn load(file: &FileArg) -> Result<Pipeline, CliError> {
+    let f = config::load(&file.file)?;
+    build::pipeline(&f, &[])
+}
+
+pub fn order(args: &ListArgs) -> Result<u8, CliError> {
+    let p = load(&args.file)?;
+    let order = p.execution_order();
+    let text = if args.json {
+        json!(order).to_string() + "\n"
+    } else {
+        order.iter().map(|n| format!("{n}\n")).collect()
+    };
+    write_stdout(text.as_bytes())?;
+    Ok(0)
+}
+
+fn policy_text(info: &PhaseInfo) -> String {
+    let p = info.policy;
+    match p.on_fail {
+        OnFail::Retry => format!(
+            "retry ×{} ({} from {}s)",
+            p.max_retries,
+            p.retry_backoff,
+            p.retry_delay.as_secs_f64()
+        ),
+        other => other.to_string(),
+    }
+}
+
+pub fn phases(args: &ListArgs) -> Result<u8, CliError> {
+    let p = load(&args.file)?;
+    let def = p.def();
+    let mut text = String::new();
+    if args.json {
+        let list: Vec<_> = def
+            .phases
+            .iter()
+            .map(|i| {
+                json!({
+                    "name": &*i.name,
+                    "description": i.description,
+                    "depends_on": i.depends_on.iter().map(|d| &**d).collect::<Vec<_>>(),
+                    "parallel": i.parallel,
+                    "weight": i.weight,
+                    "policy": i.policy,
+                    "timeout": i.timeout.map(|t| t.as_secs_f64()),
+                    "command": i.command,
+                })
+            })
+            .collect();
+        text = serde_json::to_string_pretty(&list).map_err(|e| CliError::Internal(e.to_string()))? + "\n";
+    } else {
+        for i in &def.phases {
+            let deps = if i.depends_on.is_empty() {
+                "-".to_owned()
+            } else {
+                i.depends_on.iter().map(|d| &**d).collect::<Vec<_>>().join(", ")
+            };
+            let _ = writeln!(text, "{}", i.name);
+            if !i.description.is_empty() {
+                let _ = writeln!(text, "  {}", i.description);
+            }
+            let _ = writeln!(
+                text,
+                "  depends on: {deps}\n  parallel: {}  weight: {}  policy: {}",
+                if i.parallel { "yes" } else { "no" },
+                i.weight,
+                policy_text(i)
+            );
+        }
+    }
+    write_stdout(text.as_bytes())?;
+    Ok(0)
+}
+
+pub fn check(args: &FileArg) -> Result<u8, CliError> {
+    let p = load(args)?;
+    let parallel = p.def().phases.iter().filter(|i| i.parallel).count();
+    let msg = format!(
+        "{}: pipeline `{}` is valid: {} phases ({} parallel), {} levels\n",
+        args.file.display(),
+        p.name(),
+        p.phases().len(),
+        parallel,
+        p.def().phases.iter().map(|i| i.level + 1).max().unwrap_or(0)
+    );
+    write_stdout(msg.as_bytes())?;
+    Ok(0)
+}
+
+pub fn graph(args: &GraphArgs) -> Result<u8, CliError> {
+    let p = load(&args.file)?;
+    let text = match args.format {
+        GraphFormat::Dot => dot(&p),
+        GraphFormat::Mermaid => mermaid(&p),
+    };
+    write_stdout(text.as_bytes())?;
+    Ok(0)
+}
+
+fn quoted(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// Graphviz: parallel phases are dashed boxes labelled "∥".
+pub fn dot(p: &Pipeline) -> String {
+    let mut out = format!(
+        "digraph {} {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
+        quoted(p.name())
+    );
+    for &i in p.def().order() {
+        let info = &p.def().phases[i];
+        if info.parallel {
+            let label = quoted(&format!("{} ∥", info.name));
+            let _ = writeln!(
+                out,
+                "  {} [label={label}, style=\"rounded,dashed\"];",
+                quoted(&info.name)
+            );
+        } else {
+            let _ = writeln!(out, "  {};", quoted(&info.name));
+        }
+    }
+    for &i in p.def().order() {
+        let info = &p.def().phases[i];
+        for d in &info.depends_on {
+            let _ = writeln!(out, "  {} -> {};", quoted(d), quoted(&info.name));
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Mermaid: parallel phases are drawn as parallelograms labelled "∥".
+pub fn mermaid(p: &Pipeline) -> String {
+    let def = p.def();
+    let id = |i: usize| format!("p{i}");
+    let mut out = String::from("flowchart LR\n");
+    for &i in def.order() {
+        let info = &def.phases[i];
+        let name = info.name.replace('"', "#quot;");
+        if info.parallel {
+            let _ = writeln!(out, "  {}[/\"{name} ∥\"/]", id(i));
+        } else {
+            let _ = writeln!(out, "  {}[\"{name}\"]", id(i));
+        }
+    }
+    for &i in def.order() {
+        for &d in &def.phases[i].deps {
+            let _ = writeln!(out, "  {} --> {}", id(d), id(i));
+        }
+    }
+    out
+}

@@ -1,0 +1,43 @@
+//! One module per subcommand; [`dispatch`] routes the parsed command line to it.
+
+mod init;
+mod inspect;
+mod run;
+
+use std::io::Write;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+use crate::error::CliError;
+
+/// Runs the command and returns its exit status.
+pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Order(args) => inspect::order(&args),
+        Command::Phases(args) => inspect::phases(&args),
+        Command::Check(args) => inspect::check(&args),
+        Command::Graph(args) => inspect::graph(&args),
+        Command::Init(args) => init::init(&args),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "milo", &mut out);
+            write_stdout(&out)?;
+            Ok(0)
+        }
+    }
+}
+
+/// Writes `bytes` to stdout; a closed pipe (e.g. `milo order | head -1`) is not an error.
+pub fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Io {
+            action: "write to",
+            path: "stdout".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}

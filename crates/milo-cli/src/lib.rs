@@ -1,0 +1,31 @@
+//! The `milo` command: runs pipelines of shell-command phases from `milo.toml`, with live
+//! progress, and inspects them (`order`, `phases`, `check`, `graph`, `init`).
+//!
+//! Flags are parsed once by clap ([`cli`]), the file is checked by [`config`] and turned into
+//! a core [`milo::pipeline::Pipeline`] by [`build`]; the run's views ([`views`]) are
+//! subscribers of the one store. Errors map to exit statuses in [`main`] and only there.
+
+pub mod build;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod signals;
+pub mod views;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Parses the command line, runs the command, and returns the exit status.
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr().lock(), "{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
