@@ -54,6 +54,12 @@ Exit status: 0 completed (skipped phases included), 1 failed, 2 usage or definit
     /// Write a commented starter milo.toml (never overwrites an existing file).
     #[command(after_help = "Examples:\n  milo init\n  milo init -f other.toml")]
     Init(FileArg),
+    /// Serve the pipeline to AI agents over MCP on stdio (logs go to stderr).
+    #[command(after_help = "\
+Examples:
+  milo mcp -f milo.toml
+  (in a desktop MCP client's config: {\"command\": \"milo\", \"args\": [\"mcp\", \"-f\", \"/path/to/milo.toml\"]})")]
+    Mcp(FileArg),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  milo completions bash > ~/.local/share/bash-completion/completions/milo\n  milo completions fish > ~/.config/fish/completions/milo.fish"
@@ -107,6 +113,8 @@ pub enum Ui {
     Plain,
     /// One JSON action per line on stdout, nothing else.
     Json,
+    /// An interactive full-screen view: select a phase, read its logs live (needs a terminal).
+    Tui,
 }
 
 #[derive(Debug, Args)]
@@ -134,4 +142,13 @@ pub struct RunArgs {
     /// Write the final timeline JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub timeline: Option<PathBuf>,
+    /// While the pipeline runs, serve it over MCP (streamable HTTP) at http://ADDR/mcp.
+    #[arg(long, value_name = "ADDR")]
+    pub mcp_http: Option<std::net::SocketAddr>,
+    /// Allow --mcp-http to listen on a non-loopback address.
+    #[arg(long, requires = "mcp_http")]
+    pub mcp_allow_remote: bool,
+    /// Keep the MCP server up SECS seconds after the run ends.
+    #[arg(long, value_name = "SECS", requires = "mcp_http", default_value_t = 0.0)]
+    pub mcp_linger: f64,
 }

@@ -21,6 +21,10 @@ use clap::Parser;
 /// Parses the command line, runs the command, and returns the exit status.
 pub fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    let tui = matches!(&cli.command, cli::Command::Run(r) if r.ui == cli::Ui::Tui);
+    if !tui {
+        init_logging();
+    }
     match commands::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -28,4 +32,18 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Diagnostics go to stderr (never stdout, which carries `--ui json` and MCP's stdio), at the
+/// level named by `MILO_LOG` (`error`, `warn`, `info`, `debug`, `trace`; default `warn`).
+fn init_logging() {
+    let level = std::env::var("MILO_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
 }

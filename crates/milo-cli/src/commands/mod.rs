@@ -2,6 +2,7 @@
 
 mod init;
 mod inspect;
+mod mcp;
 mod run;
 
 use std::io::Write;
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Check(args) => inspect::check(&args),
         Command::Graph(args) => inspect::graph(&args),
         Command::Init(args) => init::init(&args),
+        Command::Mcp(args) => mcp::serve(&args),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "milo", &mut out);

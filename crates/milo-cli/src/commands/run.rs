@@ -1,8 +1,11 @@
 //! `milo run`: load, build and run a pipeline with the chosen view, handle signals, write
 //! the timeline, and map the outcome to an exit status.
 
-use std::fmt::Write;
-use std::io::IsTerminal;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use milo::pipeline::{Pipeline, RunOptions, Status, pipeline_to_timeline};
 use tokio_util::sync::CancellationToken;
@@ -26,6 +29,12 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         pipeline = pipeline.fail_fast(true);
     }
     if args.no_capture {
+        if args.ui == Ui::Tui {
+            return Err(CliError::usage(
+                "--no-capture cannot be used with --ui tui: the TUI shows the captured output",
+                Some("drop --no-capture, or pick another --ui".into()),
+            ));
+        }
         pipeline = pipeline.capture_output(false);
     }
     if args.dry_run {
@@ -35,13 +44,31 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
     let ui = match args.ui {
         Ui::Auto if std::io::stderr().is_terminal() => Ui::Progress,
         Ui::Auto => Ui::Plain,
+        Ui::Tui if !std::io::stdout().is_terminal() => {
+            return Err(CliError::usage(
+                "--ui tui needs a terminal, but standard output is not one",
+                Some("run it in a terminal, or use --ui plain or --ui json when piping".into()),
+            ));
+        }
+        Ui::Tui => {
+            pipeline = pipeline.capture_output(true);
+            Ui::Tui
+        }
         other => other,
     };
+    if let Some(addr) = args.mcp_http {
+        milo_mcp::check_bind_addr(addr, args.mcp_allow_remote).map_err(|e| CliError::usage(e.to_string(), None))?;
+    }
+    let mcp = args.mcp_http.map(|addr| McpOptions {
+        addr,
+        allow_remote: args.mcp_allow_remote,
+        linger: Duration::from_secs_f64(args.mcp_linger.max(0.0)),
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Internal(format!("could not start the async runtime: {e}")))?;
-    let status = runtime.block_on(execute(pipeline, ui))?;
+    let status = runtime.block_on(execute(pipeline, ui, mcp))?;
     if let Some(path) = &args.timeline {
         let (_, state) = &status;
         let json =
@@ -59,34 +86,97 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
     })
 }
 
+/// `--mcp-http` settings.
+struct McpOptions {
+    addr: SocketAddr,
+    allow_remote: bool,
+    linger: Duration,
+}
+
 async fn execute(
     pipeline: Pipeline,
     ui: Ui,
-) -> Result<(Status, std::sync::Arc<milo::pipeline::PipelineState>), CliError> {
+    mcp: Option<McpOptions>,
+) -> Result<(Status, Arc<milo::pipeline::PipelineState>), CliError> {
     let store = pipeline.store().map_err(|e| CliError::Internal(e.to_string()))?;
-    let view: Box<dyn View> = match ui {
-        Ui::Json => Box::new(JsonView::start(&store)),
-        Ui::Progress => Box::new(ProgressView::start(&store)),
-        Ui::Plain | Ui::Auto => Box::new(PlainView::start(&store)),
-    };
     let stop = CancellationToken::new();
     let done = CancellationToken::new();
     let watcher = tokio::spawn(signals::watch(stop.clone(), done.clone()));
-    let report = pipeline
-        .run_with(
-            &store,
-            RunOptions {
-                stop: stop.clone(),
-                ..Default::default()
-            },
-        )
-        .await;
+    let mcp_shutdown = CancellationToken::new();
+    let mcp_server = match &mcp {
+        Some(m) => Some(start_mcp(&pipeline, &store, &stop, m, mcp_shutdown.clone()).await?),
+        None => None,
+    };
+    let view: Option<Box<dyn View>> = match ui {
+        Ui::Json => Some(Box::new(JsonView::start(&store))),
+        Ui::Progress => Some(Box::new(ProgressView::start(&store))),
+        Ui::Plain | Ui::Auto => Some(Box::new(PlainView::start(&store))),
+        Ui::Tui => None,
+    };
+    let run = {
+        let (pipeline, store, stop) = (pipeline.clone(), store.clone(), stop.clone());
+        let options = RunOptions {
+            stop,
+            ..Default::default()
+        };
+        tokio::spawn(async move { pipeline.run_with(&store, options).await })
+    };
+    let tui = if ui == Ui::Tui {
+        Some(milo_tui::run_tui(store.clone(), stop.clone()).await)
+    } else {
+        None
+    };
+    let report = match run.await {
+        Ok(r) => r,
+        Err(e) => Err(milo::SagaError::msg(e)),
+    };
     done.cancel();
     let _ = watcher.await;
     let state = store.get_state();
-    view.finish(&state);
+    match view {
+        Some(view) => view.finish(&state),
+        None => {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{}", crate::views::summary::summary(&state));
+        }
+    }
+    if let Some(server) = mcp_server {
+        if let Some(m) = &mcp {
+            tokio::time::sleep(m.linger).await;
+        }
+        mcp_shutdown.cancel();
+        let _ = server.await;
+    }
+    if let Some(Err(e)) = tui {
+        return Err(CliError::Internal(format!("the TUI failed: {e}")));
+    }
     let report = report.map_err(|e| CliError::Internal(format!("the run stopped unexpectedly: {e}")))?;
     Ok((report.status, state))
+}
+
+/// Starts the `--mcp-http` server on the run's store; returns its task.
+async fn start_mcp(
+    pipeline: &Pipeline,
+    store: &milo::Store<milo::pipeline::PipelineState, milo::pipeline::PipelineAction>,
+    stop: &CancellationToken,
+    options: &McpOptions,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, CliError> {
+    let hub = milo_mcp::Hub::new(pipeline.clone());
+    hub.attach(store.clone(), stop.clone());
+    let (bound, server) = milo_mcp::serve_http(hub, options.addr, options.allow_remote, shutdown)
+        .await
+        .map_err(|e| CliError::usage(format!("--mcp-http {}: {e}", options.addr), None))?;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "milo: MCP server at http://{bound}{}",
+        milo_mcp::HTTP_PATH
+    );
+    Ok(tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::warn!("MCP server: {e}");
+        }
+    }))
 }
 
 fn dry_run(p: &Pipeline) -> String {
