@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs milo's whole test suite on a fresh machine, installing what the tests need first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: pgrep/ps (procps) to prove no process outlives milo.
+missing=()
+command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+if ((${#missing[@]})); then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
+  else
+    echo "please install: ${missing[*]}" >&2; exit 1
+  fi
+fi
+
+# Snapshots are reviewed, never silently rewritten by a test run.
+export INSTA_UPDATE=no
+cargo test --workspace --locked "$@"
