@@ -52,3 +52,8 @@ pub use action::{Action, Builtin, DynAction};
 pub use saga::{Cx, Saga, SagaError, SagaHandle, SagaResult};
 pub use store::{DispatchError, Middleware, Reducer, ReducerResult, Store, Subscription};
 pub use util::format_duration;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
