@@ -19,7 +19,10 @@ pub fn line(action: &PipelineAction, state: &PipelineState) -> Option<String> {
     use PipelineAction as A;
     let elapsed = |name: &str| state.phase(name).map_or(0.0, |p| p.elapsed);
     Some(match action {
-        A::PipelineStart { name, .. } => format!("milo: running {name} ({} phases)", state.phases.len()),
+        A::PipelineStart { name, .. } => {
+            let n = state.phases.len();
+            format!("milo: running {name} ({n} phase{})", if n == 1 { "" } else { "s" })
+        }
         A::PhaseStart { name, attempt, .. } if *attempt > 1 => format!("[{name}] started (attempt {attempt})"),
         A::PhaseStart { name, .. } => format!("[{name}] started"),
         A::PhaseLog { name, line, .. } => format!("[{name}] {line}"),

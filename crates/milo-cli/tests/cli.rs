@@ -1,0 +1,26 @@
+//! Integration tests of the `milo` binary, one module per area (ripgrep style: a single test
+//! binary, so it is linked once).
+
+#[path = "cli/util.rs"]
+mod util;
+
+#[path = "cli/errors.rs"]
+mod errors;
+#[path = "cli/examples.rs"]
+mod examples;
+#[path = "cli/inspect.rs"]
+mod inspect;
+#[path = "cli/json.rs"]
+mod json;
+#[path = "cli/policy.rs"]
+mod policy;
+#[path = "cli/progress.rs"]
+mod progress;
+#[path = "cli/results.rs"]
+mod results;
+#[path = "cli/run.rs"]
+mod run;
+#[path = "cli/signals.rs"]
+mod signals;
+#[path = "cli/status.rs"]
+mod status;
