@@ -29,6 +29,12 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         pipeline = pipeline.fail_fast(true);
     }
     if args.no_capture {
+        if args.ui == Ui::Json {
+            return Err(CliError::usage(
+                "--no-capture cannot be used with --ui json: the phases' output would be mixed into the JSON stream on stdout",
+                Some("drop --no-capture: with --ui json every output line arrives as a @@PHASE_LOG action".into()),
+            ));
+        }
         if args.ui == Ui::Tui {
             return Err(CliError::usage(
                 "--no-capture cannot be used with --ui tui: the TUI shows the captured output",
