@@ -16,6 +16,7 @@ use milo::Store;
 use milo::pipeline::{DEFAULT_GRACE, Key, PipelineAction, PipelineState, PipelineViewState, ViewAction, ViewEvent};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +56,7 @@ pub async fn run_tui(
     let guard = TerminalGuard::enter()?;
     let mirror = Mirror::new(&store)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-    terminal.clear()?;
+    clear(&mut terminal)?;
     let app = App {
         store,
         view: mirror.view.clone(),
@@ -104,7 +105,7 @@ impl App {
         let mut next_frame = Instant::now();
         loop {
             if guard.take_interrupted()? {
-                terminal.clear()?;
+                clear(terminal)?;
                 dirty = true;
             }
             if dirty && Instant::now() >= next_frame {
@@ -216,6 +217,17 @@ impl App {
         self.origin
             .map_or(pipeline.elapsed, |o| now.duration_since(o).as_secs_f64())
     }
+}
+
+/// Clears the screen and makes the next draw repaint every cell.
+///
+/// Not `Terminal::clear`: that asks the terminal where its cursor is (`ESC [ 6n`) and fails
+/// after two seconds when no answer comes, as with some pseudo-terminals and slow links; a
+/// full-screen view has no cursor to preserve. Resizing the viewport to the screen clears it
+/// and resets the back buffer without asking.
+fn clear<W: io::Write>(terminal: &mut Terminal<CrosstermBackend<W>>) -> io::Result<()> {
+    let size = terminal.size()?;
+    terminal.resize(Rect::new(0, 0, size.width, size.height))
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
