@@ -204,6 +204,12 @@ where
 }
 
 fn on_key(v: &mut PipelineViewState, key: Key) {
+    navigate(v, key);
+    // Selecting another phase (or its logs shrinking) must not leave the view past the end.
+    v.log_scroll = v.log_scroll.min(v.max_scroll());
+}
+
+fn navigate(v: &mut PipelineViewState, key: Key) {
     let phases = v.pipeline.phases.len();
     if key == Key::Char('q') {
         v.quit = true;

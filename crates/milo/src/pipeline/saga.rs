@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +50,8 @@ pub struct RunReport {
 }
 
 enum Outcome {
+    /// The attempt was not started: a phase had already failed under the stop policy.
+    NotStarted,
     Completed(PhaseOutput),
     Skipped,
     Failed(String),
@@ -106,6 +109,11 @@ struct Scheduler<S, A> {
     stopping: bool,
     interrupted: bool,
     failure: Option<String>,
+    /// Set, under its lock, when a phase fails under the stop policy. An attempt is put as
+    /// started only under the same lock and while it is unset, so that no `@@PHASE_START`
+    /// follows a `@@PHASE_FAILED` (a parallel attempt forked just before the scheduler heard
+    /// of the failure then does not start at all).
+    failed: Arc<Mutex<bool>>,
 }
 
 impl<S, A> Scheduler<S, A>
@@ -139,6 +147,7 @@ where
             stopping: false,
             interrupted: false,
             failure: None,
+            failed: Arc::new(Mutex::new(false)),
         }
     }
 
@@ -170,7 +179,7 @@ where
                 biased;
                 m = self.rx.recv() => m,
                 _ = stop.cancelled(), if !self.interrupted => {
-                    self.interrupt();
+                    self.interrupt()?;
                     continue;
                 }
             };
@@ -180,8 +189,11 @@ where
                     self.settle(i, outcome).await?;
                 }
                 Some(Msg::RetryDue(i)) => {
-                    self.retry_timers.remove(&i);
-                    if self.run_token.is_cancelled() {
+                    if self.retry_timers.remove(&i).is_none() {
+                        // Its wait was already cancelled (and the phase with it).
+                        continue;
+                    }
+                    if self.run_token.is_cancelled() || self.stopping {
                         self.put(PipelineAction::PhaseCancelled {
                             name: self.name(i),
                             timestamp: self.now(),
@@ -195,6 +207,23 @@ where
         }
         if self.options.stop.is_cancelled() && !self.interrupted {
             self.interrupted = true;
+        }
+        // A phase whose retry was due but could not start before the run stopped (it waited
+        // for a jobs slot, or for running phases to drain) will not run again: cancel it
+        // rather than leave it `retrying`.
+        let mut due: Vec<usize> = std::mem::take(&mut self.ready)
+            .into_sorted_vec()
+            .into_iter()
+            .rev()
+            .map(|Reverse(rank)| self.p.def.order()[rank])
+            .filter(|&i| self.attempt[i] > 0)
+            .collect();
+        due.dedup();
+        for i in due {
+            self.put(PipelineAction::PhaseCancelled {
+                name: self.name(i),
+                timestamp: self.now(),
+            })?;
         }
         for h in self.forks.drain(..) {
             let _ = h.await;
@@ -216,13 +245,30 @@ where
         })
     }
 
-    fn interrupt(&mut self) {
+    fn interrupt(&mut self) -> SagaResult<()> {
         self.interrupted = true;
         self.stopping = true;
         self.run_token.cancel();
-        for (_, timer) in self.retry_timers.iter() {
+        self.cancel_retry_waits()
+    }
+
+    /// Cancels the phases waiting for a retry (call after cancelling `run_token`). Done here
+    /// rather than by the waits themselves, which only end on `run_token` (and are awaited
+    /// before the terminal action, so no saga outlives the run).
+    fn cancel_retry_waits(&mut self) -> SagaResult<()> {
+        let mut waiting: Vec<(usize, SagaHandle<()>)> = self.retry_timers.drain().collect();
+        waiting.sort_by_key(|&(i, _)| self.p.def.rank(i));
+        for (i, timer) in waiting {
+            // Ends the wait now even when `run_token` is not cancelled (a failure without
+            // fail-fast): the phase will not run again.
             timer.cancel();
+            self.forks.push(timer);
+            self.put(PipelineAction::PhaseCancelled {
+                name: self.name(i),
+                timestamp: self.now(),
+            })?;
         }
+        Ok(())
     }
 
     fn name(&self, i: usize) -> Arc<str> {
@@ -307,6 +353,7 @@ where
             grace: self.p.grace,
             executor: self.p.executor.clone(),
             start: self.start,
+            failed: self.failed.clone(),
         }
     }
 
@@ -352,9 +399,17 @@ where
                 self.stopping = true;
                 if self.p.fail_fast {
                     self.run_token.cancel();
-                    for (_, timer) in self.retry_timers.iter() {
-                        timer.cancel();
-                    }
+                }
+                // No attempt starts after a failure: a phase waiting to retry is cancelled.
+                self.cancel_retry_waits()?;
+            }
+            Outcome::NotStarted => {
+                // A first attempt stays pending; a phase that was waiting to retry is cancelled.
+                if self.attempt[i] > 1 {
+                    self.put(PipelineAction::PhaseCancelled {
+                        name: self.name(i),
+                        timestamp: self.now(),
+                    })?;
                 }
             }
             Outcome::Retry(delay) => {
@@ -406,6 +461,7 @@ struct Job {
     grace: Duration,
     executor: Arc<dyn crate::executor::Executor>,
     start: Instant,
+    failed: Arc<Mutex<bool>>,
 }
 
 impl Job {
@@ -422,14 +478,20 @@ impl Job {
                 tracing::warn!("dispatch failed: {e}");
             }
         };
-        put(
-            cx,
-            PipelineAction::PhaseStart {
-                name: name.clone(),
-                attempt,
-                timestamp: ts(cx),
-            },
-        );
+        {
+            let failed = self.failed.lock();
+            if *failed {
+                return Outcome::NotStarted;
+            }
+            put(
+                cx,
+                PipelineAction::PhaseStart {
+                    name: name.clone(),
+                    attempt,
+                    timestamp: ts(cx),
+                },
+            );
+        }
         let policy = self.policy;
         let result = cx
             .try_call(
@@ -478,6 +540,7 @@ impl Job {
                     );
                     Outcome::Skipped
                 } else {
+                    let mut failed = self.failed.lock();
                     put(
                         cx,
                         PipelineAction::PhaseFailed {
@@ -486,6 +549,7 @@ impl Job {
                             timestamp: ts(cx),
                         },
                     );
+                    *failed = true;
                     Outcome::Failed(error)
                 }
             }
@@ -531,12 +595,15 @@ async fn execute(
             None => std::future::pending().await,
         }
     };
+    // Biased towards cancellation: a handler that returns because it saw its token
+    // cancelled (fail-fast or an interrupt) leaves its phase cancelled, not completed.
     tokio::select! {
-        r = &mut work => r,
+        biased;
         _ = token.cancelled() => {
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
             Err(SagaError::Cancelled)
         }
+        r = &mut work => r,
         _ = deadline => {
             token.cancel();
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
