@@ -149,7 +149,8 @@ impl Tui {
     /// The screen's text, one string per row (trailing spaces trimmed).
     fn rows(&self) -> Vec<String> {
         let parser = lock(&self.parser);
-        parser.screen().rows(0, COLS).map(|r| r.trim_end().to_owned()).collect()
+        let (_, cols) = parser.screen().size();
+        parser.screen().rows(0, cols).map(|r| r.trim_end().to_owned()).collect()
     }
 
     fn dump(rows: &[String]) -> String {
@@ -175,6 +176,19 @@ impl Tui {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Resizes the terminal (the kernel sends the child SIGWINCH) and the emulated screen.
+    fn resize(&mut self, rows: u16, cols: u16) {
+        lock(&self.parser).set_size(rows, cols);
+        self.master
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("resize the pty");
     }
 
     fn press(&mut self, keys: &str) {
@@ -428,18 +442,35 @@ fn a_pipeline_that_ends_leaves_the_tui_open_until_q() {
         "the TUI closed by itself when the pipeline ended"
     );
 
+    // A smaller terminal: everything is drawn again to fit.
+    tui.resize(24, 80);
+    tui.wait_for("a redraw at 24×80", |rows| {
+        let footer = rows.get(23)?;
+        let setup = phase_row(rows, "setup")?;
+        (rows.len() == 24 && footer.contains("✓ completed") && setup.contains("Set things up")).then_some(())
+    });
+
     // The logs of a finished phase can still be read: all of them.
     tui.press(DOWN);
     tui.wait_for("`talk` to be selected", |rows| {
         (selected(rows)? == "talk").then_some(())
     });
     tui.press(ENTER);
-    let pane = tui.wait_for("talk's logs", |rows| pane(rows).filter(|p| p.phase == "talk"));
-    assert_eq!((pane.first, pane.last, pane.total), (1, 20, 20), "{pane:?}");
-    for n in 1..=10 {
-        assert!(pane.lines.contains(&format!("out {n}")), "{pane:?}");
-        assert!(pane.lines.contains(&format!("! err {n}")), "{pane:?}");
-    }
+    // At 24 rows the pane shows 17 of the 20 lines: the newest, as it follows; g shows the top.
+    let small = 24 - 3 - 3 - 1;
+    let newest = tui.wait_for("talk's logs", |rows| pane(rows).filter(|p| p.phase == "talk"));
+    assert_eq!(
+        (newest.first, newest.last, newest.total),
+        (20 - small + 1, 20, 20),
+        "{newest:?}"
+    );
+    assert!(newest.lines.contains(&"out 10".to_owned()), "{newest:?}");
+    assert!(newest.lines.contains(&"! err 10".to_owned()), "{newest:?}");
+    tui.press("g");
+    let oldest = tui.wait_for("the top of talk's logs", |rows| pane(rows).filter(|p| p.first == 1));
+    assert_eq!((oldest.last, oldest.total), (small, 20), "{oldest:?}");
+    assert!(oldest.lines.contains(&"out 1".to_owned()), "{oldest:?}");
+    assert!(oldest.lines.contains(&"! err 1".to_owned()), "{oldest:?}");
 
     tui.press("q");
     let code = tui.exit_code();
