@@ -11,6 +11,7 @@ pub mod summary;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use milo::Subscription;
 use milo::pipeline::{PipelineAction, PipelineState};
@@ -19,6 +20,42 @@ use milo::pipeline::{PipelineAction, PipelineState};
 pub trait View: Send {
     /// Flushes everything and prints the view's ending (e.g. the summary).
     fn finish(self: Box<Self>, state: &PipelineState);
+}
+
+/// How long a writer waits before looking for more items while a burst is going on.
+pub const BATCH_WAIT: Duration = Duration::from_millis(1);
+
+/// Most items written between two flushes.
+const MAX_BATCH: usize = 4096;
+
+/// Runs `write` on every item of `rx` and `flush` whenever no more items are waiting (and at
+/// least every [`MAX_BATCH`] items), until the channel closes.
+///
+/// A lone item is written and flushed at once. During a burst (more than one item was waiting)
+/// the writer sleeps [`BATCH_WAIT`] before looking again instead of blocking on the channel, so
+/// the store's dispatch, which sends the items, does not pay a thread wake-up per item, and the
+/// output goes out in a few large writes instead of one per line: a command printing a million
+/// lines costs a few thousand wake-ups and writes, not a million. A line is delayed by at most
+/// [`BATCH_WAIT`].
+pub fn write_batched<T>(rx: mpsc::Receiver<T>, mut write: impl FnMut(T), mut flush: impl FnMut()) {
+    while let Ok(first) = rx.recv() {
+        write(first);
+        let mut n = 1;
+        let mut burst = false;
+        while let Ok(item) = rx.try_recv() {
+            write(item);
+            burst = true;
+            n += 1;
+            if n == MAX_BATCH {
+                flush();
+                n = 0;
+            }
+        }
+        flush();
+        if burst {
+            std::thread::sleep(BATCH_WAIT);
+        }
+    }
 }
 
 /// A store subscription feeding a writer thread through a channel.

@@ -1,17 +1,24 @@
 //! `--ui plain`: one line per event, good for CI logs: `[phase] line` for output, and start,
 //! complete, fail, retry, skip and cancel lines with durations; then the final summary.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::sync::mpsc;
 
 use milo::pipeline::{PipelineAction, PipelineState};
 
 use super::summary::{secs, summary};
-use super::{Feed, View};
+use super::{Feed, View, write_batched};
 
 pub struct PlainView {
-    feed: Feed<String>,
+    feed: Feed<Item>,
+}
+
+/// What the store listener hands the writer thread: output lines as they come (two reference
+/// counts, formatted on the writer thread), every other event as its finished line.
+enum Item {
+    Log(Arc<str>, Arc<str>),
+    Line(String),
 }
 
 /// The line for `action` given the state after it, if it deserves one.
@@ -56,14 +63,32 @@ impl PlainView {
     pub fn start(store: &milo::Store<PipelineState, PipelineAction>) -> Self {
         let feed = Feed::start(
             store,
-            |a, s: &Arc<PipelineState>| line(a, s),
-            |rx: mpsc::Receiver<String>| {
+            |a, s: &Arc<PipelineState>| match a {
+                PipelineAction::PhaseLog { name, line: l, .. } => Some(Item::Log(name.clone(), l.clone())),
+                _ => line(a, s).map(Item::Line),
+            },
+            |rx: mpsc::Receiver<Item>| {
                 let stdout = std::io::stdout();
-                let mut out = stdout.lock();
-                for l in rx {
-                    let _ = writeln!(out, "{l}");
-                }
-                let _ = out.flush();
+                let out = std::cell::RefCell::new(BufWriter::with_capacity(64 * 1024, stdout.lock()));
+                write_batched(
+                    rx,
+                    |item| {
+                        let mut out = out.borrow_mut();
+                        let _ = match item {
+                            // Same text as `line` gives: `[name] line`.
+                            Item::Log(name, l) => out
+                                .write_all(b"[")
+                                .and_then(|()| out.write_all(name.as_bytes()))
+                                .and_then(|()| out.write_all(b"] "))
+                                .and_then(|()| out.write_all(l.as_bytes()))
+                                .and_then(|()| out.write_all(b"\n")),
+                            Item::Line(l) => out.write_all(l.as_bytes()).and_then(|()| out.write_all(b"\n")),
+                        };
+                    },
+                    || {
+                        let _ = out.borrow_mut().flush();
+                    },
+                );
             },
         );
         Self { feed }
