@@ -1,0 +1,345 @@
+//! The history subcommands of `milo`, on plain parameters: each writes what to print to
+//! `out` and returns the exit status, so the `milo` command only parses arguments and
+//! calls them.
+//!
+//! * [`history`]: `milo history [-n N] [--json]`, recent runs.
+//! * [`show`]: `milo show [RUN] [--json]`, one run's phases.
+//! * [`logs`]: `milo logs [RUN] PHASE [--stream stdout|stderr]`, a phase's full output.
+//! * [`replay`]: `milo replay [RUN] [--json]`, verify the journal and print the replayed
+//!   timeline (exit 1 naming the first bad entry when it was tampered with).
+//! * [`open_for_run`] and [`resume`] for `milo run`: open the history or warn once and run
+//!   without it, and turn `--resume [RUN]` into `RunOptions::reuse`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use milo::capture::Stream;
+use milo::format_duration;
+use milo::pipeline::Pipeline;
+
+use crate::{History, HistoryError, ResumePlan, RunDetail, RunSummary, default_db_path, parse_run};
+
+/// The database for pipeline file `file`: `db` if given, else `.milo/history.db` beside it.
+pub fn db_path(file: &Path, db: Option<&Path>) -> PathBuf {
+    db.map_or_else(|| default_db_path(file), Path::to_owned)
+}
+
+/// Opens the history for `milo run`. On any failure it prints one warning to stderr and
+/// returns `None`: the run goes on without history.
+pub fn open_for_run(file: &Path, db: Option<&Path>) -> Option<History> {
+    match History::open(&db_path(file, db)) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            warn(&e);
+            None
+        }
+    }
+}
+
+/// Prints `warning: {error}` (and that the run goes on without history) to stderr.
+pub fn warn(error: &HistoryError) {
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "warning: {error}\n  = note: running without run history"
+    );
+}
+
+/// `milo run --resume [RUN]`: the plan for `pipeline`, and a one-line note for stderr
+/// (`resuming run 4: 3 phases reused (a, b, c), 2 to run (d, e)`). Errors (no such run,
+/// run completed, other pipeline) should stop the command with exit status 2.
+pub fn resume(history: &History, run: Option<&str>, pipeline: &Pipeline) -> Result<(ResumePlan, String), HistoryError> {
+    let plan = history.resume_plan(parse_run(run)?, pipeline)?;
+    let mut reused: Vec<&str> = plan.reuse.keys().map(String::as_str).collect();
+    let order = pipeline.execution_order();
+    let rank: HashMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    reused.sort_by_key(|n| rank.get(n).copied().unwrap_or(usize::MAX));
+    let note = format!(
+        "resuming run {}: {} reused{}, {} to run{}",
+        plan.run,
+        count(reused.len(), "phase"),
+        list(&reused),
+        plan.rerun.len(),
+        list(&plan.rerun.iter().map(String::as_str).collect::<Vec<_>>()),
+    );
+    Ok((plan, note))
+}
+
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", names.join(", "))
+    }
+}
+
+fn json_out(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<u8, HistoryError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| HistoryError::Output(e.into()))?;
+    bytes.push(b'\n');
+    out.write_all(&bytes)?;
+    Ok(0)
+}
+
+/// `milo history [-n N] [--json]`: the `limit` most recent runs, newest first.
+pub fn history(db: &Path, limit: usize, json: bool, out: &mut dyn Write) -> Result<u8, HistoryError> {
+    let h = History::open_existing(db)?;
+    let runs = h.runs(limit)?;
+    if json {
+        return json_out(out, &runs);
+    }
+    if runs.is_empty() {
+        writeln!(out, "no runs recorded yet")?;
+        return Ok(0);
+    }
+    let name_w = runs
+        .iter()
+        .map(|r| r.pipeline.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let mut text = format!(
+        "{:>5}  {:<name_w$}  {:<11}  {:<20}  {:>8}  FAILED PHASE\n",
+        "RUN", "PIPELINE", "STATUS", "STARTED", "DURATION"
+    );
+    for r in &runs {
+        let mut status = r.status.to_string();
+        if let Some(from) = r.resumed_from {
+            let _ = write!(status, " ↻{from}");
+        }
+        let _ = writeln!(
+            text,
+            "{:>5}  {:<name_w$}  {:<11}  {:<20}  {:>8}  {}",
+            r.id,
+            r.pipeline,
+            status,
+            timestamp(r.started_at),
+            r.duration.map(secs).unwrap_or_default(),
+            r.failed_phase.as_deref().unwrap_or(""),
+        );
+    }
+    out.write_all(text.trim_end_matches(' ').as_bytes())?;
+    Ok(0)
+}
+
+/// `milo show [RUN] [--json]`: one run's phases with status, attempts and durations.
+pub fn show(db: &Path, run: Option<&str>, json: bool, out: &mut dyn Write) -> Result<u8, HistoryError> {
+    let h = History::open_existing(db)?;
+    let detail = h.show(parse_run(run)?)?;
+    if json {
+        return json_out(out, &detail);
+    }
+    out.write_all(render_show(&detail).as_bytes())?;
+    Ok(0)
+}
+
+fn header(r: &RunSummary) -> String {
+    let mut s = format!("run {} · {} · {}", r.id, r.pipeline, r.status);
+    if let Some(code) = r.exit_code {
+        let _ = write!(s, " (exit {code})");
+    }
+    let _ = write!(s, " · started {}", timestamp(r.started_at));
+    if let Some(d) = r.duration {
+        let _ = write!(s, " · {}", secs(d));
+    }
+    s.push('\n');
+    if let Some(file) = &r.pipeline_file {
+        let _ = writeln!(s, "file: {file}");
+    }
+    if let Some(from) = r.resumed_from {
+        let _ = writeln!(s, "resumes run {from}");
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(s, "error: {e}");
+    }
+    s
+}
+
+fn render_show(d: &RunDetail) -> String {
+    let mut s = header(&d.run);
+    let name_w = d
+        .phases
+        .iter()
+        .map(|p| p.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let _ = writeln!(
+        s,
+        "\n{:<name_w$}  {:<11}  {:>8}  {:>8}  {:>7}",
+        "PHASE", "STATUS", "ATTEMPTS", "DURATION", "LINES"
+    );
+    for p in &d.phases {
+        let mut line = format!(
+            "{:<name_w$}  {:<11}  {:>8}  {:>8}  {:>7}",
+            p.name,
+            p.status,
+            p.attempts,
+            p.duration.map(secs).unwrap_or_default(),
+            p.log_count
+        );
+        if let Some(from) = &p.reused_from {
+            let _ = write!(line, "  from run {from}");
+        }
+        if let Some(e) = p.error.as_deref().filter(|e| !e.is_empty()) {
+            let first = e.lines().next().unwrap_or("");
+            let _ = write!(line, "  {first}");
+        }
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+    s
+}
+
+/// `milo logs [RUN] PHASE [--stream stdout|stderr]`: every line the phase printed, in order.
+pub fn logs(
+    db: &Path,
+    run: Option<&str>,
+    phase: &str,
+    stream: Option<Stream>,
+    out: &mut dyn Write,
+) -> Result<u8, HistoryError> {
+    let h = History::open_existing(db)?;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    h.for_each_log(parse_run(run)?, phase, stream, |e| {
+        buf.extend_from_slice(e.line.as_bytes());
+        buf.push(b'\n');
+        if buf.len() >= 64 * 1024 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+        Ok(())
+    })?;
+    out.write_all(&buf)?;
+    Ok(0)
+}
+
+/// Parses `--stream`: `stdout` or `stderr`.
+pub fn parse_stream(s: &str) -> Result<Stream, String> {
+    match s {
+        "stdout" => Ok(Stream::Stdout),
+        "stderr" => Ok(Stream::Stderr),
+        _ => Err(format!("`{s}` is not a stream: use stdout or stderr")),
+    }
+}
+
+/// `milo replay [RUN] [--json]`: verifies the run's hash chain, re-reduces the journal with
+/// the pipeline reducer and prints the final timeline (`--json`: the timeline JSON). A
+/// tampered journal prints the first bad entry and returns 1.
+pub fn replay(db: &Path, run: Option<&str>, json: bool, out: &mut dyn Write) -> Result<u8, HistoryError> {
+    let h = History::open_existing(db)?;
+    let replay = h.replay(parse_run(run)?)?;
+    let Some(timeline) = replay.timeline() else {
+        writeln!(
+            out,
+            "run {}: the journal was tampered with: {}",
+            replay.run, replay.verification
+        )?;
+        return Ok(1);
+    };
+    if json {
+        return json_out(out, &timeline);
+    }
+    let mut s = format!("run {}: {}\n", replay.run, replay.verification);
+    let _ = writeln!(
+        s,
+        "{} · {} · {} · progress {:.0}%",
+        timeline["pipeline"].as_str().unwrap_or(""),
+        timeline["status"].as_str().unwrap_or(""),
+        secs(timeline["elapsed"].as_f64().unwrap_or(0.0)),
+        timeline["progress"].as_f64().unwrap_or(0.0) * 100.0
+    );
+    if let Some(e) = timeline["error"].as_str() {
+        let _ = writeln!(s, "error: {e}");
+    }
+    let phases = timeline["phases"].as_array().cloned().unwrap_or_default();
+    let by_name: HashMap<&str, &serde_json::Value> =
+        phases.iter().filter_map(|p| Some((p["name"].as_str()?, p))).collect();
+    let order: Vec<&str> = timeline["execution_order"]
+        .as_array()
+        .map(|o| o.iter().filter_map(|n| n.as_str()).collect())
+        .unwrap_or_default();
+    let name_w = order.iter().map(|n| n.chars().count()).max().unwrap_or(0).max(5);
+    let _ = writeln!(
+        s,
+        "\n{:<name_w$}  {:<10}  {:>8}  {:>8}  {:>8}  {:>7}",
+        "PHASE", "STATUS", "START", "ELAPSED", "ATTEMPTS", "LINES"
+    );
+    for name in order {
+        let Some(p) = by_name.get(name) else { continue };
+        let mut line = format!(
+            "{:<name_w$}  {:<10}  {:>8}  {:>8}  {:>8}  {:>7}",
+            name,
+            p["status"].as_str().unwrap_or(""),
+            p["started_at"].as_f64().map(secs).unwrap_or_default(),
+            secs(p["elapsed"].as_f64().unwrap_or(0.0)),
+            p["attempt"].as_u64().unwrap_or(0),
+            p["log_count"].as_u64().unwrap_or(0)
+        );
+        if let Some(from) = p["reused_from"].as_str() {
+            let _ = write!(line, "  from run {from}");
+        }
+        if let Some(e) = p["error"].as_str() {
+            let _ = write!(line, "  {}", e.lines().next().unwrap_or(""));
+        }
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+    out.write_all(s.as_bytes())?;
+    Ok(0)
+}
+
+fn secs(s: f64) -> String {
+    format_duration(std::time::Duration::from_secs_f64(if s.is_finite() {
+        s.max(0.0)
+    } else {
+        0.0
+    }))
+}
+
+/// `2026-11-28 21:35:55Z` for seconds since the Unix epoch (UTC).
+pub fn timestamp(epoch: f64) -> String {
+    let total = if epoch.is_finite() { epoch.max(0.0) as i64 } else { 0 };
+    let (days, rem) = (total.div_euclid(86_400), total.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_dates() {
+        assert_eq!(timestamp(0.0), "1970-01-01 00:00:00Z");
+        assert_eq!(timestamp(1_709_210_096.5), "2024-02-29 12:34:56Z");
+    }
+
+    #[test]
+    fn run_selectors() {
+        assert_eq!(parse_run(None).unwrap(), None);
+        assert_eq!(parse_run(Some("last")).unwrap(), None);
+        assert_eq!(parse_run(Some("12")).unwrap(), Some(12));
+        assert!(matches!(parse_run(Some("x")), Err(HistoryError::BadRunSelector(_))));
+    }
+}

@@ -1,0 +1,112 @@
+//! ETA: how long a run still needs, from the median durations of its phases in earlier
+//! successful runs ([`History::median_durations`](crate::History::median_durations)).
+//!
+//! A phase without history is estimated from its weight: seconds per unit of weight come
+//! from the phases that have a median, else from this run's own pace (elapsed time over the
+//! weight done so far). The remaining time is the longer of the critical path (dependencies
+//! run one after another) and the remaining work spread over `jobs` workers; non-parallel
+//! phases count as running alone.
+
+use std::collections::HashMap;
+
+use milo::pipeline::{PipelineState, Status};
+
+/// Estimated seconds until the run in `state` ends, or `None` when there is nothing to base
+/// it on yet (no history and no weight completed).
+pub fn estimate_remaining(state: &PipelineState, medians: &HashMap<String, f64>, jobs: usize) -> Option<f64> {
+    let def = state.def();
+    let (known_secs, known_weight) = def
+        .phases
+        .iter()
+        .filter_map(|p| medians.get(&*p.name).map(|m| (*m, p.weight)))
+        .fold((0.0, 0.0), |(s, w), (m, pw)| (s + m, w + pw));
+    let done_weight = state.progress * def.total_weight();
+    let per_weight = if known_weight > 0.0 {
+        Some(known_secs / known_weight)
+    } else if done_weight > 0.0 {
+        Some(state.elapsed / done_weight)
+    } else {
+        None
+    };
+    let n = def.phases.len();
+    let mut remaining = vec![0.0f64; n];
+    for (i, info) in def.phases.iter().enumerate() {
+        let Some(p) = state.phases.get(i) else { continue };
+        if p.status.is_finished() {
+            continue;
+        }
+        let expected = match medians.get(&*info.name) {
+            Some(m) => *m,
+            None => info.weight * per_weight?,
+        };
+        remaining[i] = match p.status {
+            Status::Running | Status::Retrying => (expected - p.elapsed).max(0.0),
+            _ => expected,
+        };
+    }
+    // Longest chain of remaining work, in execution order (dependencies come first).
+    let mut finish = vec![0.0f64; n];
+    let mut critical = 0.0f64;
+    for &i in def.order() {
+        let start = def.phases[i].deps.iter().map(|&d| finish[d]).fold(0.0, f64::max);
+        finish[i] = start + remaining[i];
+        critical = critical.max(finish[i]);
+    }
+    let jobs = jobs.max(1) as f64;
+    let spread: f64 = def
+        .phases
+        .iter()
+        .zip(&remaining)
+        .map(|(info, r)| if info.parallel { r / jobs } else { *r })
+        .sum();
+    Some(critical.max(spread))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use milo::pipeline::{Phase, Pipeline, PipelineAction};
+
+    use super::*;
+
+    fn noop(name: &str) -> Phase {
+        Phase::new(name, |_| Ok::<_, String>(()))
+    }
+
+    #[test]
+    fn medians_give_the_remaining_time_and_weights_fill_the_gaps() {
+        let p = Pipeline::new("p", [noop("a"), noop("b").depends_on(["a"]).weight(2.0)]).unwrap();
+        let r = p.build_reducer();
+        let mut s = r.apply(None, &PipelineAction::Init {});
+        // No history, nothing done: no basis.
+        assert_eq!(estimate_remaining(&s, &HashMap::new(), 1), None);
+        let medians = HashMap::from([("a".to_owned(), 10.0), ("b".to_owned(), 30.0)]);
+        assert_eq!(estimate_remaining(&s, &medians, 1), Some(40.0));
+        for a in [
+            PipelineAction::PipelineStart {
+                name: "p".into(),
+                timestamp: 0.0,
+            },
+            PipelineAction::PhaseStart {
+                name: "a".into(),
+                attempt: 1,
+                timestamp: 0.0,
+            },
+            PipelineAction::PhaseComplete {
+                name: "a".into(),
+                result: Arc::new(serde_json::Value::Null),
+                timestamp: 4.0,
+                reused_from: None,
+            },
+        ] {
+            s = r.apply(Some(&s), &a);
+        }
+        assert_eq!(estimate_remaining(&s, &medians, 1), Some(30.0));
+        // Only `a` has a median: b's weight 2 at 10 s per unit.
+        let only_a = HashMap::from([("a".to_owned(), 10.0)]);
+        assert_eq!(estimate_remaining(&s, &only_a, 1), Some(20.0));
+        // No history: this run's pace, 4 s for weight 1.
+        assert_eq!(estimate_remaining(&s, &HashMap::new(), 1), Some(8.0));
+    }
+}

@@ -1,0 +1,198 @@
+//! Run history for milo in an embedded SQLite database (`.milo/history.db` beside the
+//! pipeline file by default).
+//!
+//! * [`History::open`] opens (creating and migrating) a database; a corrupt file, another
+//!   program's database or one from a newer milo is an error, never a panic, so a caller can
+//!   warn and run without history.
+//! * [`History::recorder`] starts recording one run: subscribe [`Recorder::listener`] to the
+//!   store, and call [`Recorder::finish`] at the end. Writes happen on a dedicated thread in
+//!   batched transactions (WAL), so they do not slow the pipeline, and a process killed
+//!   mid-run (even with SIGKILL) leaves a readable database with everything committed so far;
+//!   the next [`History::open`] marks that run `interrupted`.
+//! * Queries: [`History::runs`], [`History::show`], [`History::logs`],
+//!   [`History::journal`], [`History::verify`], [`History::replay`],
+//!   [`History::resume_plan`], [`History::median_durations`]; [`eta::estimate_remaining`]
+//!   turns the medians into an ETA.
+//! * [`cli`] implements `milo history`, `milo show`, `milo logs` and `milo replay` on plain
+//!   parameters for the `milo` command to call.
+//!
+//! ```no_run
+//! # async fn demo(pipeline: milo::pipeline::Pipeline) -> Result<(), Box<dyn std::error::Error>> {
+//! use milo_history::{History, RecordOptions};
+//! let history = History::open(".milo/history.db".as_ref())?;
+//! let recorder = history.recorder(&pipeline, RecordOptions::default())?;
+//! let store = pipeline.store()?;
+//! let _sub = recorder.subscribe(&store);
+//! let report = pipeline.run_with(&store, Default::default()).await?;
+//! recorder.finish(report.status, 0)?;
+//! # Ok(()) }
+//! ```
+
+pub mod chunk;
+pub mod cli;
+pub mod def;
+mod error;
+pub mod eta;
+mod process;
+mod query;
+mod recorder;
+mod schema;
+
+use std::path::{Path, PathBuf};
+
+use milo::pipeline::Pipeline;
+use rusqlite::Connection;
+use serde::Serialize;
+
+pub use error::HistoryError;
+pub use query::{
+    JournalEntry, LogEntry, PhaseRecord, Replay, ResumePlan, RunDetail, RunSummary, Verification, parse_run,
+};
+pub use recorder::{BATCH, RecordOptions, Recorder};
+pub use schema::SCHEMA_VERSION;
+
+/// A run's number in the history (1, 2, …).
+pub type RunId = i64;
+
+/// How a recorded run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Being recorded by a live process.
+    Running,
+    /// Every phase completed or was skipped.
+    Completed,
+    /// A phase failed.
+    Failed,
+    /// Stopped by Ctrl-C or SIGTERM.
+    Cancelled,
+    /// The recording process went away mid-run (killed, crashed) or gave up recording.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// The lowercase name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parses a stored status; anything unknown reads as `interrupted`.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => RunStatus::Interrupted,
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The default database of `pipeline_file`: `.milo/history.db` in the file's directory.
+pub fn default_db_path(pipeline_file: &Path) -> PathBuf {
+    let dir = pipeline_file.parent().unwrap_or(Path::new(""));
+    dir.join(".milo").join("history.db")
+}
+
+/// An open run history.
+#[derive(Debug)]
+pub struct History {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl History {
+    /// Opens the history at `path`, creating the file (and its directory) if needed and
+    /// migrating it to this version's schema. Runs left `running` by a process that no longer
+    /// exists are marked `interrupted`.
+    pub fn open(path: &Path) -> Result<Self, HistoryError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| HistoryError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        Self::open_file(path)
+    }
+
+    /// Opens an existing history (for the read-only commands): a missing file is
+    /// [`HistoryError::NotFound`] instead of a new, empty history.
+    pub fn open_existing(path: &Path) -> Result<Self, HistoryError> {
+        if !path.exists() {
+            return Err(HistoryError::NotFound { path: path.to_owned() });
+        }
+        Self::open_file(path)
+    }
+
+    fn open_file(path: &Path) -> Result<Self, HistoryError> {
+        let conn = schema::open(path)?;
+        let history = Self {
+            path: path.to_owned(),
+            conn,
+        };
+        // Best effort: a read-only file still reads, with the stale status shown as is.
+        let _ = history.mark_interrupted();
+        Ok(history)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts recording a run of `pipeline`: inserts the run and its phases, and starts the
+    /// writer thread on its own connection.
+    pub fn recorder(&self, pipeline: &Pipeline, options: RecordOptions) -> Result<Recorder, HistoryError> {
+        let conn = schema::open(&self.path)?;
+        Recorder::start(conn, pipeline, options)
+    }
+
+    /// Marks runs left `running` by a process that is gone as `interrupted` (with their
+    /// running phases); returns how many.
+    pub fn mark_interrupted(&self) -> Result<usize, HistoryError> {
+        let stale: Vec<(RunId, i64, Option<String>)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, pid, pid_start FROM runs WHERE status = 'running'")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        let mut n = 0;
+        for (id, pid, start) in stale {
+            if process::alive(pid, start.as_deref()) {
+                continue;
+            }
+            let tx = self.conn.unchecked_transaction()?;
+            tx.execute(
+                "UPDATE runs SET status = 'interrupted', ended_at = last_seen WHERE id = ?1 AND status = 'running'",
+                [id],
+            )?;
+            tx.execute(
+                "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'retrying')",
+                [id],
+            )?;
+            tx.commit()?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

@@ -1,0 +1,733 @@
+//! Reading the history: runs, one run's phases, a phase's logs, the journal, its
+//! verification and replay, the resume plan of a failed run, and median phase durations.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use milo::capture::Stream;
+use milo::pipeline::{Pipeline, PipelineAction, PipelineState, pipeline_to_timeline};
+use rusqlite::types::ValueRef;
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::chunk::{self, ChunkEntry};
+use crate::def::{DefRecord, phase_hash};
+use crate::error::HistoryError;
+use crate::{History, RunId, RunStatus};
+
+/// One run, as listed by `milo history`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// The run's number.
+    pub id: RunId,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// How it stands.
+    pub status: RunStatus,
+    /// Wall-clock start, seconds since the Unix epoch.
+    pub started_at: f64,
+    /// Wall-clock end (for an interrupted run: its last write), if it ended.
+    pub ended_at: Option<f64>,
+    /// Seconds from start to end (or to the last write while running).
+    pub duration: Option<f64>,
+    /// The exit status `milo run` returned.
+    pub exit_code: Option<i32>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The first phase that failed.
+    pub failed_phase: Option<String>,
+    /// The run it resumed.
+    pub resumed_from: Option<RunId>,
+    /// Hex SHA-256 of the recorded pipeline definition.
+    pub def_hash: String,
+    /// The pipeline file it was run from.
+    pub pipeline_file: Option<String>,
+    /// The recording process.
+    pub pid: i64,
+    /// How many actions the journal holds.
+    pub journal_len: i64,
+}
+
+/// One phase of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseRecord {
+    /// Its name.
+    pub name: String,
+    /// `pending`, `running`, `retrying`, `completed`, `failed`, `skipped`, `cancelled` or
+    /// `interrupted`.
+    pub status: String,
+    /// The last attempt (0 if it never started).
+    pub attempts: u32,
+    /// When it first started, seconds since the run started.
+    pub started_at: Option<f64>,
+    /// When it finished, seconds since the run started.
+    pub finished_at: Option<f64>,
+    /// Seconds from start to finish.
+    pub duration: Option<f64>,
+    /// Its error, if it failed, was skipped, or is retrying.
+    pub error: Option<String>,
+    /// Its result, once completed.
+    pub result: Option<serde_json::Value>,
+    /// The run its result was reused from.
+    pub reused_from: Option<String>,
+    /// How many lines it logged.
+    pub log_count: i64,
+    /// The hash deciding whether it is unchanged (see [`phase_hash`]).
+    pub phase_hash: String,
+}
+
+/// A run and its phases, as shown by `milo show`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunDetail {
+    /// The run.
+    #[serde(flatten)]
+    pub run: RunSummary,
+    /// Its phases in execution order.
+    pub phases: Vec<PhaseRecord>,
+}
+
+/// One captured line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogEntry {
+    /// Its position in the run's journal.
+    pub seq: i64,
+    /// `stdout` or `stderr`.
+    pub stream: Stream,
+    /// Seconds since the run started.
+    pub timestamp: f64,
+    /// The text.
+    pub line: String,
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalEntry {
+    /// 1 for the first action.
+    pub seq: i64,
+    /// The action's JSON as recorded.
+    pub json: String,
+    /// SHA-256 of the previous entry's hash followed by `json` (for a captured line, by its
+    /// [`hash_input`](crate::chunk::hash_input) instead).
+    pub hash: Vec<u8>,
+}
+
+impl JournalEntry {
+    /// The recorded action.
+    pub fn action(&self) -> Result<PipelineAction, serde_json::Error> {
+        serde_json::from_str(&self.json)
+    }
+}
+
+/// The outcome of checking a run's hash chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum Verification {
+    /// Every entry matches its hash and the chain is complete.
+    Intact {
+        /// How many entries.
+        entries: u64,
+    },
+    /// The first entry that does not check out.
+    Broken {
+        /// Its sequence number.
+        seq: i64,
+        /// Its action type, if its JSON still says.
+        action_type: Option<String>,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl Verification {
+    /// Whether the chain is intact.
+    pub fn is_intact(&self) -> bool {
+        matches!(self, Verification::Intact { .. })
+    }
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verification::Intact { entries } => write!(f, "hash chain intact ({entries} entries)"),
+            Verification::Broken {
+                seq,
+                action_type,
+                reason,
+            } => {
+                write!(f, "entry {seq}")?;
+                if let Some(t) = action_type {
+                    write!(f, " ({t})")?;
+                }
+                write!(f, " {reason}")
+            }
+        }
+    }
+}
+
+/// A replayed run.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The run.
+    pub run: RunId,
+    /// The hash chain check; the state is only rebuilt when it is intact.
+    pub verification: Verification,
+    /// The state the reducer reaches from the journal.
+    pub state: Option<Arc<PipelineState>>,
+}
+
+impl Replay {
+    /// The final timeline ([`pipeline_to_timeline`]), when the journal was intact.
+    pub fn timeline(&self) -> Option<serde_json::Value> {
+        self.state.as_deref().map(pipeline_to_timeline)
+    }
+}
+
+/// What `milo run --resume` reuses from an earlier run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumePlan {
+    /// The run being resumed.
+    pub run: RunId,
+    /// Phases not to run again: result JSON and the run it comes from (for
+    /// `RunOptions::reuse`).
+    pub reuse: HashMap<String, (serde_json::Value, String)>,
+    /// Phases that will run, in execution order.
+    pub rerun: Vec<String>,
+}
+
+/// Parses a run selector: a run number, or `last` / nothing for the newest run.
+pub fn parse_run(selector: Option<&str>) -> Result<Option<RunId>, HistoryError> {
+    match selector.map(str::trim) {
+        None | Some("last") | Some("") => Ok(None),
+        Some(s) => s
+            .trim_start_matches('#')
+            .parse::<RunId>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| HistoryError::BadRunSelector(s.to_owned())),
+    }
+}
+
+const RUN_COLUMNS: &str = "r.id, r.pipeline, r.status, r.started_at, r.ended_at, r.last_seen, r.exit_code, r.error,
+    (SELECT p.name FROM phases p WHERE p.run_id = r.id AND p.status = 'failed' ORDER BY p.finished_at, p.idx LIMIT 1),
+    r.resumed_from, r.def_hash, r.pipeline_file, r.pid, r.journal_len";
+
+fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
+    let status = RunStatus::parse(&r.get::<_, String>(2)?);
+    let started_at: f64 = r.get(3)?;
+    let ended_at: Option<f64> = r.get(4)?;
+    let last_seen: Option<f64> = r.get(5)?;
+    let end = ended_at.or(last_seen);
+    Ok(RunSummary {
+        id: r.get(0)?,
+        pipeline: r.get(1)?,
+        status,
+        started_at,
+        ended_at,
+        duration: end.map(|e| (e - started_at).max(0.0)),
+        exit_code: r.get(6)?,
+        error: r.get(7)?,
+        failed_phase: r.get(8)?,
+        resumed_from: r.get(9)?,
+        def_hash: r.get(10)?,
+        pipeline_file: r.get(11)?,
+        pid: r.get(12)?,
+        journal_len: r.get(13)?,
+    })
+}
+
+impl History {
+    /// The `limit` most recent runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs r ORDER BY r.id DESC LIMIT ?1"))?;
+        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], run_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Resolves a run selector (`None` = the newest run, of `pipeline` if given).
+    pub fn resolve(&self, run: Option<RunId>, pipeline: Option<&str>) -> Result<RunId, HistoryError> {
+        match run {
+            Some(id) => {
+                let found: Option<RunId> = self
+                    .conn
+                    .query_row("SELECT id FROM runs WHERE id = ?1", [id], |r| r.get(0))
+                    .optional()?;
+                found.ok_or(HistoryError::NoSuchRun(id))
+            }
+            None => {
+                let found: Option<RunId> = match pipeline {
+                    Some(p) => self
+                        .conn
+                        .query_row("SELECT max(id) FROM runs WHERE pipeline = ?1", [p], |r| r.get(0))?,
+                    None => self.conn.query_row("SELECT max(id) FROM runs", [], |r| r.get(0))?,
+                };
+                found.ok_or_else(|| HistoryError::NoRuns {
+                    pipeline: pipeline.map(str::to_owned),
+                })
+            }
+        }
+    }
+
+    /// One run (`None` = the newest).
+    pub fn run(&self, run: Option<RunId>) -> Result<RunSummary, HistoryError> {
+        let id = self.resolve(run, None)?;
+        Ok(self.conn.query_row(
+            &format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = ?1"),
+            [id],
+            run_row,
+        )?)
+    }
+
+    fn def_of(&self, run: RunId) -> Result<DefRecord, HistoryError> {
+        let json: String = self
+            .conn
+            .query_row("SELECT def_json FROM runs WHERE id = ?1", [run], |r| r.get(0))?;
+        serde_json::from_str(&json).map_err(|e| HistoryError::BadRecord {
+            run,
+            what: "pipeline definition",
+            reason: e.to_string(),
+        })
+    }
+
+    /// One run and its phases in execution order (`None` = the newest run).
+    pub fn show(&self, run: Option<RunId>) -> Result<RunDetail, HistoryError> {
+        let summary = self.run(run)?;
+        let id = summary.id;
+        let mut stmt = self.conn.prepare(
+            "SELECT name, status, attempts, started_at, finished_at, error, result, reused_from, log_count, phase_hash
+             FROM phases WHERE run_id = ?1 ORDER BY idx",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            let started_at: Option<f64> = r.get(3)?;
+            let finished_at: Option<f64> = r.get(4)?;
+            let result: Option<String> = r.get(6)?;
+            Ok(PhaseRecord {
+                name: r.get(0)?,
+                status: r.get(1)?,
+                attempts: r.get(2)?,
+                started_at,
+                finished_at,
+                duration: started_at.zip(finished_at).map(|(s, f)| (f - s).max(0.0)),
+                error: r.get(5)?,
+                result: result.map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))),
+                reused_from: r.get(7)?,
+                log_count: r.get(8)?,
+                phase_hash: r.get(9)?,
+            })
+        })?;
+        let mut phases: Vec<PhaseRecord> = rows.collect::<Result<_, _>>()?;
+        // Execution order, from the recorded definition (declaration order if unreadable).
+        let order = self.def_of(id).ok().and_then(|d| d.to_noop_pipeline().ok());
+        if let Some(order) = order.map(|p| p.execution_order()) {
+            let rank: HashMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+            phases.sort_by_key(|p| rank.get(p.name.as_str()).copied().unwrap_or(usize::MAX));
+        }
+        Ok(RunDetail { run: summary, phases })
+    }
+
+    fn check_phase(&self, run: RunId, phase: &str) -> Result<(), HistoryError> {
+        let names: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT name FROM phases WHERE run_id = ?1 ORDER BY idx")?;
+            stmt.query_map([run], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        if names.iter().any(|n| n == phase) {
+            Ok(())
+        } else {
+            Err(HistoryError::NoSuchPhase {
+                run,
+                phase: phase.to_owned(),
+                available: names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            })
+        }
+    }
+
+    /// Calls `f` with every line phase `phase` of a run logged (`None` = the newest run),
+    /// in order, optionally only those of `stream`. Returns the run id.
+    pub fn for_each_log(
+        &self,
+        run: Option<RunId>,
+        phase: &str,
+        stream: Option<Stream>,
+        mut f: impl FnMut(LogEntry) -> Result<(), HistoryError>,
+    ) -> Result<RunId, HistoryError> {
+        let id = self.resolve(run, None)?;
+        self.check_phase(id, phase)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT data FROM logs WHERE run_id = ?1 AND phase = ?2 ORDER BY first_seq")?;
+        let mut rows = stmt.query(params![id, phase])?;
+        while let Some(r) = rows.next()? {
+            let data = r.get_ref(0)?.as_bytes().unwrap_or_default();
+            let entries = chunk::decode(data).map_err(|n| HistoryError::BadRecord {
+                run: id,
+                what: "log chunk",
+                reason: format!("phase `{phase}`: damaged after {n} lines"),
+            })?;
+            for e in entries {
+                if stream.is_none_or(|s| s == e.stream) {
+                    f(LogEntry {
+                        seq: e.seq,
+                        stream: e.stream,
+                        timestamp: e.timestamp,
+                        line: e.line,
+                    })?;
+                }
+            }
+        }
+        Ok(id)
+    }
+
+    /// Every line phase `phase` of a run logged (`None` = the newest run), in order.
+    pub fn logs(&self, run: Option<RunId>, phase: &str, stream: Option<Stream>) -> Result<Vec<LogEntry>, HistoryError> {
+        let mut out = Vec::new();
+        self.for_each_log(run, phase, stream, |e| {
+            out.push(e);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// A run's journal, in order (`None` = the newest run). Stops before the first entry
+    /// that is missing or damaged ([`verify`](Self::verify) says which).
+    pub fn journal(&self, run: Option<RunId>) -> Result<Vec<JournalEntry>, HistoryError> {
+        let id = self.resolve(run, None)?;
+        let mut out = Vec::new();
+        let _ = self.walk_entries(id, |seq, entry| {
+            let (json, hash) = match entry {
+                Entry::Json { json, hash } => (String::from_utf8_lossy(json).into_owned(), hash.to_vec()),
+                Entry::Log { phase, entry } => (
+                    serde_json::to_string(&entry.action(phase)).unwrap_or_default(),
+                    entry.hash.to_vec(),
+                ),
+            };
+            out.push(JournalEntry { seq, json, hash });
+            None
+        })?;
+        Ok(out)
+    }
+
+    /// Checks a run's hash chain (`None` = the newest run).
+    pub fn verify(&self, run: Option<RunId>) -> Result<Verification, HistoryError> {
+        let id = self.resolve(run, None)?;
+        self.walk_journal(id, |_| {})
+    }
+
+    /// Verifies a run's journal and, if intact, re-reduces it with the pipeline reducer of
+    /// the recorded definition (`None` = the newest run).
+    pub fn replay(&self, run: Option<RunId>) -> Result<Replay, HistoryError> {
+        let id = self.resolve(run, None)?;
+        let def = self.def_of(id)?;
+        let pipeline = def.to_noop_pipeline().map_err(|e| HistoryError::BadRecord {
+            run: id,
+            what: "pipeline definition",
+            reason: e.to_string(),
+        })?;
+        let reducer = pipeline.build_reducer();
+        let mut state = reducer.apply(None, &PipelineAction::Init {});
+        let verification = self.walk_journal(id, |action| state = reducer.apply(Some(&state), action))?;
+        let state = verification.is_intact().then_some(state);
+        Ok(Replay {
+            run: id,
+            verification,
+            state,
+        })
+    }
+
+    /// Calls `f(seq, entry)` for each journal entry of run `id` in order, merging the
+    /// `journal` rows with the lines of the log chunks. Stops
+    /// when `f` returns a verdict, or at a missing, duplicated or undecodable entry; returns
+    /// the number of entries on a clean end.
+    fn walk_entries(
+        &self,
+        id: RunId,
+        mut f: impl FnMut(i64, Entry<'_>) -> Option<Verification>,
+    ) -> Result<Result<i64, Verification>, HistoryError> {
+        type JournalRow = (i64, Vec<u8>, Vec<u8>);
+        type ChunkRow = (Arc<str>, i64, Vec<u8>);
+        let mut jstmt = self
+            .conn
+            .prepare("SELECT seq, action, hash FROM journal WHERE run_id = ?1 ORDER BY seq")?;
+        let mut jrows = jstmt.query([id])?;
+        let next_journal = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<JournalRow>, HistoryError> {
+            let Some(r) = rows.next()? else { return Ok(None) };
+            // Bytes, whatever the column holds: an edit may have stored anything.
+            let json = match r.get_ref(1)? {
+                ValueRef::Text(t) | ValueRef::Blob(t) => t.to_vec(),
+                other => format!("{other:?}").into_bytes(),
+            };
+            let hash = match r.get_ref(2)? {
+                ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
+                _ => Vec::new(),
+            };
+            Ok(Some((r.get(0)?, json, hash)))
+        };
+        let mut cstmt = self
+            .conn
+            .prepare("SELECT phase, first_seq, data FROM logs WHERE run_id = ?1 ORDER BY first_seq")?;
+        let mut crows = cstmt.query([id])?;
+        let next_chunk = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<ChunkRow>, HistoryError> {
+            let Some(r) = rows.next()? else { return Ok(None) };
+            let phase: String = r.get(0)?;
+            let data = r.get_ref(2)?.as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
+            Ok(Some((Arc::from(phase), r.get(1)?, data)))
+        };
+        let mut journal = next_journal(&mut jrows)?;
+        let mut chunk = next_chunk(&mut crows)?;
+        let mut pending: BTreeMap<i64, (Arc<str>, ChunkEntry)> = BTreeMap::new();
+        let mut seq = 1i64;
+        loop {
+            while let Some((phase, first, data)) = chunk.take_if(|c| c.1 <= seq) {
+                match chunk::decode(&data) {
+                    Ok(entries) => pending.extend(entries.into_iter().map(|e| (e.seq, (phase.clone(), e)))),
+                    Err(n) => {
+                        return Ok(Err(Verification::Broken {
+                            seq: seq.max(first),
+                            action_type: Some("@@PHASE_LOG".into()),
+                            reason: format!("is in a damaged log chunk of phase `{phase}` (after its {n} first lines)"),
+                        }));
+                    }
+                }
+                chunk = next_chunk(&mut crows)?;
+            }
+            let verdict = if journal.as_ref().is_some_and(|j| j.0 == seq) {
+                let (_, action, hash) = journal.take().unwrap_or_default();
+                journal = next_journal(&mut jrows)?;
+                f(
+                    seq,
+                    Entry::Json {
+                        json: &action,
+                        hash: &hash,
+                    },
+                )
+            } else if let Some((phase, e)) = pending.remove(&seq) {
+                f(
+                    seq,
+                    Entry::Log {
+                        phase: &phase,
+                        entry: &e,
+                    },
+                )
+            } else if journal.is_none() && pending.is_empty() && chunk.is_none() {
+                return Ok(Ok(seq - 1));
+            } else {
+                Some(Verification::Broken {
+                    seq,
+                    action_type: None,
+                    reason: "is missing: it was deleted from the journal".into(),
+                })
+            };
+            if let Some(v) = verdict {
+                return Ok(Err(v));
+            }
+            let duplicate = journal.as_ref().is_some_and(|j| j.0 <= seq)
+                || pending.first_key_value().is_some_and(|(s, _)| *s <= seq);
+            if duplicate {
+                return Ok(Err(Verification::Broken {
+                    seq,
+                    action_type: None,
+                    reason: "is recorded twice".into(),
+                }));
+            }
+            seq += 1;
+        }
+    }
+
+    /// Walks the journal of run `id` checking the chain, calling `f` with each good action
+    /// in order; stops at the first bad entry.
+    fn walk_journal(&self, id: RunId, mut f: impl FnMut(&PipelineAction)) -> Result<Verification, HistoryError> {
+        let (len, head): (i64, Option<Vec<u8>>) =
+            self.conn
+                .query_row("SELECT journal_len, journal_head FROM runs WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+        let mut prev = [0u8; 32];
+        let mut input = Vec::with_capacity(256);
+        let walked = self.walk_entries(id, |seq, entry| {
+            let (action, hash) = match entry {
+                Entry::Json { json, hash } => {
+                    let text = || String::from_utf8_lossy(json);
+                    if chained(&prev, json)[..] != hash[..] {
+                        return Some(Verification::Broken {
+                            seq,
+                            action_type: action_type(&text()),
+                            reason: "does not match its hash: it was changed after it was recorded".into(),
+                        });
+                    }
+                    match serde_json::from_slice::<PipelineAction>(json) {
+                        Ok(action) => (action, chained(&prev, json)),
+                        Err(e) => {
+                            return Some(Verification::Broken {
+                                seq,
+                                action_type: action_type(&text()),
+                                reason: format!("matches its hash but is not a valid action ({e})"),
+                            });
+                        }
+                    }
+                }
+                Entry::Log { phase, entry } => {
+                    chunk::hash_input(&mut input, phase, entry.stream, entry.timestamp, &entry.line);
+                    let computed = chained(&prev, &input);
+                    if computed != entry.hash {
+                        return Some(Verification::Broken {
+                            seq,
+                            action_type: Some("@@PHASE_LOG".into()),
+                            reason: format!(
+                                "does not match its hash: the line of phase `{phase}` was changed after it was recorded"
+                            ),
+                        });
+                    }
+                    (entry.action(phase), computed)
+                }
+            };
+            f(&action);
+            prev = hash;
+            None
+        })?;
+        let count = match walked {
+            Ok(count) => count,
+            Err(broken) => return Ok(broken),
+        };
+        if count < len {
+            return Ok(Verification::Broken {
+                seq: count + 1,
+                action_type: None,
+                reason: format!("is missing: the run recorded {len} entries but the journal ends after {count}"),
+            });
+        }
+        if count > len || (count > 0 && head.as_deref() != Some(&prev[..])) {
+            return Ok(Verification::Broken {
+                seq: count,
+                action_type: None,
+                reason: "does not match the chain head recorded in the run: entries were added or rewritten".into(),
+            });
+        }
+        Ok(Verification::Intact { entries: count as u64 })
+    }
+
+    /// The plan to resume a failed, cancelled or interrupted run of `pipeline` (`None` = the
+    /// newest run of this pipeline): a phase is reused when it completed, its phase hash is
+    /// unchanged, and every phase it depends on is reused too (a dependency that runs again
+    /// may produce something else).
+    pub fn resume_plan(&self, run: Option<RunId>, pipeline: &Pipeline) -> Result<ResumePlan, HistoryError> {
+        let id = self.resolve(run, Some(pipeline.name()))?;
+        let summary = self.run(Some(id))?;
+        if summary.pipeline != pipeline.name() {
+            return Err(HistoryError::OtherPipeline {
+                run: id,
+                found: summary.pipeline,
+                expected: pipeline.name().to_owned(),
+            });
+        }
+        if matches!(summary.status, RunStatus::Completed | RunStatus::Running) {
+            let status = if summary.status == RunStatus::Running {
+                format!("still running (pid {})", summary.pid)
+            } else {
+                "completed".to_owned()
+            };
+            return Err(HistoryError::NotResumable { run: id, status });
+        }
+        let old: HashMap<String, (String, String, Option<String>, Option<String>)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT name, status, phase_hash, result, reused_from FROM phases WHERE run_id = ?1")?;
+            let rows = stmt.query_map([id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let current = DefRecord::of(pipeline);
+        let def = pipeline.def();
+        let mut reuse = HashMap::new();
+        let mut reused: HashSet<usize> = HashSet::new();
+        let mut rerun = Vec::new();
+        for &i in def.order() {
+            let info = &def.phases[i];
+            let name = info.name.to_string();
+            let unchanged = old.get(&name).and_then(|(status, hash, result, from)| {
+                (status == "completed" && *hash == phase_hash(&current.phases[i])).then_some((result, from))
+            });
+            match unchanged {
+                Some((result, from)) if info.deps.iter().all(|d| reused.contains(d)) => {
+                    let value = match result {
+                        Some(s) => serde_json::from_str(s).map_err(|e| HistoryError::BadRecord {
+                            run: id,
+                            what: "phase result",
+                            reason: format!("phase `{name}`: {e}"),
+                        })?,
+                        None => serde_json::Value::Null,
+                    };
+                    let origin = from.clone().unwrap_or_else(|| id.to_string());
+                    reuse.insert(name, (value, origin));
+                    reused.insert(i);
+                }
+                _ => rerun.push(name),
+            }
+        }
+        Ok(ResumePlan { run: id, reuse, rerun })
+    }
+
+    /// The median duration (seconds) of each phase over the `recent` most recent completed
+    /// runs of `pipeline`, counting only phases that ran (not reused ones). Empty when there
+    /// is no such run.
+    pub fn median_durations_over(&self, pipeline: &str, recent: usize) -> Result<HashMap<String, f64>, HistoryError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT p.name, p.finished_at - p.started_at FROM phases p
+             WHERE p.run_id IN (SELECT id FROM runs WHERE pipeline = ?1 AND status = 'completed' ORDER BY id DESC LIMIT ?2)
+               AND p.status = 'completed' AND p.reused_from IS NULL
+               AND p.started_at IS NOT NULL AND p.finished_at IS NOT NULL",
+        )?;
+        let rows = stmt.query_map(params![pipeline, i64::try_from(recent).unwrap_or(i64::MAX)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        let mut by_phase: HashMap<String, Vec<f64>> = HashMap::new();
+        for row in rows {
+            let (name, d) = row?;
+            if d.is_finite() {
+                by_phase.entry(name).or_default().push(d.max(0.0));
+            }
+        }
+        Ok(by_phase
+            .into_iter()
+            .map(|(name, mut ds)| (name, median(&mut ds)))
+            .collect())
+    }
+
+    /// [`median_durations_over`](Self::median_durations_over) the 20 most recent completed
+    /// runs.
+    pub fn median_durations(&self, pipeline: &str) -> Result<HashMap<String, f64>, HistoryError> {
+        self.median_durations_over(pipeline, 20)
+    }
+}
+
+/// One journal entry as stored: a `journal` row, or a line of a log chunk.
+enum Entry<'a> {
+    Json { json: &'a [u8], hash: &'a [u8] },
+    Log { phase: &'a Arc<str>, entry: &'a ChunkEntry },
+}
+
+/// SHA-256 of `prev` followed by `input`.
+fn chained(prev: &[u8; 32], input: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(prev);
+    hasher.update(input);
+    hasher.finalize().into()
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// The `type` of an action's JSON, if it still parses that far.
+fn action_type(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.get("type")?.as_str().map(str::to_owned)
+}

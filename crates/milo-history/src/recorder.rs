@@ -1,0 +1,484 @@
+//! [`Recorder`]: records one run off the hot path.
+//!
+//! The store listener only clones the action (a few reference-count increments) and sends it
+//! down an unbounded channel; a dedicated thread owns its own SQLite connection and writes
+//! whatever has queued up in one transaction per batch: the journal row with its chained
+//! hash (a captured line goes into its phase's [log chunk](crate::chunk) instead), and the
+//! phase and run rows the batch changed. A batch is committed as
+//! soon as the queue is empty (or after [`BATCH`] actions), so a killed process loses at most
+//! the actions still queued, and what was committed stays readable (WAL).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+
+use milo::pipeline::{Pipeline, PipelineAction, Status};
+use milo::store::{Store, Subscription};
+use rusqlite::{Connection, params};
+use sha2::{Digest, Sha256};
+
+use crate::chunk::{self, CHUNK_BYTES};
+use crate::def::{DefRecord, phase_hash};
+use crate::error::HistoryError;
+use crate::{RunId, RunStatus, now, process};
+
+/// The most actions written in one transaction.
+pub const BATCH: usize = 32 * 1024;
+
+enum Msg {
+    Action(PipelineAction),
+    Finish { status: RunStatus, exit_code: Option<i32> },
+}
+
+/// What a recording is about, besides the pipeline itself.
+#[derive(Debug, Clone, Default)]
+pub struct RecordOptions {
+    /// The pipeline file, shown by `milo show`.
+    pub pipeline_file: Option<String>,
+    /// The run this one resumes (`milo run --resume`).
+    pub resumed_from: Option<RunId>,
+}
+
+/// Records one run. Subscribe [`listener`](Self::listener) (or call
+/// [`subscribe`](Self::subscribe)) before the run starts, and call
+/// [`finish`](Self::finish) when it ends. Dropped without `finish`, the run is recorded as
+/// `interrupted`.
+#[derive(Debug)]
+pub struct Recorder {
+    run_id: RunId,
+    tx: Option<Sender<Msg>>,
+    thread: Option<JoinHandle<Result<(), HistoryError>>>,
+}
+
+impl Recorder {
+    pub(crate) fn start(conn: Connection, pipeline: &Pipeline, options: RecordOptions) -> Result<Self, HistoryError> {
+        let def = DefRecord::of(pipeline);
+        let (me, me_start) = process::current();
+        // A batch of 32K lines fits in the page cache instead of spilling mid-transaction.
+        conn.pragma_update(None, "cache_size", -32 * 1024)?;
+        // Checkpoint (copy the WAL into the database and fsync) every ~32 MiB instead of
+        // every 4 MiB: the same copying, far fewer fsyncs on the writer thread.
+        conn.pragma_update(None, "wal_autocheckpoint", 2048)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let inserted = (|| -> Result<RunId, rusqlite::Error> {
+            conn.execute(
+                "INSERT INTO runs (pipeline, def_hash, def_json, pipeline_file, started_at, last_seen, status, pid, pid_start, resumed_from)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'running', ?6, ?7, ?8)",
+                params![
+                    def.name,
+                    def.hash(),
+                    def.to_json(),
+                    options.pipeline_file,
+                    now(),
+                    me,
+                    me_start,
+                    options.resumed_from
+                ],
+            )?;
+            let run_id = conn.last_insert_rowid();
+            let mut insert = conn.prepare(
+                "INSERT INTO phases (run_id, idx, name, phase_hash, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
+            )?;
+            for (i, p) in def.phases.iter().enumerate() {
+                insert.execute(params![run_id, i as i64, p.name, phase_hash(p)])?;
+            }
+            Ok(run_id)
+        })();
+        let run_id = match inserted {
+            Ok(id) => {
+                conn.execute_batch("COMMIT")?;
+                id
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+        };
+        let phases: Vec<PhaseRow> = def.phases.iter().map(|p| PhaseRow::new(&p.name)).collect();
+        let index = def
+            .phases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (Arc::<str>::from(p.name.as_str()), i))
+            .collect();
+        let writer = Writer {
+            conn,
+            run_id,
+            seq: 0,
+            head: [0; 32],
+            dirty: vec![false; phases.len()],
+            phases,
+            index,
+            run_error: None,
+            json: Vec::with_capacity(256),
+        };
+        let (tx, rx) = channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("milo-history-{run_id}"))
+            .spawn(move || writer.run(rx))
+            .map_err(|e| HistoryError::Writer(format!("could not start the writer thread: {e}")))?;
+        Ok(Self {
+            run_id,
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// This run's id.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// A store listener that hands every action to the writer thread. It never blocks and
+    /// never fails; once the writer has stopped, actions are dropped.
+    pub fn listener<S>(&self) -> impl Fn(&PipelineAction, &Arc<S>) + Send + Sync + 'static {
+        let tx = self.tx.clone();
+        move |action: &PipelineAction, _: &Arc<S>| {
+            if let Some(tx) = &tx {
+                let _ = tx.send(Msg::Action(action.clone()));
+            }
+        }
+    }
+
+    /// Subscribes [`listener`](Self::listener) to `store`; keep the subscription for the run.
+    pub fn subscribe<S: Send + Sync + 'static>(&self, store: &Store<S, PipelineAction>) -> Subscription {
+        store.subscribe(self.listener::<S>())
+    }
+
+    /// Records how the run ended (`completed`, `failed`, `cancelled`; any other status is
+    /// recorded as `interrupted`), waits until everything sent so far is written, and
+    /// returns the run id. Actions dispatched after this are not recorded.
+    pub fn finish(mut self, status: Status, exit_code: i32) -> Result<RunId, HistoryError> {
+        let status = match status {
+            Status::Completed => RunStatus::Completed,
+            Status::Failed => RunStatus::Failed,
+            Status::Cancelled => RunStatus::Cancelled,
+            _ => RunStatus::Interrupted,
+        };
+        self.close(status, Some(exit_code))?;
+        Ok(self.run_id)
+    }
+
+    fn close(&mut self, status: RunStatus, exit_code: Option<i32>) -> Result<(), HistoryError> {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Msg::Finish { status, exit_code });
+        }
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| HistoryError::Writer("the writer thread panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.close(RunStatus::Interrupted, None);
+    }
+}
+
+struct PhaseRow {
+    status: &'static str,
+    attempts: u32,
+    started_at: Option<f64>,
+    finished_at: Option<f64>,
+    error: Option<String>,
+    result: Option<String>,
+    reused_from: Option<String>,
+    log_count: i64,
+    name: String,
+    /// The open log chunk: encoded entries, first sequence number, line count.
+    chunk: Vec<u8>,
+    chunk_first: i64,
+    chunk_lines: i64,
+}
+
+impl PhaseRow {
+    fn new(name: &str) -> Self {
+        Self {
+            status: "pending",
+            attempts: 0,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            result: None,
+            reused_from: None,
+            log_count: 0,
+            name: name.to_owned(),
+            chunk: Vec::new(),
+            chunk_first: 0,
+            chunk_lines: 0,
+        }
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    run_id: RunId,
+    seq: i64,
+    head: [u8; 32],
+    phases: Vec<PhaseRow>,
+    index: HashMap<Arc<str>, usize>,
+    dirty: Vec<bool>,
+    run_error: Option<String>,
+    json: Vec<u8>,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Msg>) -> Result<(), HistoryError> {
+        loop {
+            // A closed channel means the Recorder went away without finishing.
+            let first = rx.recv().unwrap_or(Msg::Finish {
+                status: RunStatus::Interrupted,
+                exit_code: None,
+            });
+            self.conn.execute_batch("BEGIN")?;
+            let result = self.batch(first, &rx);
+            match result {
+                Ok(done) => {
+                    self.conn.execute_batch("COMMIT")?;
+                    if done {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Writes `first` and whatever else is queued (up to [`BATCH`]); true once finished.
+    fn batch(&mut self, first: Msg, rx: &Receiver<Msg>) -> Result<bool, HistoryError> {
+        let mut next = Some(first);
+        let mut n = 0;
+        let mut finish = None;
+        while let Some(msg) = next {
+            match msg {
+                Msg::Action(action) => self.record(&action)?,
+                Msg::Finish { status, exit_code } => {
+                    finish = Some((status, exit_code));
+                    break;
+                }
+            }
+            n += 1;
+            if n >= BATCH {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        self.flush_phases()?;
+        match finish {
+            Some((status, exit_code)) => {
+                self.end(status, exit_code)?;
+                Ok(true)
+            }
+            None => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE runs SET last_seen = ?2, journal_len = ?3, journal_head = ?4 WHERE id = ?1",
+                    )?
+                    .execute(params![self.run_id, now(), self.seq, &self.head[..]])?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn chain(&mut self) {
+        let mut hasher = Sha256::new();
+        hasher.update(self.head);
+        hasher.update(&self.json);
+        self.head = hasher.finalize().into();
+        self.seq += 1;
+    }
+
+    fn record(&mut self, action: &PipelineAction) -> Result<(), HistoryError> {
+        if let PipelineAction::PhaseLog {
+            name,
+            line,
+            stream,
+            timestamp,
+        } = action
+            && let Some(&i) = self.index.get(&**name)
+        {
+            // Stored once, in the phase's chunk; the journal JSON is rebuilt from it.
+            chunk::hash_input(&mut self.json, name, *stream, *timestamp, line);
+            self.chain();
+            let p = &mut self.phases[i];
+            if p.chunk_lines == 0 {
+                p.chunk_first = self.seq;
+            }
+            chunk::encode(&mut p.chunk, self.seq, *stream, *timestamp, &self.head, line);
+            p.chunk_lines += 1;
+            p.log_count += 1;
+            self.dirty[i] = true;
+            if p.chunk.len() >= CHUNK_BYTES {
+                self.flush_chunk(i)?;
+            }
+            return Ok(());
+        }
+        self.json.clear();
+        serde_json::to_writer(&mut self.json, action)
+            .map_err(|e| HistoryError::Writer(format!("could not encode an action: {e}")))?;
+        self.chain();
+        let json = std::str::from_utf8(&self.json).map_err(|e| HistoryError::Writer(e.to_string()))?;
+        self.conn
+            .prepare_cached("INSERT INTO journal (run_id, seq, action, hash) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![self.run_id, self.seq, json, &self.head[..]])?;
+        self.apply(action);
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self, i: usize) -> Result<(), HistoryError> {
+        let p = &mut self.phases[i];
+        if p.chunk_lines == 0 {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO logs (run_id, phase, first_seq, last_seq, lines, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                self.run_id,
+                p.name,
+                p.chunk_first,
+                self.seq,
+                p.chunk_lines,
+                &p.chunk[..]
+            ])?;
+        p.chunk.clear();
+        p.chunk_lines = 0;
+        Ok(())
+    }
+
+    fn touch(&mut self, name: &str, f: impl FnOnce(&mut PhaseRow)) {
+        if let Some(&i) = self.index.get(name) {
+            f(&mut self.phases[i]);
+            self.dirty[i] = true;
+        }
+    }
+
+    fn apply(&mut self, action: &PipelineAction) {
+        use PipelineAction as A;
+        match action {
+            // Lines of unknown phases: journal only, as the reducer ignores them too.
+            A::PhaseLog { .. } => {}
+            A::PhaseStart {
+                name,
+                attempt,
+                timestamp,
+            } => self.touch(name, |p| {
+                p.status = "running";
+                p.attempts = *attempt;
+                p.started_at.get_or_insert(*timestamp);
+                p.finished_at = None;
+            }),
+            A::PhaseComplete {
+                name,
+                result,
+                timestamp,
+                reused_from,
+            } => self.touch(name, |p| {
+                p.status = "completed";
+                p.result = Some(result.to_string());
+                p.reused_from = reused_from.clone();
+                p.error = None;
+                p.started_at.get_or_insert(*timestamp);
+                p.finished_at = Some(*timestamp);
+            }),
+            A::PhaseFailed { name, error, timestamp } => self.touch(name, |p| {
+                p.status = "failed";
+                p.error = Some(error.clone());
+                p.finished_at = Some(*timestamp);
+            }),
+            A::PhaseSkipped { name, error, timestamp } => self.touch(name, |p| {
+                p.status = "skipped";
+                p.error = Some(error.clone());
+                p.finished_at = Some(*timestamp);
+            }),
+            A::PhaseCancelled { name, timestamp } => self.touch(name, |p| {
+                p.status = "cancelled";
+                p.finished_at = Some(*timestamp);
+            }),
+            A::PhaseRetry {
+                name, attempt, error, ..
+            } => self.touch(name, |p| {
+                p.status = "retrying";
+                p.attempts = *attempt;
+                p.error = Some(error.clone());
+            }),
+            A::PipelineFailed { error, .. } => self.run_error = Some(error.clone()),
+            A::Init {}
+            | A::SagaCancelled { .. }
+            | A::SagaError { .. }
+            | A::PipelineStart { .. }
+            | A::PipelineComplete { .. }
+            | A::PipelineCancelled { .. } => {}
+        }
+    }
+
+    fn flush_phases(&mut self) -> Result<(), HistoryError> {
+        if !self.dirty.contains(&true) {
+            return Ok(());
+        }
+        for i in 0..self.phases.len() {
+            if self.dirty[i] {
+                self.flush_chunk(i)?;
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE phases SET status = ?3, attempts = ?4, started_at = ?5, finished_at = ?6, error = ?7,
+                    result = ?8, reused_from = ?9, log_count = ?10
+             WHERE run_id = ?1 AND name = ?2",
+        )?;
+        for (i, dirty) in self.dirty.iter_mut().enumerate() {
+            if !std::mem::take(dirty) {
+                continue;
+            }
+            let p = &self.phases[i];
+            stmt.execute(params![
+                self.run_id,
+                p.name,
+                p.status,
+                p.attempts,
+                p.started_at,
+                p.finished_at,
+                p.error,
+                p.result,
+                p.reused_from,
+                p.log_count
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, status: RunStatus, exit_code: Option<i32>) -> Result<(), HistoryError> {
+        if status == RunStatus::Interrupted {
+            self.conn
+                .prepare_cached(
+                    "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'retrying')",
+                )?
+                .execute(params![self.run_id])?;
+        }
+        let t = now();
+        self.conn
+            .prepare_cached(
+                "UPDATE runs SET status = ?2, exit_code = ?3, ended_at = ?4, last_seen = ?4, error = ?5,
+                        journal_len = ?6, journal_head = ?7
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                self.run_id,
+                status.as_str(),
+                exit_code,
+                t,
+                self.run_error,
+                self.seq,
+                &self.head[..]
+            ])?;
+        Ok(())
+    }
+}

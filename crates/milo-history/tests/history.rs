@@ -1,0 +1,593 @@
+//! Recording real runs and reading them back: every query, resume, tampering, SIGKILL,
+//! schema versions and corrupt files.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use milo::capture::Stream;
+use milo::pipeline::{Phase, PhasePolicy, Pipeline, PipelineAction, RunOptions, Status, pipeline_to_timeline};
+use milo_history::{History, HistoryError, RecordOptions, RunStatus, Verification, cli};
+use serde_json::json;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+struct Recorded {
+    run: i64,
+    status: Status,
+    actions: Vec<PipelineAction>,
+    timeline: serde_json::Value,
+}
+
+/// Runs `pipeline` with a recorder (and a listener collecting every action).
+fn record(history: &History, pipeline: &Pipeline, options: RunOptions, resumed_from: Option<i64>) -> Recorded {
+    let recorder = history
+        .recorder(
+            pipeline,
+            RecordOptions {
+                pipeline_file: Some("milo.toml".into()),
+                resumed_from,
+            },
+        )
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (report, state) = rt().block_on(async {
+        let store = pipeline.store().unwrap();
+        let _sub = recorder.subscribe(&store);
+        let seen2 = seen.clone();
+        let _all = store.subscribe(move |a: &PipelineAction, _| seen2.lock().unwrap().push(a.clone()));
+        let report = pipeline.run_with(&store, options).await.unwrap();
+        (report, store.get_state())
+    });
+    let code = if report.status == Status::Completed { 0 } else { 1 };
+    let run = recorder.finish(report.status, code).unwrap();
+    let actions = seen.lock().unwrap().clone();
+    Recorded {
+        run,
+        status: report.status,
+        actions,
+        timeline: pipeline_to_timeline(&state),
+    }
+}
+
+fn library_pipeline() -> Pipeline {
+    let flaky = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    Pipeline::new(
+        "lib",
+        [
+            Phase::new("a", |cx| {
+                for i in 0..10 {
+                    cx.log(Stream::Stdout, format!("a line {i}"));
+                }
+                cx.log(Stream::Stderr, "a warning");
+                Ok::<_, String>(json!({"n": 1}))
+            })
+            .max_logs(2),
+            Phase::new("b", move |_| {
+                if flaky.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    Err("first attempt fails".to_owned())
+                } else {
+                    Ok(json!("b-result"))
+                }
+            })
+            .depends_on(["a"])
+            .policy(PhasePolicy::retry(1).retry_delay(Duration::from_millis(1))),
+            Phase::new("c", |_| Err::<(), _>("c is broken")).depends_on(["b"]),
+            Phase::new("d", |_| Ok::<_, String>(())).parallel(true),
+        ],
+    )
+    .unwrap()
+    .capture_output(true)
+}
+
+fn db(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join(".milo").join("history.db")
+}
+
+#[test]
+fn a_run_round_trips_through_every_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    let pipeline = library_pipeline();
+    let rec = record(&history, &pipeline, RunOptions::default(), None);
+    assert_eq!(rec.status, Status::Failed);
+
+    // runs
+    let runs = history.runs(10).unwrap();
+    assert_eq!(runs.len(), 1);
+    let r = &runs[0];
+    assert_eq!(
+        (r.id, r.pipeline.as_str(), r.status),
+        (rec.run, "lib", RunStatus::Failed)
+    );
+    assert_eq!(r.exit_code, Some(1));
+    assert_eq!(r.failed_phase.as_deref(), Some("c"));
+    assert!(r.error.as_deref().unwrap().contains("c is broken"), "{:?}", r.error);
+    assert!(r.duration.unwrap() >= 0.0);
+    assert_eq!(r.journal_len as usize, rec.actions.len());
+    assert_eq!(r.def_hash.len(), 64);
+
+    // show
+    let detail = history.show(None).unwrap();
+    let names: Vec<&str> = detail.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, pipeline.execution_order());
+    let phase = |n: &str| detail.phases.iter().find(|p| p.name == n).unwrap();
+    assert_eq!(phase("a").status, "completed");
+    assert_eq!(phase("a").result, Some(json!({"n": 1})));
+    assert_eq!(phase("a").log_count, 11);
+    assert_eq!(phase("b").status, "completed");
+    assert_eq!(phase("b").attempts, 2);
+    assert_eq!(phase("c").status, "failed");
+    assert_eq!(phase("c").error.as_deref(), Some("c is broken"));
+    assert!(phase("a").duration.is_some());
+
+    // logs: all of them, though the state keeps 2.
+    let all = history.logs(None, "a", None).unwrap();
+    assert_eq!(all.len(), 11);
+    assert_eq!(all[0].line, "a line 0");
+    assert_eq!(all[10].line, "a warning");
+    assert_eq!(all[10].stream, Stream::Stderr);
+    let stdout = history.logs(Some(rec.run), "a", Some(Stream::Stdout)).unwrap();
+    assert_eq!(stdout.len(), 10);
+    let err = history.logs(None, "zz", None).unwrap_err();
+    assert!(matches!(err, HistoryError::NoSuchPhase { .. }), "{err}");
+    assert!(err.to_string().contains("`a`, `b`, `c`, `d`"), "{err}");
+
+    // journal: every action, in order, as dispatched.
+    let journal = history.journal(None).unwrap();
+    let recorded: Vec<PipelineAction> = journal.iter().map(|e| e.action().unwrap()).collect();
+    assert_eq!(recorded, rec.actions);
+    assert_eq!(journal[0].seq, 1);
+
+    // verify + replay reproduce the live timeline exactly.
+    assert_eq!(
+        history.verify(None).unwrap(),
+        Verification::Intact {
+            entries: rec.actions.len() as u64
+        }
+    );
+    let replay = history.replay(None).unwrap();
+    assert_eq!(replay.timeline().unwrap(), rec.timeline);
+
+    // Not found.
+    assert!(matches!(history.show(Some(99)), Err(HistoryError::NoSuchRun(99))));
+
+    // The CLI renderings.
+    let mut out = Vec::new();
+    assert_eq!(cli::history(&db(&dir), 10, false, &mut out).unwrap(), 0);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("RUN") && text.contains("failed") && text.trim_end().ends_with('c'),
+        "{text}"
+    );
+    let mut out = Vec::new();
+    cli::history(&db(&dir), 10, true, &mut out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v[0]["failed_phase"], "c");
+    let mut out = Vec::new();
+    cli::show(&db(&dir), None, false, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("run 1 · lib · failed (exit 1)"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('b') && l.contains("completed") && l.contains(" 2 ")),
+        "{text}"
+    );
+    let mut out = Vec::new();
+    cli::show(&db(&dir), Some("1"), true, &mut out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["phases"][0]["name"], "a");
+    let mut out = Vec::new();
+    cli::logs(&db(&dir), None, "a", Some(Stream::Stderr), &mut out).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), "a warning\n");
+    let mut out = Vec::new();
+    assert_eq!(cli::replay(&db(&dir), None, false, &mut out).unwrap(), 0);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("hash chain intact"), "{text}");
+    let mut out = Vec::new();
+    cli::replay(&db(&dir), None, true, &mut out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v, rec.timeline);
+}
+
+#[test]
+fn read_commands_on_a_missing_database_say_where_they_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = cli::history(&db(&dir), 5, false, &mut Vec::new()).unwrap_err();
+    assert!(matches!(err, HistoryError::NotFound { .. }));
+    assert!(err.to_string().contains("history.db"), "{err}");
+    assert!(!db(&dir).exists());
+}
+
+#[test]
+fn a_tampered_journal_names_the_first_bad_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    let rec = record(&history, &library_pipeline(), RunOptions::default(), None);
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    // Change phase c's error in the journal: the @@PHASE_FAILED entry.
+    let target: i64 = conn
+        .query_row(
+            "SELECT seq FROM journal WHERE run_id = ?1 AND action LIKE '%@@PHASE_FAILED%'",
+            [rec.run],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE journal SET action = replace(action, 'c is broken', 'c is fine') WHERE run_id = ?1 AND seq = ?2",
+        [rec.run, target],
+    )
+    .unwrap();
+    // And a later one too: the first is reported.
+    conn.execute(
+        "UPDATE journal SET action = replace(action, '0', '1') WHERE run_id = ?1 AND seq = ?2",
+        [rec.run, target + 1],
+    )
+    .unwrap();
+    let v = history.verify(Some(rec.run)).unwrap();
+    match &v {
+        Verification::Broken {
+            seq,
+            action_type,
+            reason,
+        } => {
+            assert_eq!(*seq, target);
+            assert_eq!(action_type.as_deref(), Some("@@PHASE_FAILED"));
+            assert!(reason.contains("does not match its hash"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let replay = history.replay(None).unwrap();
+    assert_eq!(replay.verification, v);
+    assert!(replay.state.is_none());
+    let mut out = Vec::new();
+    assert_eq!(cli::replay(&db(&dir), None, false, &mut out).unwrap(), 1);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(&format!("entry {target} (@@PHASE_FAILED)")), "{text}");
+
+    // A deleted entry in the middle and one at the end are caught too.
+    let history2 = History::open(&dir.path().join("b.db")).unwrap();
+    let rec2 = record(&history2, &library_pipeline(), RunOptions::default(), None);
+    let conn2 = rusqlite::Connection::open(dir.path().join("b.db")).unwrap();
+    let n = rec2.actions.len() as i64;
+    conn2
+        .execute("DELETE FROM journal WHERE run_id = ?1 AND seq = ?2", [rec2.run, n])
+        .unwrap();
+    let v = history2.verify(None).unwrap();
+    assert!(matches!(v, Verification::Broken { seq, .. } if seq == n), "{v:?}");
+    let start: i64 = conn2
+        .query_row(
+            "SELECT min(seq) FROM journal WHERE run_id = ?1 AND action LIKE '%@@PHASE_START%'",
+            [rec2.run],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn2
+        .execute("DELETE FROM journal WHERE run_id = ?1 AND seq = ?2", [rec2.run, start])
+        .unwrap();
+    let v = history2.verify(None).unwrap();
+    assert!(matches!(v, Verification::Broken { seq, .. } if seq == start), "{v:?}");
+    assert!(v.to_string().contains("missing"), "{v}");
+
+    // A captured line edited inside its log chunk.
+    let history3 = History::open(&dir.path().join("c.db")).unwrap();
+    let rec3 = record(&history3, &library_pipeline(), RunOptions::default(), None);
+    let conn3 = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
+    let (first, mut data): (i64, Vec<u8>) = conn3
+        .query_row(
+            "SELECT first_seq, data FROM logs WHERE run_id = ?1 AND phase = 'a'",
+            [rec3.run],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let at = data.windows(8).position(|w| w == b"a line 3").unwrap();
+    data[at + 7] = b'9';
+    conn3
+        .execute(
+            "UPDATE logs SET data = ?2 WHERE run_id = ?1 AND phase = 'a'",
+            rusqlite::params![rec3.run, data],
+        )
+        .unwrap();
+    assert_eq!(history3.logs(None, "a", None).unwrap()[3].line, "a line 9");
+    let v = history3.verify(None).unwrap();
+    assert!(
+        matches!(&v, Verification::Broken { seq, action_type: Some(t), .. } if *seq == first + 3 && t == "@@PHASE_LOG"),
+        "{v:?}"
+    );
+}
+
+fn command_pipeline(b_cmd: &str, c_cmd: &str) -> Pipeline {
+    Pipeline::new(
+        "cmds",
+        [
+            Phase::command("a", r#"echo '{"x": 1}' > "$MILO_OUTPUT"; echo a ran"#),
+            Phase::command("b", b_cmd).depends_on(["a"]),
+            Phase::command("c", c_cmd).depends_on(["b"]),
+            Phase::command("d", "echo d ran").parallel(true),
+        ],
+    )
+    .unwrap()
+    .capture_output(true)
+}
+
+#[test]
+fn resume_reuses_exactly_the_completed_unchanged_phases_and_feeds_their_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    let b = r#"echo '"from b"' > "$MILO_OUTPUT""#;
+    let first = command_pipeline(b, "exit 3");
+    let rec = record(&history, &first, RunOptions::default(), None);
+    assert_eq!(rec.status, Status::Failed);
+
+    // Same definition: a, b, d reused; c runs again.
+    let plan = history.resume_plan(None, &first).unwrap();
+    assert_eq!(plan.run, rec.run);
+    let mut reused: Vec<&str> = plan.reuse.keys().map(String::as_str).collect();
+    reused.sort();
+    assert_eq!(reused, ["a", "b", "d"]);
+    assert_eq!(plan.rerun, ["c"]);
+    assert_eq!(plan.reuse["a"], (json!({"x": 1}), "1".to_owned()));
+    assert_eq!(plan.reuse["b"], (json!("from b"), "1".to_owned()));
+
+    // a changed: a runs again, and so does b, which depends on it; d is still reused.
+    let changed = Pipeline::new(
+        "cmds",
+        [
+            Phase::command("a", "echo changed"),
+            Phase::command("b", b).depends_on(["a"]),
+            Phase::command("c", "exit 3").depends_on(["b"]),
+            Phase::command("d", "echo d ran").parallel(true),
+        ],
+    )
+    .unwrap();
+    let plan2 = history.resume_plan(Some(rec.run), &changed).unwrap();
+    assert_eq!(plan2.reuse.keys().collect::<Vec<_>>(), ["d"]);
+    assert_eq!(plan2.rerun, ["a", "b", "c"]);
+
+    // Fix c and resume: only c runs, and it sees b's recorded result through MILO_INPUTS.
+    let fixed = command_pipeline(b, r#"cat "$MILO_INPUTS"; echo"#);
+    let (plan, note) = cli::resume(&history, None, &fixed).unwrap();
+    assert_eq!(note, "resuming run 1: 3 phases reused (a, d, b), 1 to run (c)");
+    let rec2 = record(
+        &history,
+        &fixed,
+        RunOptions {
+            reuse: plan.reuse,
+            ..Default::default()
+        },
+        Some(plan.run),
+    );
+    assert_eq!(rec2.status, Status::Completed);
+    let detail = history.show(Some(rec2.run)).unwrap();
+    assert_eq!(detail.run.resumed_from, Some(rec.run));
+    for p in &detail.phases {
+        assert_eq!(p.status, "completed", "{p:?}");
+        let expected = (p.name != "c").then(|| "1".to_owned());
+        assert_eq!(p.reused_from, expected, "{p:?}");
+    }
+    let c_logs = history.logs(Some(rec2.run), "c", None).unwrap();
+    let inputs: serde_json::Value = serde_json::from_str(&c_logs[0].line).unwrap();
+    assert_eq!(inputs, json!({"b": "from b"}));
+    // Nothing ran in a, b, d: no output recorded.
+    assert!(history.logs(Some(rec2.run), "a", None).unwrap().is_empty());
+
+    // A completed run cannot be resumed; a chain of resumes keeps the original run.
+    let err = history.resume_plan(None, &fixed).unwrap_err();
+    assert!(matches!(err, HistoryError::NotResumable { run: 2, .. }), "{err}");
+    assert!(err.to_string().contains("run 2 is completed"), "{err}");
+    // Another pipeline's run.
+    let err = history.resume_plan(Some(rec.run), &library_pipeline()).unwrap_err();
+    assert!(matches!(err, HistoryError::OtherPipeline { .. }), "{err}");
+}
+
+#[test]
+fn median_durations_come_from_successful_runs_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    assert!(history.median_durations("p").unwrap().is_empty());
+    let sleepy = |ms: u64| {
+        Pipeline::new(
+            "p",
+            [Phase::new_async("s", move |_| async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<_, String>(())
+            })],
+        )
+        .unwrap()
+    };
+    for ms in [10, 200, 40] {
+        record(&history, &sleepy(ms), RunOptions::default(), None);
+    }
+    let failing = Pipeline::new(
+        "p",
+        [Phase::new_async("s", |_| async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Err::<(), _>("no")
+        })],
+    )
+    .unwrap();
+    record(&history, &failing, RunOptions::default(), None);
+    let m = history.median_durations("p").unwrap();
+    let s = m["s"];
+    assert!((0.035..0.2).contains(&s), "median {s}");
+    assert!(history.median_durations("other").unwrap().is_empty());
+}
+
+#[test]
+fn a_newer_schema_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    drop(History::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = History::open(&path).unwrap_err();
+    assert!(
+        matches!(err, HistoryError::TooNew { found: 99, supported, .. } if supported == milo_history::SCHEMA_VERSION)
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("newer milo") && msg.contains("upgrade milo"), "{msg}");
+}
+
+#[test]
+fn corrupt_or_foreign_files_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x5au8; 8192]).unwrap();
+    let err = History::open(&garbage).unwrap_err();
+    assert!(matches!(err, HistoryError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("--no-history"), "{err}");
+    assert!(cli::open_for_run(Path::new("milo.toml"), Some(&garbage)).is_none());
+
+    // A valid SQLite file of another program.
+    let foreign = dir.path().join("foreign.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let err = History::open(&foreign).unwrap_err();
+    assert!(err.to_string().contains("not one milo wrote"), "{err}");
+
+    // A truncated history: header fine, pages missing.
+    let good = dir.path().join("good.db");
+    {
+        let h = History::open(&good).unwrap();
+        record(&h, &library_pipeline(), RunOptions::default(), None);
+    }
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.db");
+    std::fs::write(&cut, &bytes[..bytes.len().min(4096 + 100)]).unwrap();
+    match History::open(&cut) {
+        Err(_) => {}
+        Ok(h) => {
+            // Opened: queries fail cleanly instead.
+            let _ = h.runs(10);
+            let _ = h.replay(None);
+        }
+    }
+
+    // A directory where the file should be.
+    let err = History::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, HistoryError::Open { .. } | HistoryError::Corrupt { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn open_for_run_puts_the_database_beside_the_pipeline_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sub").join("milo.toml");
+    let h = cli::open_for_run(&file, None).unwrap();
+    assert_eq!(h.path(), dir.path().join("sub/.milo/history.db"));
+    assert!(h.path().exists());
+}
+
+#[test]
+fn a_dropped_recorder_leaves_the_run_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    let recorder = history.recorder(&library_pipeline(), RecordOptions::default()).unwrap();
+    let id = recorder.run_id();
+    drop(recorder);
+    assert_eq!(history.run(Some(id)).unwrap().status, RunStatus::Interrupted);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIGKILL: the test re-runs this test binary as a child that records forever.
+
+const CHILD_ENV: &str = "MILO_HISTORY_TEST_CHILD_DB";
+
+/// In the child: record a run that logs forever. In the parent: nothing.
+#[test]
+fn child_recorder() {
+    let Some(path) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let history = History::open(Path::new(&path)).unwrap();
+    let pipeline = Pipeline::new(
+        "forever",
+        [
+            Phase::new("first", |_| Ok::<_, String>(json!("done"))),
+            Phase::new_async("spin", |cx| async move {
+                for i in 0u64.. {
+                    cx.log(Stream::Stdout, format!("line {i}"));
+                    if i % 100 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                Ok::<_, String>(())
+            })
+            .depends_on(["first"]),
+        ],
+    )
+    .unwrap()
+    .capture_output(true);
+    let recorder = history.recorder(&pipeline, RecordOptions::default()).unwrap();
+    rt().block_on(async {
+        let store = pipeline.store().unwrap();
+        let _sub = recorder.subscribe(&store);
+        let _ = pipeline.run_with(&store, RunOptions::default()).await;
+    });
+    unreachable!("the parent kills this process");
+}
+
+#[test]
+fn a_recorder_killed_with_sigkill_leaves_a_readable_database_and_an_interrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_recorder", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a good number of lines are committed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the child never recorded 5000 lines");
+        std::thread::sleep(Duration::from_millis(50));
+        let Ok(conn) = rusqlite::Connection::open(&path) else {
+            continue;
+        };
+        let n: i64 = conn
+            .query_row("SELECT coalesce(sum(lines), 0) FROM logs", [], |r| r.get(0))
+            .unwrap_or(0);
+        if n >= 5000 {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let history = History::open(&path).unwrap();
+    let run = history.run(None).unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted, "{run:?}");
+    assert!(run.duration.is_some());
+    let detail = history.show(None).unwrap();
+    let phase = |n: &str| detail.phases.iter().find(|p| p.name == n).unwrap().clone();
+    assert_eq!(phase("first").status, "completed");
+    assert_eq!(phase("first").result, Some(json!("done")));
+    assert_eq!(phase("spin").status, "interrupted");
+    let logs = history.logs(None, "spin", None).unwrap();
+    assert!(logs.len() >= 5000);
+    for (i, l) in logs.iter().enumerate() {
+        assert_eq!(l.line, format!("line {i}"));
+    }
+    assert_eq!(phase("spin").log_count as usize, logs.len());
+    // Everything committed verifies and replays.
+    let replay = history.replay(None).unwrap();
+    assert!(replay.verification.is_intact(), "{}", replay.verification);
+    let state = replay.state.unwrap();
+    assert_eq!(state.phase("spin").unwrap().log_count as usize, logs.len());
+    // And the history keeps working.
+    let rec = record(&history, &library_pipeline(), RunOptions::default(), None);
+    assert_eq!(history.runs(10).unwrap()[0].id, rec.run);
+}
