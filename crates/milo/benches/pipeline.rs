@@ -94,6 +94,14 @@ fn log_dispatch(c: &mut Criterion) {
         // drops the oldest line.
         let name: Arc<str> = format!("p{}", n / 2).into();
         let line: Arc<str> = "compiling module foo::bar (42 of 100)".into();
+        // The phase is running, as it is whenever it logs.
+        store
+            .dispatch(PipelineAction::PhaseStart {
+                name: name.clone(),
+                attempt: 1,
+                timestamp: 0.0,
+            })
+            .expect("dispatch");
         for _ in 0..300 {
             store.dispatch(log(&name, &line)).expect("dispatch");
         }

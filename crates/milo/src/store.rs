@@ -343,7 +343,21 @@ where
     /// A receiver that always holds the newest state, for async views that only need the
     /// latest snapshot (`changed().await` wakes on the next new state).
     pub fn watch(&self) -> watch::Receiver<Arc<S>> {
-        self.inner.watch.subscribe()
+        let inner = &*self.inner;
+        // Dispatch only feeds the channel while it has receivers (notifying costs more than a
+        // small reducer), so a new receiver first brings the stored value up to date. The state
+        // is read under the channel's own lock: a dispatcher stores its state before sending
+        // it, so what is read here is never older than what the channel holds.
+        let receiver = inner.watch.subscribe();
+        inner.watch.send_if_modified(|current| {
+            let latest = inner.state.load_full();
+            let changed = !Arc::ptr_eq(current, &latest);
+            if changed {
+                *current = latest;
+            }
+            changed
+        });
+        receiver
     }
 
     /// Applies `action`: middleware, then the reducer (once), then the listeners.
@@ -539,7 +553,9 @@ where
         };
         if !Arc::ptr_eq(&state, &current.state) {
             inner.state.store(state.clone());
-            inner.watch.send_replace(state.clone());
+            if inner.watch.receiver_count() > 0 {
+                inner.watch.send_replace(state.clone());
+            }
             current.state = state;
         }
         if !new_sagas.is_empty() {

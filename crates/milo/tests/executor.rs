@@ -16,11 +16,7 @@ const GRACE: Duration = Duration::from_secs(10);
 /// A `sleep` duration unique to this test run and call, so `pgrep -f` finds only our processes.
 fn marker() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "300.{}{:03}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("300.{}{:03}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Live (non-zombie) processes whose command line contains `sleep <marker>`.
@@ -50,10 +46,7 @@ async fn wait_running(marker: &str, n: usize) {
 }
 
 /// Runs `spec` to completion, returning the result and the captured lines.
-async fn run(
-    spec: CommandSpec,
-    grace: Duration,
-) -> (Result<(), CommandError>, Vec<(Stream, String)>) {
+async fn run(spec: CommandSpec, grace: Duration) -> (Result<(), CommandError>, Vec<(Stream, String)>) {
     let lines = Mutex::new(Vec::new());
     let on_line = |s: Stream, l: String| lines.lock().expect("not poisoned").push((s, l));
     let cancel = CancellationToken::new();
@@ -110,10 +103,7 @@ async fn zero_exit_is_success_and_nonzero_is_an_error_with_the_status() {
 
     let (res, _) = run(CommandSpec::new("no-such-command-milo-test"), GRACE).await;
     let err = res.expect_err("unknown command fails");
-    assert!(
-        err.to_string().contains("status 127 (command not found"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("status 127 (command not found"), "{err}");
 }
 
 #[tokio::test]
@@ -124,10 +114,7 @@ async fn death_by_signal_names_the_signal() {
         matches!(&err, CommandError::Signal { signal } if signal == "SIGKILL"),
         "{err:?}"
     );
-    assert!(
-        err.to_string().contains("killed by signal SIGKILL"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("killed by signal SIGKILL"), "{err}");
 }
 
 #[tokio::test]
@@ -146,10 +133,7 @@ async fn stdout_and_stderr_are_captured_on_the_right_stream() {
 async fn lines_arrive_while_the_command_runs() {
     let mark = marker();
     let started = Instant::now();
-    let (task, mut rx, cancel) = start(
-        CommandSpec::new(format!("echo ready; sleep {mark}; echo never")),
-        GRACE,
-    );
+    let (task, mut rx, cancel) = start(CommandSpec::new(format!("echo ready; sleep {mark}; echo never")), GRACE);
     expect_line(&mut rx, "ready").await;
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(!task.is_finished());
@@ -176,11 +160,7 @@ async fn cancel_terminates_the_command_and_its_grandchildren() {
     let err = res.expect_err("cancelled");
     assert!(err.to_string().contains("cancelled"), "{err}");
     // SIGTERM sufficed: no need to wait for the grace period.
-    assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
     assert_eq!(running(&mark), Vec::<String>::new());
 }
 
@@ -201,16 +181,8 @@ async fn a_command_ignoring_sigterm_is_killed_after_the_grace() {
         .expect("cancel completes within 5s")
         .expect("no panic");
     assert!(matches!(res, Err(CommandError::Cancelled)), "{res:?}");
-    assert!(
-        t.elapsed() >= grace,
-        "SIGKILL came before the grace: {:?}",
-        t.elapsed()
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(4),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() >= grace, "SIGKILL came before the grace: {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
     assert_eq!(running(&mark), Vec::<String>::new());
 }
 
@@ -221,23 +193,13 @@ async fn leftover_background_processes_are_terminated_when_the_main_exits() {
     let t = Instant::now();
     let (res, lines) = tokio::time::timeout(
         Duration::from_secs(5),
-        run(
-            CommandSpec::new(format!("sleep {mark} & echo started; exit 4")),
-            GRACE,
-        ),
+        run(CommandSpec::new(format!("sleep {mark} & echo started; exit 4")), GRACE),
     )
     .await
     .expect("does not hang on the inherited pipe");
-    assert!(
-        matches!(res, Err(CommandError::Exit { code: 4 })),
-        "{res:?}"
-    );
+    assert!(matches!(res, Err(CommandError::Exit { code: 4 })), "{res:?}");
     assert_eq!(texts(&lines, Stream::Stdout), ["started"]);
-    assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
     assert_eq!(running(&mark), Vec::<String>::new());
 }
 
@@ -249,9 +211,7 @@ async fn a_leftover_ignoring_sigterm_is_killed_after_the_grace() {
     let (res, lines) = tokio::time::timeout(
         Duration::from_secs(5),
         run(
-            CommandSpec::new(format!(
-                "(trap '' TERM; sleep {mark}) & sleep 0.2; echo main done"
-            )),
+            CommandSpec::new(format!("(trap '' TERM; sleep {mark}) & sleep 0.2; echo main done")),
             grace,
         ),
     )
@@ -260,21 +220,14 @@ async fn a_leftover_ignoring_sigterm_is_killed_after_the_grace() {
     assert!(res.is_ok(), "{res:?}");
     assert_eq!(texts(&lines, Stream::Stdout), ["main done"]);
     assert!(t.elapsed() >= grace);
-    assert!(
-        t.elapsed() < Duration::from_secs(4),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
     assert_eq!(running(&mark), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn dropping_the_run_kills_the_group() {
     let mark = marker();
-    let (task, _rx, _cancel) = start(
-        CommandSpec::new(format!("sleep {mark} & sleep {mark}")),
-        GRACE,
-    );
+    let (task, _rx, _cancel) = start(CommandSpec::new(format!("sleep {mark} & sleep {mark}")), GRACE);
     wait_running(&mark, 2).await;
     task.abort();
     let _ = task.await;
@@ -289,10 +242,7 @@ async fn dropping_the_run_kills_the_group() {
 async fn binary_output_is_decoded_lossily() {
     let (res, lines) = run(CommandSpec::new(r"printf '\377\376abc\n\000x\n'"), GRACE).await;
     assert!(res.is_ok(), "{res:?}");
-    assert_eq!(
-        texts(&lines, Stream::Stdout),
-        ["\u{fffd}\u{fffd}abc", "\0x"]
-    );
+    assert_eq!(texts(&lines, Stream::Stdout), ["\u{fffd}\u{fffd}abc", "\0x"]);
 
     let (res, lines) = run(CommandSpec::new("head -c 200000 /dev/urandom"), GRACE).await;
     assert!(res.is_ok(), "{res:?}");
@@ -309,12 +259,7 @@ async fn a_long_line_is_truncated() {
     .await;
     assert!(res.is_ok(), "{res:?}");
     let out = texts(&lines, Stream::Stdout);
-    assert_eq!(
-        out.len(),
-        2,
-        "{:?}",
-        out.iter().map(|l| l.len()).collect::<Vec<_>>()
-    );
+    assert_eq!(out.len(), 2, "{:?}", out.iter().map(|l| l.len()).collect::<Vec<_>>());
     let omitted = 1_000_000 - MAX_LINE_BYTES;
     assert_eq!(
         out[0],
@@ -362,8 +307,5 @@ async fn uncaptured_output_passes_through_without_lines() {
     assert!(lines.is_empty());
 
     let (res, _) = run(CommandSpec::new("exit 2").capture(false), GRACE).await;
-    assert!(
-        matches!(res, Err(CommandError::Exit { code: 2 })),
-        "{res:?}"
-    );
+    assert!(matches!(res, Err(CommandError::Exit { code: 2 })), "{res:?}");
 }

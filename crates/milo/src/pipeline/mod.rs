@@ -10,7 +10,9 @@ mod command;
 mod detail;
 mod error;
 mod graph;
+mod log_ring;
 mod phase;
+mod phases;
 mod policy;
 mod run;
 mod saga;
@@ -22,9 +24,11 @@ pub use command::parse_result;
 pub use detail::{DetailReducer, Key, PipelineViewState, ViewAction, ViewEvent, make_detail_reducer};
 pub use error::PipelineError;
 pub use graph::{DEFAULT_GRACE, PhaseInfo, Pipeline, PipelineDef};
+pub use log_ring::LogRing;
 pub use phase::{
     CommandPhase, DEFAULT_MAX_LOGS, IntoPhaseOutput, Opaque, Phase, PhaseContext, PhaseOutput, PhaseWriter,
 };
+pub use phases::{MAX_ACTIVE, Phases};
 pub use policy::{InvalidPolicyValue, MAX_RETRY_DELAY, OnFail, PhasePolicy, RetryBackoff};
 pub use run::RunOutput;
 pub use saga::{RunOptions, RunReport};

@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
-use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
 use super::action::PipelineAction;
 use super::graph::{PhaseInfo, PipelineDef};
+use super::log_ring::LogRing;
+use super::phases::Phases;
 use crate::capture::Stream;
 use crate::store::{Reducer, ReducerResult};
 
@@ -95,7 +96,7 @@ pub struct PhaseStatus {
     /// The current or last attempt (0 before it starts).
     pub attempt: u32,
     /// The newest `max_logs` captured lines.
-    pub logs: Vector<LogLine>,
+    pub logs: LogRing,
     /// How many lines were captured in all (including those no longer kept).
     pub log_count: u64,
     /// The result as JSON, once completed.
@@ -120,11 +121,11 @@ pub struct PipelineState {
     /// Seconds since the pipeline started, as of the newest action.
     pub elapsed: f64,
     /// Every phase, in declaration order.
-    pub phases: Vector<Arc<PhaseStatus>>,
+    pub phases: Phases,
     /// Why the pipeline failed, when it did.
     pub error: Option<String>,
-    /// Indices of running phases, in the order they started.
-    pub running: Vector<usize>,
+    /// How many phases are running or waiting to retry.
+    pub in_progress: usize,
     done_weight: f64,
     def: Arc<PipelineDef>,
 }
@@ -132,26 +133,22 @@ pub struct PipelineState {
 impl PipelineState {
     /// The initial state of `def`: every phase pending.
     pub fn new(def: Arc<PipelineDef>) -> Self {
-        let phases = def
-            .phases
-            .iter()
-            .map(|info| {
-                Arc::new(PhaseStatus {
-                    name: info.name.clone(),
-                    status: Status::Pending,
-                    started_at: None,
-                    finished_at: None,
-                    elapsed: 0.0,
-                    error: None,
-                    attempt: 0,
-                    logs: Vector::new(),
-                    log_count: 0,
-                    result: None,
-                    reused_from: None,
-                    info: info.clone(),
-                })
+        let phases = Phases::new(def.phases.iter().map(|info| {
+            Arc::new(PhaseStatus {
+                name: info.name.clone(),
+                status: Status::Pending,
+                started_at: None,
+                finished_at: None,
+                elapsed: 0.0,
+                error: None,
+                attempt: 0,
+                logs: LogRing::new(),
+                log_count: 0,
+                result: None,
+                reused_from: None,
+                info: info.clone(),
             })
-            .collect();
+        }));
         Self {
             name: def.name.clone(),
             status: Status::Pending,
@@ -160,7 +157,7 @@ impl PipelineState {
             elapsed: 0.0,
             phases,
             error: None,
-            running: Vector::new(),
+            in_progress: 0,
             done_weight: 0.0,
             def,
         }
@@ -183,32 +180,46 @@ impl PipelineState {
 
     /// Whether the run has ended.
     pub fn is_finished(&self) -> bool {
-        matches!(self.status, Status::Completed | Status::Failed | Status::Cancelled) && self.running.is_empty()
+        matches!(self.status, Status::Completed | Status::Failed | Status::Cancelled) && self.in_progress == 0
+    }
+
+    /// Phases that are running now, oldest start first.
+    pub fn running(&self) -> impl Iterator<Item = &Arc<PhaseStatus>> + '_ {
+        self.phases.iter().filter(|p| p.status == Status::Running)
     }
 
     fn update(&mut self, index: usize, f: impl FnOnce(&mut PhaseStatus)) {
-        if let Some(slot) = self.phases.get_mut(index) {
-            f(Arc::make_mut(slot));
+        self.phases.update(index, f);
+    }
+
+    fn in_progress_at(&self, index: usize) -> bool {
+        self.phases
+            .get(index)
+            .is_some_and(|p| matches!(p.status, Status::Running | Status::Retrying))
+    }
+
+    /// Counts phase `index` as in progress unless it already is (its status is about to become
+    /// running or retrying).
+    fn enter_progress(&mut self, index: usize) {
+        if !self.in_progress_at(index) {
+            self.in_progress += 1;
         }
     }
 
-    fn set_running(&mut self, index: usize, running: bool) {
-        let pos = self.running.iter().position(|&i| i == index);
-        match (running, pos) {
-            (true, None) => self.running.push_back(index),
-            (false, Some(p)) => {
-                self.running.remove(p);
-            }
-            _ => {}
-        }
+    /// The most recently started phase that is still running.
+    fn refresh_current(&mut self) {
         self.current_phase = self
-            .running
-            .last()
-            .and_then(|&i| self.phases.get(i))
-            .map(|p| p.name.clone());
+            .phases
+            .in_progress()
+            .rev()
+            .find(|(_, p)| p.status == Status::Running)
+            .map(|(_, p)| p.name.clone());
     }
 
     fn finish(&mut self, index: usize, status: Status, error: Option<String>, timestamp: f64) {
+        if self.in_progress_at(index) {
+            self.in_progress -= 1;
+        }
         let mut weight = 0.0;
         self.update(index, |p| {
             if matches!(status, Status::Completed | Status::Skipped)
@@ -223,9 +234,10 @@ impl PipelineState {
                 p.error = error;
             }
         });
+        self.phases.settle(index);
         self.done_weight += weight;
         self.progress = progress(self.done_weight, self.def.total_weight());
-        self.set_running(index, false);
+        self.refresh_current();
     }
 }
 
@@ -289,7 +301,13 @@ fn reduce(state: Arc<PipelineState>, action: &PipelineAction) -> Arc<PipelineSta
         A::PipelineStart { .. } => {
             next.status = Status::Running;
         }
-        A::PhaseStart { attempt, timestamp, .. } => {
+        A::PhaseStart {
+            name,
+            attempt,
+            timestamp,
+        } => {
+            next.enter_progress(i);
+            next.phases.activate(i);
             next.update(i, |p| {
                 p.status = Status::Running;
                 p.attempt = *attempt;
@@ -299,7 +317,7 @@ fn reduce(state: Arc<PipelineState>, action: &PipelineAction) -> Arc<PipelineSta
                 }
                 p.elapsed = (timestamp - p.started_at.unwrap_or(*timestamp)).max(0.0);
             });
-            next.set_running(i, true);
+            next.current_phase = Some(name.clone());
         }
         A::PhaseComplete {
             result,
@@ -333,13 +351,14 @@ fn reduce(state: Arc<PipelineState>, action: &PipelineAction) -> Arc<PipelineSta
             timestamp,
             ..
         } => {
+            next.enter_progress(i);
             next.update(i, |p| {
                 p.status = Status::Retrying;
                 p.attempt = *attempt;
                 p.error = Some(error.clone());
                 p.elapsed = (timestamp - p.started_at.unwrap_or(*timestamp)).max(0.0);
             });
-            next.set_running(i, false);
+            next.refresh_current();
         }
         A::PhaseLog {
             line,
@@ -349,17 +368,12 @@ fn reduce(state: Arc<PipelineState>, action: &PipelineAction) -> Arc<PipelineSta
         } => {
             next.update(i, |p| {
                 p.log_count += 1;
-                if p.info.max_logs == 0 {
-                    return;
-                }
-                if p.logs.len() >= p.info.max_logs {
-                    p.logs.pop_front();
-                }
-                p.logs.push_back(LogLine {
+                let line = LogLine {
                     line: line.clone(),
                     stream: *stream,
                     timestamp: *timestamp,
-                });
+                };
+                p.logs = p.logs.pushed(line, p.info.max_logs);
             });
         }
         A::PipelineComplete { .. } => {

@@ -60,7 +60,12 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// `max_attempts` attempts with a fixed `base` delay and a 30 s cap.
     pub fn new(max_attempts: u32, base: Duration) -> Self {
-        Self { max_attempts, base, backoff: Backoff::Fixed, cap: Duration::from_secs(30) }
+        Self {
+            max_attempts,
+            base,
+            backoff: Backoff::Fixed,
+            cap: Duration::from_secs(30),
+        }
     }
 
     /// Sets the backoff.
@@ -129,7 +134,10 @@ pub fn when<A, F>(label: impl Into<String>, predicate: F) -> When<A>
 where
     F: Fn(&A) -> bool + Send + Sync + 'static,
 {
-    When { label: label.into(), predicate: Arc::new(predicate) }
+    When {
+        label: label.into(),
+        predicate: Arc::new(predicate),
+    }
 }
 
 impl<A: 'static> Pattern<A> for When<A> {
@@ -149,7 +157,9 @@ mod tests {
     fn backoffs_grow_as_named_and_stop_at_the_cap() {
         let s = Duration::from_secs(1);
         let cap = Duration::from_secs(30);
-        let exp: Vec<_> = (1..=6).map(|a| backoff_delay(Backoff::Exponential, s, a, cap)).collect();
+        let exp: Vec<_> = (1..=6)
+            .map(|a| backoff_delay(Backoff::Exponential, s, a, cap))
+            .collect();
         assert_eq!(exp, [1, 2, 4, 8, 16, 30].map(Duration::from_secs));
         assert_eq!(backoff_delay(Backoff::Linear, s, 3, cap), Duration::from_secs(3));
         assert_eq!(backoff_delay(Backoff::Fixed, s, 9, cap), s);

@@ -146,7 +146,12 @@ where
     }
 
     fn push(&self, label: &str, answer: Answer) -> &Self {
-        self.rt.answers.lock().entry(label.to_owned()).or_default().push_back(answer);
+        self.rt
+            .answers
+            .lock()
+            .entry(label.to_owned())
+            .or_default()
+            .push_back(answer);
         self
     }
 
