@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(texts(&r), (60..100).map(|n| n.to_string()).collect::<Vec<_>>());
         assert_eq!(r.last().map(|l| &*l.line), Some("99"));
         assert_eq!(r[0].line.as_ref(), "60");
-        assert_eq!(r.iter().rev().next().map(|l| &*l.line), Some("99"));
+        assert_eq!(r.iter().next_back().map(|l| &*l.line), Some("99"));
         // Only the chunks that cover the window (plus at most one partly stale) are kept.
         assert!(r.chunks.len() <= 40 / CHUNK + 2, "{} chunks", r.chunks.len());
     }

@@ -18,6 +18,7 @@ mod run;
 mod saga;
 mod state;
 mod timeline;
+mod tracing_capture;
 
 pub use action::PipelineAction;
 pub use command::parse_result;
@@ -34,6 +35,7 @@ pub use run::RunOutput;
 pub use saga::{RunOptions, RunReport};
 pub use state::{LogLine, PhaseStatus, PipelineReducer, PipelineState, Status};
 pub use timeline::pipeline_to_timeline;
+pub use tracing_capture::{PHASE_SPAN, PhaseLogLayer, phase_log_layer};
 
 impl Pipeline {
     /// The pure reducer over [`PipelineState`] for this pipeline (it builds the initial state

@@ -17,6 +17,7 @@ use futures::FutureExt;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::action::PipelineAction;
 use super::command::run_command_phase;
@@ -24,6 +25,7 @@ use super::graph::Pipeline;
 use super::phase::{Handler, LineSink, PhaseContext, PhaseOutput};
 use super::policy::OnFail;
 use super::state::Status;
+use super::tracing_capture::phase_span;
 use crate::action::Action;
 use crate::capture::Stream;
 use crate::saga::{Cx, Saga, SagaError, SagaHandle, SagaResult};
@@ -568,9 +570,19 @@ async fn execute(
     executor: Arc<dyn crate::executor::Executor>,
 ) -> SagaResult<PhaseOutput> {
     let token = ctx.cancel.clone();
+    // In-process handlers run inside a `milo.phase` span, so `tracing` events they emit reach
+    // the phase's log through `phase_log_layer`.
+    let (span, sink_guard) = match &handler {
+        Handler::Command(_) => (tracing::Span::none(), None),
+        _ => {
+            let (span, guard) = phase_span(&ctx.name, ctx.attempt, &ctx.sink);
+            (span, Some(guard))
+        }
+    };
     let mut work = match handler {
         Handler::Sync(f) => async move {
-            match tokio::task::spawn_blocking(move || f(&ctx)).await {
+            let _sink = sink_guard;
+            match tokio::task::spawn_blocking(move || span.in_scope(|| f(&ctx))).await {
                 Ok(r) => r.map_err(SagaError::Failed),
                 Err(e) if e.is_panic() => Err(SagaError::Panicked(panic_message(&*e.into_panic()))),
                 Err(_) => Err(SagaError::Cancelled),
@@ -578,8 +590,9 @@ async fn execute(
         }
         .boxed(),
         Handler::Async(f) => {
-            let fut = std::panic::AssertUnwindSafe(f(ctx)).catch_unwind();
+            let fut = std::panic::AssertUnwindSafe(f(ctx).instrument(span)).catch_unwind();
             async move {
+                let _sink = sink_guard;
                 match fut.await {
                     Ok(r) => r.map_err(SagaError::Failed),
                     Err(p) => Err(SagaError::Panicked(panic_message(&*p))),
