@@ -54,6 +54,20 @@ Exit status: 0 completed (skipped phases included), 1 failed, 2 usage or definit
     /// Write a commented starter milo.toml (never overwrites an existing file).
     #[command(after_help = "Examples:\n  milo init\n  milo init -f other.toml")]
     Init(FileArg),
+    /// List recent runs from the run history: status, duration, failed phase.
+    #[command(after_help = "Examples:\n  milo history\n  milo history -n 5 --json")]
+    History(HistoryArgs),
+    /// Show one run's phases with status, attempts and durations (default: the last run).
+    #[command(after_help = "Examples:\n  milo show\n  milo show 12 --json")]
+    Show(RunSelectArgs),
+    /// Print a phase's full captured output from the run history.
+    #[command(after_help = "Examples:\n  milo logs render\n  milo logs 12 render --stream stderr")]
+    Logs(LogsArgs),
+    /// Re-reduce a run's journal, verify its hash chain and print the final timeline.
+    #[command(
+        after_help = "Examples:\n  milo replay\n  milo replay 12 --json\n\nExit status 1 when the journal was tampered with (the first bad entry is named)."
+    )]
+    Replay(RunSelectArgs),
     /// Serve the pipeline to AI agents over MCP on stdio (logs go to stderr).
     #[command(after_help = "\
 Examples:
@@ -75,6 +89,58 @@ pub struct FileArg {
     /// The pipeline file.
     #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "milo.toml")]
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DbArg {
+    /// The run history database (default: .milo/history.db beside the pipeline file).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Show the N most recent runs.
+    #[arg(short = 'n', value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunSelectArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// The run number, or `last` (default).
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// `PHASE`, or `RUN PHASE`.
+    #[arg(value_name = "RUN|PHASE")]
+    pub first: String,
+    /// The phase, when a run is given first.
+    #[arg(value_name = "PHASE")]
+    pub second: Option<String>,
+    /// Only this stream.
+    #[arg(long, value_parser = milo_history::cli::parse_stream)]
+    pub stream: Option<milo::capture::Stream>,
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +214,16 @@ pub struct RunArgs {
     /// Allow --mcp-http to listen on a non-loopback address.
     #[arg(long, requires = "mcp_http")]
     pub mcp_allow_remote: bool,
+    /// Don't record this run in the run history.
+    #[arg(long)]
+    pub no_history: bool,
+    /// The run history database (default: .milo/history.db beside the pipeline file).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Re-run a failed, cancelled or interrupted run (default: the last), reusing the results
+    /// of its completed phases whose definition is unchanged.
+    #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "last")]
+    pub resume: Option<String>,
     /// Keep the MCP server up SECS seconds after the run ends.
     #[arg(long, value_name = "SECS", requires = "mcp_http", default_value_t = 0.0)]
     pub mcp_linger: f64,

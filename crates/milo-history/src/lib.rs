@@ -11,8 +11,8 @@
 //!   the next [`History::open`] marks that run `interrupted`.
 //! * Queries: [`History::runs`], [`History::show`], [`History::logs`],
 //!   [`History::journal`], [`History::verify`], [`History::replay`],
-//!   [`History::resume_plan`], [`History::median_durations`]; [`eta::estimate_remaining`]
-//!   turns the medians into an ETA.
+//!   [`History::resume_plan`], [`History::median_durations`] (the core's
+//!   [`milo::pipeline::Eta`] turns the medians into an ETA).
 //! * [`cli`] implements `milo history`, `milo show`, `milo logs` and `milo replay` on plain
 //!   parameters for the `milo` command to call.
 //!
@@ -32,7 +32,6 @@ pub mod chunk;
 pub mod cli;
 pub mod def;
 mod error;
-pub mod eta;
 mod process;
 mod query;
 mod recorder;

@@ -13,7 +13,9 @@ use std::time::Duration;
 use crossterm::event::{Event, EventStream};
 use futures::StreamExt;
 use milo::Store;
-use milo::pipeline::{DEFAULT_GRACE, Key, PipelineAction, PipelineState, PipelineViewState, ViewAction, ViewEvent};
+use milo::pipeline::{
+    DEFAULT_GRACE, Eta, Key, PipelineAction, PipelineState, PipelineViewState, ViewAction, ViewEvent,
+};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
@@ -53,6 +55,17 @@ pub async fn run_tui(
     store: Store<PipelineState, PipelineAction>,
     stop: CancellationToken,
 ) -> Result<TuiOutcome, TuiError> {
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    run_tui_with_eta(store, stop, Eta::from_weights(jobs)).await
+}
+
+/// [`run_tui`], estimating the time left with `eta` (e.g. from the run history's median phase
+/// durations).
+pub async fn run_tui_with_eta(
+    store: Store<PipelineState, PipelineAction>,
+    stop: CancellationToken,
+    eta: Eta,
+) -> Result<TuiOutcome, TuiError> {
     let guard = TerminalGuard::enter()?;
     let mirror = Mirror::new(&store)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
@@ -63,6 +76,7 @@ pub async fn run_tui(
         stop,
         origin: None,
         tick: 0,
+        eta,
     };
     let outcome = app.run(&mut terminal, &guard).await;
     drop(mirror);
@@ -72,6 +86,7 @@ pub async fn run_tui(
 }
 
 struct App {
+    eta: Eta,
     store: Store<PipelineState, PipelineAction>,
     view: Store<PipelineViewState, ViewAction>,
     stop: CancellationToken,
@@ -192,7 +207,12 @@ impl App {
         mode: Mode,
     ) -> Result<(), TuiError> {
         let now = self.seconds_since_start(&view.pipeline);
-        let clock = Clock { now, tick: self.tick };
+        let eta = self.eta.remaining(&view.pipeline, now);
+        let clock = Clock {
+            now,
+            tick: self.tick,
+            eta,
+        };
         let mut rows = view.log_height;
         terminal.draw(|frame| {
             render_with(frame, view, &clock, mode);

@@ -39,7 +39,7 @@ mod mirror;
 mod render;
 mod terminal;
 
-pub use app::run_tui;
+pub use app::{run_tui, run_tui_with_eta};
 pub use render::{log_pane_height, render};
 
 /// How the TUI ended.

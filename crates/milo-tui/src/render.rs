@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use milo::capture::Stream;
-use milo::pipeline::{PhaseStatus, PipelineViewState, Status};
+use milo::pipeline::{Eta, PhaseStatus, PipelineViewState, Status};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -30,7 +30,8 @@ const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "�
 /// running phases and the elapsed time of a running pipeline (the state only knows the time of
 /// its newest action); `tick` picks the spinner frame.
 pub fn render(frame: &mut Frame, view: &PipelineViewState, now: f64, tick: u64) {
-    render_with(frame, view, &Clock { now, tick }, Mode::Normal);
+    let eta = Eta::from_weights(1).remaining(&view.pipeline, now);
+    render_with(frame, view, &Clock { now, tick, eta }, Mode::Normal);
 }
 
 /// What the TUI is doing about stopping the pipeline.
@@ -49,6 +50,8 @@ pub(crate) enum Mode {
 pub(crate) struct Clock {
     pub(crate) now: f64,
     pub(crate) tick: u64,
+    /// Estimated seconds left, if known.
+    pub(crate) eta: Option<f64>,
 }
 
 /// [`render`], showing that the pipeline is being stopped when it is.
@@ -61,6 +64,7 @@ pub(crate) fn render_with(frame: &mut Frame, view: &PipelineViewState, clock: &C
     let clock = Clock {
         now: if clock.now.is_finite() { clock.now } else { 0.0 },
         tick: clock.tick,
+        eta: clock.eta.filter(|e| e.is_finite()),
     };
     if let Some(r) = layout.header {
         frame.render_widget(Paragraph::new(header_line(view, &clock, mode)), r);
@@ -207,8 +211,7 @@ fn header_line(view: &PipelineViewState, clock: &Clock, mode: Mode) -> Line<'sta
         Span::styled("  elapsed ", dim),
         Span::raw(duration(elapsed)),
     ];
-    if p.status == Status::Running && p.progress > 0.0 && p.progress < 1.0 {
-        let eta = elapsed / p.progress * (1.0 - p.progress);
+    if let (Status::Running, Some(eta)) = (p.status, clock.eta) {
         spans.push(Span::styled("  ETA ", dim));
         spans.push(Span::raw(duration(eta)));
     }
@@ -530,7 +533,18 @@ mod tests {
     fn screen(view: &PipelineViewState, mode: Mode) -> String {
         let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(50, 5)).expect("a terminal");
         terminal
-            .draw(|f| render_with(f, view, &Clock { now: 2.0, tick: 0 }, mode))
+            .draw(|f| {
+                render_with(
+                    f,
+                    view,
+                    &Clock {
+                        now: 2.0,
+                        tick: 0,
+                        eta: None,
+                    },
+                    mode,
+                )
+            })
             .expect("draw");
         terminal.backend().to_string()
     }

@@ -1,5 +1,6 @@
 //! One module per subcommand; [`dispatch`] routes the parsed command line to it.
 
+mod history;
 mod init;
 mod inspect;
 mod mcp;
@@ -22,6 +23,10 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Graph(args) => inspect::graph(&args),
         Command::Init(args) => init::init(&args),
         Command::Mcp(args) => mcp::serve(&args),
+        Command::History(args) => history::history(&args),
+        Command::Show(args) => history::show(&args),
+        Command::Logs(args) => history::logs(&args),
+        Command::Replay(args) => history::replay(&args),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "milo", &mut out);

@@ -1,13 +1,14 @@
 //! `milo run`: load, build and run a pipeline with the chosen view, handle signals, write
 //! the timeline, and map the outcome to an exit status.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use milo::pipeline::{Pipeline, RunOptions, Status, pipeline_to_timeline};
+use milo::pipeline::{Eta, Pipeline, PipelineState, RunOptions, Status, pipeline_to_timeline};
 use tokio_util::sync::CancellationToken;
 
 use super::write_stdout;
@@ -70,26 +71,75 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         allow_remote: args.mcp_allow_remote,
         linger: Duration::from_secs_f64(args.mcp_linger.max(0.0)),
     });
+    let history = if args.no_history {
+        None
+    } else {
+        milo_history::cli::open_for_run(&args.file.file, args.db.as_deref())
+    };
+    let mut reuse = HashMap::new();
+    let mut resumed_from = None;
+    if let Some(selector) = &args.resume {
+        let Some(h) = &history else {
+            return Err(CliError::usage(
+                "--resume needs the run history, which is not available",
+                Some("drop --no-history, or fix the history database named in the warning above".into()),
+            ));
+        };
+        let (plan, note) = milo_history::cli::resume(h, Some(selector), &pipeline)
+            .map_err(|e| CliError::usage(e.to_string(), None))?;
+        let _ = writeln!(std::io::stderr().lock(), "{note}");
+        reuse = plan.reuse;
+        resumed_from = Some(plan.run);
+    }
+    let medians = match &history {
+        Some(h) => h.median_durations(pipeline.name()).unwrap_or_default(),
+        None => HashMap::new(),
+    };
+    let session = Session {
+        ui,
+        mcp,
+        eta: Eta::new(medians, pipeline.job_limit()),
+        reuse,
+        history,
+        record: milo_history::RecordOptions {
+            pipeline_file: Some(args.file.file.display().to_string()),
+            resumed_from,
+        },
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Internal(format!("could not start the async runtime: {e}")))?;
-    let status = runtime.block_on(execute(pipeline, ui, mcp))?;
+    let (status, state) = runtime.block_on(execute(pipeline, session))?;
     if let Some(path) = &args.timeline {
-        let (_, state) = &status;
         let json =
-            serde_json::to_vec_pretty(&pipeline_to_timeline(state)).map_err(|e| CliError::Internal(e.to_string()))?;
+            serde_json::to_vec_pretty(&pipeline_to_timeline(&state)).map_err(|e| CliError::Internal(e.to_string()))?;
         std::fs::write(path, json).map_err(|source| CliError::Io {
             action: "write the timeline to",
             path: path.clone(),
             source,
         })?;
     }
-    Ok(match status.0 {
+    Ok(exit_code(status))
+}
+
+/// The exit status of a run that ended with `status`.
+fn exit_code(status: Status) -> u8 {
+    match status {
         Status::Completed => 0,
         Status::Cancelled => 130,
         _ => 1,
-    })
+    }
+}
+
+/// Everything a run needs besides the pipeline.
+struct Session {
+    ui: Ui,
+    mcp: Option<McpOptions>,
+    eta: Eta,
+    reuse: HashMap<String, (serde_json::Value, String)>,
+    history: Option<milo_history::History>,
+    record: milo_history::RecordOptions,
 }
 
 /// `--mcp-http` settings.
@@ -99,12 +149,25 @@ struct McpOptions {
     linger: Duration,
 }
 
-async fn execute(
-    pipeline: Pipeline,
-    ui: Ui,
-    mcp: Option<McpOptions>,
-) -> Result<(Status, Arc<milo::pipeline::PipelineState>), CliError> {
+async fn execute(pipeline: Pipeline, session: Session) -> Result<(Status, Arc<PipelineState>), CliError> {
+    let Session {
+        ui,
+        mcp,
+        eta,
+        reuse,
+        history,
+        record,
+    } = session;
     let store = pipeline.store().map_err(|e| CliError::Internal(e.to_string()))?;
+    // Subscribed first, so the journal holds every action of the run.
+    let recorder = history.as_ref().and_then(|h| match h.recorder(&pipeline, record) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            milo_history::cli::warn(&e);
+            None
+        }
+    });
+    let recording = recorder.as_ref().map(|r| r.subscribe(&store));
     let stop = CancellationToken::new();
     let done = CancellationToken::new();
     let watcher = tokio::spawn(signals::watch(stop.clone(), done.clone()));
@@ -115,20 +178,17 @@ async fn execute(
     };
     let view: Option<Box<dyn View>> = match ui {
         Ui::Json => Some(Box::new(JsonView::start(&store))),
-        Ui::Progress => Some(Box::new(ProgressView::start(&store))),
+        Ui::Progress => Some(Box::new(ProgressView::start(&store, eta.clone()))),
         Ui::Plain | Ui::Auto => Some(Box::new(PlainView::start(&store))),
         Ui::Tui => None,
     };
     let run = {
         let (pipeline, store, stop) = (pipeline.clone(), store.clone(), stop.clone());
-        let options = RunOptions {
-            stop,
-            ..Default::default()
-        };
+        let options = RunOptions { stop, reuse };
         tokio::spawn(async move { pipeline.run_with(&store, options).await })
     };
     let tui = if ui == Ui::Tui {
-        Some(milo_tui::run_tui(store.clone(), stop.clone()).await)
+        Some(milo_tui::run_tui_with_eta(store.clone(), stop.clone(), eta).await)
     } else {
         None
     };
@@ -139,6 +199,13 @@ async fn execute(
     done.cancel();
     let _ = watcher.await;
     let state = store.get_state();
+    drop(recording);
+    if let Some(recorder) = recorder {
+        let status = report.as_ref().map_or(Status::Failed, |r| r.status);
+        if let Err(e) = recorder.finish(status, i32::from(exit_code(status))) {
+            milo_history::cli::warn(&e);
+        }
+    }
     match view {
         Some(view) => view.finish(&state),
         None => {

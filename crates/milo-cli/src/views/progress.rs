@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use milo::pipeline::{PhaseStatus, PipelineAction, PipelineState, Status};
+use milo::pipeline::{Eta, PhaseStatus, PipelineAction, PipelineState, Status};
 
 use super::View;
 use super::summary::{FAILED_TAIL, finished_line, secs, summary, tail};
@@ -31,14 +31,19 @@ fn fit(s: &str, width: usize) -> String {
 
 /// The live part of the display for `state` at `now` seconds since the start.
 pub fn live_lines(state: &PipelineState, now: f64, width: usize, tick: usize) -> Vec<String> {
+    live_lines_with_eta(state, now, width, tick, &Eta::from_weights(1))
+}
+
+/// [`live_lines`] with the time left estimated by `eta` (from the run history when there is
+/// one, else from the weights).
+pub fn live_lines_with_eta(state: &PipelineState, now: f64, width: usize, tick: usize, eta: &Eta) -> Vec<String> {
     let width = width.max(20);
     let pct = (state.progress * 100.0).floor();
     let bar_width = 24.min(width / 3);
     let filled = ((state.progress * bar_width as f64).round() as usize).min(bar_width);
-    let eta = if state.progress > 0.0 && state.progress < 1.0 {
-        format!("  ETA {}", secs(now / state.progress * (1.0 - state.progress)))
-    } else {
-        String::new()
+    let eta = match eta.remaining(state, now) {
+        Some(left) if state.status == Status::Running => format!("  ETA {}", secs(left)),
+        _ => String::new(),
     };
     let mut lines = vec![fit(
         &format!(
@@ -90,6 +95,7 @@ pub struct Drawer<W: Write> {
     printed: Vec<bool>,
     live: usize,
     tick: usize,
+    eta: Eta,
 }
 
 impl<W: Write> Drawer<W> {
@@ -99,7 +105,14 @@ impl<W: Write> Drawer<W> {
             printed: Vec::new(),
             live: 0,
             tick: 0,
+            eta: Eta::from_weights(1),
         }
+    }
+
+    /// Estimates the time left with `eta`.
+    pub fn with_eta(mut self, eta: Eta) -> Self {
+        self.eta = eta;
+        self
     }
 
     /// Draws one frame; with `last`, the live area is dropped.
@@ -123,7 +136,7 @@ impl<W: Write> Drawer<W> {
         }
         self.live = 0;
         if !last {
-            for l in live_lines(state, now, width, self.tick) {
+            for l in live_lines_with_eta(state, now, width, self.tick, &self.eta) {
                 buf.push_str(&l);
                 buf.push('\n');
                 self.live += 1;
@@ -153,14 +166,14 @@ pub struct ProgressView {
 }
 
 impl ProgressView {
-    pub fn start(store: &milo::Store<PipelineState, PipelineAction>) -> Self {
+    pub fn start(store: &milo::Store<PipelineState, PipelineAction>, eta: Eta) -> Self {
         let done = Arc::new(AtomicBool::new(false));
         let start = Instant::now();
         let (d, store) = (done.clone(), store.clone());
         let thread = std::thread::Builder::new()
             .name("milo-progress".into())
             .spawn(move || {
-                let mut drawer = Drawer::new(std::io::stderr());
+                let mut drawer = Drawer::new(std::io::stderr()).with_eta(eta);
                 while !d.load(Ordering::Acquire) {
                     let _ = drawer.frame(
                         &store.get_state(),

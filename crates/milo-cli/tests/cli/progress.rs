@@ -166,7 +166,7 @@ fn live_lines_show_the_bar_and_running_phases() {
     let s = midway();
     let lines = live_lines(&s.get_state(), 3.0, COLS as usize, 0);
     insta::assert_snapshot!(lines.join("\n"), @r"
-    site [█████░░░░░░░░░░░░░░░]  25%  3s  ETA 9s
+    site [█████░░░░░░░░░░░░░░░]  25%  3s  ETA 5.5s
     ⠋ fetch  2s (2/4)  connecting to mirror
     ⠋ render  2s  rendered page2.html
     ");

@@ -9,6 +9,7 @@ mod action;
 mod command;
 mod detail;
 mod error;
+mod eta;
 mod graph;
 mod log_ring;
 mod phase;
@@ -24,6 +25,7 @@ pub use action::PipelineAction;
 pub use command::parse_result;
 pub use detail::{DetailReducer, Key, PipelineViewState, ViewAction, ViewEvent, make_detail_reducer};
 pub use error::PipelineError;
+pub use eta::Eta;
 pub use graph::{DEFAULT_GRACE, PhaseInfo, Pipeline, PipelineDef};
 pub use log_ring::LogRing;
 pub use phase::{

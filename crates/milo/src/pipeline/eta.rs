@@ -1,19 +1,52 @@
-//! ETA: how long a run still needs, from the median durations of its phases in earlier
-//! successful runs ([`History::median_durations`](crate::History::median_durations)).
+//! [`Eta`]: how long a run still needs, from the median durations of its phases in earlier
+//! successful runs (the run history provides them) or, without history, from the weights.
 //!
-//! A phase without history is estimated from its weight: seconds per unit of weight come
-//! from the phases that have a median, else from this run's own pace (elapsed time over the
+//! A phase without a median is estimated from its weight: seconds per unit of weight come
+//! from the phases that have a median, else from this run's own pace (time elapsed over the
 //! weight done so far). The remaining time is the longer of the critical path (dependencies
 //! run one after another) and the remaining work spread over `jobs` workers; non-parallel
 //! phases count as running alone.
 
 use std::collections::HashMap;
 
-use milo::pipeline::{PipelineState, Status};
+use super::state::{PipelineState, Status};
 
-/// Estimated seconds until the run in `state` ends, or `None` when there is nothing to base
-/// it on yet (no history and no weight completed).
-pub fn estimate_remaining(state: &PipelineState, medians: &HashMap<String, f64>, jobs: usize) -> Option<f64> {
+/// An ETA estimator: median phase durations from earlier runs and the `jobs` limit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Eta {
+    medians: HashMap<String, f64>,
+    jobs: usize,
+}
+
+impl Eta {
+    /// Estimates from `medians` (seconds per phase name) with `jobs` parallel workers.
+    pub fn new(medians: HashMap<String, f64>, jobs: usize) -> Self {
+        Self { medians, jobs }
+    }
+
+    /// Estimates from the weights alone (no history).
+    pub fn from_weights(jobs: usize) -> Self {
+        Self::new(HashMap::new(), jobs)
+    }
+
+    /// Whether there are medians from earlier runs.
+    pub fn has_history(&self) -> bool {
+        !self.medians.is_empty()
+    }
+
+    /// Seconds until the run in `state` ends, at `now` seconds since it started; `None` when
+    /// there is nothing to base it on yet (no history and no weight completed).
+    pub fn remaining(&self, state: &PipelineState, now: f64) -> Option<f64> {
+        estimate_remaining(state, now, &self.medians, self.jobs)
+    }
+}
+
+fn estimate_remaining(state: &PipelineState, now: f64, medians: &HashMap<String, f64>, jobs: usize) -> Option<f64> {
+    let now = if now.is_finite() {
+        now.max(state.elapsed)
+    } else {
+        state.elapsed
+    };
     let def = state.def();
     let (known_secs, known_weight) = def
         .phases
@@ -24,7 +57,7 @@ pub fn estimate_remaining(state: &PipelineState, medians: &HashMap<String, f64>,
     let per_weight = if known_weight > 0.0 {
         Some(known_secs / known_weight)
     } else if done_weight > 0.0 {
-        Some(state.elapsed / done_weight)
+        Some(now / done_weight)
     } else {
         None
     };
@@ -40,7 +73,7 @@ pub fn estimate_remaining(state: &PipelineState, medians: &HashMap<String, f64>,
             None => info.weight * per_weight?,
         };
         remaining[i] = match p.status {
-            Status::Running | Status::Retrying => (expected - p.elapsed).max(0.0),
+            Status::Running | Status::Retrying => (expected - (now - p.started_at.unwrap_or(now))).max(0.0),
             _ => expected,
         };
     }
@@ -66,7 +99,7 @@ pub fn estimate_remaining(state: &PipelineState, medians: &HashMap<String, f64>,
 mod tests {
     use std::sync::Arc;
 
-    use milo::pipeline::{Phase, Pipeline, PipelineAction};
+    use crate::pipeline::{Phase, Pipeline, PipelineAction};
 
     use super::*;
 
@@ -80,9 +113,9 @@ mod tests {
         let r = p.build_reducer();
         let mut s = r.apply(None, &PipelineAction::Init {});
         // No history, nothing done: no basis.
-        assert_eq!(estimate_remaining(&s, &HashMap::new(), 1), None);
+        assert_eq!(Eta::from_weights(1).remaining(&s, 4.0), None);
         let medians = HashMap::from([("a".to_owned(), 10.0), ("b".to_owned(), 30.0)]);
-        assert_eq!(estimate_remaining(&s, &medians, 1), Some(40.0));
+        assert_eq!(Eta::new(medians.clone(), 1).remaining(&s, 4.0), Some(40.0));
         for a in [
             PipelineAction::PipelineStart {
                 name: "p".into(),
@@ -102,11 +135,19 @@ mod tests {
         ] {
             s = r.apply(Some(&s), &a);
         }
-        assert_eq!(estimate_remaining(&s, &medians, 1), Some(30.0));
+        assert_eq!(Eta::new(medians.clone(), 1).remaining(&s, 4.0), Some(30.0));
         // Only `a` has a median: b's weight 2 at 10 s per unit.
         let only_a = HashMap::from([("a".to_owned(), 10.0)]);
-        assert_eq!(estimate_remaining(&s, &only_a, 1), Some(20.0));
+        assert_eq!(Eta::new(only_a.clone(), 1).remaining(&s, 4.0), Some(20.0));
         // No history: this run's pace, 4 s for weight 1.
-        assert_eq!(estimate_remaining(&s, &HashMap::new(), 1), Some(8.0));
+        assert_eq!(Eta::from_weights(1).remaining(&s, 4.0), Some(8.0));
+        // A running phase counts its live time against its median.
+        let b_started = PipelineAction::PhaseStart {
+            name: "b".into(),
+            attempt: 1,
+            timestamp: 4.0,
+        };
+        s = r.apply(Some(&s), &b_started);
+        assert_eq!(Eta::new(medians.clone(), 1).remaining(&s, 10.0), Some(24.0));
     }
 }

@@ -1,0 +1,51 @@
+//! `milo history`, `milo show`, `milo logs` and `milo replay`: read the run history kept in
+//! `.milo/history.db` (see the `milo-history` crate).
+
+use std::path::PathBuf;
+
+use milo_history::HistoryError;
+use milo_history::cli as hist;
+
+use super::write_stdout;
+use crate::cli::{DbArg, FileArg, HistoryArgs, LogsArgs, RunSelectArgs};
+use crate::error::CliError;
+
+fn db(file: &FileArg, db: &DbArg) -> PathBuf {
+    hist::db_path(&file.file, db.db.as_deref())
+}
+
+fn history_error(e: HistoryError) -> CliError {
+    if e.exit_code() == 2 {
+        CliError::usage(e.to_string(), None)
+    } else {
+        CliError::Internal(e.to_string())
+    }
+}
+
+/// Runs `f` into a buffer and prints it; its value is the exit status.
+fn printed(f: impl FnOnce(&mut dyn std::io::Write) -> Result<u8, HistoryError>) -> Result<u8, CliError> {
+    let mut out = Vec::new();
+    let code = f(&mut out).map_err(history_error)?;
+    write_stdout(&out)?;
+    Ok(code)
+}
+
+pub fn history(a: &HistoryArgs) -> Result<u8, CliError> {
+    printed(|o| hist::history(&db(&a.file, &a.db), a.limit, a.json, o))
+}
+
+pub fn show(a: &RunSelectArgs) -> Result<u8, CliError> {
+    printed(|o| hist::show(&db(&a.file, &a.db), a.run.as_deref(), a.json, o))
+}
+
+pub fn replay(a: &RunSelectArgs) -> Result<u8, CliError> {
+    printed(|o| hist::replay(&db(&a.file, &a.db), a.run.as_deref(), a.json, o))
+}
+
+pub fn logs(a: &LogsArgs) -> Result<u8, CliError> {
+    let (run, phase) = match &a.second {
+        Some(p) => (Some(a.first.as_str()), p.as_str()),
+        None => (None, a.first.as_str()),
+    };
+    printed(|o| hist::logs(&db(&a.file, &a.db), run, phase, a.stream, o))
+}
