@@ -7,12 +7,59 @@
 //! dependencies (`null` for a skipped one). `MILO_PIPELINE`, `MILO_PHASE` and `MILO_ATTEMPT`
 //! name the run.
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::phase::{CommandPhase, PhaseContext, PhaseOutput};
 use crate::executor::{CommandError, CommandSpec, Executor, run_command};
 use crate::saga::{SagaError, SagaResult};
+
+/// The files a run's command phases exchange results through: one temporary directory per
+/// run (on `$XDG_RUNTIME_DIR`, a RAM-backed filesystem, when it is set), created on first use
+/// and removed with the run.
+#[derive(Debug, Default)]
+pub(crate) struct RunFiles {
+    dir: OnceLock<Result<tempfile::TempDir, String>>,
+    no_inputs: OnceLock<Result<PathBuf, String>>,
+    next: AtomicU64,
+}
+
+impl RunFiles {
+    fn dir(&self) -> SagaResult<&Path> {
+        let dir = self.dir.get_or_init(|| {
+            let mut builder = tempfile::Builder::new();
+            builder.prefix("milo-run-");
+            let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+                .map(PathBuf::from)
+                .filter(|d| d.is_dir());
+            match runtime {
+                Some(base) => builder.tempdir_in(base).or_else(|_| builder.tempdir()),
+                None => builder.tempdir(),
+            }
+            .map_err(|e| format!("could not create a temporary directory for the phases' results: {e}"))
+        });
+        dir.as_ref().map(|d| d.path()).map_err(SagaError::msg)
+    }
+
+    /// A fresh pair of paths: (result file, inputs file).
+    fn pair(&self) -> SagaResult<(PathBuf, PathBuf)> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let dir = self.dir()?;
+        Ok((dir.join(format!("{n}.out")), dir.join(format!("{n}.in.json"))))
+    }
+
+    /// The shared `{}` inputs file of phases without dependencies.
+    fn no_inputs(&self) -> SagaResult<PathBuf> {
+        let path = self.no_inputs.get_or_init(|| {
+            let path = self.dir().map_err(|e| e.to_string())?.join("no-inputs.json");
+            std::fs::write(&path, b"{}").map_err(|e| format!("could not write {}: {e}", path.display()))?;
+            Ok(path)
+        });
+        path.clone().map_err(SagaError::msg)
+    }
+}
 
 pub(crate) async fn run_command_phase(
     command: Arc<CommandPhase>,
@@ -20,18 +67,21 @@ pub(crate) async fn run_command_phase(
     executor: Arc<dyn Executor>,
     grace: Duration,
 ) -> SagaResult<PhaseOutput> {
-    let dir = tempfile::Builder::new().prefix("milo-").tempdir().map_err(|e| {
-        SagaError::msg(format!(
-            "could not create a temporary directory for the phase's result: {e}"
-        ))
-    })?;
-    let output_path = dir.path().join("output");
-    let inputs_path = dir.path().join("inputs.json");
-    let inputs = serde_json::to_vec(&ctx.inputs_json()).map_err(SagaError::msg)?;
-    std::fs::write(&inputs_path, inputs)
-        .and_then(|_| std::fs::write(&output_path, b""))
-        .map_err(|e| SagaError::msg(format!("could not write {}: {e}", dir.path().display())))?;
-
+    let files = ctx.files.clone();
+    let (output_path, own_inputs) = files.pair()?;
+    let write = |path: &Path, bytes: &[u8]| {
+        std::fs::write(path, bytes).map_err(|e| SagaError::msg(format!("could not write {}: {e}", path.display())))
+    };
+    write(&output_path, b"")?;
+    let inputs_path = if ctx.inputs.is_empty() {
+        files.no_inputs()?
+    } else {
+        write(
+            &own_inputs,
+            &serde_json::to_vec(&ctx.inputs_json()).map_err(SagaError::msg)?,
+        )?;
+        own_inputs.clone()
+    };
     let mut spec = CommandSpec::new(command.run.clone()).capture(ctx.capture);
     spec.cwd = command.cwd.clone();
     spec.env = command.env.clone();
@@ -44,13 +94,15 @@ pub(crate) async fn run_command_phase(
     ]);
     let sink = ctx.sink.clone();
     let on_line = move |stream, line| sink(stream, line);
-    match run_command(&*executor, &spec, &on_line, &ctx.cancel, grace).await {
-        Ok(()) => {}
-        Err(CommandError::Cancelled) => return Err(SagaError::Cancelled),
-        Err(e) => return Err(SagaError::Failed(e.to_string())),
-    }
+    let outcome = run_command(&*executor, &spec, &on_line, &ctx.cancel, grace).await;
     let bytes = tokio::fs::read(&output_path).await.unwrap_or_default();
-    Ok(PhaseOutput::json(parse_result(&bytes)))
+    let _ = std::fs::remove_file(&output_path);
+    let _ = std::fs::remove_file(&own_inputs);
+    match outcome {
+        Ok(()) => Ok(PhaseOutput::json(parse_result(&bytes))),
+        Err(CommandError::Cancelled) => Err(SagaError::Cancelled),
+        Err(e) => Err(SagaError::Failed(e.to_string())),
+    }
 }
 
 /// A command's result from what it wrote to `MILO_OUTPUT`.

@@ -308,6 +308,7 @@ pub struct PhaseContext {
     pub(crate) sink: LineSink,
     pub(crate) capture: bool,
     pub(crate) cancel: CancellationToken,
+    pub(crate) files: Arc<super::command::RunFiles>,
 }
 
 impl PhaseContext {

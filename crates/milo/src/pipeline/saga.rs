@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::action::PipelineAction;
-use super::command::run_command_phase;
+use super::command::{RunFiles, run_command_phase};
 use super::graph::Pipeline;
 use super::phase::{Handler, LineSink, PhaseContext, PhaseOutput};
 use super::policy::OnFail;
@@ -116,6 +116,8 @@ struct Scheduler<S, A> {
     /// follows a `@@PHASE_FAILED` (a parallel attempt forked just before the scheduler heard
     /// of the failure then does not start at all).
     failed: Arc<Mutex<bool>>,
+    /// Where command phases exchange results; removed with the run.
+    files: Arc<RunFiles>,
 }
 
 impl<S, A> Scheduler<S, A>
@@ -131,6 +133,7 @@ where
         let jobs = p.job_limit();
         let waiting = p.def.phases.iter().map(|i| i.deps.len()).collect();
         Self {
+            files: Arc::new(RunFiles::default()),
             p,
             cx,
             options,
@@ -348,6 +351,7 @@ where
                 sink,
                 capture: self.p.capture_output,
                 cancel,
+                files: self.files.clone(),
             },
             handler: self.p.handler(i).clone(),
             timeout: info.timeout,
