@@ -17,4 +17,4 @@ fi
 
 # Snapshots are reviewed, never silently rewritten by a test run.
 export INSTA_UPDATE=no
-cargo test --workspace --locked "$@"
+cargo test --workspace "$@"
