@@ -3,9 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: pgrep/ps (procps) to prove no process outlives milo.
+# Debian packages the tests use: pgrep/ps (procps) to prove no process outlives milo;
+# headless Chromium to check the HTML run report in a browser (milo-report).
 missing=()
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+[ -n "${MILO_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ((${#missing[@]})); then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
