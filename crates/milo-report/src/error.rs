@@ -45,3 +45,16 @@ pub enum ReportError {
     #[error("could not serialize the trace: {0}")]
     Serialize(#[from] serde_json::Error),
 }
+
+impl ReportError {
+    /// The exit status `milo report` should use: 2 for a request that names something that
+    /// does not exist or makes no sense (no such run, unreadable or invalid `--timeline`, a
+    /// run and a timeline), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReportError::History(e) => e.exit_code(),
+            ReportError::ReadTimeline { .. } | ReportError::BadTimeline { .. } | ReportError::RunAndTimeline => 2,
+            ReportError::Write { .. } | ReportError::Serialize(_) => 1,
+        }
+    }
+}

@@ -487,7 +487,9 @@ fn a_report_from_the_history_has_every_attempt_logs_and_earlier_runs() {
     );
     let err = report(&db, Some("9"), None, None, ReportFormat::Html).unwrap_err();
     assert!(matches!(err, ReportError::History(HistoryError::NoSuchRun(9))), "{err}");
+    assert_eq!(err.exit_code(), 2);
     std::fs::write(&tl, "{\"hello\": 1}").unwrap();
     let err = report(&db, None, Some(&tl), None, ReportFormat::Html).unwrap_err();
     assert!(err.to_string().contains("is not a milo timeline"), "{err}");
+    assert_eq!(err.exit_code(), 2);
 }
