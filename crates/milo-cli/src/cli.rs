@@ -68,6 +68,12 @@ Exit status: 0 completed (skipped phases included), 1 failed, 2 usage or definit
         after_help = "Examples:\n  milo replay\n  milo replay 12 --json\n\nExit status 1 when the journal was tampered with (the first bad entry is named)."
     )]
     Replay(RunSelectArgs),
+    /// Write a run's report: one self-contained HTML page with a Gantt chart, the dependency
+    /// graph, a table of phases and their logs (default: the last run).
+    #[command(
+        after_help = "Examples:\n  milo report\n  milo report 12 -o build.html\n  milo report --timeline timeline.json\n  milo report --format chrome-trace   # open in chrome://tracing or ui.perfetto.dev"
+    )]
+    Report(ReportArgs),
     /// Serve the pipeline to AI agents over MCP on stdio (logs go to stderr).
     #[command(after_help = "\
 Examples:
@@ -124,6 +130,27 @@ pub struct RunSelectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// The run number, or `last` (default).
+    #[arg(value_name = "RUN", conflicts_with = "timeline")]
+    pub run: Option<String>,
+    /// Build the report from a timeline JSON written by `milo run --timeline FILE` instead of
+    /// the run history (no logs then).
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
+    /// Where to write it (default: milo-report-<RUN>.html, or .json for chrome-trace).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// html: a self-contained page; chrome-trace: trace-event JSON for chrome://tracing or Perfetto.
+    #[arg(long, value_name = "FORMAT", default_value = "html", value_parser = milo_report::cli::parse_format)]
+    pub format: milo_report::cli::ReportFormat,
 }
 
 #[derive(Debug, Args)]

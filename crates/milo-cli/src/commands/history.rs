@@ -1,5 +1,5 @@
-//! `milo history`, `milo show`, `milo logs` and `milo replay`: read the run history kept in
-//! `.milo/history.db` (see the `milo-history` crate).
+//! `milo history`, `milo show`, `milo logs`, `milo replay` and `milo report`: read the run
+//! history kept in `.milo/history.db` (see the `milo-history` and `milo-report` crates).
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use milo_history::HistoryError;
 use milo_history::cli as hist;
 
 use super::write_stdout;
-use crate::cli::{DbArg, FileArg, HistoryArgs, LogsArgs, RunSelectArgs};
+use crate::cli::{DbArg, FileArg, HistoryArgs, LogsArgs, ReportArgs, RunSelectArgs};
 use crate::error::CliError;
 
 fn db(file: &FileArg, db: &DbArg) -> PathBuf {
@@ -48,4 +48,23 @@ pub fn logs(a: &LogsArgs) -> Result<u8, CliError> {
         None => (None, a.first.as_str()),
     };
     printed(|o| hist::logs(&db(&a.file, &a.db), run, phase, a.stream, o))
+}
+
+pub fn report(a: &ReportArgs) -> Result<u8, CliError> {
+    let message = milo_report::cli::report(
+        &db(&a.file, &a.db),
+        a.run.as_deref(),
+        a.timeline.as_deref(),
+        a.output.as_deref(),
+        a.format,
+    )
+    .map_err(|e| {
+        if e.exit_code() == 2 {
+            CliError::usage(e.to_string(), None)
+        } else {
+            CliError::Internal(e.to_string())
+        }
+    })?;
+    write_stdout(format!("{message}\n").as_bytes())?;
+    Ok(0)
 }

@@ -27,6 +27,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Show(args) => history::show(&args),
         Command::Logs(args) => history::logs(&args),
         Command::Replay(args) => history::replay(&args),
+        Command::Report(args) => history::report(&args),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "milo", &mut out);
