@@ -700,11 +700,17 @@ async fn every_run_ends_with_exactly_one_terminal_action() {
     assert_one_terminal_after_everything(&r, "@@PIPELINE_COMPLETE");
     assert_eq!(r.report.status, Status::Completed);
 
-    // Failed: the running sibling finishes before the terminal action.
+    // Failed: the running sibling finishes before the terminal action. `bad` fails only after
+    // `slow` has surely started (a phase that fails at once may stop its sibling from starting
+    // at all, which is right too, but not what this checks).
     let p = Pipeline::new(
         "p",
         [
-            Phase::new("bad", |_: &PhaseContext| Err::<(), _>("no")).parallel(true),
+            Phase::new("bad", |_: &PhaseContext| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                Err::<(), _>("no")
+            })
+            .parallel(true),
             sleeper("slow", 300).parallel(true),
         ],
     )
@@ -962,7 +968,12 @@ async fn fail_fast_cancels_running_phases() {
     let p = Pipeline::new(
         "p",
         [
-            Phase::new("bad", |_: &PhaseContext| Err::<(), _>("kaput")).parallel(true),
+            // Fails once `long` has surely started.
+            Phase::new("bad", |_: &PhaseContext| {
+                std::thread::sleep(Duration::from_millis(50));
+                Err::<(), _>("kaput")
+            })
+            .parallel(true),
             Phase::new_async("long", move |cx: PhaseContext| {
                 let seen = seen.clone();
                 async move {
