@@ -7,11 +7,14 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use milo::{DynAction, SagaError, Store};
+use milo::{DynAction, ReducerResult, SagaError, Store};
 
-/// A reducer that changes nothing: returns the same `Arc`.
-fn noop_reducer(state: Option<&Arc<u64>>, _action: &DynAction) -> Arc<u64> {
-    state.cloned().unwrap_or_else(|| Arc::new(0))
+/// A reducer that changes nothing (and says so without copying the state's pointer).
+fn noop_reducer(state: Option<&Arc<u64>>, _action: &DynAction) -> ReducerResult<u64, DynAction> {
+    match state {
+        Some(_) => ReducerResult::unchanged(),
+        None => ReducerResult::from(0),
+    }
 }
 
 /// A counter: `add` adds its payload; anything else is a no-op.

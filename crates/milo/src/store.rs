@@ -28,8 +28,9 @@ use crate::util::panic_message;
 
 /// What a reducer returns: the next state and, optionally, sagas for the store to run.
 pub struct ReducerResult<S, A> {
-    /// The next state. Returning the same `Arc` means "unchanged".
-    pub state: Arc<S>,
+    /// The next state; `None` (see [`unchanged`](Self::unchanged)) keeps the current one.
+    /// Returning the same `Arc` also means "unchanged".
+    pub state: Option<Arc<S>>,
     /// Sagas the store schedules once the action has been applied.
     pub sagas: Vec<Saga<S, A>>,
 }
@@ -38,9 +39,22 @@ impl<S, A> ReducerResult<S, A> {
     /// A result with `state` and no sagas.
     pub fn new(state: Arc<S>) -> Self {
         Self {
-            state,
+            state: Some(state),
             sagas: Vec::new(),
         }
+    }
+
+    /// "Nothing changed": the cheapest answer, as it does not even copy the state's pointer.
+    pub fn unchanged() -> Self {
+        Self {
+            state: None,
+            sagas: Vec::new(),
+        }
+    }
+
+    /// The next state given the `current` one.
+    pub fn state_or(&self, current: &Arc<S>) -> Arc<S> {
+        self.state.clone().unwrap_or_else(|| current.clone())
     }
 
     /// Adds a saga for the store to schedule.
@@ -109,6 +123,12 @@ pub enum DispatchError {
         action: String,
         /// Why it was rejected.
         message: String,
+    },
+    /// The store was created without an initial state and the reducer built none on `@@INIT`.
+    #[error("the reducer returned no state for `{action}` and the store has no initial state")]
+    NoInitialState {
+        /// The type name of the action (`@@INIT`).
+        action: String,
     },
     /// The reducer scheduled sagas but no tokio runtime was available to run them.
     #[error("the reducer scheduled a saga but no tokio runtime is running")]
@@ -294,7 +314,13 @@ where
         let initial = initial_state.map(Arc::new);
         let first = catch_unwind(AssertUnwindSafe(|| reducer.reduce(initial.as_ref(), &init)));
         let (state, sagas) = match (first, initial) {
-            (Ok(r), _) => (r.state, r.sagas),
+            (Ok(ReducerResult { state: Some(s), sagas }), _) => (s, sagas),
+            (Ok(ReducerResult { state: None, sagas }), Some(s)) => (s, sagas),
+            (Ok(ReducerResult { state: None, .. }), None) => {
+                return Err(DispatchError::NoInitialState {
+                    action: init.type_name().to_owned(),
+                });
+            }
             (Err(_), Some(s)) => (s, Vec::new()),
             (Err(p), None) => {
                 return Err(DispatchError::ReducerPanicked {
@@ -551,7 +577,9 @@ where
                 });
             }
         };
-        if !Arc::ptr_eq(&state, &current.state) {
+        if let Some(state) = state
+            && !Arc::ptr_eq(&state, &current.state)
+        {
             inner.state.store(state.clone());
             if inner.watch.receiver_count() > 0 {
                 inner.watch.send_replace(state.clone());

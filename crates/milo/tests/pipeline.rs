@@ -1553,7 +1553,10 @@ fn detail_auto_follow_only_moves_the_view_when_expanded_on_the_logging_phase() {
 #[test]
 fn detail_reducer_is_a_reducer_over_the_pipeline_state() {
     let r = make_detail_reducer(five().build_reducer());
-    let first = r.reduce(None, &ViewAction::from(PipelineAction::Init {})).state;
+    let first = r
+        .reduce(None, &ViewAction::from(PipelineAction::Init {}))
+        .state
+        .unwrap();
     assert_eq!(first.pipeline.status, Status::Pending);
     let next = r
         .reduce(
@@ -1563,7 +1566,7 @@ fn detail_reducer_is_a_reducer_over_the_pipeline_state() {
                 timestamp: 0.0,
             }),
         )
-        .state;
+        .state_or(&first);
     assert_eq!(next.pipeline.status, Status::Running);
     assert_eq!(first.pipeline.status, Status::Pending, "states are immutable");
 }

@@ -664,7 +664,7 @@ proptest! {
         for a in &actions {
             // Through the reducer directly (a panic fails the test) and through a store (a
             // panic would be reported as a dispatch error).
-            state = reducer.reduce(Some(&state), a).state;
+            state = reducer.reduce(Some(&state), a).state_or(&state);
             check_view(&state)?;
             store.dispatch(a.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
         }
@@ -785,7 +785,8 @@ fn selecting_another_phase_keeps_log_scroll_in_range() {
     let reducer = make_detail_reducer(small_pipeline(10, 2).build_reducer());
     let mut state = reducer
         .reduce(None, &ViewAction::Pipeline(PipelineAction::Init {}))
-        .state;
+        .state
+        .unwrap();
     let log = |line: &str| {
         ViewAction::Pipeline(PipelineAction::PhaseLog {
             name: "a".into(),
@@ -804,7 +805,7 @@ fn selecting_another_phase_keeps_log_scroll_in_range() {
         ViewAction::from(Key::Down),
     ];
     for step in &steps {
-        state = reducer.reduce(Some(&state), step).state;
+        state = reducer.reduce(Some(&state), step).state_or(&state);
     }
     assert_eq!(state.selected_phase, 1);
     assert_eq!(state.log_scroll, 0, "phase b has no lines");

@@ -579,3 +579,33 @@ async fn a_typed_action_enum_gets_builtins_from_the_runtime() {
         ]
     );
 }
+
+#[test]
+fn an_unchanged_result_keeps_the_state_and_still_notifies_listeners() {
+    let reducer = |state: Option<&Arc<i64>>, action: &DynAction| -> ReducerResult<i64, DynAction> {
+        match (state, &*action.kind) {
+            (None, _) => ReducerResult::from(5),
+            (Some(s), "add") => ReducerResult::from(**s + 1),
+            (Some(_), _) => ReducerResult::unchanged(),
+        }
+    };
+    let store = Store::new(reducer, None).unwrap();
+    let before = store.get_state();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s2 = seen.clone();
+    let _sub = store.subscribe(move |_, state: &Arc<i64>| {
+        assert_eq!(**state, 5);
+        s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    store.dispatch(DynAction::new("noop")).unwrap();
+    assert!(Arc::ptr_eq(&before, &store.get_state()));
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_reducer_that_builds_no_initial_state_is_an_error() {
+    let reducer = |_: Option<&Arc<i64>>, _: &DynAction| ReducerResult::<i64, DynAction>::unchanged();
+    let err = Store::new(reducer, None).unwrap_err();
+    assert!(matches!(err, DispatchError::NoInitialState { .. }), "{err}");
+    assert!(Store::new(reducer, Some(3)).is_ok());
+}

@@ -167,13 +167,16 @@ where
     ) -> ReducerResult<PipelineViewState, ViewAction> {
         let Some(state) = state else {
             let init = PipelineAction::from_builtin(Builtin::Init);
-            let pipeline = self.inner.reduce(None, &init).state;
+            let Some(pipeline) = self.inner.reduce(None, &init).state else {
+                // The wrapped reducer built nothing: there is no pipeline to view.
+                return ReducerResult::unchanged();
+            };
             return PipelineViewState::new(pipeline).into();
         };
         let mut next = (**state).clone();
         match action {
             ViewAction::Pipeline(a) => {
-                let pipeline = self.inner.reduce(Some(&state.pipeline), a).state;
+                let pipeline = self.inner.reduce(Some(&state.pipeline), a).state_or(&state.pipeline);
                 if Arc::ptr_eq(&pipeline, &state.pipeline) {
                     return state.clone().into();
                 }

@@ -60,7 +60,7 @@ impl<S: Send + Sync + 'static, A: Action + Clone> TestRt<S, A> {
     pub(crate) fn put(&self, action: A) {
         if let Some(reducer) = &self.reducer {
             let mut state = self.state.lock();
-            let next = reducer.reduce(Some(&state), &action).state;
+            let next = reducer.reduce(Some(&state), &action).state_or(&state);
             *state = next;
         }
         self.record(Effect::Put(action));
