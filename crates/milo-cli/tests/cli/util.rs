@@ -54,6 +54,16 @@ impl Test {
         self
     }
 
+    /// Replaces the command line, to run another command in the same directory.
+    pub fn then<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.clear();
+        self.args(args)
+    }
+
     /// The temporary directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
