@@ -8,7 +8,8 @@
 //! * [`replay`]: `milo replay [RUN] [--json]`, verify the journal and print the replayed
 //!   timeline (exit 1 naming the first bad entry when it was tampered with).
 //! * [`open_for_run`] and [`resume`] for `milo run`: open the history or warn once and run
-//!   without it, and turn `--resume [RUN]` into `RunOptions::reuse`.
+//!   without it, and turn `--resume [RUN]` into `RunOptions::reuse`; [`warn_unrecorded`]
+//!   when recording fails mid-run.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -43,6 +44,15 @@ pub fn warn(error: &HistoryError) {
     let _ = writeln!(
         std::io::stderr().lock(),
         "warning: {error}\n  = note: running without run history"
+    );
+}
+
+/// Prints `warning: {error}` for a recording that failed after the run started (the run
+/// itself is unaffected) to stderr.
+pub fn warn_unrecorded(error: &HistoryError) {
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "warning: {error}\n  = note: the run went on, but the run history holds only part of it"
     );
 }
 

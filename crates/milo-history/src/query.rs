@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::chunk::{self, ChunkEntry};
+use crate::chunk::{self, Check, ChunkEntry};
 use crate::def::{DefRecord, phase_hash};
 use crate::error::HistoryError;
 use crate::{History, RunId, RunStatus};
@@ -107,8 +107,9 @@ pub struct JournalEntry {
     pub seq: i64,
     /// The action's JSON as recorded.
     pub json: String,
-    /// SHA-256 of the previous entry's hash followed by `json` (for a captured line, by its
-    /// [`hash_input`](crate::chunk::hash_input) instead).
+    /// For a JSON entry: SHA-256 of the previous chain head followed by `json`. For a
+    /// captured line: its 4-byte [`tag`](crate::chunk::tag) (a version 1 line: its own chained
+    /// hash; see [`chunk`](crate::chunk)).
     pub hash: Vec<u8>,
 }
 
@@ -359,11 +360,11 @@ impl History {
         self.check_phase(id, phase)?;
         let mut stmt = self
             .conn
-            .prepare("SELECT data FROM logs WHERE run_id = ?1 AND phase = ?2 ORDER BY first_seq")?;
+            .prepare("SELECT data, hash IS NOT NULL FROM logs WHERE run_id = ?1 AND phase = ?2 ORDER BY first_seq")?;
         let mut rows = stmt.query(params![id, phase])?;
         while let Some(r) = rows.next()? {
             let data = r.get_ref(0)?.as_bytes().unwrap_or_default();
-            let entries = chunk::decode(data).map_err(|n| HistoryError::BadRecord {
+            let entries = chunk::decode(data, r.get(1)?).map_err(|n| HistoryError::BadRecord {
                 run: id,
                 what: "log chunk",
                 reason: format!("phase `{phase}`: damaged after {n} lines"),
@@ -402,7 +403,7 @@ impl History {
                 Entry::Json { json, hash } => (String::from_utf8_lossy(json).into_owned(), hash.to_vec()),
                 Entry::Log { phase, entry } => (
                     serde_json::to_string(&entry.action(phase)).unwrap_or_default(),
-                    entry.hash.to_vec(),
+                    entry.check.to_vec(),
                 ),
             };
             out.push(JournalEntry { seq, json, hash });
@@ -448,7 +449,7 @@ impl History {
         mut f: impl FnMut(i64, Entry<'_>) -> Option<Verification>,
     ) -> Result<Result<i64, Verification>, HistoryError> {
         type JournalRow = (i64, Vec<u8>, Vec<u8>);
-        type ChunkRow = (Arc<str>, i64, Vec<u8>);
+        type ChunkRow = (Arc<str>, i64, Vec<u8>, bool);
         let mut jstmt = self
             .conn
             .prepare("SELECT seq, action, hash FROM journal WHERE run_id = ?1 ORDER BY seq")?;
@@ -466,23 +467,23 @@ impl History {
             };
             Ok(Some((r.get(0)?, json, hash)))
         };
-        let mut cstmt = self
-            .conn
-            .prepare("SELECT phase, first_seq, data FROM logs WHERE run_id = ?1 ORDER BY first_seq")?;
+        let mut cstmt = self.conn.prepare(
+            "SELECT phase, first_seq, data, hash IS NOT NULL FROM logs WHERE run_id = ?1 ORDER BY first_seq",
+        )?;
         let mut crows = cstmt.query([id])?;
         let next_chunk = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<ChunkRow>, HistoryError> {
             let Some(r) = rows.next()? else { return Ok(None) };
             let phase: String = r.get(0)?;
             let data = r.get_ref(2)?.as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
-            Ok(Some((Arc::from(phase), r.get(1)?, data)))
+            Ok(Some((Arc::from(phase), r.get(1)?, data, r.get(3)?)))
         };
         let mut journal = next_journal(&mut jrows)?;
         let mut chunk = next_chunk(&mut crows)?;
         let mut pending: BTreeMap<i64, (Arc<str>, ChunkEntry)> = BTreeMap::new();
         let mut seq = 1i64;
         loop {
-            while let Some((phase, first, data)) = chunk.take_if(|c| c.1 <= seq) {
-                match chunk::decode(&data) {
+            while let Some((phase, first, data, v2)) = chunk.take_if(|c| c.1 <= seq) {
+                match chunk::decode(&data, v2) {
                     Ok(entries) => pending.extend(entries.into_iter().map(|e| (e.seq, (phase.clone(), e)))),
                     Err(n) => {
                         return Ok(Err(Verification::Broken {
@@ -545,21 +546,55 @@ impl History {
                 .query_row("SELECT journal_len, journal_head FROM runs WHERE id = ?1", [id], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })?;
+        // The links of version 2 chunks: (journal length when written, chain head then, phase).
+        let links: Vec<(i64, Vec<u8>, String)> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT last_seq, hash, phase FROM logs WHERE run_id = ?1 AND hash IS NOT NULL ORDER BY last_seq",
+            )?;
+            let rows = stmt.query_map([id], |r| {
+                let hash = match r.get_ref(1)? {
+                    ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
+                    _ => Vec::new(),
+                };
+                Ok((r.get(0)?, hash, r.get(2)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut link = 0;
         let mut prev = [0u8; 32];
+        // The running hash of the lines since the last link, and the first of them.
+        let mut lines: Option<(Sha256, i64)> = None;
+        let fold = |prev: &mut [u8; 32], lines: &mut Option<(Sha256, i64)>| {
+            if let Some((h, _)) = lines.take() {
+                *prev = h.finalize().into();
+            }
+        };
         let mut input = Vec::with_capacity(256);
         let walked = self.walk_entries(id, |seq, entry| {
-            let (action, hash) = match entry {
+            let action = match entry {
                 Entry::Json { json, hash } => {
                     let text = || String::from_utf8_lossy(json);
-                    if chained(&prev, json)[..] != hash[..] {
+                    let since = lines.as_ref().map(|l| l.1);
+                    fold(&mut prev, &mut lines);
+                    let computed = chained(&prev, json);
+                    if computed[..] != hash[..] {
+                        let reason = match since {
+                            Some(s) => format!(
+                                "does not match its hash: it, or a captured line from entry {s} on, was changed after it was recorded"
+                            ),
+                            None => "does not match its hash: it was changed after it was recorded".into(),
+                        };
                         return Some(Verification::Broken {
                             seq,
                             action_type: action_type(&text()),
-                            reason: "does not match its hash: it was changed after it was recorded".into(),
+                            reason,
                         });
                     }
                     match serde_json::from_slice::<PipelineAction>(json) {
-                        Ok(action) => (action, chained(&prev, json)),
+                        Ok(action) => {
+                            prev = computed;
+                            action
+                        }
                         Err(e) => {
                             return Some(Verification::Broken {
                                 seq,
@@ -571,8 +606,25 @@ impl History {
                 }
                 Entry::Log { phase, entry } => {
                     chunk::hash_input(&mut input, phase, entry.stream, entry.timestamp, &entry.line);
-                    let computed = chained(&prev, &input);
-                    if computed != entry.hash {
+                    let good = match entry.check {
+                        Check::Chained(hash) => {
+                            fold(&mut prev, &mut lines);
+                            let computed = chained(&prev, &input);
+                            prev = computed;
+                            computed == hash
+                        }
+                        Check::Tag(tag) => {
+                            let (h, _) = lines.get_or_insert_with(|| {
+                                let mut h = Sha256::new();
+                                h.update(b"lines");
+                                h.update(prev);
+                                (h, seq)
+                            });
+                            h.update(&input);
+                            chunk::tag(seq, &input) == tag
+                        }
+                    };
+                    if !good {
                         return Some(Verification::Broken {
                             seq,
                             action_type: Some("@@PHASE_LOG".into()),
@@ -581,17 +633,40 @@ impl History {
                             ),
                         });
                     }
-                    (entry.action(phase), computed)
+                    entry.action(phase)
                 }
             };
             f(&action);
-            prev = hash;
+            // The chunks written after this entry: the chain head must be theirs.
+            while let Some((at, hash, phase)) = links.get(link).filter(|l| l.0 <= seq) {
+                let since = lines.as_ref().map_or(seq, |l| l.1);
+                fold(&mut prev, &mut lines);
+                if *at < seq || hash[..] != prev[..] {
+                    return Some(Verification::Broken {
+                        seq: since,
+                        action_type: None,
+                        reason: format!(
+                            "does not match the hash chain: entries {since} to {seq} do not match the link stored with a log chunk of phase `{phase}`; they were changed after they were recorded"
+                        ),
+                    });
+                }
+                link += 1;
+            }
             None
         })?;
         let count = match walked {
             Ok(count) => count,
             Err(broken) => return Ok(broken),
         };
+        if let Some((at, _, phase)) = links.get(link) {
+            return Ok(Verification::Broken {
+                seq: count + 1,
+                action_type: None,
+                reason: format!(
+                    "is missing: a log chunk of phase `{phase}` was written after entry {at}, but the journal ends after {count}"
+                ),
+            });
+        }
         if count < len {
             return Ok(Verification::Broken {
                 seq: count + 1,

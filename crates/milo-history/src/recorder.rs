@@ -6,11 +6,14 @@
 //! hash (a captured line goes into its phase's [log chunk](crate::chunk) instead), and the
 //! phase and run rows the batch changed. A batch is committed as
 //! soon as the queue is empty (or after [`BATCH`] actions), so a killed process loses at most
-//! the actions still queued, and what was committed stays readable (WAL).
+//! the actions still queued, and what was committed stays readable (WAL). After a commit
+//! that emptied the queue the writer sleeps a few milliseconds before it blocks, so a
+//! phase streaming lines fills large batches and the dispatching thread does not have to
+//! wake the writer for each action.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
 
 use milo::pipeline::{Pipeline, PipelineAction, Status};
@@ -25,6 +28,9 @@ use crate::{RunId, RunStatus, now, process};
 
 /// The most actions written in one transaction.
 pub const BATCH: usize = 32 * 1024;
+
+/// How long the writer waits for more actions before it blocks on an empty queue.
+const IDLE: std::time::Duration = std::time::Duration::from_millis(5);
 
 enum Msg {
     Action(PipelineAction),
@@ -107,6 +113,8 @@ impl Recorder {
             run_id,
             seq: 0,
             head: [0; 32],
+            lines: None,
+            last: None,
             dirty: vec![false; phases.len()],
             phases,
             index,
@@ -189,10 +197,9 @@ struct PhaseRow {
     reused_from: Option<String>,
     log_count: i64,
     name: String,
-    /// The open log chunk: encoded entries, first sequence number, line count.
-    chunk: Vec<u8>,
+    /// The open log chunk and its first sequence number.
+    chunk: chunk::Encoder,
     chunk_first: i64,
-    chunk_lines: i64,
 }
 
 impl PhaseRow {
@@ -207,9 +214,8 @@ impl PhaseRow {
             reused_from: None,
             log_count: 0,
             name: name.to_owned(),
-            chunk: Vec::new(),
+            chunk: chunk::Encoder::default(),
             chunk_first: 0,
-            chunk_lines: 0,
         }
     }
 }
@@ -219,6 +225,10 @@ struct Writer {
     run_id: RunId,
     seq: i64,
     head: [u8; 32],
+    /// The lines since the chain's last link, hashed from it (see [`chunk`]).
+    lines: Option<Sha256>,
+    /// The phase of the last line (lines come in runs of one phase).
+    last: Option<(Arc<str>, usize)>,
     phases: Vec<PhaseRow>,
     index: HashMap<Arc<str>, usize>,
     dirty: Vec<bool>,
@@ -228,13 +238,30 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) -> Result<(), HistoryError> {
+        // A closed channel means the Recorder went away without finishing.
+        let gone = || Msg::Finish {
+            status: RunStatus::Interrupted,
+            exit_code: None,
+        };
         loop {
-            // A closed channel means the Recorder went away without finishing.
-            let first = rx.recv().unwrap_or(Msg::Finish {
-                status: RunStatus::Interrupted,
-                exit_code: None,
-            });
-            self.conn.execute_batch("BEGIN")?;
+            // With nothing queued, wait a moment before blocking: while a phase streams
+            // lines they pile up into the next batch, and the dispatching thread never pays
+            // for waking a blocked writer (a futex call per action otherwise).
+            let first = match rx.try_recv() {
+                Ok(msg) => msg,
+                Err(TryRecvError::Disconnected) => gone(),
+                Err(TryRecvError::Empty) => {
+                    std::thread::sleep(IDLE);
+                    match rx.try_recv() {
+                        Ok(msg) => msg,
+                        Err(TryRecvError::Disconnected) => gone(),
+                        Err(TryRecvError::Empty) => rx.recv().unwrap_or_else(|_| gone()),
+                    }
+                }
+            };
+            // IMMEDIATE: wait (busy timeout) for another process's write to end up front,
+            // instead of failing when a read in the transaction has to become a write.
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
             let result = self.batch(first, &rx);
             match result {
                 Ok(done) => {
@@ -277,6 +304,7 @@ impl Writer {
                 Ok(true)
             }
             None => {
+                debug_assert!(self.lines.is_none(), "lines left out of the chain");
                 self.conn
                     .prepare_cached(
                         "UPDATE runs SET last_seen = ?2, journal_len = ?3, journal_head = ?4 WHERE id = ?1",
@@ -287,7 +315,27 @@ impl Writer {
         }
     }
 
+    /// Links the lines hashed since the last link into the chain.
+    fn fold(&mut self) {
+        if let Some(lines) = self.lines.take() {
+            self.head = lines.finalize().into();
+        }
+    }
+
+    /// The phase index of a line's phase, if it is one of the pipeline's.
+    fn phase_of(&mut self, name: &Arc<str>) -> Option<usize> {
+        if let Some((last, i)) = &self.last
+            && (Arc::ptr_eq(last, name) || **last == **name)
+        {
+            return Some(*i);
+        }
+        let i = *self.index.get(&**name)?;
+        self.last = Some((name.clone(), i));
+        Some(i)
+    }
+
     fn chain(&mut self) {
+        self.fold();
         let mut hasher = Sha256::new();
         hasher.update(self.head);
         hasher.update(&self.json);
@@ -302,20 +350,30 @@ impl Writer {
             stream,
             timestamp,
         } = action
-            && let Some(&i) = self.index.get(&**name)
+            && let Some(i) = self.phase_of(name)
         {
-            // Stored once, in the phase's chunk; the journal JSON is rebuilt from it.
+            // Stored once, in the phase's chunk; the journal JSON is rebuilt from it. Hashed
+            // into the running link, and tagged.
             chunk::hash_input(&mut self.json, name, *stream, *timestamp, line);
-            self.chain();
+            self.seq += 1;
+            let head = &self.head;
+            self.lines
+                .get_or_insert_with(|| {
+                    let mut h = Sha256::new();
+                    h.update(b"lines");
+                    h.update(head);
+                    h
+                })
+                .update(&self.json);
+            let tag = chunk::tag(self.seq, &self.json);
             let p = &mut self.phases[i];
-            if p.chunk_lines == 0 {
+            if p.chunk.lines == 0 {
                 p.chunk_first = self.seq;
             }
-            chunk::encode(&mut p.chunk, self.seq, *stream, *timestamp, &self.head, line);
-            p.chunk_lines += 1;
+            p.chunk.push(self.seq, *stream, *timestamp, tag, line);
             p.log_count += 1;
             self.dirty[i] = true;
-            if p.chunk.len() >= CHUNK_BYTES {
+            if p.chunk.buf.len() >= CHUNK_BYTES {
                 self.flush_chunk(i)?;
             }
             return Ok(());
@@ -333,24 +391,27 @@ impl Writer {
     }
 
     fn flush_chunk(&mut self, i: usize) -> Result<(), HistoryError> {
-        let p = &mut self.phases[i];
-        if p.chunk_lines == 0 {
+        if self.phases[i].chunk.lines == 0 {
             return Ok(());
         }
+        // The chunk's link: the chain head as of now (`last_seq`).
+        self.fold();
+        let p = &mut self.phases[i];
         self.conn
             .prepare_cached(
-                "INSERT INTO logs (run_id, phase, first_seq, last_seq, lines, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO logs (run_id, phase, first_seq, last_seq, lines, data, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 self.run_id,
                 p.name,
                 p.chunk_first,
                 self.seq,
-                p.chunk_lines,
-                &p.chunk[..]
+                p.chunk.lines,
+                &p.chunk.buf[..],
+                &self.head[..]
             ])?;
         p.chunk.clear();
-        p.chunk_lines = 0;
         Ok(())
     }
 

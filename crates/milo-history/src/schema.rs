@@ -10,11 +10,12 @@
 //! * `phases`: one row per phase of a run: status, attempts, timings (seconds since the run
 //!   started), error, result JSON, the run it was reused from, log line count, phase hash.
 //! * `logs`: every captured line, in chunks of consecutive lines of one phase (see
-//!   [`chunk`](crate::chunk)), each line with its journal sequence number and hash.
+//!   [`chunk`](crate::chunk)), each line with its journal sequence number and tag; `last_seq`
+//!   is the journal length when the chunk was written and `hash` the chain head then.
 //! * `journal`: every other dispatched action as JSON. Together with the log chunks it is
-//!   the whole journal, in order, each entry with `hash = SHA-256(previous hash ‖ JSON)`
-//!   (the first one chains from 32 zero bytes; a line's hash covers its compact
-//!   [`hash_input`](crate::chunk::hash_input) instead of its JSON).
+//!   the whole journal, in order, each entry with `hash = SHA-256(previous head ‖ JSON)`
+//!   (the first one chains from 32 zero bytes; the lines in between are folded into the
+//!   head as [`chunk`](crate::chunk) describes).
 
 use std::path::Path;
 use std::time::Duration;
@@ -83,6 +84,9 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, seq)
     ) WITHOUT ROWID;
     ",
+    // 1 → 2: version 2 log chunks (see `chunk`): lines tagged, one chain link per chunk,
+    // stored here. NULL for version 1 chunks.
+    "ALTER TABLE logs ADD COLUMN hash BLOB;",
 ];
 
 /// The schema version this build writes and reads.
@@ -92,24 +96,64 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// committed transaction survives the process being killed), checks it is a milo history,
 /// and migrates it to [`SCHEMA_VERSION`].
 pub fn open(path: &Path) -> Result<Connection, HistoryError> {
+    // Setting up a new file (page size, WAL, migration) takes locks that SQLite reports as
+    // busy at once instead of waiting (another process opening it at the same moment, as
+    // two `milo run` in one directory do): retry for as long as the busy timeout.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match open_once(path) {
+            Err(HistoryError::Sql(e)) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// How long a connection waits for another one's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn open_once(path: &Path) -> Result<Connection, HistoryError> {
     let conn = Connection::open(path).map_err(|source| HistoryError::Open {
         path: path.to_owned(),
         source,
     })?;
-    let corrupt = |e: rusqlite::Error| HistoryError::Corrupt {
-        path: path.to_owned(),
-        reason: e.to_string(),
+    // A lock held elsewhere, a full disk or an I/O error say nothing about the file's
+    // contents: reported as they are, not as corruption.
+    let corrupt = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(
+            rusqlite::ErrorCode::DatabaseBusy
+            | rusqlite::ErrorCode::DatabaseLocked
+            | rusqlite::ErrorCode::DiskFull
+            | rusqlite::ErrorCode::SystemIoFailure
+            | rusqlite::ErrorCode::ReadOnly
+            | rusqlite::ErrorCode::CannotOpen
+            | rusqlite::ErrorCode::PermissionDenied
+            | rusqlite::ErrorCode::OutOfMemory,
+        ) => HistoryError::Sql(e),
+        _ => HistoryError::Corrupt {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
     };
-    conn.busy_timeout(Duration::from_secs(10)).map_err(corrupt)?;
-    // The first statements that read the file: a file that is not SQLite fails here.
-    let app_id: i64 = conn
-        .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .map_err(corrupt)?;
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(corrupt)?;
-    let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(corrupt)?;
+    // The first statement that reads the file: a file that is not SQLite fails here. One
+    // statement, so one snapshot: another process may be creating the schema meanwhile.
+    let (app_id, version, tables): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT application_id FROM pragma_application_id()),
+                    (SELECT user_version FROM pragma_user_version()),
+                    (SELECT count(*) FROM sqlite_schema)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .map_err(corrupt)?;
     if app_id != APPLICATION_ID && (app_id != 0 || tables > 0) {
         return Err(HistoryError::Corrupt {
@@ -132,10 +176,7 @@ pub fn open(path: &Path) -> Result<Connection, HistoryError> {
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(corrupt)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(corrupt)?;
     if version < SCHEMA_VERSION {
-        migrate(&conn, version).map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => HistoryError::Sql(e),
-            e => corrupt(e),
-        })?;
+        migrate(&conn, version).map_err(corrupt)?;
     }
     Ok(conn)
 }

@@ -591,3 +591,178 @@ fn a_recorder_killed_with_sigkill_leaves_a_readable_database_and_an_interrupted_
     let rec = record(&history, &library_pipeline(), RunOptions::default(), None);
     assert_eq!(history.runs(10).unwrap()[0].id, rec.run);
 }
+
+/// Rewrites run `run` into the version 1 encoding (every line chained on its own, chunks
+/// without a link), as schema version 1 wrote it.
+fn rewrite_as_v1(history: &History, conn: &rusqlite::Connection, run: i64) {
+    use milo_history::chunk;
+    use sha2::{Digest, Sha256};
+    let journal = history.journal(Some(run)).unwrap();
+    let json_seqs: std::collections::HashSet<i64> = {
+        let mut stmt = conn.prepare("SELECT seq FROM journal WHERE run_id = ?1").unwrap();
+        stmt.query_map([run], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let mut head = [0u8; 32];
+    let mut chunks: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    let mut input = Vec::new();
+    for e in &journal {
+        let bytes = if json_seqs.contains(&e.seq) {
+            e.json.as_bytes().to_vec()
+        } else {
+            let PipelineAction::PhaseLog {
+                name,
+                line,
+                stream,
+                timestamp,
+            } = e.action().unwrap()
+            else {
+                panic!("not a line: {}", e.json)
+            };
+            chunk::hash_input(&mut input, &name, stream, timestamp, &line);
+            input.clone()
+        };
+        let mut h = Sha256::new();
+        h.update(head);
+        h.update(&bytes);
+        head = h.finalize().into();
+        if json_seqs.contains(&e.seq) {
+            conn.execute(
+                "UPDATE journal SET hash = ?3 WHERE run_id = ?1 AND seq = ?2",
+                rusqlite::params![run, e.seq, &head[..]],
+            )
+            .unwrap();
+        } else if let PipelineAction::PhaseLog {
+            name,
+            line,
+            stream,
+            timestamp,
+        } = e.action().unwrap()
+        {
+            let buf = chunks.entry(name.to_string()).or_default();
+            chunk::encode_v1(buf, e.seq, stream, timestamp, &head, &line);
+        }
+    }
+    conn.execute("DELETE FROM logs WHERE run_id = ?1", [run]).unwrap();
+    for (phase, data) in chunks {
+        let first = chunk::decode(&data, false).unwrap()[0].seq;
+        conn.execute(
+            "INSERT INTO logs (run_id, phase, first_seq, last_seq, lines, data) VALUES (?1, ?2, ?3, ?3, 0, ?4)",
+            rusqlite::params![run, phase, first, data],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "UPDATE runs SET journal_head = ?2 WHERE id = ?1",
+        rusqlite::params![run, &head[..]],
+    )
+    .unwrap();
+}
+
+#[test]
+fn version_1_log_chunks_still_read_verify_and_name_a_changed_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    let rec = record(&history, &library_pipeline(), RunOptions::default(), None);
+    let before = history.logs(None, "a", None).unwrap();
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    rewrite_as_v1(&history, &conn, rec.run);
+    let hashes: i64 = conn
+        .query_row("SELECT count(hash) FROM logs WHERE run_id = ?1", [rec.run], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(hashes, 0, "still version 2 chunks");
+    assert_eq!(history.logs(None, "a", None).unwrap(), before);
+    let replay = history.replay(None).unwrap();
+    assert!(replay.verification.is_intact(), "{}", replay.verification);
+    assert_eq!(replay.timeline().unwrap(), rec.timeline);
+
+    let mut data: Vec<u8> = conn
+        .query_row(
+            "SELECT data FROM logs WHERE run_id = ?1 AND phase = 'a'",
+            [rec.run],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let at = data.windows(8).position(|w| w == b"a line 5").unwrap();
+    data[at + 7] = b'6';
+    conn.execute(
+        "UPDATE logs SET data = ?2 WHERE run_id = ?1 AND phase = 'a'",
+        rusqlite::params![rec.run, data],
+    )
+    .unwrap();
+    let v = history.verify(None).unwrap();
+    assert!(
+        matches!(&v, Verification::Broken { seq, action_type: Some(t), .. } if *seq == before[5].seq && t == "@@PHASE_LOG"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_changed_line_with_a_forged_tag_still_breaks_the_chunk_link() {
+    use milo_history::chunk::{self, Check, Encoder};
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    let rec = record(&history, &library_pipeline(), RunOptions::default(), None);
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    let (first, data): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT first_seq, data FROM logs WHERE run_id = ?1 AND phase = 'a' ORDER BY first_seq LIMIT 1",
+            [rec.run],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // Re-encode the chunk with line 4 changed and its tag recomputed to match.
+    let mut enc = Encoder::default();
+    let mut input = Vec::new();
+    for e in chunk::decode(&data, true).unwrap() {
+        let line = if e.line == "a line 4" {
+            "a line X".to_owned()
+        } else {
+            e.line
+        };
+        chunk::hash_input(&mut input, "a", e.stream, e.timestamp, &line);
+        assert!(matches!(e.check, Check::Tag(_)));
+        enc.push(e.seq, e.stream, e.timestamp, chunk::tag(e.seq, &input), &line);
+    }
+    conn.execute(
+        "UPDATE logs SET data = ?3 WHERE run_id = ?1 AND phase = 'a' AND first_seq = ?2",
+        rusqlite::params![rec.run, first, enc.buf],
+    )
+    .unwrap();
+    let v = history.verify(None).unwrap();
+    match &v {
+        Verification::Broken { seq, reason, .. } => {
+            // Caught at the next link (a JSON entry or the chunk's), which names the range
+            // of lines since the last good link: it starts at the chunk's first line.
+            assert!(*seq >= first, "{v}");
+            assert!(reason.contains("does not match"), "{reason}");
+            assert!(
+                *seq == first || reason.contains(&format!("from entry {first} on")),
+                "{v}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(history.replay(None).unwrap().state.is_none());
+}
+
+#[test]
+fn opening_a_new_database_from_many_threads_at_once_never_fails() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(&dir);
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || History::open(&path).map(|h| h.runs(1).unwrap().len()))
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap().unwrap(), 0);
+        }
+    }
+}

@@ -203,7 +203,7 @@ async fn execute(pipeline: Pipeline, session: Session) -> Result<(Status, Arc<Pi
     if let Some(recorder) = recorder {
         let status = report.as_ref().map_or(Status::Failed, |r| r.status);
         if let Err(e) = recorder.finish(status, i32::from(exit_code(status))) {
-            milo_history::cli::warn(&e);
+            milo_history::cli::warn_unrecorded(&e);
         }
     }
     match view {

@@ -1,0 +1,551 @@
+//! The run history through the real `milo` binary: every history command round-trips what a
+//! run recorded (`milo history`, `show`, `logs`, `replay`, `run --resume`, `--no-history`,
+//! `--db`), and a history that cannot be written (locked by another process, on a full disk)
+//! or is shared by two runs at once never stops a run: it completes with the right exit
+//! status and at most one clear warning.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const MILO: &str = env!("CARGO_BIN_EXE_milo");
+
+/// How long any `milo` invocation may take before the test fails instead of hanging.
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn dir_with(toml: &str) -> TempDir {
+    let dir = tempfile::Builder::new().prefix("milo-history-test").tempdir().unwrap();
+    std::fs::write(dir.path().join("milo.toml"), toml).unwrap();
+    dir
+}
+
+/// Runs `milo args…` in `dir` and waits for it (at most [`LIMIT`]).
+fn milo(dir: &Path, args: &[&str]) -> Output {
+    let child = Command::new(MILO)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait(child)
+}
+
+fn wait(mut child: std::process::Child) -> Output {
+    let deadline = Instant::now() + LIMIT;
+    // Drain the pipes on threads so a chatty run cannot block on a full pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut v).unwrap();
+        v
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("milo did not finish within {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Asserts the exit status, printing everything milo said when it is wrong.
+fn expect(out: &Output, code: i32) -> &Output {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status\n--- stdout\n{}\n--- stderr\n{}",
+        tail(&text(&out.stdout)),
+        text(&out.stderr)
+    );
+    out
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
+}
+
+fn warnings(out: &Output) -> Vec<String> {
+    text(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("warning"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn runs(dir: &Path, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["history", "--json"];
+    args.extend_from_slice(extra);
+    let out = milo(dir, &args);
+    expect(&out, 0);
+    json(&out).as_array().unwrap().clone()
+}
+
+const LOGGER: &str = r#"
+name = "logger"
+
+[[phase]]
+name = "talk"
+run = '''for i in 1 2 3 4 5; do echo "out line $i"; echo "err line $i" >&2; done'''
+
+[[phase]]
+name = "boom"
+depends_on = ["talk"]
+run = "echo about to fail; exit 3"
+"#;
+
+#[test]
+fn history_show_logs_and_replay_round_trip_a_run() {
+    let dir = dir_with(LOGGER);
+    let d = dir.path();
+    expect(&milo(d, &["run", "--ui", "plain"]), 1);
+    assert!(d.join(".milo/history.db").exists());
+
+    let list = runs(d, &[]);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["id"], 1);
+    assert_eq!(list[0]["pipeline"], "logger");
+    assert_eq!(list[0]["status"], "failed");
+    assert_eq!(list[0]["exit_code"], 1);
+    assert_eq!(list[0]["failed_phase"], "boom");
+    let table = text(&expect(&milo(d, &["history"]), 0).stdout);
+    assert!(table.contains("RUN") && table.contains("logger"), "{table}");
+    assert!(
+        table.lines().any(|l| l.contains("failed") && l.ends_with("boom")),
+        "{table}"
+    );
+
+    // A second run: -n limits the list, newest first.
+    expect(&milo(d, &["run", "--ui", "plain"]), 1);
+    let two = runs(d, &[]);
+    assert_eq!(
+        two.iter().map(|r| r["id"].as_i64().unwrap()).collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let one = runs(d, &["-n", "1"]);
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["id"], 2);
+
+    // show: the phases, in order, with their statuses and line counts.
+    let show = json(expect(&milo(d, &["show", "1", "--json"]), 0));
+    assert_eq!(show["id"], 1);
+    let phases = show["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 2);
+    assert_eq!(
+        (&phases[0]["name"], &phases[0]["status"], &phases[0]["log_count"]),
+        (&Value::from("talk"), &Value::from("completed"), &Value::from(10))
+    );
+    assert_eq!(
+        (&phases[1]["name"], &phases[1]["status"], &phases[1]["attempts"]),
+        (&Value::from("boom"), &Value::from("failed"), &Value::from(1))
+    );
+    let shown = text(&expect(&milo(d, &["show"]), 0).stdout);
+    assert!(shown.starts_with("run 2 · logger · failed (exit 1)"), "{shown}");
+    assert!(
+        shown.lines().any(|l| l.starts_with("talk") && l.contains("completed")),
+        "{shown}"
+    );
+
+    // logs: every line, in order; --stream picks one stream; RUN is optional.
+    let all = text(&expect(&milo(d, &["logs", "talk"]), 0).stdout);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 10, "{all}");
+    let mut outs: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("out")).collect();
+    outs.dedup();
+    assert_eq!(
+        outs,
+        ["out line 1", "out line 2", "out line 3", "out line 4", "out line 5"]
+    );
+    let errs = text(&expect(&milo(d, &["logs", "1", "talk", "--stream", "stderr"]), 0).stdout);
+    assert_eq!(errs, "err line 1\nerr line 2\nerr line 3\nerr line 4\nerr line 5\n");
+    let boom = text(&expect(&milo(d, &["logs", "1", "boom"]), 0).stdout);
+    assert_eq!(boom, "about to fail\n");
+    let unknown = milo(d, &["logs", "1", "nope"]);
+    expect(&unknown, 2);
+    assert!(text(&unknown.stderr).contains("`talk`"), "{}", text(&unknown.stderr));
+    expect(&milo(d, &["show", "9"]), 2);
+
+    // replay: verified, then the reduced timeline.
+    let replay = text(&expect(&milo(d, &["replay", "1"]), 0).stdout);
+    assert!(replay.starts_with("run 1: hash chain intact"), "{replay}");
+    assert!(replay.contains("failed"), "{replay}");
+    let timeline = json(expect(&milo(d, &["replay", "--json"]), 0));
+    assert_eq!(timeline["status"], "failed");
+}
+
+/// The journal sequence numbers of run `run`'s captured lines, in order: the entries that are
+/// not `journal` rows (whatever the log chunk encoding).
+fn line_seqs(conn: &rusqlite::Connection, run: i64) -> Vec<i64> {
+    let len: i64 = conn
+        .query_row("SELECT journal_len FROM runs WHERE id = ?1", [run], |r| r.get(0))
+        .unwrap();
+    let mut stmt = conn.prepare("SELECT seq FROM journal WHERE run_id = ?1").unwrap();
+    let rows: std::collections::HashSet<i64> = stmt
+        .query_map([run], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    (1..=len).filter(|s| !rows.contains(s)).collect()
+}
+
+#[test]
+fn replay_names_the_first_tampered_entry() {
+    let toml = "name = \"t\"\n[[phase]]\nname = \"count\"\nrun = 'for i in $(seq 1 50); do echo \"line $i\"; done'\n";
+    let dir = dir_with(toml);
+    let d = dir.path();
+    expect(&milo(d, &["run", "--ui", "plain"]), 0);
+    expect(&milo(d, &["run", "--ui", "plain"]), 0);
+    let conn = rusqlite::Connection::open(d.join(".milo/history.db")).unwrap();
+
+    // Run 1: a captured line edited inside its log chunk.
+    let (first_seq, mut data): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT first_seq, data FROM logs WHERE run_id = 1 AND phase = 'count' ORDER BY first_seq LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(first_seq > 0);
+    let at = data.windows(7).position(|w| w == b"line 17").unwrap();
+    data[at + 6] = b'8';
+    conn.execute(
+        "UPDATE logs SET data = ?1 WHERE run_id = 1 AND phase = 'count' AND first_seq = ?2",
+        rusqlite::params![data, first_seq],
+    )
+    .unwrap();
+    let seqs = line_seqs(&conn, 1);
+    assert_eq!(seqs.len(), 50);
+    let bad = seqs[16]; // "line 17"
+    let out = milo(d, &["replay", "1"]);
+    expect(&out, 1);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(&format!("entry {bad} (@@PHASE_LOG) does not match its hash")),
+        "{said}"
+    );
+    // The logs show the edit: the history does not hide it, replay flags it.
+    let logs = text(&expect(&milo(d, &["logs", "1", "count"]), 0).stdout);
+    assert!(logs.contains("line 18\nline 18\n"), "{logs}");
+
+    // Run 2: an action's JSON edited, and a later one too: the first is named.
+    let target: i64 = conn
+        .query_row(
+            "SELECT seq FROM journal WHERE run_id = 2 AND action LIKE '%@@PHASE_COMPLETE%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let later: i64 = conn
+        .query_row("SELECT max(seq) FROM journal WHERE run_id = 2", [], |r| r.get(0))
+        .unwrap();
+    assert!(later > target);
+    for seq in [target, later] {
+        conn.execute(
+            "UPDATE journal SET action = replace(action, 'timestamp\":', 'timestamp\": 1') WHERE run_id = 2 AND seq = ?1",
+            [seq],
+        )
+        .unwrap();
+    }
+    let out = milo(d, &["replay"]);
+    expect(&out, 1);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "run 2: the journal was tampered with: entry {target} (@@PHASE_COMPLETE)"
+        )),
+        "{said}"
+    );
+}
+
+const RESUMABLE: &str = r#"
+name = "resumable"
+
+[[phase]]
+name = "produce"
+run = '''echo ran >> produce.count; echo '{"answer": 42}' > "$MILO_OUTPUT"'''
+
+[[phase]]
+name = "consume"
+depends_on = ["produce"]
+run = '''cp "$MILO_INPUTS" consume-inputs.json; test -f go'''
+"#;
+
+#[test]
+fn resume_skips_completed_phases_and_passes_their_results() {
+    let dir = dir_with(RESUMABLE);
+    let d = dir.path();
+    expect(&milo(d, &["run", "--ui", "plain"]), 1);
+    assert_eq!(std::fs::read_to_string(d.join("produce.count")).unwrap(), "ran\n");
+
+    std::fs::write(d.join("go"), "").unwrap();
+    std::fs::remove_file(d.join("consume-inputs.json")).unwrap();
+    let out = milo(d, &["run", "--ui", "plain", "--resume"]);
+    expect(&out, 0);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("resuming run 1: 1 phase reused (produce), 1 to run (consume)"),
+        "{err}"
+    );
+    assert!(
+        text(&out.stdout).contains("[produce] completed (reused from run 1)"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Not run again, and its recorded result reached the dependent.
+    assert_eq!(std::fs::read_to_string(d.join("produce.count")).unwrap(), "ran\n");
+    let inputs: Value = serde_json::from_str(&std::fs::read_to_string(d.join("consume-inputs.json")).unwrap()).unwrap();
+    assert_eq!(inputs, serde_json::json!({"produce": {"answer": 42}}));
+
+    let list = runs(d, &[]);
+    assert_eq!(list[0]["id"], 2);
+    assert_eq!(list[0]["status"], "completed");
+    assert_eq!(list[0]["resumed_from"], 1);
+    let show = json(expect(&milo(d, &["show", "--json"]), 0));
+    let produce = &show["phases"][0];
+    assert_eq!(produce["name"], "produce");
+    assert_eq!(produce["status"], "completed");
+    assert_eq!(produce["reused_from"], "1");
+    assert_eq!(produce["result"], serde_json::json!({"answer": 42}));
+    let shown = text(&expect(&milo(d, &["show"]), 0).stdout);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("produce") && l.ends_with("from run 1")),
+        "{shown}"
+    );
+    assert!(shown.contains("resumes run 1"), "{shown}");
+
+    // A completed run is not resumable: a usage error, nothing run.
+    let again = milo(d, &["run", "--ui", "plain", "--resume"]);
+    expect(&again, 2);
+    assert!(text(&again.stderr).contains("completed"), "{}", text(&again.stderr));
+    assert_eq!(runs(d, &[]).len(), 2);
+}
+
+#[test]
+fn no_history_creates_no_database_and_db_picks_the_file() {
+    let toml = "name = \"p\"\n[[phase]]\nname = \"a\"\nrun = \"echo hello\"\n";
+    let dir = dir_with(toml);
+    let d = dir.path();
+    let out = milo(d, &["run", "--ui", "plain", "--no-history"]);
+    expect(&out, 0);
+    assert!(!d.join(".milo").exists(), "--no-history created .milo");
+    assert!(warnings(&out).is_empty(), "{}", text(&out.stderr));
+    let missing = milo(d, &["history"]);
+    assert_ne!(missing.status.code(), Some(0));
+    assert!(
+        text(&missing.stderr).contains("no run history"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    // --resume needs the history.
+    expect(&milo(d, &["run", "--ui", "plain", "--no-history", "--resume"]), 2);
+
+    let out = milo(d, &["run", "--ui", "plain", "--db", "elsewhere/runs.db"]);
+    expect(&out, 0);
+    assert!(d.join("elsewhere/runs.db").exists());
+    assert!(!d.join(".milo").exists(), "--db still wrote .milo");
+    let list = runs(d, &["--db", "elsewhere/runs.db"]);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["status"], "completed");
+    let logs = text(&expect(&milo(d, &["logs", "a", "--db", "elsewhere/runs.db"]), 0).stdout);
+    assert_eq!(logs, "hello\n");
+}
+
+const SMALL: &str = r#"
+name = "small"
+
+[[phase]]
+name = "a"
+run = "echo fine"
+
+[[phase]]
+name = "b"
+depends_on = ["a"]
+run = "exit 4"
+"#;
+
+#[test]
+fn a_locked_history_warns_once_and_the_run_goes_on() {
+    let dir = dir_with(SMALL);
+    let d = dir.path();
+    expect(&milo(d, &["run", "--ui", "plain"]), 1);
+    // Another process holds the write lock for the whole run.
+    let holder = rusqlite::Connection::open(d.join(".milo/history.db")).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    holder
+        .execute("UPDATE runs SET error = error WHERE id = 1", [])
+        .unwrap();
+    let out = milo(d, &["run", "--ui", "plain"]);
+    expect(&out, 1);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("[a] completed"), "{stdout}");
+    assert!(stdout.contains("[b] failed"), "{stdout}");
+    let w = warnings(&out);
+    assert_eq!(w.len(), 1, "{}", text(&out.stderr));
+    assert!(w[0].contains("locked"), "{}", w[0]);
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    // The history still works afterwards.
+    expect(&milo(d, &["run", "--ui", "plain"]), 1);
+    let list = runs(d, &[]);
+    assert!(list.iter().all(|r| r["status"] == "failed"), "{list:?}");
+    assert_eq!(list[0]["id"].as_i64(), Some(list.len() as i64));
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop; `None` where mounting
+/// is not permitted (not root).
+struct Tmpfs {
+    path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::Builder::new().prefix("milo-full-disk").tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Self {
+            path: dir.path().to_owned(),
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+#[test]
+#[allow(clippy::print_stdout)]
+fn a_full_disk_warns_once_and_the_run_goes_on() {
+    let Some(disk) = Tmpfs::mount("512k") else {
+        println!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let toml = r#"
+name = "full"
+
+[[phase]]
+name = "spam"
+run = "seq 1 200000"
+
+[[phase]]
+name = "last"
+depends_on = ["spam"]
+run = "exit 5"
+"#;
+    let dir = dir_with(toml);
+    let d = dir.path();
+    let db = disk.path.join("history.db");
+    let db = db.to_str().unwrap();
+    // Filling up mid-run: the lines need several MiB.
+    let out = milo(d, &["run", "--ui", "json", "--db", db]);
+    expect(&out, 1);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("\"@@PHASE_FAILED\""), "{}", tail(&stdout));
+    assert_eq!(stdout.matches("\"@@PHASE_LOG\"").count(), 200_000);
+    let w = warnings(&out);
+    assert_eq!(w.len(), 1, "{}", text(&out.stderr));
+    assert!(w[0].contains("full"), "{}", w[0]);
+
+    // Full from the start: the database cannot even be set up.
+    let filler = disk.path.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k", "count=1000"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(Stdio::null())
+        .status();
+    let out = milo(
+        d,
+        &[
+            "run",
+            "--ui",
+            "plain",
+            "--db",
+            disk.path.join("other.db").to_str().unwrap(),
+        ],
+    );
+    expect(&out, 1);
+    assert!(
+        text(&out.stdout).contains("[last] failed"),
+        "{}",
+        tail(&text(&out.stdout))
+    );
+    let w = warnings(&out);
+    assert_eq!(w.len(), 1, "{}", text(&out.stderr));
+    assert!(w[0].contains("full"), "{}", w[0]);
+}
+
+#[test]
+fn two_runs_in_one_directory_at_once_are_both_recorded() {
+    let toml = r#"
+name = "twice"
+
+[[phase]]
+name = "spam"
+run = "seq 1 20000; sleep 0.3; seq 20001 40000"
+"#;
+    let dir = dir_with(toml);
+    let d = dir.path();
+    let spawn = || {
+        Command::new(MILO)
+            .args(["run", "--ui", "plain"])
+            .current_dir(d)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for out in [wait(a), wait(b)] {
+        expect(&out, 0);
+        assert!(warnings(&out).is_empty(), "{}", text(&out.stderr));
+    }
+    let list = runs(d, &[]);
+    assert_eq!(list.len(), 2, "{list:?}");
+    for run in &list {
+        assert_eq!(run["status"], "completed", "{run}");
+        let id = run["id"].to_string();
+        let logs = text(&expect(&milo(d, &["logs", &id, "spam"]), 0).stdout);
+        assert_eq!(logs.lines().count(), 40_000);
+        let replay = text(&expect(&milo(d, &["replay", &id]), 0).stdout);
+        assert!(replay.contains("hash chain intact"), "{replay}");
+    }
+}
