@@ -3,8 +3,10 @@
 //! Phases that are running or waiting to retry (at most [`MAX_ACTIVE`] of them; normally no
 //! more than `jobs`) live in a short list that is copied on each update; the others live in a
 //! persistent vector. A log line or a status change of a running phase therefore copies a
-//! handful of pointers whether the pipeline has ten phases or a hundred thousand; only a phase
-//! starting or finishing touches the persistent vector.
+//! handful of pointers whether the pipeline has ten phases or a hundred thousand. A phase that
+//! finishes joins a short list of recently settled phases, which is written into the
+//! persistent vector [`FLUSH`] at a time: one batch shares the copied path through the vector
+//! (phases tend to finish in index order), so a finish costs about the same at any size.
 
 use std::ops::Index;
 use std::sync::Arc;
@@ -17,18 +19,31 @@ use super::state::PhaseStatus;
 /// persistent vector.
 pub const MAX_ACTIVE: usize = 64;
 
+/// How many finished phases wait in the short list before they are written into the
+/// persistent vector together.
+pub const FLUSH: usize = 32;
+
+type Entries = Arc<[(usize, Arc<PhaseStatus>)]>;
+
 /// Every phase's status, in declaration order.
 #[derive(Clone)]
 pub struct Phases {
     settled: Vector<Arc<PhaseStatus>>,
-    /// In-progress phases by index, oldest start first; these override `settled`.
-    active: Arc<[(usize, Arc<PhaseStatus>)]>,
+    /// Finished phases not yet written into `settled`; these override it.
+    recent: Entries,
+    /// In-progress phases by index, oldest start first; these override both.
+    active: Entries,
+}
+
+fn find(list: &Entries, index: usize) -> Option<&Arc<PhaseStatus>> {
+    list.iter().find(|(i, _)| *i == index).map(|(_, p)| p)
 }
 
 impl Phases {
     pub(crate) fn new(phases: impl IntoIterator<Item = Arc<PhaseStatus>>) -> Self {
         Self {
             settled: phases.into_iter().collect(),
+            recent: Arc::new([]),
             active: Arc::new([]),
         }
     }
@@ -45,15 +60,27 @@ impl Phases {
 
     /// Phase `index` (declaration order).
     pub fn get(&self, index: usize) -> Option<&Arc<PhaseStatus>> {
-        match self.active.iter().find(|(i, _)| *i == index) {
-            Some((_, p)) => Some(p),
-            None => self.settled.get(index),
-        }
+        find(&self.active, index)
+            .or_else(|| find(&self.recent, index))
+            .or_else(|| self.settled.get(index))
     }
 
     /// Every phase, in declaration order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Arc<PhaseStatus>> + '_ {
-        (0..self.len()).filter_map(move |i| self.get(i))
+        // The overrides, sorted by index, looked up by binary search: O(n + k log k).
+        let mut overrides: Vec<(usize, &Arc<PhaseStatus>)> = self.recent.iter().map(|(i, p)| (*i, p)).collect();
+        for (i, p) in self.active.iter() {
+            overrides.retain(|(j, _)| j != i);
+            overrides.push((*i, p));
+        }
+        overrides.sort_unstable_by_key(|(i, _)| *i);
+        self.settled
+            .iter()
+            .enumerate()
+            .map(move |(i, p)| match overrides.binary_search_by_key(&i, |(j, _)| *j) {
+                Ok(k) => overrides[k].1,
+                Err(_) => p,
+            })
     }
 
     /// Phases in progress (running or retrying) that are tracked in the short list, with their
@@ -64,24 +91,29 @@ impl Phases {
 
     /// Applies `f` to phase `index`.
     pub(crate) fn update(&mut self, index: usize, f: impl FnOnce(&mut PhaseStatus)) {
-        if let Some(pos) = self.active.iter().position(|(i, _)| *i == index) {
-            let mut list = self.active.to_vec();
-            f(Arc::make_mut(&mut list[pos].1));
-            self.active = list.into();
-        } else if let Some(slot) = self.settled.get_mut(index) {
+        for list in [&mut self.active, &mut self.recent] {
+            if let Some(pos) = list.iter().position(|(i, _)| *i == index) {
+                let mut copy = list.to_vec();
+                f(Arc::make_mut(&mut copy[pos].1));
+                *list = copy.into();
+                return;
+            }
+        }
+        if let Some(slot) = self.settled.get_mut(index) {
             f(Arc::make_mut(slot));
         }
     }
 
     /// Moves phase `index` to the end of the in-progress list (it just started).
     pub(crate) fn activate(&mut self, index: usize) {
-        let current = self.get(index).cloned();
-        let Some(current) = current else { return };
+        let Some(current) = self.get(index).cloned() else {
+            return;
+        };
         let mut list: Vec<_> = self.active.iter().filter(|(i, _)| *i != index).cloned().collect();
         if list.len() < MAX_ACTIVE {
             list.push((index, current));
-        } else if let Some(slot) = self.settled.get_mut(index) {
-            *slot = current;
+        } else {
+            self.put_settled(index, current);
         }
         self.active = list.into();
     }
@@ -94,9 +126,21 @@ impl Phases {
         let mut list = self.active.to_vec();
         let (_, status) = list.remove(pos);
         self.active = list.into();
-        if let Some(slot) = self.settled.get_mut(index) {
-            *slot = status;
+        self.put_settled(index, status);
+    }
+
+    /// Records `status` as phase `index`'s settled state, batching writes into the vector.
+    fn put_settled(&mut self, index: usize, status: Arc<PhaseStatus>) {
+        let mut recent: Vec<_> = self.recent.iter().filter(|(i, _)| *i != index).cloned().collect();
+        recent.push((index, status));
+        if recent.len() >= FLUSH {
+            for (i, p) in recent.drain(..) {
+                if let Some(slot) = self.settled.get_mut(i) {
+                    *slot = p;
+                }
+            }
         }
+        self.recent = recent.into();
     }
 }
 
@@ -163,5 +207,29 @@ mod tests {
         }
         assert_eq!(phases.in_progress().count(), MAX_ACTIVE);
         assert!(phases.iter().all(|p| p.attempt == 7));
+    }
+
+    #[test]
+    fn settled_phases_are_batched_into_the_vector_and_stay_visible() {
+        let mut phases = state(3 * FLUSH + 5).phases;
+        let before = phases.clone();
+        for i in 0..3 * FLUSH + 5 {
+            phases.activate(i);
+            phases.update(i, |p| p.status = Status::Running);
+            phases.update(i, |p| p.status = Status::Completed);
+            phases.settle(i);
+            assert_eq!(phases.get(i).map(|p| p.status), Some(Status::Completed));
+        }
+        assert!(phases.recent.len() < FLUSH);
+        assert!(phases.iter().all(|p| p.status == Status::Completed));
+        assert_eq!(phases.iter().count(), 3 * FLUSH + 5);
+        assert!(phases.iter().rev().all(|p| p.status == Status::Completed));
+        // Older snapshots are untouched.
+        assert!(before.iter().all(|p| p.status == Status::Pending));
+        // A finished phase that starts again (a retry after settling) comes back to the front.
+        phases.activate(2);
+        phases.update(2, |p| p.status = Status::Running);
+        assert_eq!(phases[2].status, Status::Running);
+        assert_eq!(phases.iter().nth(2).map(|p| p.status), Some(Status::Running));
     }
 }
