@@ -116,6 +116,7 @@ impl Recorder {
             lines: None,
             last: None,
             dirty: vec![false; phases.len()],
+            dirty_list: Vec::new(),
             phases,
             index,
             run_error: None,
@@ -232,6 +233,8 @@ struct Writer {
     phases: Vec<PhaseRow>,
     index: HashMap<Arc<str>, usize>,
     dirty: Vec<bool>,
+    /// The indices set in `dirty`, so a flush costs the changed phases, not all of them.
+    dirty_list: Vec<usize>,
     run_error: Option<String>,
     json: Vec<u8>,
 }
@@ -372,8 +375,9 @@ impl Writer {
             }
             p.chunk.push(self.seq, *stream, *timestamp, tag, line);
             p.log_count += 1;
-            self.dirty[i] = true;
-            if p.chunk.buf.len() >= CHUNK_BYTES {
+            let full = p.chunk.buf.len() >= CHUNK_BYTES;
+            self.mark_dirty(i);
+            if full {
                 self.flush_chunk(i)?;
             }
             return Ok(());
@@ -418,7 +422,7 @@ impl Writer {
     fn touch(&mut self, name: &str, f: impl FnOnce(&mut PhaseRow)) {
         if let Some(&i) = self.index.get(name) {
             f(&mut self.phases[i]);
-            self.dirty[i] = true;
+            self.mark_dirty(i);
         }
     }
 
@@ -481,24 +485,28 @@ impl Writer {
         }
     }
 
+    fn mark_dirty(&mut self, i: usize) {
+        if !std::mem::replace(&mut self.dirty[i], true) {
+            self.dirty_list.push(i);
+        }
+    }
+
     fn flush_phases(&mut self) -> Result<(), HistoryError> {
-        if !self.dirty.contains(&true) {
+        if self.dirty_list.is_empty() {
             return Ok(());
         }
-        for i in 0..self.phases.len() {
-            if self.dirty[i] {
-                self.flush_chunk(i)?;
-            }
+        let mut changed = std::mem::take(&mut self.dirty_list);
+        changed.sort_unstable();
+        for &i in &changed {
+            self.flush_chunk(i)?;
         }
         let mut stmt = self.conn.prepare_cached(
             "UPDATE phases SET status = ?3, attempts = ?4, started_at = ?5, finished_at = ?6, error = ?7,
                     result = ?8, reused_from = ?9, log_count = ?10
              WHERE run_id = ?1 AND name = ?2",
         )?;
-        for (i, dirty) in self.dirty.iter_mut().enumerate() {
-            if !std::mem::take(dirty) {
-                continue;
-            }
+        for &i in &changed {
+            self.dirty[i] = false;
             let p = &self.phases[i];
             stmt.execute(params![
                 self.run_id,
