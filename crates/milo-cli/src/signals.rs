@@ -35,25 +35,10 @@ pub async fn watch(stop: CancellationToken, done: CancellationToken) {
 /// group).
 pub fn kill_phase_groups() {
     let me = getpid().as_raw();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Some(processes) = milo::executor::procfs::processes() else {
         return;
     };
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid pgrp ...": parse after the last ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let (_, ppid, pgrp) = (fields.next(), fields.next(), fields.next());
-        if ppid.and_then(|p| p.parse::<i32>().ok()) == Some(me) && pgrp.and_then(|p| p.parse::<i32>().ok()) == Some(pid)
-        {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        }
+    for p in processes.filter(|p| p.ppid == me && p.pgrp == p.pid) {
+        let _ = killpg(Pid::from_raw(p.pid), Signal::SIGKILL);
     }
 }

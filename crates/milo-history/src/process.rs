@@ -8,17 +8,13 @@ pub fn current() -> (i64, Option<String>) {
 }
 
 #[cfg(target_os = "linux")]
-fn stat_fields(pid: i64) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces.
-    let (_, rest) = stat.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(str::to_owned).collect())
+fn stat(pid: i64) -> Option<milo::executor::procfs::ProcStat> {
+    milo::executor::procfs::stat(i32::try_from(pid).ok()?)
 }
 
 #[cfg(target_os = "linux")]
 fn start_time(pid: i64) -> Option<String> {
-    // After the name: field 3 (state) is index 0, so field 22 (starttime) is index 19.
-    stat_fields(pid)?.get(19).cloned()
+    stat(pid).map(|s| s.start_time.to_string())
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -29,14 +25,14 @@ fn start_time(_pid: i64) -> Option<String> {
 /// Whether process `pid` (started at `start`, when known) still runs. A zombie is not alive.
 #[cfg(target_os = "linux")]
 pub fn alive(pid: i64, start: Option<&str>) -> bool {
-    let Some(fields) = stat_fields(pid) else {
+    let Some(s) = stat(pid) else {
         return false;
     };
-    if matches!(fields.first().map(String::as_str), Some("Z" | "X" | "x")) {
+    if s.is_dead() {
         return false;
     }
     match start {
-        Some(start) => fields.get(19).map(String::as_str) == Some(start),
+        Some(start) => s.start_time.to_string() == start,
         None => true,
     }
 }

@@ -176,29 +176,6 @@ fn has_live_member(pgid: Pid) -> Option<bool> {
     if !cfg!(target_os = "linux") {
         return None;
     }
-    let entries = std::fs::read_dir("/proc").ok()?;
     let want = pgid.as_raw();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        // Vanished processes are skipped.
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid pgrp …" — comm may contain anything, so parse after ')'.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let (Some(state), Some(_ppid), Some(pgrp)) = (fields.next(), fields.next(), fields.next()) else {
-            continue;
-        };
-        if pgrp.parse::<i32>().ok() == Some(want) && state != "Z" && state != "X" {
-            return Some(true);
-        }
-    }
-    Some(false)
+    Some(super::procfs::processes()?.any(|p| p.pgrp == want && !p.is_dead()))
 }

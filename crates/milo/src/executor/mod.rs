@@ -25,6 +25,7 @@
 //! ```
 
 mod local;
+pub mod procfs;
 
 use std::future::Future;
 use std::io;
