@@ -47,23 +47,10 @@ pub fn phases(args: &ListArgs) -> Result<u8, CliError> {
     let def = p.def();
     let mut text = String::new();
     if args.json {
-        let list: Vec<_> = def
-            .phases
-            .iter()
-            .map(|i| {
-                json!({
-                    "name": &*i.name,
-                    "description": i.description,
-                    "depends_on": i.depends_on.iter().map(|d| &**d).collect::<Vec<_>>(),
-                    "parallel": i.parallel,
-                    "weight": i.weight,
-                    "policy": i.policy,
-                    "timeout": i.timeout.map(|t| t.as_secs_f64()),
-                    "command": i.command,
-                })
-            })
-            .collect();
-        text = serde_json::to_string_pretty(&list).map_err(|e| CliError::Internal(e.to_string()))? + "\n";
+        // `PhaseInfo` is the phase's definition as JSON: name, description, depends_on,
+        // parallel, weight, max_logs, policy, timeout, command, level.
+        let list = &def.phases;
+        text = serde_json::to_string_pretty(list).map_err(|e| CliError::Internal(e.to_string()))? + "\n";
     } else {
         for i in &def.phases {
             let deps = if i.depends_on.is_empty() {

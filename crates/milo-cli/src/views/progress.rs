@@ -146,10 +146,6 @@ impl<W: Write> Drawer<W> {
         self.out.write_all(buf.as_bytes())?;
         self.out.flush()
     }
-
-    pub fn into_inner(self) -> W {
-        self.out
-    }
 }
 
 fn terminal_width() -> usize {
