@@ -90,7 +90,7 @@ impl DefRecord {
         }
     }
 
-    /// The JSON kept in the run row.
+    /// The JSON kept in the `defs` table, keyed by [`hash`](Self::hash).
     pub fn to_json(&self) -> String {
         // Serializing plain strings, numbers and derived structs cannot fail.
         serde_json::to_string(self).unwrap_or_default()
@@ -99,6 +99,13 @@ impl DefRecord {
     /// The hash of the whole definition (hex SHA-256 of [`to_json`](Self::to_json)).
     pub fn hash(&self) -> String {
         hex(&Sha256::digest(self.to_json().as_bytes()))
+    }
+
+    /// [`to_json`](Self::to_json) and [`hash`](Self::hash), serializing once.
+    pub fn to_json_and_hash(&self) -> (String, String) {
+        let json = self.to_json();
+        let hash = hex(&Sha256::digest(json.as_bytes()));
+        (json, hash)
     }
 
     /// A pipeline with the same graph, weights, max_logs and policies whose phases do

@@ -47,7 +47,7 @@ pub use error::HistoryError;
 pub use query::{
     JournalEntry, LogEntry, PhaseRecord, Replay, ResumePlan, RunDetail, RunSummary, Verification, parse_run,
 };
-pub use recorder::{BATCH, RecordOptions, Recorder};
+pub use recorder::{BATCH, COMMIT_EVERY, RecordOptions, Recorder};
 pub use schema::SCHEMA_VERSION;
 
 /// A run's number in the history (1, 2, …).

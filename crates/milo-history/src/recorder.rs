@@ -4,12 +4,11 @@
 //! down an unbounded channel; a dedicated thread owns its own SQLite connection and writes
 //! whatever has queued up in one transaction per batch: the journal row with its chained
 //! hash (a captured line goes into its phase's [log chunk](crate::chunk) instead), and the
-//! phase and run rows the batch changed. A batch is committed as
-//! soon as the queue is empty (or after [`BATCH`] actions), so a killed process loses at most
-//! the actions still queued, and what was committed stays readable (WAL). After a commit
-//! that emptied the queue the writer sleeps a few milliseconds before it blocks, so a
-//! phase streaming lines fills large batches and the dispatching thread does not have to
-//! wake the writer for each action.
+//! phase and run rows the batch changed. A batch collects actions for up to [`COMMIT_EVERY`]
+//! (50 ms; or [`BATCH`] actions) and is then committed, so a killed process loses at most
+//! the last 50 ms of actions, and what was committed stays readable (WAL). The writer polls
+//! its queue every few milliseconds instead of blocking on it while a batch is open, so the
+//! dispatching thread does not have to wake it for each action.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,12 +28,29 @@ use crate::{RunId, RunStatus, now, process};
 /// The most actions written in one transaction.
 pub const BATCH: usize = 32 * 1024;
 
-/// How long the writer waits for more actions before it blocks on an empty queue.
+/// How long the writer waits for more actions before it looks at the queue again.
 const IDLE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// How long a batch's transaction stays open collecting actions before it is committed.
+pub const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 enum Msg {
     Action(PipelineAction),
     Finish { status: RunStatus, exit_code: Option<i32> },
+}
+
+/// The next action of the batch opened at `opened`: the queue is polled (no wake-up per action
+/// for the dispatching thread) until [`COMMIT_EVERY`] has passed. A transaction is kept open
+/// that long because every commit appends each page it touched to the WAL: committing per
+/// burst of actions wrote the same phase and run pages dozens of times a second.
+fn next_in_batch(rx: &Receiver<Msg>, opened: std::time::Instant) -> Option<Msg> {
+    loop {
+        match rx.try_recv() {
+            Ok(msg) => return Some(msg),
+            Err(TryRecvError::Empty) if opened.elapsed() < COMMIT_EVERY => std::thread::sleep(IDLE),
+            Err(_) => return None,
+        }
+    }
 }
 
 /// What a recording is about, besides the pipeline itself.
@@ -68,13 +84,17 @@ impl Recorder {
         conn.pragma_update(None, "wal_autocheckpoint", 2048)?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let inserted = (|| -> Result<RunId, rusqlite::Error> {
+            let (json, hash) = def.to_json_and_hash();
             conn.execute(
-                "INSERT INTO runs (pipeline, def_hash, def_json, pipeline_file, started_at, last_seen, status, pid, pid_start, resumed_from)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'running', ?6, ?7, ?8)",
+                "INSERT OR IGNORE INTO defs (def_hash, def_json) VALUES (?1, ?2)",
+                params![hash, json],
+            )?;
+            conn.execute(
+                "INSERT INTO runs (pipeline, def_hash, pipeline_file, started_at, last_seen, status, pid, pid_start, resumed_from)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 'running', ?5, ?6, ?7)",
                 params![
                     def.name,
-                    def.hash(),
-                    def.to_json(),
+                    hash,
                     options.pipeline_file,
                     now(),
                     me,
@@ -283,6 +303,7 @@ impl Writer {
 
     /// Writes `first` and whatever else is queued (up to [`BATCH`]); true once finished.
     fn batch(&mut self, first: Msg, rx: &Receiver<Msg>) -> Result<bool, HistoryError> {
+        let opened = std::time::Instant::now();
         let mut next = Some(first);
         let mut n = 0;
         let mut finish = None;
@@ -298,7 +319,7 @@ impl Writer {
             if n >= BATCH {
                 break;
             }
-            next = rx.try_recv().ok();
+            next = next_in_batch(rx, opened);
         }
         self.flush_phases()?;
         match finish {

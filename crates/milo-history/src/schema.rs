@@ -87,6 +87,18 @@ const MIGRATIONS: &[&str] = &[
     // 1 → 2: version 2 log chunks (see `chunk`): lines tagged, one chain link per chunk,
     // stored here. NULL for version 1 chunks.
     "ALTER TABLE logs ADD COLUMN hash BLOB;",
+    // 2 → 3: pipeline definitions move out of the run row into a table keyed by their hash.
+    // In the run row, the definition (100 KiB for 1,000 phases) sat in overflow pages that
+    // SQLite rewrote with every progress update of the row; and a pipeline run a hundred
+    // times kept a hundred copies.
+    "
+    CREATE TABLE defs (
+        def_hash TEXT PRIMARY KEY,
+        def_json TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO defs (def_hash, def_json) SELECT def_hash, def_json FROM runs;
+    ALTER TABLE runs DROP COLUMN def_json;
+    ",
 ];
 
 /// The schema version this build writes and reads.

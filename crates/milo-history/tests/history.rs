@@ -766,3 +766,50 @@ fn opening_a_new_database_from_many_threads_at_once_never_fails() {
         }
     }
 }
+
+#[test]
+fn a_version_2_database_moves_its_definitions_out_of_the_run_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = library_pipeline();
+    let (first, second, timeline) = {
+        let history = History::open(&db(&dir)).unwrap();
+        let first = record(&history, &pipeline, RunOptions::default(), None);
+        let second = record(&history, &pipeline, RunOptions::default(), None);
+        (first.run, second.run, second.timeline)
+    };
+    // Turn the file back into schema version 2: the definition inside each run row.
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE runs ADD COLUMN def_json TEXT NOT NULL DEFAULT '';
+         UPDATE runs SET def_json = (SELECT def_json FROM defs WHERE defs.def_hash = runs.def_hash);
+         DROP TABLE defs;
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let history = History::open(&db(&dir)).unwrap();
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, milo_history::SCHEMA_VERSION);
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('runs')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!columns.iter().any(|c| c == "def_json"), "{columns:?}");
+    // Two runs of one pipeline share one stored definition.
+    let defs: i64 = conn.query_row("SELECT count(*) FROM defs", [], |r| r.get(0)).unwrap();
+    assert_eq!(defs, 1);
+    // Both runs still replay from their (shared) definition.
+    for run in [first, second] {
+        let replay = history.replay(Some(run)).unwrap();
+        assert!(replay.verification.is_intact(), "{}", replay.verification);
+    }
+    assert_eq!(history.replay(Some(second)).unwrap().timeline().unwrap(), timeline);
+    // And a new run after the migration records into the new table.
+    let third = record(&history, &pipeline, RunOptions::default(), None);
+    assert_eq!(history.replay(Some(third.run)).unwrap().timeline().unwrap(), third.timeline);
+}
