@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod memory;
 pub mod signals;
 pub mod views;
 
@@ -20,6 +21,7 @@ use clap::Parser;
 
 /// Parses the command line, runs the command, and returns the exit status.
 pub fn main() -> ExitCode {
+    memory::configure_allocator();
     let cli = cli::Cli::parse();
     let tui = matches!(&cli.command, cli::Command::Run(r) if r.ui == cli::Ui::Tui);
     if !tui {

@@ -23,6 +23,8 @@ use crate::{build, config, signals};
 pub fn run(args: RunArgs) -> Result<u8, CliError> {
     let file = config::load(&args.file.file)?;
     let mut pipeline = build::pipeline(&file, &args.only)?;
+    // The parsed file is not needed any more; a 10,000-phase file holds megabytes.
+    drop(file);
     if let Some(j) = args.jobs {
         pipeline = pipeline.jobs(j as usize);
     }
