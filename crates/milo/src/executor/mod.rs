@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+mod argv;
 mod local;
 pub mod procfs;
 
