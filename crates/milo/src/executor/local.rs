@@ -5,18 +5,13 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, ready};
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, ReadBuf};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
 
 use super::argv;
 use super::{CommandError, CommandSpec, Executor, ExitFuture, ExitOutcome, GroupSignal, Launched, OutputReader};
@@ -38,9 +33,11 @@ use super::{CommandError, CommandSpec, Executor, ExitFuture, ExitOutcome, GroupS
 ///   kept, anything else is replaced by the directory's physical path;
 /// * a program that cannot be started (missing, not executable, no `#!` line…) is handed to
 ///   the shell after all, so the failure reads and exits (127, 126) as it always has;
-/// * where `sh` runs its program as a child it waits for (dash) rather than exec'ing it
-///   (bash), a program that dies of a signal is reported as that shell reports it: exit
-///   status 128 + the signal's number, and a line on stderr such as `Killed`.
+///
+/// One thing reads differently: a program that dies of a signal (a crash, the OOM killer, a
+/// `kill` from outside) is reported as killed by that signal, as it is when `sh` is bash
+/// (which execs its last command) — where dash, which waits for its program, would have
+/// turned it into exit status 128 + the signal's number.
 ///
 /// A relative program path (`./build.sh`) in a phase with its own working directory is left
 /// to the shell.
@@ -109,7 +106,6 @@ impl Executor for LocalExecutor {
                 None
             }
         };
-        let direct = started.is_some();
         let mut child = match started {
             Some(child) => child,
             None => shell_command(spec).spawn().map_err(|e| {
@@ -131,28 +127,13 @@ impl Executor for LocalExecutor {
         };
         tracing::debug!(pid, command = %spec.command, "started command");
         let stdout = child.stdout.take().map(|r| Box::new(r) as OutputReader);
-        let mut stderr = child.stderr.take().map(|r| Box::new(r) as OutputReader);
-        let note = if !direct {
-            ShellNote::Shell
-        } else if let Some(pipe) = stderr.take() {
-            let (tx, rx) = oneshot::channel();
-            stderr = Some(Box::new(ThenNote {
-                pipe: Some(pipe),
-                note: Some(rx),
-                text: Vec::new(),
-            }));
-            ShellNote::Captured(tx)
-        } else {
-            ShellNote::Inherited
-        };
+        let stderr = child.stderr.take().map(|r| Box::new(r) as OutputReader);
         Ok(Box::new(LocalLaunched {
             pgid: Pid::from_raw(pid),
             child: Some(child),
             stdout,
             stderr,
             gone: false,
-            signalled: Arc::new(AtomicBool::new(false)),
-            note,
         }))
     }
 }
@@ -267,143 +248,6 @@ fn shell_path() -> &'static Path {
     })
 }
 
-/// Where `sh` would have reported that the program it ran died of a signal — for a program
-/// exec'd directly in its stead (see [`shell_waits`]).
-enum ShellNote {
-    /// The command runs under `sh` itself, which reports for itself.
-    Shell,
-    /// To the captured stderr, through [`ThenNote`].
-    Captured(oneshot::Sender<String>),
-    /// To milo's own stderr, which the command shares.
-    Inherited,
-}
-
-impl ShellNote {
-    fn send(self, line: Option<String>) {
-        let Some(line) = line else { return };
-        match self {
-            ShellNote::Shell => {}
-            ShellNote::Captured(tx) => {
-                let _ = tx.send(line);
-            }
-            ShellNote::Inherited => {
-                use std::io::Write;
-                let _ = writeln!(io::stderr(), "{line}");
-            }
-        }
-    }
-}
-
-/// Whether `sh -c "<program>"` runs the program as a child it waits for (dash) rather than
-/// exec'ing the program in its own place (bash). A shell that waits turns its program's death
-/// by a signal into its own exit status 128 + the signal's number, with a line on stderr
-/// saying what killed it, so a program exec'd directly gets the same treatment there. Asked
-/// once, of the shell itself; only ever needed when a program dies of a signal.
-async fn shell_waits() -> bool {
-    static WAITS: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
-    *WAITS
-        .get_or_init(|| async {
-            // The inner shell prints its parent: the outer one if that waits for it.
-            let probe = Command::new(shell_path())
-                .arg("-c")
-                .arg("sh -c 'echo $PPID'")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn();
-            let Ok(probe) = probe else { return true };
-            let pid = probe.id();
-            let waits = match (pid, probe.wait_with_output().await) {
-                (Some(pid), Ok(out)) => String::from_utf8_lossy(&out.stdout).trim() == pid.to_string(),
-                _ => true,
-            };
-            tracing::debug!(waits, "does `sh -c` wait for the program it runs, rather than exec it?");
-            waits
-        })
-        .await
-}
-
-/// The line dash writes to stderr when the program it waits for is killed by signal `sig`:
-/// the signal's description (glibc's `strsignal`), and whether it dumped core; none for SIGINT
-/// and SIGPIPE.
-fn signal_report(sig: i32, core_dumped: bool) -> Option<String> {
-    let name = Signal::try_from(sig).map(Signal::as_str).unwrap_or("");
-    let what = match name {
-        "SIGINT" | "SIGPIPE" => return None,
-        "SIGHUP" => "Hangup",
-        "SIGQUIT" => "Quit",
-        "SIGILL" => "Illegal instruction",
-        "SIGTRAP" => "Trace/breakpoint trap",
-        "SIGABRT" => "Aborted",
-        "SIGBUS" => "Bus error",
-        "SIGFPE" => "Floating point exception",
-        "SIGKILL" => "Killed",
-        "SIGUSR1" => "User defined signal 1",
-        "SIGSEGV" => "Segmentation fault",
-        "SIGUSR2" => "User defined signal 2",
-        "SIGALRM" => "Alarm clock",
-        "SIGTERM" => "Terminated",
-        "SIGSTKFLT" => "Stack fault",
-        "SIGCHLD" => "Child exited",
-        "SIGCONT" => "Continued",
-        "SIGSTOP" => "Stopped (signal)",
-        "SIGTSTP" => "Stopped",
-        "SIGTTIN" => "Stopped (tty input)",
-        "SIGTTOU" => "Stopped (tty output)",
-        "SIGURG" => "Urgent I/O condition",
-        "SIGXCPU" => "CPU time limit exceeded",
-        "SIGXFSZ" => "File size limit exceeded",
-        "SIGVTALRM" => "Virtual timer expired",
-        "SIGPROF" => "Profiling timer expired",
-        "SIGWINCH" => "Window changed",
-        "SIGIO" => "I/O possible",
-        "SIGPWR" => "Power failure",
-        "SIGSYS" => "Bad system call",
-        _ if cfg!(target_os = "linux") && (34..=64).contains(&sig) => {
-            return Some(format!("Real-time signal {}", sig - 34));
-        }
-        _ => return Some(format!("Unknown signal {sig}")),
-    };
-    Some(if core_dumped {
-        format!("{what} (core dumped)")
-    } else {
-        what.to_owned()
-    })
-}
-
-/// A captured stderr, then the line `sh` would have added after it (see [`ShellNote`]), once
-/// the program's exit says whether there is one.
-struct ThenNote {
-    pipe: Option<OutputReader>,
-    note: Option<oneshot::Receiver<String>>,
-    /// The rest of the line to hand out.
-    text: Vec<u8>,
-}
-
-impl AsyncRead for ThenNote {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if let Some(pipe) = &mut this.pipe {
-            let before = buf.filled().len();
-            ready!(Pin::new(pipe).poll_read(cx, buf))?;
-            if buf.filled().len() > before || buf.remaining() == 0 {
-                return Poll::Ready(Ok(()));
-            }
-            this.pipe = None;
-        }
-        if let Some(rx) = &mut this.note {
-            if let Ok(line) = ready!(Pin::new(rx).poll(cx)) {
-                this.text = format!("{line}\n").into_bytes();
-            }
-            this.note = None;
-        }
-        let n = this.text.len().min(buf.remaining());
-        buf.put_slice(&this.text[..n]);
-        this.text.drain(..n);
-        Poll::Ready(Ok(()))
-    }
-}
-
 struct LocalLaunched {
     pgid: Pid,
     child: Option<Child>,
@@ -411,10 +255,6 @@ struct LocalLaunched {
     stderr: Option<OutputReader>,
     /// Set once the group is known to be empty: no more signals to it (its id may be reused).
     gone: bool,
-    /// Set once milo has signalled the group.
-    signalled: Arc<AtomicBool>,
-    /// Where `sh`'s report of a death by signal goes, when the program was exec'd directly.
-    note: ShellNote,
 }
 
 impl Launched for LocalLaunched {
@@ -428,23 +268,11 @@ impl Launched for LocalLaunched {
 
     fn take_exit(&mut self) -> Option<ExitFuture> {
         let mut child = self.child.take()?;
-        let signalled = Arc::clone(&self.signalled);
-        let note = std::mem::replace(&mut self.note, ShellNote::Shell);
         Some(Box::pin(async move {
             let status = child.wait().await?;
             use std::os::unix::process::ExitStatusExt;
             Ok(match (status.code(), status.signal()) {
                 (Some(code), _) => ExitOutcome::Code(code),
-                // A program exec'd directly, killed by a signal milo did not send (which would
-                // have killed `sh` too): what `sh` would have made of that.
-                (None, Some(sig))
-                    if !matches!(note, ShellNote::Shell)
-                        && !signalled.load(Ordering::SeqCst)
-                        && shell_waits().await =>
-                {
-                    note.send(signal_report(sig, status.core_dumped()));
-                    ExitOutcome::Code(128 + sig)
-                }
                 (None, Some(sig)) => ExitOutcome::Signal(sig),
                 (None, None) => ExitOutcome::Code(-1),
             })
@@ -459,7 +287,6 @@ impl Launched for LocalLaunched {
             GroupSignal::Terminate => Signal::SIGTERM,
             GroupSignal::Kill => Signal::SIGKILL,
         };
-        self.signalled.store(true, Ordering::SeqCst);
         match killpg(self.pgid, sig) {
             Ok(()) => Ok(()),
             Err(Errno::ESRCH) => {
@@ -503,26 +330,4 @@ fn has_live_member(pgid: Pid) -> Option<bool> {
     }
     let want = pgid.as_raw();
     Some(super::procfs::processes()?.any(|p| p.pgrp == want && !p.is_dead()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signal_reports_read_as_dash_writes_them() {
-        assert_eq!(signal_report(9, false).as_deref(), Some("Killed"));
-        assert_eq!(signal_report(15, false).as_deref(), Some("Terminated"));
-        assert_eq!(signal_report(1, false).as_deref(), Some("Hangup"));
-        assert_eq!(
-            signal_report(11, true).as_deref(),
-            Some("Segmentation fault (core dumped)")
-        );
-        assert_eq!(signal_report(2, false), None);
-        assert_eq!(signal_report(13, false), None);
-        if cfg!(target_os = "linux") {
-            assert_eq!(signal_report(34, false).as_deref(), Some("Real-time signal 0"));
-            assert_eq!(signal_report(40, false).as_deref(), Some("Real-time signal 6"));
-        }
-    }
 }
