@@ -283,13 +283,11 @@ impl History {
     }
 
     fn def_of(&self, run: RunId) -> Result<DefRecord, HistoryError> {
-        let json: String = self
-            .conn
-            .query_row(
-                "SELECT defs.def_json FROM runs JOIN defs USING (def_hash) WHERE runs.id = ?1",
-                [run],
-                |r| r.get(0),
-            )?;
+        let json: String = self.conn.query_row(
+            "SELECT defs.def_json FROM runs JOIN defs USING (def_hash) WHERE runs.id = ?1",
+            [run],
+            |r| r.get(0),
+        )?;
         serde_json::from_str(&json).map_err(|e| HistoryError::BadRecord {
             run,
             what: "pipeline definition",

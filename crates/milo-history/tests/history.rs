@@ -811,5 +811,8 @@ fn a_version_2_database_moves_its_definitions_out_of_the_run_rows() {
     assert_eq!(history.replay(Some(second)).unwrap().timeline().unwrap(), timeline);
     // And a new run after the migration records into the new table.
     let third = record(&history, &pipeline, RunOptions::default(), None);
-    assert_eq!(history.replay(Some(third.run)).unwrap().timeline().unwrap(), third.timeline);
+    assert_eq!(
+        history.replay(Some(third.run)).unwrap().timeline().unwrap(),
+        third.timeline
+    );
 }
