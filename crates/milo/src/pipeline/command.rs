@@ -1,10 +1,11 @@
 //! Command phases: run a shell command through an [`Executor`] and pass results between
 //! phases through files.
 //!
-//! Each command gets `MILO_OUTPUT`, the path of an empty file; what it writes there is its
-//! result: `null` if empty, the JSON value if it parses, else the text without its final
-//! newline. `MILO_INPUTS` is the path of a JSON object `{dependency: result}` of its direct
-//! dependencies (`null` for a skipped one). `MILO_PIPELINE`, `MILO_PHASE` and `MILO_ATTEMPT`
+//! Each command gets `MILO_OUTPUT`, the path of a file that does not exist yet (creating one
+//! per phase up front was a measurable part of the cost of a short command); what it writes
+//! there is its result: `null` if nothing or nothing but blanks, the JSON value if it parses,
+//! else the text without its final newline. `MILO_INPUTS` is the path of a JSON object
+//! `{dependency: result}` of its direct dependencies (`null` for a skipped one). `MILO_PIPELINE`, `MILO_PHASE` and `MILO_ATTEMPT`
 //! name the run.
 
 use std::path::{Path, PathBuf};
@@ -77,8 +78,8 @@ pub(crate) async fn run_command_phase(
     let write = |path: &Path, bytes: &[u8]| {
         std::fs::write(path, bytes).map_err(|e| SagaError::msg(format!("could not write {}: {e}", path.display())))
     };
-    write(&output_path, b"")?;
-    let inputs_path = if ctx.inputs.is_empty() {
+    let own = !ctx.inputs.is_empty();
+    let inputs_path = if !own {
         files.no_inputs()?
     } else {
         write(
@@ -101,8 +102,13 @@ pub(crate) async fn run_command_phase(
     let on_line = move |stream, line| sink(stream, line);
     let outcome = run_command(&*executor, &spec, &on_line, &ctx.cancel, grace).await;
     let bytes = read_result(&output_path).await;
-    let _ = std::fs::remove_file(&output_path);
-    let _ = std::fs::remove_file(&own_inputs);
+    if bytes.is_some() {
+        let _ = std::fs::remove_file(&output_path);
+    }
+    if own {
+        let _ = std::fs::remove_file(&own_inputs);
+    }
+    let bytes = bytes.unwrap_or_default();
     match outcome {
         Ok(()) => Ok(PhaseOutput::json(parse_result(&bytes))),
         Err(CommandError::Cancelled) => Err(SagaError::Cancelled),
@@ -110,15 +116,15 @@ pub(crate) async fn run_command_phase(
     }
 }
 
-/// What a command wrote to `MILO_OUTPUT` (nothing if the file is gone). A small file — the
-/// usual case — is read right here: handing it to the blocking pool would cost two thread
+/// What a command wrote to `MILO_OUTPUT`; `None` if it did not create the file. A small file —
+/// the usual case — is read right here: handing it to the blocking pool would cost two thread
 /// wake-ups per phase; a large one is read there, so the runtime's worker is not held up.
-async fn read_result(path: &Path) -> Vec<u8> {
+async fn read_result(path: &Path) -> Option<Vec<u8>> {
     const INLINE: u64 = 64 * 1024;
     match std::fs::metadata(path) {
-        Ok(m) if m.len() <= INLINE => std::fs::read(path).unwrap_or_default(),
-        Ok(_) => tokio::fs::read(path).await.unwrap_or_default(),
-        Err(_) => Vec::new(),
+        Ok(m) if m.len() <= INLINE => Some(std::fs::read(path).unwrap_or_default()),
+        Ok(_) => Some(tokio::fs::read(path).await.unwrap_or_default()),
+        Err(_) => None,
     }
 }
 
