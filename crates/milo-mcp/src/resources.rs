@@ -2,14 +2,16 @@
 //!
 //! * [`TIMELINE_URI`]: [`pipeline_to_timeline`] of the active or last run, or
 //!   `{"pipeline": null, "status": "no active pipeline", "phases": []}` before any run.
-//! * [`GRAPH_URI`]: the phases with their dependencies, flags, weights and descriptions, and
-//!   the execution order.
+//! * [`GRAPH_URI`]: `{"pipeline", "phases", "execution_order", "levels"}`, each phase a
+//!   [`PhaseInfo`] as `milo phases --json` prints it (name, description, depends_on, parallel,
+//!   weight, max_logs, policy, timeout, command, level).
 //! * [`LOGS_TEMPLATE`]: one phase's captured lines, `[{"line", "stream", "timestamp"}]`.
 
 use std::sync::Arc;
 
-use milo::pipeline::{PipelineDef, PipelineState, pipeline_to_timeline};
+use milo::pipeline::{PhaseInfo, PipelineDef, PipelineState, pipeline_to_timeline};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::hub::Hub;
@@ -87,34 +89,34 @@ pub(crate) fn no_run_timeline() -> Value {
     json!({"pipeline": null, "status": "no active pipeline", "phases": []})
 }
 
-/// The graph resource's JSON.
-pub(crate) fn graph_json(def: &PipelineDef) -> Value {
-    let phases: Vec<Value> = def
-        .phases
-        .iter()
-        .map(|p| {
-            json!({
-                "name": &*p.name,
-                "description": p.description,
-                "depends_on": p.depends_on.iter().map(|d| &**d).collect::<Vec<_>>(),
-                "parallel": p.parallel,
-                "weight": p.weight,
-                "level": p.level,
-                "command": p.command,
-            })
-        })
-        .collect();
+/// The graph resource: each phase's [`PhaseInfo`] exactly as `milo phases --json` prints it,
+/// plus the pipeline's name, execution order and levels.
+#[derive(Serialize)]
+struct Graph<'a> {
+    pipeline: &'a str,
+    phases: &'a [Arc<PhaseInfo>],
+    execution_order: Vec<String>,
+    levels: Vec<Vec<&'a str>>,
+}
+
+/// Phase names level by level, in execution order within a level.
+pub(crate) fn levels(def: &PipelineDef) -> Vec<Vec<&str>> {
     let depth = def.phases.iter().map(|p| p.level + 1).max().unwrap_or(0);
     let mut levels: Vec<Vec<&str>> = vec![Vec::new(); depth];
     for &i in def.order() {
         let p = &def.phases[i];
         levels[p.level].push(&p.name);
     }
-    json!({
-        "pipeline": &*def.name,
-        "phases": phases,
-        "execution_order": def.execution_order(),
-        "levels": levels,
+    levels
+}
+
+/// The graph resource's JSON.
+pub(crate) fn graph_json(def: &PipelineDef) -> Value {
+    json!(Graph {
+        pipeline: &def.name,
+        phases: &def.phases,
+        execution_order: def.execution_order(),
+        levels: levels(def),
     })
 }
 

@@ -128,8 +128,8 @@ impl ServerHandler for MiloServer {
             Resource::new(GRAPH_URI, "graph")
                 .with_title("Pipeline graph")
                 .with_description(
-                    "The phases with their dependencies, parallel flag, weight and description, and \
-                     the execution order.",
+                    "The phases (as `milo phases --json`: dependencies, parallel flag, weight, \
+                     description, failure policy, timeout, command, level) and the execution order.",
                 )
                 .with_mime_type(JSON),
         ]))

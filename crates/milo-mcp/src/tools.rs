@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::hub::Hub;
-use crate::resources::{TIMELINE_URI, graph_json, logs_json, timeline_json};
+use crate::resources::{TIMELINE_URI, levels, logs_json, timeline_json};
 
 /// `run_pipeline`: start a run.
 pub const RUN_PIPELINE: &str = "run_pipeline";
@@ -172,11 +172,11 @@ fn cancel_pipeline(hub: &Hub) -> CallToolResult {
 }
 
 fn execution_order(hub: &Hub) -> CallToolResult {
-    let graph = graph_json(hub.pipeline().def());
+    let def = hub.pipeline().def();
     CallToolResult::structured(json!({
         "pipeline": hub.pipeline().name(),
-        "execution_order": graph["execution_order"],
-        "levels": graph["levels"],
+        "execution_order": def.execution_order(),
+        "levels": levels(def),
     }))
 }
 

@@ -76,7 +76,7 @@ async fn lists_resources_templates_and_tools() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_each_resource_before_during_and_after_a_run() -> TestResult {
     let (hub, gate) = setup();
-    let (client, _updates) = legacy_client(hub).await;
+    let (client, _updates) = legacy_client(hub.clone()).await;
 
     // Before any run.
     assert_eq!(
@@ -90,8 +90,11 @@ async fn reads_each_resource_before_during_and_after_a_run() -> TestResult {
     assert_eq!(
         graph["phases"][1],
         json!({"name": "work", "description": "Do the work", "depends_on": ["prepare"], "parallel": false,
-               "weight": 3.0, "level": 1, "command": null})
+               "weight": 3.0, "max_logs": 200, "timeout": null, "command": null, "level": 1,
+               "policy": {"on_fail": "stop", "max_retries": 0, "retry_delay": 1.0, "retry_backoff": "fixed"}})
     );
+    // The phases are the pipeline's `PhaseInfo`s as serde writes them (as `milo phases --json`).
+    assert_eq!(graph["phases"], json!(hub.pipeline().def().phases));
     assert_eq!(graph["phases"][0]["command"], "echo preparing; echo careful >&2");
     assert_eq!(graph["phases"][2]["parallel"], true);
     assert_eq!(read_json(&client, &logs_uri("work")).await?, json!([]));
