@@ -13,14 +13,14 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use milo_mcp::testing::{self, Recorder, TestResult, Updates, call, ended, error_code, ok, read_json, tool_error};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ErrorCode, ProtocolVersion, ReadResourceRequestParams, ResourceContents,
-    ResourceUpdatedNotificationParam, ServerNotification, SubscribeRequestParams, SubscriptionFilter,
+    ErrorCode, ProtocolVersion, ServerNotification, SubscribeRequestParams, SubscriptionFilter,
     UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::service::RunningService;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceError, ServiceExt};
+use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -28,8 +28,6 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const TIMELINE: &str = "milo://pipeline/timeline";
 const GRAPH: &str = "milo://pipeline/graph";
@@ -160,23 +158,6 @@ async fn exit_code(child: &mut Child, limit: Duration) -> i32 {
 
 // --- clients ---------------------------------------------------------------------------------
 
-/// A client that records `notifications/resources/updated` (legacy subscriptions).
-#[derive(Clone)]
-struct Recorder {
-    updates: mpsc::UnboundedSender<String>,
-}
-
-impl ClientHandler for Recorder {
-    async fn on_resource_updated(
-        &self,
-        params: ResourceUpdatedNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        let _ = self.updates.send(params.uri);
-    }
-}
-
-type Updates = mpsc::UnboundedReceiver<String>;
 type LegacyClient = RunningService<RoleClient, Recorder>;
 
 /// `milo mcp` on stdio with a 2025-11-25 client. Everything the server writes to stdout goes
@@ -320,84 +301,13 @@ impl HttpRun {
 
 // --- requests --------------------------------------------------------------------------------
 
-/// Reads resource `uri` as JSON.
-async fn read<S: rmcp::Service<RoleClient>>(
-    client: &RunningService<RoleClient, S>,
-    uri: &str,
-) -> Result<Value, ServiceError> {
-    let result = client.read_resource(ReadResourceRequestParams::new(uri)).await?;
-    assert_eq!(result.contents.len(), 1, "{uri}");
-    match &result.contents[0] {
-        ResourceContents::TextResourceContents {
-            uri: got,
-            mime_type,
-            text,
-            ..
-        } => {
-            assert_eq!(got, uri);
-            assert_eq!(mime_type.as_deref(), Some("application/json"));
-            Ok(serde_json::from_str(text).expect("the resource is JSON"))
-        }
-        other => panic!("unexpected contents {other:?}"),
-    }
-}
-
-/// Calls tool `name` with `args` (an object, or null for none).
-async fn call<S: rmcp::Service<RoleClient>>(
-    client: &RunningService<RoleClient, S>,
-    name: &str,
-    args: Value,
-) -> Result<CallToolResult, ServiceError> {
-    let mut params = CallToolRequestParams::new(name.to_owned());
-    if let Value::Object(map) = args {
-        params = params.with_arguments(map);
-    }
-    client.call_tool(params).await
-}
-
-fn text(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Asserts the call succeeded and returns its structured content.
-fn ok(result: CallToolResult) -> Value {
-    assert_ne!(result.is_error, Some(true), "tool failed: {}", text(&result));
-    result.structured_content.expect("structured content")
-}
-
-/// Asserts the call is a tool error and returns its message.
-fn tool_error(result: CallToolResult) -> String {
-    assert_eq!(result.is_error, Some(true), "expected a tool error, got {result:?}");
-    text(&result)
-}
-
-fn error_code(e: ServiceError) -> ErrorCode {
-    match e {
-        ServiceError::McpError(data) => data.code,
-        other => panic!("expected an MCP error, got {other}"),
-    }
-}
-
 /// Polls the timeline resource until `done` holds.
 async fn wait_timeline<S: rmcp::Service<RoleClient>>(
     client: &RunningService<RoleClient, S>,
     what: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let timeline = read(client, TIMELINE).await.expect("read the timeline");
-        if done(&timeline) {
-            return timeline;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {timeline:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testing::wait_timeline(client, WAIT, what, done).await
 }
 
 fn phase<'a>(timeline: &'a Value, name: &str) -> &'a Value {
@@ -410,10 +320,6 @@ fn phase<'a>(timeline: &'a Value, name: &str) -> &'a Value {
 /// `work` has logged all its lines and waits at the gate.
 fn work_waiting(timeline: &Value) -> bool {
     phase(timeline, "work")["status"] == "running" && phase(timeline, "work")["log_count"] == json!(WORK_LINES)
-}
-
-fn ended(status: &'static str) -> impl Fn(&Value) -> bool {
-    move |t: &Value| t["status"] == json!(status) && t["current_phase"].is_null()
 }
 
 /// The `line` fields of a logs resource or `phase_logs` result.
@@ -431,7 +337,7 @@ async fn wait_updates(updates: &mut Updates, uris: &[&str], what: &str) -> Vec<S
     let mut seen = Vec::new();
     while !uris.iter().all(|u| seen.iter().any(|s| s == u)) {
         match tokio::time::timeout_at(deadline, updates.recv()).await {
-            Ok(Some(uri)) => seen.push(uri),
+            Ok(Some((uri, _))) => seen.push(uri),
             Ok(None) => panic!("the update channel closed while waiting for {what}: {seen:?}"),
             Err(_) => panic!("timed out waiting for {what}: got {seen:?}, want {uris:?}"),
         }
@@ -442,8 +348,8 @@ async fn wait_updates(updates: &mut Updates, uris: &[&str], what: &str) -> Vec<S
 /// Receives updates until none arrives for `quiet`.
 async fn drain(updates: &mut Updates, quiet: Duration) -> Vec<String> {
     let mut got = Vec::new();
-    while let Ok(Some(u)) = tokio::time::timeout(quiet, updates.recv()).await {
-        got.push(u);
+    while let Ok(Some((uri, _))) = tokio::time::timeout(quiet, updates.recv()).await {
+        got.push(uri);
     }
     got
 }
@@ -494,7 +400,7 @@ async fn check_during<S: rmcp::Service<RoleClient>>(client: &RunningService<Role
     assert_eq!(during["current_phase"], "work");
     assert_eq!(phase(&during, "prepare")["status"], "completed");
     assert_eq!(phase(&during, "finish")["status"], "pending");
-    let prepare = read(client, PREPARE_LOGS).await?;
+    let prepare = read_json(client, PREPARE_LOGS).await?;
     let mut got: Vec<(&str, &str)> = prepare
         .as_array()
         .expect("lines")
@@ -503,12 +409,12 @@ async fn check_during<S: rmcp::Service<RoleClient>>(client: &RunningService<Role
         .collect();
     got.sort();
     assert_eq!(got, [("careful", "stderr"), ("preparing", "stdout")]);
-    let work = read(client, WORK_LOGS).await?;
+    let work = read_json(client, WORK_LOGS).await?;
     let expected: Vec<String> = (1..=WORK_LINES).map(|i| format!("line {i}")).collect();
     assert_eq!(lines(&work), expected);
     assert!(work[0]["timestamp"].is_number());
-    assert_eq!(read(client, FINISH_LOGS).await?, json!([]));
-    check_graph(&read(client, GRAPH).await?);
+    assert_eq!(read_json(client, FINISH_LOGS).await?, json!([]));
+    check_graph(&read_json(client, GRAPH).await?);
     Ok(())
 }
 
@@ -519,10 +425,10 @@ async fn check_after<S: rmcp::Service<RoleClient>>(client: &RunningService<RoleC
     for name in ["prepare", "work", "finish"] {
         assert_eq!(phase(&after, name)["status"], "completed", "{name}");
     }
-    let work = read(client, WORK_LOGS).await?;
+    let work = read_json(client, WORK_LOGS).await?;
     assert_eq!(work.as_array().map(Vec::len), Some(WORK_LINES + 1));
     assert_eq!(work[WORK_LINES]["line"], "released");
-    let finish = read(client, FINISH_LOGS).await?;
+    let finish = read_json(client, FINISH_LOGS).await?;
     assert_eq!(lines(&finish), ["done"]);
     assert_eq!(finish[0]["stream"], "stderr");
     Ok(())
@@ -545,12 +451,12 @@ async fn stdio_resources_before_during_and_after_a_run() -> TestResult {
 
         // Before any run: the server has no active pipeline.
         assert_eq!(
-            read(&client, TIMELINE).await?,
+            read_json(&client, TIMELINE).await?,
             json!({"pipeline": null, "status": "no active pipeline", "phases": []})
         );
-        check_graph(&read(&client, GRAPH).await?);
+        check_graph(&read_json(&client, GRAPH).await?);
         for uri in [PREPARE_LOGS, WORK_LOGS, FINISH_LOGS] {
-            assert_eq!(read(&client, uri).await?, json!([]), "{uri}");
+            assert_eq!(read_json(&client, uri).await?, json!([]), "{uri}");
         }
 
         // Unknown URIs are resource-not-found errors.
@@ -560,7 +466,7 @@ async fn stdio_resources_before_during_and_after_a_run() -> TestResult {
             "milo://pipeline/phases//logs",
             "file:///etc/passwd",
         ] {
-            let e = read(&client, uri).await.expect_err(uri);
+            let e = read_json(&client, uri).await.expect_err(uri);
             assert_eq!(error_code(e), ErrorCode::RESOURCE_NOT_FOUND, "{uri}");
         }
 
@@ -569,7 +475,7 @@ async fn stdio_resources_before_during_and_after_a_run() -> TestResult {
         fixture.open("release");
         check_after(&client).await?;
         // The session still answers once the run is over.
-        check_graph(&read(&client, GRAPH).await?);
+        check_graph(&read_json(&client, GRAPH).await?);
 
         let stderr = server.finish(client).await;
         // Diagnostics (MILO_LOG=debug) went to stderr, not into the protocol.
@@ -747,9 +653,9 @@ async fn stdio_subscriptions_listen_over_the_child_process_transport() -> TestRe
             )
             .await?;
         check_lists(&client).await?;
-        assert_eq!(read(&client, TIMELINE).await?["status"], "no active pipeline");
+        assert_eq!(read_json(&client, TIMELINE).await?["status"], "no active pipeline");
         // In 2026-07-28 an unknown resource is an invalid-params error.
-        let e = read(&client, "milo://pipeline/phases/nope/logs")
+        let e = read_json(&client, "milo://pipeline/phases/nope/logs")
             .await
             .expect_err("unknown");
         assert_eq!(error_code(e), ErrorCode::INVALID_PARAMS);
@@ -783,7 +689,7 @@ async fn stdio_subscriptions_listen_over_the_child_process_transport() -> TestRe
             let Some(ServerNotification::ResourceUpdatedNotification(n)) = next else {
                 panic!("unexpected {next:?}");
             };
-            if n.params.uri == TIMELINE && read(&client, TIMELINE).await?["status"] == "completed" {
+            if n.params.uri == TIMELINE && read_json(&client, TIMELINE).await?["status"] == "completed" {
                 break;
             }
         }
@@ -861,7 +767,7 @@ async fn http_serves_the_run_of_milo_run_then_lingers() -> TestResult {
             .await?;
 
         // The run `milo run` started is the one served; it goes on once everyone listens.
-        let waiting = read(&legacy, TIMELINE).await?;
+        let waiting = read_json(&legacy, TIMELINE).await?;
         assert_eq!(waiting["status"], "running");
         assert_eq!(phase(&waiting, "prepare")["status"], "running");
         fixture.open("start");
@@ -881,9 +787,9 @@ async fn http_serves_the_run_of_milo_run_then_lingers() -> TestResult {
         assert!(e.contains("unknown phase `nope`"), "{e}");
         let e = tool_error(call(&modern, "phase_logs", json!({"tail": 1})).await?);
         assert!(e.contains("missing field `name`"), "{e}");
-        let e = read(&legacy, "milo://pipeline/nope").await.expect_err("unknown");
+        let e = read_json(&legacy, "milo://pipeline/nope").await.expect_err("unknown");
         assert_eq!(error_code(e), ErrorCode::RESOURCE_NOT_FOUND);
-        let e = read(&modern, "milo://pipeline/nope").await.expect_err("unknown");
+        let e = read_json(&modern, "milo://pipeline/nope").await.expect_err("unknown");
         assert_eq!(error_code(e), ErrorCode::INVALID_PARAMS);
 
         // Both subscriptions saw the run move.
@@ -904,7 +810,7 @@ async fn http_serves_the_run_of_milo_run_then_lingers() -> TestResult {
         check_after(&legacy).await?;
         check_after(&modern).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(read(&modern, TIMELINE).await?["status"], "completed");
+        assert_eq!(read_json(&modern, TIMELINE).await?["status"], "completed");
         let _ = subscription.cancel().await;
         let _ = legacy.cancel().await;
         let _ = modern.cancel().await;

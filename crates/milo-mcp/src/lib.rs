@@ -27,6 +27,8 @@ mod hub;
 mod notify;
 mod resources;
 mod server;
+#[cfg(feature = "test-client")]
+pub mod testing;
 mod tools;
 mod transport;
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::*;
 use milo_mcp::{GRAPH_URI, Hub, LOGS_TEMPLATE, TIMELINE_URI, logs_uri};
-use rmcp::ServiceError;
 use rmcp::model::{
     ErrorCode, ServerNotification, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
@@ -20,13 +19,6 @@ use tokio::time::Instant;
 fn setup() -> (Arc<Hub>, Arc<Semaphore>) {
     let gate = Arc::new(Semaphore::new(0));
     (Hub::new(pipeline(gate.clone())), gate)
-}
-
-fn error_code(e: ServiceError) -> ErrorCode {
-    match e {
-        ServiceError::McpError(data) => data.code,
-        other => panic!("expected an MCP error, got {other}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
