@@ -9,9 +9,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::processes_with;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
+
+mod common;
 
 const MILO: &str = env!("CARGO_BIN_EXE_milo");
 
@@ -28,32 +31,6 @@ fn marker() -> String {
     )
 }
 
-/// Pids of live (non-zombie) processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
-                .unwrap_or(false)
-        })
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| {
-                    s.rsplit_once(')')
-                        .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
-                })
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
 /// Asserts that no process with `needle` in its command line is left (allowing a moment for
 /// the kernel to finish reaping), and kills any that is, so a failure leaves nothing behind.
 fn assert_no_survivors(needle: &str) {
@@ -67,6 +44,31 @@ fn assert_no_survivors(needle: &str) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     assert!(left.is_empty(), "processes outlived milo: {needle} in {left:?}");
+}
+
+/// The survivor check is not vacuous: it sees a live process by its command line, and stops
+/// seeing it once it has exited, even before it is reaped.
+#[test]
+fn the_survivor_check_sees_live_processes_only() {
+    let m = marker();
+    let needle = format!("sleep {m}");
+    let mut child = Command::new("sleep").arg(&m).spawn().expect("spawn sleep");
+    let pid = child.id() as i32;
+    let live = processes_with(&needle);
+    child.kill().expect("kill sleep");
+    assert_eq!(live, [pid]);
+    // A zombie until it is waited for.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while milo::executor::procfs::stat(pid).is_some_and(|p| !p.is_dead()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        milo::executor::procfs::stat(pid).is_some(),
+        "the zombie is listed in /proc"
+    );
+    assert_eq!(processes_with(&needle), Vec::<i32>::new());
+    child.wait().expect("reap sleep");
+    assert_eq!(processes_with(&needle), Vec::<i32>::new());
 }
 
 /// A temporary directory with a `milo.toml`.

@@ -729,8 +729,10 @@ async fn stdio_a_client_leaving_mid_run_ends_the_server_and_its_commands() -> Te
 
 /// Whether process `pid` exists and is not a zombie.
 fn alive(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+    pid.parse()
+        .ok()
+        .and_then(milo::executor::procfs::stat)
+        .is_some_and(|p| !p.is_dead())
 }
 
 // --- streamable HTTP -------------------------------------------------------------------------
