@@ -55,7 +55,9 @@ Exit status: 0 completed (skipped phases included), 1 failed, 2 usage or definit
     #[command(after_help = "Examples:\n  milo init\n  milo init -f other.toml")]
     Init(FileArg),
     /// List recent runs from the run history: status, duration, failed phase.
-    #[command(after_help = "Examples:\n  milo history\n  milo history -n 5 --json")]
+    #[command(
+        after_help = "Examples:\n  milo history\n  milo history -n 5 --json\n  milo history prune --keep 20 --dry-run"
+    )]
     History(HistoryArgs),
     /// Show one run's phases with status, attempts and durations (default: the last run).
     #[command(after_help = "Examples:\n  milo show\n  milo show 12 --json")]
@@ -105,7 +107,10 @@ pub struct DbArg {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub command: Option<HistoryCommand>,
     #[command(flatten)]
     pub file: FileArg,
     #[command(flatten)]
@@ -116,6 +121,63 @@ pub struct HistoryArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Delete old runs from the run history: beyond the newest N of each pipeline, and/or
+    /// started longer ago than a duration. Runs still being recorded are kept.
+    #[command(after_help = "\
+Examples:
+  milo history prune --keep 20
+  milo history prune --older-than 30d --dry-run
+  milo history prune --keep 5 --pipeline site-build --vacuum
+
+Deleted runs free space inside the file, which later runs reuse; --vacuum also shrinks the
+file (slow for a big history). `milo run` keeps the newest 100 runs of its pipeline by itself
+(--keep-runs N or MILO_KEEP_RUNS=N to change that, 0 to keep every run).")]
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Keep the newest N runs of each pipeline; delete the older ones.
+    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    pub keep: Option<usize>,
+    /// Delete the runs that started longer ago than DURATION (such as 7d, 12h or 30m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    pub older_than: Option<std::time::Duration>,
+    /// Only prune the runs of pipeline NAME.
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// Say what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Afterwards, rebuild the database file so it shrinks (slow for a big history).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub vacuum: bool,
+}
+
+/// `--keep N`: a positive number of runs.
+fn parse_keep(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err(
+            "0 would delete every run; keep at least 1 (to start a new history, delete the .milo/history.db file)"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a number of runs: give a whole number such as 20")),
+    }
+}
+
+/// `--older-than DURATION`: `7d`, `12h`, `30m`, `1d12h`…
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::duration::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration: {e}; write one such as 7d, 12h or 30m"))
 }
 
 #[derive(Debug, Args)]
@@ -247,6 +309,10 @@ pub struct RunArgs {
     /// The run history database (default: .milo/history.db beside the pipeline file).
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
+    /// After the run, delete the runs of this pipeline beyond the newest N from the run
+    /// history (0 keeps every run).
+    #[arg(long, value_name = "N", env = "MILO_KEEP_RUNS", default_value_t = milo_history::DEFAULT_KEEP_RUNS)]
+    pub keep_runs: usize,
     /// Re-run a failed, cancelled or interrupted run (default: the last), reusing the results
     /// of its completed phases whose definition is unchanged.
     #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "last")]

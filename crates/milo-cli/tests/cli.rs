@@ -16,6 +16,8 @@ mod json;
 mod policy;
 #[path = "cli/progress.rs"]
 mod progress;
+#[path = "cli/prune.rs"]
+mod prune;
 #[path = "cli/report.rs"]
 mod report;
 #[path = "cli/results.rs"]

@@ -7,6 +7,8 @@
 //! * [`logs`]: `milo logs [RUN] PHASE [--stream stdout|stderr]`, a phase's full output.
 //! * [`replay`]: `milo replay [RUN] [--json]`, verify the journal and print the replayed
 //!   timeline (exit 1 naming the first bad entry when it was tampered with).
+//! * [`prune`]: `milo history prune`, delete old runs by a [`Prune`] policy (or say which
+//!   would go) and optionally vacuum the file.
 //! * [`open_for_run`] and [`resume`] for `milo run`: open the history or warn once and run
 //!   without it, and turn `--resume [RUN]` into `RunOptions::reuse`; [`warn_unrecorded`]
 //!   when recording fails mid-run.
@@ -20,7 +22,9 @@ use milo::capture::Stream;
 use milo::format_duration;
 use milo::pipeline::Pipeline;
 
-use crate::{History, HistoryError, ResumePlan, RunDetail, RunSummary, default_db_path, parse_run};
+use crate::{
+    History, HistoryError, Prune, Pruned, ResumePlan, RunDetail, RunId, RunSummary, default_db_path, parse_run,
+};
 
 /// The database for pipeline file `file`: `db` if given, else `.milo/history.db` beside it.
 pub fn db_path(file: &Path, db: Option<&Path>) -> PathBuf {
@@ -48,12 +52,15 @@ pub fn warn(error: &HistoryError) {
 }
 
 /// Prints `warning: {error}` for a recording that failed after the run started (the run
-/// itself is unaffected) to stderr.
+/// itself is unaffected) to stderr. A [`HistoryError::Retention`] (the run was recorded, only
+/// deleting old runs failed) says so instead.
 pub fn warn_unrecorded(error: &HistoryError) {
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "warning: {error}\n  = note: the run went on, but the run history holds only part of it"
-    );
+    let note = if matches!(error, HistoryError::Retention { .. }) {
+        ""
+    } else {
+        "\n  = note: the run went on, but the run history holds only part of it"
+    };
+    let _ = writeln!(std::io::stderr().lock(), "warning: {error}{note}");
 }
 
 /// `milo run --resume [RUN]`: the plan for `pipeline`, and a one-line note for stderr
@@ -147,11 +154,16 @@ pub fn show(db: &Path, run: Option<&str>, json: bool, out: &mut dyn Write) -> Re
     if json {
         return json_out(out, &detail);
     }
-    out.write_all(render_show(&detail).as_bytes())?;
+    // The resumed run may have been pruned since: the number stays, marked as gone.
+    let resumed_gone = detail
+        .run
+        .resumed_from
+        .is_some_and(|from| matches!(h.resolve(Some(from), None), Err(HistoryError::NoSuchRun(_))));
+    out.write_all(render_show(&detail, resumed_gone).as_bytes())?;
     Ok(0)
 }
 
-fn header(r: &RunSummary) -> String {
+fn header(r: &RunSummary, resumed_gone: bool) -> String {
     let mut s = format!("run {} · {} · {}", r.id, r.pipeline, r.status);
     if let Some(code) = r.exit_code {
         let _ = write!(s, " (exit {code})");
@@ -165,7 +177,12 @@ fn header(r: &RunSummary) -> String {
         let _ = writeln!(s, "file: {file}");
     }
     if let Some(from) = r.resumed_from {
-        let _ = writeln!(s, "resumes run {from}");
+        let gone = if resumed_gone {
+            " (since pruned from the history)"
+        } else {
+            ""
+        };
+        let _ = writeln!(s, "resumes run {from}{gone}");
     }
     if let Some(e) = &r.error {
         let _ = writeln!(s, "error: {e}");
@@ -173,8 +190,8 @@ fn header(r: &RunSummary) -> String {
     s
 }
 
-fn render_show(d: &RunDetail) -> String {
-    let mut s = header(&d.run);
+fn render_show(d: &RunDetail, resumed_gone: bool) -> String {
+    let mut s = header(&d.run, resumed_gone);
     let name_w = d
         .phases
         .iter()
@@ -305,6 +322,121 @@ pub fn replay(db: &Path, run: Option<&str>, json: bool, out: &mut dyn Write) -> 
     Ok(0)
 }
 
+/// `milo history prune [--keep N] [--older-than D] [--pipeline NAME] [--dry-run] [--vacuum]`:
+/// deletes the runs `policy` selects (see [`History::prune`]) and prints one line saying
+/// what went (or would go), one naming the runs kept because they are still running, and
+/// with `vacuum` one with the file's size before and after [`History::vacuum`].
+pub fn prune(db: &Path, policy: &Prune, vacuum: bool, out: &mut dyn Write) -> Result<u8, HistoryError> {
+    let h = History::open_existing(db)?;
+    let pruned = h.prune(policy)?;
+    let mut text = render_prune(&pruned, policy.pipeline.as_deref());
+    if !pruned.dry_run && pruned.freed_bytes > 0 && pruned.returned_bytes == 0 && !vacuum {
+        let _ = write!(
+            text,
+            "; {} freed inside the file for later runs (--vacuum shrinks the file)",
+            bytes(pruned.freed_bytes)
+        );
+    } else if pruned.returned_bytes > 0 {
+        let _ = write!(text, "; the file shrank by {}", bytes(pruned.returned_bytes));
+    }
+    text.push('\n');
+    if !pruned.kept_running.is_empty() {
+        let runs: Vec<String> = pruned
+            .kept_running
+            .iter()
+            .map(|(run, pid)| format!("{run} (pid {pid})"))
+            .collect();
+        let _ = writeln!(
+            text,
+            "kept {} {}: still being recorded",
+            if runs.len() == 1 { "run" } else { "runs" },
+            runs.join(", ")
+        );
+    }
+    if vacuum && !pruned.dry_run {
+        let v = h.vacuum()?;
+        let _ = writeln!(
+            text,
+            "vacuumed {}: {} -> {}",
+            h.path().display(),
+            bytes(v.before),
+            bytes(v.after)
+        );
+    }
+    out.write_all(text.as_bytes())?;
+    Ok(0)
+}
+
+/// The first line of `milo history prune`, without its end.
+fn render_prune(p: &Pruned, pipeline: Option<&str>) -> String {
+    let of = pipeline.map(|p| format!(" of pipeline `{p}`")).unwrap_or_default();
+    if p.runs.is_empty() {
+        return match p.remaining {
+            0 => format!("nothing to prune: the history has no runs{of}"),
+            _ if !p.kept_running.is_empty() => {
+                format!("nothing to prune{of}: the runs the policy selects are still being recorded")
+            }
+            1 => format!("nothing to prune: the 1 run{of} is within the policy"),
+            n => format!("nothing to prune: all {n} runs{of} are within the policy"),
+        };
+    }
+    let defs = match p.defs {
+        0 => String::new(),
+        1 => " and 1 unused pipeline definition".to_owned(),
+        n => format!(" and {n} unused pipeline definitions"),
+    };
+    let runs = format!("{}{of} ({}){defs}", count(p.runs.len(), "run"), ranges(&p.runs));
+    if p.dry_run {
+        format!(
+            "would delete {runs}, leaving {}; nothing was deleted (--dry-run)",
+            count(p.remaining, "run")
+        )
+    } else {
+        format!("deleted {runs}; {} left", count(p.remaining, "run"))
+    }
+}
+
+/// `1-3, 7, 9-12`: ascending run ids as ranges, the first few only.
+fn ranges(ids: &[RunId]) -> String {
+    const SHOWN: usize = 8;
+    let mut spans: Vec<(RunId, RunId)> = Vec::new();
+    for &id in ids {
+        match spans.last_mut() {
+            Some((_, last)) if *last + 1 == id => *last = id,
+            _ => spans.push((id, id)),
+        }
+    }
+    let mut s = spans
+        .iter()
+        .take(SHOWN)
+        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if spans.len() > SHOWN {
+        let _ = write!(
+            s,
+            " and {} more",
+            ids.iter().filter(|&&id| id > spans[SHOWN - 1].1).count()
+        );
+    }
+    s
+}
+
+/// `512 B`, `1.5 KiB`, `12.0 MiB`, `1.2 GiB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 fn secs(s: f64) -> String {
     format_duration(std::time::Duration::from_secs_f64(if s.is_finite() {
         s.max(0.0)
@@ -343,6 +475,16 @@ mod tests {
     fn timestamps_are_utc_dates() {
         assert_eq!(timestamp(0.0), "1970-01-01 00:00:00Z");
         assert_eq!(timestamp(1_709_210_096.5), "2024-02-29 12:34:56Z");
+    }
+
+    #[test]
+    fn pruned_runs_read_as_ranges_and_sizes_in_binary_units() {
+        assert_eq!(ranges(&[1, 2, 3, 7, 9, 10]), "1-3, 7, 9-10");
+        let many: Vec<RunId> = (1..=20).map(|i| i * 2).collect();
+        assert_eq!(ranges(&many), "2, 4, 6, 8, 10, 12, 14, 16 and 12 more");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(12 * 1024 * 1024), "12.0 MiB");
     }
 
     #[test]

@@ -120,6 +120,20 @@ pub enum HistoryError {
     /// The recorder's writer thread failed or could not be started.
     #[error("the run history writer failed: {0}; the run goes on, but what follows is not recorded")]
     Writer(String),
+    /// The run was recorded, but deleting the runs beyond the retention limit failed.
+    #[error(
+        "run {run} was recorded, but deleting the runs of pipeline `{pipeline}` beyond the newest {keep} failed: {reason}; the next run tries again, `milo history prune --keep {keep}` does it by hand, and `--keep-runs 0` keeps every run"
+    )]
+    Retention {
+        /// The run just recorded.
+        run: i64,
+        /// Its pipeline.
+        pipeline: String,
+        /// How many runs were to be kept.
+        keep: usize,
+        /// What failed.
+        reason: String,
+    },
     /// Printing the result of a history command failed.
     #[error("could not write the output: {0}")]
     Output(#[from] std::io::Error),

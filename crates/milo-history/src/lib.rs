@@ -13,6 +13,9 @@
 //!   [`History::journal`], [`History::verify`], [`History::replay`],
 //!   [`History::resume_plan`], [`History::median_durations`] (the core's
 //!   [`milo::pipeline::Eta`] turns the medians into an ETA).
+//! * Retention: [`History::prune`] deletes old runs by a [`Prune`] policy (newest N per
+//!   pipeline, older than a duration); [`Recorder::finish`] keeps the newest
+//!   [`RecordOptions::keep_runs`] runs of the pipeline it recorded.
 //! * [`cli`] implements `milo history`, `milo show`, `milo logs` and `milo replay` on plain
 //!   parameters for the `milo` command to call.
 //!
@@ -33,6 +36,7 @@ pub mod cli;
 pub mod def;
 mod error;
 mod process;
+mod prune;
 mod query;
 mod recorder;
 mod schema;
@@ -44,6 +48,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 pub use error::HistoryError;
+pub use prune::{DEFAULT_KEEP_RUNS, Prune, Pruned, Vacuumed};
 pub use query::{
     JournalEntry, LogEntry, PhaseRecord, Replay, ResumePlan, RunDetail, RunSummary, Verification, parse_run,
 };

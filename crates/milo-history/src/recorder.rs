@@ -60,6 +60,11 @@ pub struct RecordOptions {
     pub pipeline_file: Option<String>,
     /// The run this one resumes (`milo run --resume`).
     pub resumed_from: Option<RunId>,
+    /// Retention: once the run is recorded, [`Recorder::finish`] deletes the runs of this
+    /// pipeline beyond the newest N (see [`History::prune`](crate::History::prune)). `None`
+    /// (the default) or `Some(0)` keeps every run; `milo run` passes
+    /// [`DEFAULT_KEEP_RUNS`](crate::DEFAULT_KEEP_RUNS) unless told otherwise.
+    pub keep_runs: Option<usize>,
 }
 
 /// Records one run. Subscribe [`listener`](Self::listener) (or call
@@ -69,8 +74,11 @@ pub struct RecordOptions {
 #[derive(Debug)]
 pub struct Recorder {
     run_id: RunId,
+    pipeline: String,
+    keep_runs: Option<usize>,
     tx: Option<Sender<Msg>>,
-    thread: Option<JoinHandle<Result<(), HistoryError>>>,
+    /// The writer; it hands its connection back when it is done.
+    thread: Option<JoinHandle<Result<Connection, HistoryError>>>,
 }
 
 impl Recorder {
@@ -149,6 +157,8 @@ impl Recorder {
             .map_err(|e| HistoryError::Writer(format!("could not start the writer thread: {e}")))?;
         Ok(Self {
             run_id,
+            pipeline: def.name,
+            keep_runs: options.keep_runs.filter(|&n| n > 0),
             tx: Some(tx),
             thread: Some(thread),
         })
@@ -178,6 +188,10 @@ impl Recorder {
     /// Records how the run ended (`completed`, `failed`, `cancelled`; any other status is
     /// recorded as `interrupted`), waits until everything sent so far is written, and
     /// returns the run id. Actions dispatched after this are not recorded.
+    ///
+    /// Then, with [`RecordOptions::keep_runs`] set, deletes the runs of this pipeline beyond
+    /// the newest N (one indexed lookup when there are not that many); a failure there is
+    /// [`HistoryError::Retention`], the run itself being recorded.
     pub fn finish(mut self, status: Status, exit_code: i32) -> Result<RunId, HistoryError> {
         let status = match status {
             Status::Completed => RunStatus::Completed,
@@ -185,19 +199,32 @@ impl Recorder {
             Status::Cancelled => RunStatus::Cancelled,
             _ => RunStatus::Interrupted,
         };
-        self.close(status, Some(exit_code))?;
+        let conn = self.close(status, Some(exit_code))?;
+        if let (Some(conn), Some(keep)) = (conn, self.keep_runs) {
+            crate::prune::retain(&conn, &self.pipeline, keep).map_err(|e| HistoryError::Retention {
+                run: self.run_id,
+                pipeline: self.pipeline.clone(),
+                keep,
+                reason: match e {
+                    HistoryError::Sql(e) => e.to_string(),
+                    e => e.to_string(),
+                },
+            })?;
+        }
         Ok(self.run_id)
     }
 
-    fn close(&mut self, status: RunStatus, exit_code: Option<i32>) -> Result<(), HistoryError> {
+    /// Ends the recording; the writer's connection once it is done.
+    fn close(&mut self, status: RunStatus, exit_code: Option<i32>) -> Result<Option<Connection>, HistoryError> {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Msg::Finish { status, exit_code });
         }
         match self.thread.take() {
             Some(thread) => thread
                 .join()
-                .map_err(|_| HistoryError::Writer("the writer thread panicked".into()))?,
-            None => Ok(()),
+                .map_err(|_| HistoryError::Writer("the writer thread panicked".into()))?
+                .map(Some),
+            None => Ok(None),
         }
     }
 }
@@ -260,7 +287,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Msg>) -> Result<(), HistoryError> {
+    fn run(mut self, rx: Receiver<Msg>) -> Result<Connection, HistoryError> {
         // A closed channel means the Recorder went away without finishing.
         let gone = || Msg::Finish {
             status: RunStatus::Interrupted,
@@ -290,7 +317,7 @@ impl Writer {
                 Ok(done) => {
                     self.conn.execute_batch("COMMIT")?;
                     if done {
-                        return Ok(());
+                        return Ok(self.conn);
                     }
                 }
                 Err(e) => {

@@ -33,6 +33,7 @@ fn record(history: &History, pipeline: &Pipeline, options: RunOptions, resumed_f
             RecordOptions {
                 pipeline_file: Some("milo.toml".into()),
                 resumed_from,
+                ..RecordOptions::default()
             },
         )
         .unwrap();

@@ -1,5 +1,6 @@
 //! `milo history`, `milo show`, `milo logs`, `milo replay` and `milo report`: read the run
-//! history kept in `.milo/history.db` (see the `milo-history` and `milo-report` crates).
+//! history kept in `.milo/history.db` (see the `milo-history` and `milo-report` crates);
+//! `milo history prune` deletes old runs from it.
 
 use std::path::PathBuf;
 
@@ -7,7 +8,7 @@ use milo_history::HistoryError;
 use milo_history::cli as hist;
 
 use super::write_stdout;
-use crate::cli::{DbArg, FileArg, HistoryArgs, LogsArgs, ReportArgs, RunSelectArgs};
+use crate::cli::{DbArg, FileArg, HistoryArgs, HistoryCommand, LogsArgs, PruneArgs, ReportArgs, RunSelectArgs};
 use crate::error::CliError;
 
 fn db(file: &FileArg, db: &DbArg) -> PathBuf {
@@ -31,7 +32,29 @@ fn printed(f: impl FnOnce(&mut dyn std::io::Write) -> Result<u8, HistoryError>) 
 }
 
 pub fn history(a: &HistoryArgs) -> Result<u8, CliError> {
-    printed(|o| hist::history(&db(&a.file, &a.db), a.limit, a.json, o))
+    match &a.command {
+        Some(HistoryCommand::Prune(p)) => prune(p),
+        None => printed(|o| hist::history(&db(&a.file, &a.db), a.limit, a.json, o)),
+    }
+}
+
+fn prune(a: &PruneArgs) -> Result<u8, CliError> {
+    let policy = milo_history::Prune {
+        keep: a.keep,
+        older_than: a.older_than,
+        pipeline: a.pipeline.clone(),
+        dry_run: a.dry_run,
+    };
+    if !policy.is_set() {
+        return Err(CliError::usage(
+            "`milo history prune` needs a policy: which runs should go?",
+            Some(
+                "add --keep N to keep the newest N runs of each pipeline, and/or --older-than DURATION (such as 30d) to delete older runs; --dry-run shows what would go"
+                    .into(),
+            ),
+        ));
+    }
+    printed(|o| hist::prune(&db(&a.file, &a.db), &policy, a.vacuum, o))
 }
 
 pub fn show(a: &RunSelectArgs) -> Result<u8, CliError> {

@@ -1,14 +1,15 @@
-//! Human-readable durations: `"90s"`, `"1m30s"`, `"250ms"`, `"2h"`, `"1.5s"`.
+//! Human-readable durations: `"90s"`, `"1m30s"`, `"250ms"`, `"2h"`, `"1.5s"`, `"7d"`.
 //!
 //! A duration string is one or more `<number><unit>` parts (optionally separated by spaces),
-//! added up. The number may have a fractional part; the units are `ms`, `s`, `m` and `h`.
+//! added up. The number may have a fractional part; the units are `ms`, `s`, `m`, `h` and `d`
+//! (24 hours).
 //! Arithmetic is exact (nanoseconds), so `"1.1s"` is exactly 1 100 ms.
 
 use std::fmt;
 use std::time::Duration;
 
 /// The units a duration string accepts, for messages.
-pub const UNITS: &str = "`ms`, `s`, `m`, `h`";
+pub const UNITS: &str = "`ms`, `s`, `m`, `h`, `d`";
 
 /// An example for messages.
 pub const EXAMPLES: &str = "\"90s\", \"1m30s\", \"250ms\", \"2h\" or \"1.5s\"";
@@ -89,6 +90,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
             "s" => NANOS_PER_SEC,
             "m" => 60 * NANOS_PER_SEC,
             "h" => 3600 * NANOS_PER_SEC,
+            "d" => 86_400 * NANOS_PER_SEC,
             _ => {
                 return Err(DurationError::UnknownUnit { unit: unit.to_owned() });
             }
@@ -165,6 +167,13 @@ mod tests {
     }
 
     #[test]
+    fn days_are_24_hours() {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(36 * 3600)));
+        assert_eq!(parse_duration("0.5d"), Ok(Duration::from_secs(12 * 3600)));
+    }
+
+    #[test]
     fn parts_add_up_with_or_without_spaces() {
         assert_eq!(parse_duration("1h 2m 3s 4ms"), Ok(ms(3_723_004)));
         assert_eq!(parse_duration("  1h2m3s4ms "), Ok(ms(3_723_004)));
@@ -201,8 +210,8 @@ mod tests {
             Err(DurationError::UnknownUnit { unit: "sec".into() })
         );
         assert_eq!(
-            parse_duration("1d"),
-            Err(DurationError::UnknownUnit { unit: "d".into() })
+            parse_duration("1w"),
+            Err(DurationError::UnknownUnit { unit: "w".into() })
         );
         assert_eq!(
             parse_duration("-5s"),
@@ -223,11 +232,11 @@ mod tests {
     fn messages_name_the_valid_units() {
         assert_eq!(
             parse_duration("3sec").unwrap_err().to_string(),
-            "unknown unit `sec` (expected one of `ms`, `s`, `m`, `h`)"
+            "unknown unit `sec` (expected one of `ms`, `s`, `m`, `h`, `d`)"
         );
         assert_eq!(
             parse_duration("30").unwrap_err().to_string(),
-            "`30` has no unit (one of `ms`, `s`, `m`, `h`)"
+            "`30` has no unit (one of `ms`, `s`, `m`, `h`, `d`)"
         );
     }
 
