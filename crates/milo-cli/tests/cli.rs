@@ -1,6 +1,8 @@
 //! Integration tests of the `milo` binary, one module per area (ripgrep style: a single test
 //! binary, so it is linked once).
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "cli/util.rs"]
 mod util;
 

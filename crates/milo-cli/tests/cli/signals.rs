@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::common::processes_with;
 use crate::util::Test;
 
 /// A `sleep` argument no other process on the machine has: `300.<pid><n>`, fixed-width so
@@ -21,33 +22,6 @@ fn marker() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed) + 1
     )
-}
-
-/// Pids of processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
-                .unwrap_or(false)
-        })
-        .filter(|pid| {
-            // Zombies have exited; they only wait to be reaped by their parent.
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| {
-                    s.rsplit_once(')')
-                        .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
-                })
-                .unwrap_or(false)
-        })
-        .collect()
 }
 
 /// Polls `f` every 50ms until it is true or `limit` passes.
