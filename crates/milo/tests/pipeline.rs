@@ -1604,3 +1604,68 @@ async fn a_cancelled_run_token_is_seen_by_handlers() {
     assert_eq!(r.report.status, Status::Cancelled);
     assert_eq!(r.phase("watch").status, Status::Cancelled);
 }
+
+// ---------------------------------------------------------------------------------------
+// Timestamps in dispatch order
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_pipeline_store_keeps_timestamps_non_decreasing_in_dispatch_order() {
+    let p = Pipeline::new("t", vec![Phase::new("a", ok), Phase::new("b", ok)]).unwrap();
+    let store = p.store().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let _sub = store.subscribe(move |a: &PipelineAction, _s: &Arc<PipelineState>| sink.lock().push(a.timestamp()));
+    let start = |timestamp| PipelineAction::PipelineStart {
+        name: "t".into(),
+        timestamp,
+    };
+    let log = |name: &str, timestamp| PipelineAction::PhaseLog {
+        name: name.into(),
+        line: "x".into(),
+        stream: Stream::Stdout,
+        timestamp,
+    };
+    store.dispatch(start(0.0)).unwrap();
+    store.dispatch(log("a", 0.5)).unwrap();
+    // Read the clock before `a`'s line, dispatched after it.
+    store.dispatch(log("b", 0.4)).unwrap();
+    store.dispatch(log("a", 0.6)).unwrap();
+    // A new run in the same store starts again from 0.
+    store.dispatch(start(0.0)).unwrap();
+    store.dispatch(log("a", 0.1)).unwrap();
+    assert_eq!(
+        *seen.lock(),
+        vec![Some(0.0), Some(0.5), Some(0.5), Some(0.6), Some(0.0), Some(0.1)]
+    );
+    // The state holds what the listeners saw.
+    let b = store.get_state();
+    let b = b.phase("b").unwrap();
+    assert_eq!(b.logs.last().map(|l| l.timestamp), Some(0.5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_phases_stream_timestamps_in_order() {
+    let chatty = |name: &str| {
+        Phase::new_async(name, |cx: PhaseContext| async move {
+            for i in 0..300 {
+                let _ = writeln!(cx.stdout(), "line {i}");
+                if i % 50 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            Ok::<(), String>(())
+        })
+        .parallel(true)
+    };
+    let p = Pipeline::new("t", (0..4).map(|i| chatty(&format!("p{i}"))).collect::<Vec<_>>())
+        .unwrap()
+        .capture_output(true)
+        .jobs(4);
+    let r = run(&p).await;
+    assert_eq!(r.report.status, Status::Completed);
+    let times: Vec<f64> = r.actions.iter().filter_map(PipelineAction::timestamp).collect();
+    assert!(times.len() > 1200, "{} timestamps", times.len());
+    let backwards: Vec<_> = times.windows(2).filter(|w| w[1] < w[0]).collect();
+    assert!(backwards.is_empty(), "timestamps went back: {backwards:?}");
+}

@@ -177,6 +177,25 @@ impl PipelineAction {
         }
     }
 
+    /// The action's timestamp, mutably, if it has one.
+    pub fn timestamp_mut(&mut self) -> Option<&mut f64> {
+        use PipelineAction::*;
+        match self {
+            PipelineStart { timestamp, .. }
+            | PhaseStart { timestamp, .. }
+            | PhaseComplete { timestamp, .. }
+            | PhaseFailed { timestamp, .. }
+            | PhaseSkipped { timestamp, .. }
+            | PhaseRetry { timestamp, .. }
+            | PhaseCancelled { timestamp, .. }
+            | PhaseLog { timestamp, .. }
+            | PipelineComplete { timestamp }
+            | PipelineFailed { timestamp, .. }
+            | PipelineCancelled { timestamp } => Some(timestamp),
+            Init {} | SagaCancelled { .. } | SagaError { .. } => None,
+        }
+    }
+
     /// Whether this action ends a run (`@@PIPELINE_COMPLETE`, `_FAILED` or `_CANCELLED`).
     pub fn is_terminal(&self) -> bool {
         matches!(

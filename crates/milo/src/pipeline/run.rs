@@ -2,13 +2,14 @@
 //! state and results.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::action::PipelineAction;
 use super::graph::Pipeline;
 use super::saga::{RunOptions, RunReport};
 use super::state::PipelineState;
 use crate::saga::{SagaError, SagaResult};
-use crate::store::Store;
+use crate::store::{DispatchError, Middleware, Next, Store};
 
 /// The end of a run: its final state and each phase's result.
 #[derive(Debug, Clone)]
@@ -29,8 +30,15 @@ impl RunOutput {
 
 impl Pipeline {
     /// A store over this pipeline's state, starting from `None` as in the specification.
+    ///
+    /// Its one middleware keeps timestamps non-decreasing in dispatch order: phases running
+    /// on different threads read the clock before they dispatch, so an action could otherwise
+    /// reach the store (and every view, the JSON stream and the history) a few microseconds
+    /// "earlier" than the one before it. A late timestamp is raised to the previous one; the
+    /// reducer still only sees times that arrive inside actions.
     pub fn store(&self) -> SagaResult<Store<PipelineState, PipelineAction>> {
-        Store::new(self.build_reducer(), None).map_err(SagaError::from)
+        let monotonic: Arc<dyn Middleware<PipelineState, PipelineAction>> = Arc::new(MonotonicTimestamps::default());
+        Store::with_middleware(self.build_reducer(), None, vec![monotonic]).map_err(SagaError::from)
     }
 
     /// Runs the pipeline in `store` until it ends. Must be called inside a tokio runtime.
@@ -64,5 +72,35 @@ impl Pipeline {
             .build()
             .map_err(|e| SagaError::msg(format!("could not start a tokio runtime: {e}")))?;
         rt.block_on(self.run())
+    }
+}
+
+/// The middleware of [`Pipeline::store`]: raises a timestamp that is earlier than the last one
+/// dispatched since the run's `@@PIPELINE_START`. Runs under the store's dispatch lock, so the relaxed atomic sees every earlier
+/// dispatch.
+#[derive(Debug, Default)]
+struct MonotonicTimestamps {
+    /// The bits of the latest timestamp so far (0.0 to start).
+    last: AtomicU64,
+}
+
+impl Middleware<PipelineState, PipelineAction> for MonotonicTimestamps {
+    fn handle(
+        &self,
+        _state: &Arc<PipelineState>,
+        mut action: PipelineAction,
+        next: Next<'_, PipelineAction>,
+    ) -> Result<(), DispatchError> {
+        // A new run in the same store starts its clock again.
+        let restart = matches!(action, PipelineAction::PipelineStart { .. });
+        if let Some(t) = action.timestamp_mut() {
+            let last = f64::from_bits(self.last.load(Ordering::Relaxed));
+            if *t < last && !restart {
+                *t = last;
+            } else {
+                self.last.store(t.to_bits(), Ordering::Relaxed);
+            }
+        }
+        next(action)
     }
 }
