@@ -405,7 +405,9 @@ fn a_locked_history_warns_once_and_the_run_goes_on() {
     holder
         .execute("UPDATE runs SET error = error WHERE id = 1", [])
         .unwrap();
+    let started = Instant::now();
     let out = milo(d, &["run", "--ui", "plain"]);
+    let took = started.elapsed();
     expect(&out, 1);
     let stdout = text(&out.stdout);
     assert!(stdout.contains("[a] completed"), "{stdout}");
@@ -413,6 +415,9 @@ fn a_locked_history_warns_once_and_the_run_goes_on() {
     let w = warnings(&out);
     assert_eq!(w.len(), 1, "{}", text(&out.stderr));
     assert!(w[0].contains("locked"), "{}", w[0]);
+    // The run waited for the lock about milo_history::cli::RUN_START_WAIT (2 s), not the
+    // writer's 10 s busy timeout.
+    assert!(took < Duration::from_secs(8), "the run took {took:?}");
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);
     // The history still works afterwards.

@@ -31,10 +31,15 @@ pub fn db_path(file: &Path, db: Option<&Path>) -> PathBuf {
     db.map_or_else(|| default_db_path(file), Path::to_owned)
 }
 
-/// Opens the history for `milo run`. On any failure it prints one warning to stderr and
-/// returns `None`: the run goes on without history.
+/// How long `milo run` waits for another process's lock on the history before it warns and
+/// runs unrecorded. Another `milo run` holds the lock for a batch at a time (at most 50 ms).
+pub const RUN_START_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the history for `milo run`, waiting at most [`RUN_START_WAIT`] for a lock. On any
+/// failure it prints one warning to stderr and returns `None`: the run goes on without
+/// history.
 pub fn open_for_run(file: &Path, db: Option<&Path>) -> Option<History> {
-    match History::open(&db_path(file, db)) {
+    match History::open_waiting(&db_path(file, db), RUN_START_WAIT) {
         Ok(h) => Some(h),
         Err(e) => {
             warn(&e);

@@ -115,6 +115,8 @@ pub fn default_db_path(pipeline_file: &Path) -> PathBuf {
 pub struct History {
     path: PathBuf,
     conn: Connection,
+    /// How long opening and starting a recording wait for another process's lock.
+    wait: std::time::Duration,
 }
 
 impl History {
@@ -122,13 +124,22 @@ impl History {
     /// migrating it to this version's schema. Runs left `running` by a process that no longer
     /// exists are marked `interrupted`.
     pub fn open(path: &Path) -> Result<Self, HistoryError> {
+        Self::open_waiting(path, schema::BUSY_TIMEOUT)
+    }
+
+    /// [`open`](Self::open), waiting at most `wait` for another process's lock on the file —
+    /// here, in this history's queries and when a [`recorder`](Self::recorder) starts (the
+    /// recorder's writer thread then waits the usual 10 s). `milo run` opens with a short
+    /// wait: a run does not hold its phases back for long because the history is busy, it
+    /// warns and goes on unrecorded.
+    pub fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<Self, HistoryError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| HistoryError::CreateDir {
                 path: dir.to_owned(),
                 source,
             })?;
         }
-        Self::open_file(path)
+        Self::open_file(path, wait)
     }
 
     /// Opens an existing history (for the read-only commands): a missing file is
@@ -137,14 +148,15 @@ impl History {
         if !path.exists() {
             return Err(HistoryError::NotFound { path: path.to_owned() });
         }
-        Self::open_file(path)
+        Self::open_file(path, schema::BUSY_TIMEOUT)
     }
 
-    fn open_file(path: &Path) -> Result<Self, HistoryError> {
-        let conn = schema::open(path)?;
+    fn open_file(path: &Path, wait: std::time::Duration) -> Result<Self, HistoryError> {
+        let conn = schema::open_waiting(path, wait)?;
         let history = Self {
             path: path.to_owned(),
             conn,
+            wait,
         };
         // Best effort: a read-only file still reads, with the stale status shown as is.
         let _ = history.mark_interrupted();
@@ -159,7 +171,7 @@ impl History {
     /// Starts recording a run of `pipeline`: inserts the run and its phases, and starts the
     /// writer thread on its own connection.
     pub fn recorder(&self, pipeline: &Pipeline, options: RecordOptions) -> Result<Recorder, HistoryError> {
-        let conn = schema::open(&self.path)?;
+        let conn = schema::open_waiting(&self.path, self.wait)?;
         Recorder::start(conn, pipeline, options)
     }
 

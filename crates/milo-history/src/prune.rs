@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn the_limit_check_is_one_lookup_in_the_pipeline_index() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = crate::schema::open(&dir.path().join("h.db")).unwrap();
+        let conn = crate::schema::open_waiting(&dir.path().join("h.db"), crate::schema::BUSY_TIMEOUT).unwrap();
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {OVER_LIMIT}"))
             .unwrap()

@@ -129,6 +129,9 @@ impl Recorder {
                 return Err(e.into());
             }
         };
+        // The start waited as long as the history was opened to wait; the writer, off the
+        // run's path, waits the usual time for another process's transaction.
+        conn.busy_timeout(crate::schema::BUSY_TIMEOUT)?;
         let phases: Vec<PhaseRow> = def.phases.iter().map(|p| PhaseRow::new(&p.name)).collect();
         let index = def
             .phases

@@ -106,14 +106,15 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Opens `path` with the settings every connection uses (WAL, `synchronous = NORMAL`: a
 /// committed transaction survives the process being killed), checks it is a milo history,
-/// and migrates it to [`SCHEMA_VERSION`].
-pub fn open(path: &Path) -> Result<Connection, HistoryError> {
+/// and migrates it to [`SCHEMA_VERSION`]. Waits at most `wait` for another connection's lock,
+/// now and in the connection's statements ([`BUSY_TIMEOUT`] is the usual wait).
+pub fn open_waiting(path: &Path, wait: Duration) -> Result<Connection, HistoryError> {
     // Setting up a new file (page size, WAL, migration) takes locks that SQLite reports as
     // busy at once instead of waiting (another process opening it at the same moment, as
     // two `milo run` in one directory do): retry for as long as the busy timeout.
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let deadline = std::time::Instant::now() + wait;
     loop {
-        match open_once(path) {
+        match open_once(path, wait) {
             Err(HistoryError::Sql(e)) if is_busy(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -123,7 +124,7 @@ pub fn open(path: &Path) -> Result<Connection, HistoryError> {
 }
 
 /// How long a connection waits for another one's lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
@@ -132,7 +133,7 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn open_once(path: &Path) -> Result<Connection, HistoryError> {
+fn open_once(path: &Path, wait: Duration) -> Result<Connection, HistoryError> {
     let conn = Connection::open(path).map_err(|source| HistoryError::Open {
         path: path.to_owned(),
         source,
@@ -155,7 +156,7 @@ fn open_once(path: &Path) -> Result<Connection, HistoryError> {
             reason: e.to_string(),
         },
     };
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(corrupt)?;
+    conn.busy_timeout(wait).map_err(corrupt)?;
     // The first statement that reads the file: a file that is not SQLite fails here. One
     // statement, so one snapshot: another process may be creating the schema meanwhile.
     let (app_id, version, tables): (i64, i64, i64) = conn
