@@ -321,3 +321,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", requires = "mcp_http", default_value_t = 0.0)]
     pub mcp_linger: f64,
 }
+
+/// `command` with every subcommand, at any depth, displayed as `milo`: `milo run --version`
+/// prints `milo 0.1.0`, not clap's `milo-run 0.1.0`.
+pub fn branded(command: clap::Command) -> clap::Command {
+    command.mut_subcommands(|sub| branded(sub.display_name("milo")))
+}

@@ -17,12 +17,16 @@ pub mod views;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 /// Parses the command line, runs the command, and returns the exit status.
 pub fn main() -> ExitCode {
     memory::configure_allocator();
-    let cli = cli::Cli::parse();
+    let matches = cli::branded(cli::Cli::command()).get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let tui = matches!(&cli.command, cli::Command::Run(r) if r.ui == cli::Ui::Tui);
     if !tui {
         init_logging();

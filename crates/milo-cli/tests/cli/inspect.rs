@@ -222,11 +222,12 @@ fn version() {
     let run = Test::empty().args(["--version"]).run();
     run.code(0);
     assert_eq!(run.stdout, format!("milo {}\n", env!("CARGO_PKG_VERSION")));
-    Test::empty()
-        .args(["run", "--version"])
-        .run()
-        .code(0)
-        .stdout_has(env!("CARGO_PKG_VERSION"));
+    // Every subcommand, at any depth, says `milo` (clap alone would say `milo-run`).
+    for args in [&["run", "--version"][..], &["history", "prune", "--version"]] {
+        let run = Test::empty().args(args.iter().copied()).run();
+        run.code(0);
+        assert_eq!(run.stdout, format!("milo {}\n", env!("CARGO_PKG_VERSION")), "{args:?}");
+    }
 }
 
 #[test]
