@@ -6,6 +6,7 @@
 #   bash bench/run.sh                 # everything, release build of milo
 #   RUNS=3 bash bench/run.sh          # fewer hyperfine runs per command
 #   MILO=/path/to/milo bash bench/run.sh
+#   MILO_BEFORE=/path/to/old/milo bash bench/run.sh   # part 5 also runs the old binary (before/after)
 #   SKIP_INPROCESS=1 bash bench/run.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 setup
