@@ -6,9 +6,11 @@
 //! only symlinks to the programs it needs and no `sh`: through the shell it could not start
 //! at all (checked by [`shell_less_path`]).
 
+mod common;
+
+use common::texts;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,19 +22,7 @@ const GRACE: Duration = Duration::from_secs(10);
 
 /// Runs `spec` to completion, returning the result and the captured lines.
 async fn run(spec: CommandSpec) -> (Result<(), CommandError>, Vec<(Stream, String)>) {
-    let lines = Mutex::new(Vec::new());
-    let on_line = |s: Stream, l: String| lines.lock().expect("not poisoned").push((s, l));
-    let cancel = CancellationToken::new();
-    let res = run_command(&LocalExecutor, &spec, &on_line, &cancel, GRACE).await;
-    (res, lines.into_inner().expect("not poisoned"))
-}
-
-fn texts(lines: &[(Stream, String)], stream: Stream) -> Vec<&str> {
-    lines
-        .iter()
-        .filter(|(s, _)| *s == stream)
-        .map(|(_, l)| l.as_str())
-        .collect()
+    common::run(spec, GRACE).await
 }
 
 /// The real path of `program` on this process's PATH.

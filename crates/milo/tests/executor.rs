@@ -1,8 +1,10 @@
 //! Integration tests for the shell-command executor: exit statuses, live capture,
 //! cancellation and clean-up of process groups.
 
+mod common;
+
+use common::{run, texts};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -43,23 +45,6 @@ async fn wait_running(marker: &str, n: usize) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Runs `spec` to completion, returning the result and the captured lines.
-async fn run(spec: CommandSpec, grace: Duration) -> (Result<(), CommandError>, Vec<(Stream, String)>) {
-    let lines = Mutex::new(Vec::new());
-    let on_line = |s: Stream, l: String| lines.lock().expect("not poisoned").push((s, l));
-    let cancel = CancellationToken::new();
-    let res = run_command(&LocalExecutor, &spec, &on_line, &cancel, grace).await;
-    (res, lines.into_inner().expect("not poisoned"))
-}
-
-fn texts(lines: &[(Stream, String)], stream: Stream) -> Vec<&str> {
-    lines
-        .iter()
-        .filter(|(s, _)| *s == stream)
-        .map(|(_, l)| l.as_str())
-        .collect()
 }
 
 /// A command running in a task, with a channel receiving its lines and a token to cancel it.
