@@ -28,7 +28,8 @@ use crate::{RunId, RunStatus, now, process};
 /// The most actions written in one transaction.
 pub const BATCH: usize = 32 * 1024;
 
-/// How long the writer waits for more actions before it looks at the queue again.
+/// How long the writer waits for more actions before it looks at the queue again (a
+/// `park_timeout`: [`Recorder::finish`] unparks it, so the end of a run does not wait).
 const IDLE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// How long a batch's transaction stays open collecting actions before it is committed.
@@ -47,7 +48,7 @@ fn next_in_batch(rx: &Receiver<Msg>, opened: std::time::Instant) -> Option<Msg> 
     loop {
         match rx.try_recv() {
             Ok(msg) => return Some(msg),
-            Err(TryRecvError::Empty) if opened.elapsed() < COMMIT_EVERY => std::thread::sleep(IDLE),
+            Err(TryRecvError::Empty) if opened.elapsed() < COMMIT_EVERY => std::thread::park_timeout(IDLE),
             Err(_) => return None,
         }
     }
@@ -223,10 +224,15 @@ impl Recorder {
             let _ = tx.send(Msg::Finish { status, exit_code });
         }
         match self.thread.take() {
-            Some(thread) => thread
-                .join()
-                .map_err(|_| HistoryError::Writer("the writer thread panicked".into()))?
-                .map(Some),
+            Some(thread) => {
+                // The writer naps between looks at its queue (no wake-up per action); the
+                // end of the run should not wait for the nap to end.
+                thread.thread().unpark();
+                thread
+                    .join()
+                    .map_err(|_| HistoryError::Writer("the writer thread panicked".into()))?
+                    .map(Some)
+            }
             None => Ok(None),
         }
     }
@@ -304,7 +310,7 @@ impl Writer {
                 Ok(msg) => msg,
                 Err(TryRecvError::Disconnected) => gone(),
                 Err(TryRecvError::Empty) => {
-                    std::thread::sleep(IDLE);
+                    std::thread::park_timeout(IDLE);
                     match rx.try_recv() {
                         Ok(msg) => msg,
                         Err(TryRecvError::Disconnected) => gone(),
