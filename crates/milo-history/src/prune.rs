@@ -3,7 +3,8 @@
 //! * [`History::prune`] deletes the runs a [`Prune`] policy selects (beyond the newest N of
 //!   each pipeline, and/or started longer ago than a duration) with every row they own
 //!   (`phases`, `logs`, `journal`, `runs`), then the pipeline definitions (`defs`) no run
-//!   refers to any more, in one transaction. A run still `running` in a live process (see
+//!   refers to any more. The runs are selected under one write lock, then deleted a chunk
+//!   of runs per transaction, so a concurrent recording waits for one chunk at most. A run still `running` in a live process (see
 //!   [`process::alive`]) is never deleted. A run that another run resumed (`resumed_from`)
 //!   may go: the reference then names a run that is no longer recorded.
 //! * Freed pages stay in the file for later runs to reuse; only a database whose
@@ -78,7 +79,9 @@ pub struct Vacuumed {
 
 impl History {
     /// Deletes the runs `policy` selects, with their phases, log chunks and journal, and the
-    /// pipeline definitions no run refers to any more, in one transaction. Runs still being
+    /// pipeline definitions no run refers to any more. The runs are selected under one write
+    /// lock and deleted 16 at a time, each chunk its own transaction, so a concurrent
+    /// recording never waits long. Runs still being
     /// recorded by a live process are kept; a run that another run resumed may go (that run's
     /// `resumed_from` then names a run no longer recorded). Freed pages are reused by later
     /// runs, or given back at once when the database's `auto_vacuum` is `incremental`.
@@ -103,6 +106,9 @@ impl History {
         })
     }
 }
+
+/// How many runs one deletion transaction removes.
+const DELETE_CHUNK: usize = 16;
 
 /// The newest run of pipeline ?1 beyond the newest ?2, if any.
 const OVER_LIMIT: &str = "SELECT id FROM runs WHERE pipeline = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2";
@@ -141,8 +147,8 @@ pub(crate) fn prune(conn: &Connection, policy: &Prune) -> Result<Pruned, History
         dry_run: policy.dry_run,
         ..Pruned::default()
     };
-    // IMMEDIATE: the runs are selected and deleted under one write lock, so a run started
-    // meanwhile is either seen (and is the newest) or starts after the deletion.
+    // IMMEDIATE: the runs are selected under a write lock, so a run started meanwhile is
+    // either seen (and is the newest, never selected) or starts after the selection.
     let behavior = if policy.dry_run {
         TransactionBehavior::Deferred
     } else {
@@ -183,19 +189,32 @@ pub(crate) fn prune(conn: &Connection, policy: &Prune) -> Result<Pruned, History
         )?;
         return Ok(out);
     }
-    let free_before = pragma(&tx, "freelist_count")?;
-    for table in ["phases", "logs", "journal"] {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE run_id IN (SELECT value FROM json_each(?1))"),
-            [&ids],
-        )?;
+    // The selection is settled; the deletion goes in chunks of runs, each its own
+    // transaction, so another process recording a run waits for one chunk at most, not for
+    // a first prune of a long history (hundreds of megabytes).
+    tx.commit()?;
+    let page_size = pragma(conn, "page_size")?;
+    for chunk in out.runs.chunks(DELETE_CHUNK) {
+        let ids = format!("[{}]", chunk.iter().map(RunId::to_string).collect::<Vec<_>>().join(","));
+        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        let free_before = pragma(&tx, "freelist_count")?;
+        for table in ["phases", "logs", "journal"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE run_id IN (SELECT value FROM json_each(?1))"),
+                [&ids],
+            )?;
+        }
+        tx.execute("DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?1))", [&ids])?;
+        let free_after = pragma(&tx, "freelist_count")?;
+        tx.commit()?;
+        out.freed_bytes += free_after.saturating_sub(free_before) * page_size;
     }
-    tx.execute("DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?1))", [&ids])?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let free_before = pragma(&tx, "freelist_count")?;
     out.defs = tx.execute("DELETE FROM defs WHERE def_hash NOT IN (SELECT def_hash FROM runs)", [])?;
     let free_after = pragma(&tx, "freelist_count")?;
-    let page_size = pragma(&tx, "page_size")?;
     tx.commit()?;
-    out.freed_bytes = free_after.saturating_sub(free_before) * page_size;
+    out.freed_bytes += free_after.saturating_sub(free_before) * page_size;
     // 2 = incremental. With `none` (the default) a VACUUM would rewrite the whole file:
     // too slow to do unasked.
     if pragma(conn, "auto_vacuum")? == 2 {

@@ -414,3 +414,27 @@ fn an_incremental_auto_vacuum_database_gives_the_pages_back_at_once() {
     assert!(pruned.returned_bytes > 0, "{pruned:?}");
     remaining_runs_are_intact(&history);
 }
+
+#[test]
+fn a_long_history_is_deleted_in_chunks_with_nothing_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    // 40 runs, more than two deletion chunks: 30 of one definition, then 10 of another.
+    let (old, new) = (pipeline("p", "t", 5), pipeline("p", "u", 5));
+    for i in 0..40 {
+        run(&history, if i < 30 { &old } else { &new });
+    }
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    assert_eq!(defs(&conn).len(), 2);
+
+    let pruned = history.prune(&keep(5)).unwrap();
+    assert_eq!(pruned.runs, (1..=35).collect::<Vec<RunId>>());
+    assert_eq!((pruned.remaining, pruned.defs), (5, 1), "{pruned:?}");
+    assert!(pruned.freed_bytes > 0, "{pruned:?}");
+    assert_eq!(ids(&history), [36, 37, 38, 39, 40]);
+    for id in 1..=35 {
+        assert_eq!(rows(&conn, id), [0; 4], "run {id} left rows behind");
+    }
+    assert_eq!(defs(&conn).len(), 1, "the first definition went with its last run");
+    remaining_runs_are_intact(&history);
+}
