@@ -98,7 +98,7 @@ impl DefRecord {
 
     /// The hash of the whole definition (hex SHA-256 of [`to_json`](Self::to_json)).
     pub fn hash(&self) -> String {
-        hex(&Sha256::digest(self.to_json().as_bytes()))
+        self.to_json_and_hash().1
     }
 
     /// [`to_json`](Self::to_json) and [`hash`](Self::hash), serializing once.

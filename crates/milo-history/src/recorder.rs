@@ -209,10 +209,7 @@ impl Recorder {
                 run: self.run_id,
                 pipeline: self.pipeline.clone(),
                 keep,
-                reason: match e {
-                    HistoryError::Sql(e) => e.to_string(),
-                    e => e.to_string(),
-                },
+                reason: e.to_string(),
             })?;
         }
         Ok(self.run_id)

@@ -106,8 +106,8 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         record: milo_history::RecordOptions {
             pipeline_file: Some(args.file.file.display().to_string()),
             resumed_from,
-            // 0 keeps every run.
-            keep_runs: Some(args.keep_runs).filter(|&n| n > 0),
+            // 0 keeps every run (the recorder's rule).
+            keep_runs: Some(args.keep_runs),
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

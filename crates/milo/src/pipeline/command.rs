@@ -5,8 +5,8 @@
 //! per phase up front was a measurable part of the cost of a short command); what it writes
 //! there is its result: `null` if nothing or nothing but blanks, the JSON value if it parses,
 //! else the text without its final newline. `MILO_INPUTS` is the path of a JSON object
-//! `{dependency: result}` of its direct dependencies (`null` for a skipped one). `MILO_PIPELINE`, `MILO_PHASE` and `MILO_ATTEMPT`
-//! name the run.
+//! `{dependency: result}` of its direct dependencies (`null` for a skipped one).
+//! `MILO_PIPELINE`, `MILO_PHASE` and `MILO_ATTEMPT` name the run.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,15 +34,19 @@ impl RunFiles {
         let dir = self.dir.get_or_init(|| {
             let mut builder = tempfile::Builder::new();
             builder.prefix("milo-run-");
-            let explicit = std::env::var_os("TMPDIR").filter(|d| !d.is_empty());
-            let ram = std::env::var_os("XDG_RUNTIME_DIR")
-                .filter(|_| explicit.is_none())
-                .map(PathBuf::from)
-                .into_iter()
-                .chain((explicit.is_none() && cfg!(target_os = "linux")).then(|| PathBuf::from("/dev/shm")))
-                .filter(|d| d.is_dir());
-            ram.filter_map(|base| builder.tempdir_in(base).ok())
-                .next()
+            // An explicit TMPDIR wins; else the first RAM-backed directory that takes it.
+            let ram: Vec<PathBuf> = if std::env::var_os("TMPDIR").is_some_and(|d| !d.is_empty()) {
+                Vec::new()
+            } else {
+                let linux_shm = cfg!(target_os = "linux").then(|| PathBuf::from("/dev/shm"));
+                std::env::var_os("XDG_RUNTIME_DIR")
+                    .map(PathBuf::from)
+                    .into_iter()
+                    .chain(linux_shm)
+                    .collect()
+            };
+            ram.iter()
+                .find_map(|base| builder.tempdir_in(base).ok())
                 .map_or_else(|| builder.tempdir(), Ok)
                 .map_err(|e| format!("could not create a temporary directory for the phases' results: {e}"))
         });

@@ -76,8 +76,8 @@ impl Pipeline {
 }
 
 /// The middleware of [`Pipeline::store`]: raises a timestamp that is earlier than the last one
-/// dispatched since the run's `@@PIPELINE_START`. Runs under the store's dispatch lock, so the relaxed atomic sees every earlier
-/// dispatch.
+/// dispatched since the run's `@@PIPELINE_START`. Runs under the store's dispatch lock, so
+/// the relaxed atomic sees every earlier dispatch.
 #[derive(Debug, Default)]
 struct MonotonicTimestamps {
     /// The bits of the latest timestamp so far (0.0 to start).
