@@ -140,3 +140,47 @@ run = 'echo "$SHARED $OVERRIDDEN $(basename "$PWD")"'
     std::fs::create_dir(t.path("work")).unwrap();
     t.run().code(0).stdout_line("[show] from-defaults phase work");
 }
+
+/// A phase that says whether `MILO_OUTPUT` exists when it starts, and writes the directory it
+/// is in to `where.txt`.
+const WHERE: &str = r#"
+name = "r"
+
+[[phase]]
+name = "a"
+run = 'if [ -e "$MILO_OUTPUT" ]; then echo exists; else echo absent; fi; dirname "$(dirname "$MILO_OUTPUT")" > where.txt'
+"#;
+
+#[test]
+fn milo_output_does_not_exist_until_the_command_writes_it() {
+    let t = Test::with(WHERE).args(["run", "--ui", "plain"]);
+    t.run().code(0).stdout_has("[a] absent");
+}
+
+#[test]
+fn result_files_go_in_tmpdir_when_set_else_on_a_ram_filesystem() {
+    let t = Test::with(WHERE)
+        .file("tmp/.keep", "")
+        .file("xdg/.keep", "")
+        .args(["run", "--ui", "plain"]);
+    let tmp = t.path("tmp");
+    let xdg = t.path("xdg");
+    let where_ = |t: &Test| std::path::PathBuf::from(t.read("where.txt").trim_end());
+
+    // An explicit TMPDIR wins over XDG_RUNTIME_DIR.
+    let t = t.env("TMPDIR", tmp.to_str()).env("XDG_RUNTIME_DIR", xdg.to_str());
+    t.run().code(0);
+    assert_eq!(where_(&t), tmp);
+
+    // Without TMPDIR: XDG_RUNTIME_DIR.
+    let t = t.env("TMPDIR", None);
+    t.run().code(0);
+    assert_eq!(where_(&t), xdg);
+
+    // Without either: /dev/shm, where there is one.
+    let t = t.env("XDG_RUNTIME_DIR", None);
+    t.run().code(0);
+    if std::path::Path::new("/dev/shm").is_dir() {
+        assert_eq!(where_(&t), std::path::Path::new("/dev/shm"));
+    }
+}

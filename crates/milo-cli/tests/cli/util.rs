@@ -15,6 +15,8 @@ pub const LIMIT: Duration = Duration::from_secs(120);
 pub struct Test {
     dir: TempDir,
     args: Vec<String>,
+    /// Environment changes for `milo`: set (`Some`) or removed (`None`).
+    env: Vec<(String, Option<String>)>,
 }
 
 impl Test {
@@ -26,6 +28,7 @@ impl Test {
                 .tempdir()
                 .expect("tempdir"),
             args: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -51,6 +54,12 @@ impl Test {
         S: Into<String>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets (`Some`) or removes (`None`) an environment variable for `milo`.
+    pub fn env(mut self, key: &str, value: Option<&str>) -> Self {
+        self.env.push((key.to_owned(), value.map(str::to_owned)));
         self
     }
 
@@ -92,6 +101,12 @@ impl Test {
             .env("COLUMNS", "80")
             .env_remove("RUST_LOG")
             .timeout(LIMIT);
+        for (key, value) in &self.env {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
         let start = Instant::now();
         let out = cmd.output().expect("run milo");
         Run {
