@@ -8,10 +8,9 @@
 
 mod common;
 
-use common::texts;
+use common::{marker, texts};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use milo::capture::Stream;
@@ -189,12 +188,6 @@ async fn pwd_is_the_one_the_shell_would_export() {
             assert_eq!(direct, format!("PWD={}", expected.display()), "{case}");
         }
     }
-}
-
-/// A `sleep` duration unique to this test run and call, so `pgrep -f` finds only our processes.
-fn marker() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("300.{}{:03}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Process ids and parent ids of live processes whose command line is `sleep <marker>`.

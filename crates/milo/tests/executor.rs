@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::{run, texts};
+use common::{marker, run, texts};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use milo::capture::{MAX_LINE_BYTES, Stream};
@@ -14,12 +13,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const GRACE: Duration = Duration::from_secs(10);
-
-/// A `sleep` duration unique to this test run and call, so `pgrep -f` finds only our processes.
-fn marker() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("300.{}{:03}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
 
 /// Live (non-zombie) processes whose command line contains `sleep <marker>`.
 fn running(marker: &str) -> Vec<String> {

@@ -1,6 +1,7 @@
 //! Helpers shared by the executor tests (`mod common;` in a test file).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use milo::capture::Stream;
@@ -23,4 +24,10 @@ pub fn texts(lines: &[(Stream, String)], stream: Stream) -> Vec<&str> {
         .filter(|(s, _)| *s == stream)
         .map(|(_, l)| l.as_str())
         .collect()
+}
+
+/// A `sleep` duration unique to this test run and call, so `pgrep -f` finds only our processes.
+pub fn marker() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("300.{}{:03}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
