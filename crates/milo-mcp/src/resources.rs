@@ -99,24 +99,13 @@ struct Graph<'a> {
     levels: Vec<Vec<&'a str>>,
 }
 
-/// Phase names level by level, in execution order within a level.
-pub(crate) fn levels(def: &PipelineDef) -> Vec<Vec<&str>> {
-    let depth = def.phases.iter().map(|p| p.level + 1).max().unwrap_or(0);
-    let mut levels: Vec<Vec<&str>> = vec![Vec::new(); depth];
-    for &i in def.order() {
-        let p = &def.phases[i];
-        levels[p.level].push(&p.name);
-    }
-    levels
-}
-
 /// The graph resource's JSON.
 pub(crate) fn graph_json(def: &PipelineDef) -> Value {
     json!(Graph {
         pipeline: &def.name,
         phases: &def.phases,
         execution_order: def.execution_order(),
-        levels: levels(def),
+        levels: def.levels(),
     })
 }
 

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::hub::Hub;
-use crate::resources::{TIMELINE_URI, levels, logs_json, timeline_json};
+use crate::resources::{TIMELINE_URI, logs_json, timeline_json};
 
 /// `run_pipeline`: start a run.
 pub const RUN_PIPELINE: &str = "run_pipeline";
@@ -176,7 +176,7 @@ fn execution_order(hub: &Hub) -> CallToolResult {
     CallToolResult::structured(json!({
         "pipeline": hub.pipeline().name(),
         "execution_order": def.execution_order(),
-        "levels": levels(def),
+        "levels": def.levels(),
     }))
 }
 

@@ -84,7 +84,7 @@ pub fn check(args: &FileArg) -> Result<u8, CliError> {
         p.name(),
         p.phases().len(),
         parallel,
-        p.def().phases.iter().map(|i| i.level + 1).max().unwrap_or(0)
+        p.def().levels().len()
     );
     write_stdout(msg.as_bytes())?;
     Ok(0)

@@ -94,6 +94,18 @@ impl PipelineDef {
     pub fn execution_order(&self) -> Vec<String> {
         self.order.iter().map(|&i| self.phases[i].name.to_string()).collect()
     }
+
+    /// Phase names level by level (a phase's level is one more than its deepest
+    /// dependency's), in execution order within a level.
+    pub fn levels(&self) -> Vec<Vec<&str>> {
+        let depth = self.phases.iter().map(|p| p.level + 1).max().unwrap_or(0);
+        let mut levels: Vec<Vec<&str>> = vec![Vec::new(); depth];
+        for &i in &self.order {
+            let p = &self.phases[i];
+            levels[p.level].push(&p.name);
+        }
+        levels
+    }
 }
 
 /// A named, validated set of phases. Cheap to clone.
