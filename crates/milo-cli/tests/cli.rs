@@ -30,3 +30,5 @@ mod run;
 mod signals;
 #[path = "cli/status.rs"]
 mod status;
+#[path = "cli/stop.rs"]
+mod stop;

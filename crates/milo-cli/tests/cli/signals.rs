@@ -15,7 +15,7 @@ use crate::util::Test;
 
 /// A `sleep` argument no other process on the machine has: `300.<pid><n>`, fixed-width so
 /// that no marker is a prefix of another.
-fn marker() -> String {
+pub(crate) fn marker() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
         "300.{:07}{:03}",
@@ -25,7 +25,7 @@ fn marker() -> String {
 }
 
 /// Polls `f` every 50ms until it is true or `limit` passes.
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     loop {
         if f() {
@@ -39,13 +39,13 @@ fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// A `milo run --ui plain` started in the background, its output going to files.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     dir: std::path::PathBuf,
 }
 
 impl Running {
-    fn start(t: &Test, extra: &[&str]) -> Self {
+    pub(crate) fn start(t: &Test, extra: &[&str]) -> Self {
         let out = File::create(t.path("stdout.txt")).unwrap();
         let err = File::create(t.path("stderr.txt")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_milo"))
@@ -63,12 +63,12 @@ impl Running {
         }
     }
 
-    fn signal(&self, s: Signal) {
+    pub(crate) fn signal(&self, s: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), s).expect("kill");
     }
 
     /// Waits (generously) for milo to exit and returns its status code.
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
+    pub(crate) fn wait(&mut self, limit: Duration) -> Option<i32> {
         let mut code = None;
         let exited = wait_for(limit, || match self.child.try_wait() {
             Ok(Some(status)) => {
@@ -81,7 +81,7 @@ impl Running {
         code
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         let read = |f: &str| std::fs::read_to_string(Path::new(&self.dir).join(f)).unwrap_or_default();
         format!(
             "--- stdout ---\n{}--- stderr ---\n{}",
@@ -90,7 +90,7 @@ impl Running {
         )
     }
 
-    fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         std::fs::read_to_string(self.dir.join("stdout.txt")).unwrap_or_default()
     }
 }

@@ -4,7 +4,10 @@
 //! Each phase starts as soon as all its dependencies have completed or been skipped (not in
 //! waves). Parallel phases run as forked child sagas, at most `jobs` at once; a phase with
 //! `parallel = false` runs alone, called directly by the scheduler once nothing else runs, and
-//! nothing starts while it runs. When the best ready phase (by execution order) is
+//! nothing starts while it runs. A stop (interrupt, `q`, `cancel_pipeline`, fail-fast, a
+//! failure under the stop policy) is heard between any two starts, and an attempt whose token
+//! is already cancelled does not start: no phase starts after a stop, and those that never
+//! started stay pending. When the best ready phase (by execution order) is
 //! non-parallel, nothing new starts until the running phases drain, so it cannot starve.
 //! A retry's wait is a forked delay that holds no `jobs` slot.
 
@@ -282,7 +285,15 @@ where
 
     /// Starts every phase that may start now.
     async fn start_ready(&mut self) -> SagaResult<()> {
-        while !self.stopping {
+        loop {
+            // A stop is heard between any two starts, also after a non-parallel phase that
+            // ran here, inline (the stop token is cancelled before its signal is delivered).
+            if self.options.stop.is_cancelled() && !self.interrupted {
+                self.interrupt()?;
+            }
+            if self.stopping {
+                break;
+            }
             let Some(&Reverse(rank)) = self.ready.peek() else { break };
             let i = self.p.def.order()[rank];
             if let Some((json, run)) = self.options.reuse.get(&*self.p.def.phases[i].name) {
@@ -485,8 +496,11 @@ impl Job {
             }
         };
         {
+            // Under the lock a failure is put with, so no start follows a failure; and never
+            // once the run is stopping (the token is cancelled before the scheduler hears of
+            // it, by an interrupt, fail-fast, `q` or `cancel_pipeline`).
             let failed = self.failed.lock();
-            if *failed {
+            if *failed || self.ctx.cancel.is_cancelled() {
                 return Outcome::NotStarted;
             }
             put(
