@@ -114,10 +114,10 @@ struct Scheduler<S, A> {
     stopping: bool,
     interrupted: bool,
     failure: Option<String>,
-    /// Set, under its lock, when a phase fails under the stop policy. An attempt is put as
-    /// started only under the same lock and while it is unset, so that no `@@PHASE_START`
-    /// follows a `@@PHASE_FAILED` (a parallel attempt forked just before the scheduler heard
-    /// of the failure then does not start at all).
+    /// Set, under its lock, when a phase fails under the stop policy. A first attempt is put
+    /// as started only under the same lock and while it is unset, so that no phase starts
+    /// after a `@@PHASE_FAILED` (a parallel attempt forked just before the scheduler heard of
+    /// the failure then does not start at all); retries of started phases still run.
     failed: Arc<Mutex<bool>>,
     /// Where command phases exchange results; removed with the run.
     files: Arc<RunFiles>,
@@ -201,7 +201,10 @@ where
                         // Its wait was already cancelled (and the phase with it).
                         continue;
                     }
-                    if self.run_token.is_cancelled() || self.stopping {
+                    // A phase waiting to retry has started: after a failure under the stop
+                    // policy it finishes its attempts like a running phase; only a
+                    // cancellation (interrupt, fail-fast) ends it here.
+                    if self.run_token.is_cancelled() || self.interrupted {
                         self.put(PipelineAction::PhaseCancelled {
                             name: self.name(i),
                             timestamp: self.now(),
@@ -291,11 +294,17 @@ where
             if self.options.stop.is_cancelled() && !self.interrupted {
                 self.interrupt()?;
             }
-            if self.stopping {
+            if self.interrupted || self.run_token.is_cancelled() {
                 break;
             }
             let Some(&Reverse(rank)) = self.ready.peek() else { break };
             let i = self.p.def.order()[rank];
+            if self.stopping && self.attempt[i] == 0 {
+                // After a failure only retries of phases that had started run; the phases
+                // that had not started stay pending.
+                self.ready.pop();
+                continue;
+            }
             if let Some((json, run)) = self.options.reuse.get(&*self.p.def.phases[i].name) {
                 self.ready.pop();
                 let (json, run) = (json.clone(), run.clone());
@@ -415,10 +424,10 @@ where
                 }
                 self.stopping = true;
                 if self.p.fail_fast {
+                    // Fail-fast cancels running work, phases waiting to retry included.
                     self.run_token.cancel();
+                    self.cancel_retry_waits()?;
                 }
-                // No attempt starts after a failure: a phase waiting to retry is cancelled.
-                self.cancel_retry_waits()?;
             }
             Outcome::NotStarted => {
                 // A first attempt stays pending; a phase that was waiting to retry is cancelled.
@@ -500,7 +509,7 @@ impl Job {
             // once the run is stopping (the token is cancelled before the scheduler hears of
             // it, by an interrupt, fail-fast, `q` or `cancel_pipeline`).
             let failed = self.failed.lock();
-            if *failed || self.ctx.cancel.is_cancelled() {
+            if (*failed && attempt == 1) || self.ctx.cancel.is_cancelled() {
                 return Outcome::NotStarted;
             }
             put(
