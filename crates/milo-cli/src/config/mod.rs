@@ -216,7 +216,9 @@ impl PipelineFile {
             report = report.at(file.snippet(span));
         }
         if let PipelineError::Cycle { path } = err {
-            for pair in path.windows(2).skip(1) {
+            // The steps the message shows (all of a short cycle, both ends of a long one).
+            for k in milo::pipeline::shown_cycle_steps(path).skip(1) {
+                let pair = &path[k..k + 2];
                 if let Some(span) = self.dependency_span(&pair[0], &pair[1]) {
                     report = report.also(
                         file.snippet(span)

@@ -134,3 +134,21 @@ fn errors_name_the_file_as_given() {
         .code(2)
         .stderr_has("--> ci/pipeline.toml:4:7");
 }
+
+/// A ring of 50,000 phases: the cycle is found in linear time and reported in a few lines
+/// (its first and last steps), not one line per phase (this took minutes and megabytes).
+#[test]
+fn a_huge_cycle_is_found_quickly_and_shown_bounded() {
+    let n = 50_000;
+    let mut toml = String::from("name = \"ring\"\n");
+    for i in 0..n {
+        toml.push_str(&format!("[[phase]]\nname = \"p{i}\"\nrun = \"true\"\ndepends_on = [\"p{}\"]\n", (i + 1) % n));
+    }
+    let run = Test::with(&toml).args(["check"]).run();
+    run.code(2)
+        .stderr_has("p0 → p1 → p2")
+        .stderr_has("(49986 more phases, 50000 in the cycle)")
+        .stderr_has("p49999 → p0");
+    assert!(run.elapsed < std::time::Duration::from_secs(30), "{:?}", run.elapsed);
+    assert!(run.stderr.len() < 8_000, "{} bytes of error", run.stderr.len());
+}

@@ -471,6 +471,25 @@ mod tests {
     }
 
     #[test]
+    fn a_long_cycle_is_shown_with_its_first_and_last_steps() {
+        let n = 100_000;
+        let phases = (0..n).map(|i| noop(&format!("p{i}")).depends_on([format!("p{}", (i + 1) % n)]));
+        let err = Pipeline::new("ring", phases).unwrap_err();
+        let PipelineError::Cycle { path } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(path.len(), n + 1);
+        let message = err.to_string();
+        assert!(message.len() < 400, "{message}");
+        assert!(
+            message.contains("p0 → p1 → p2 → p3 → p4 → p5 → p6 → p7 → p8 → p9 → p10 → … (99986 more phases, 100000 in the cycle) … → p99997 → p99998 → p99999 → p0"),
+            "{message}"
+        );
+        let shown: Vec<usize> = crate::pipeline::shown_cycle_steps(path).collect();
+        assert_eq!(shown, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 99997, 99998, 99999]);
+    }
+
+    #[test]
     fn a_million_phase_chain_validates_without_overflowing_the_stack() {
         let n = 1_000_000;
         let phases = (0..n).map(|i| {

@@ -24,7 +24,7 @@ mod tracing_capture;
 pub use action::PipelineAction;
 pub use command::parse_result;
 pub use detail::{DetailReducer, Key, PipelineViewState, ViewAction, ViewEvent, make_detail_reducer};
-pub use error::PipelineError;
+pub use error::{PipelineError, shown_cycle_steps};
 pub use eta::Eta;
 pub use graph::{DEFAULT_GRACE, PhaseInfo, Pipeline, PipelineDef};
 pub use log_ring::LogRing;
