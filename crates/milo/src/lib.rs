@@ -41,6 +41,7 @@
 //! ```
 
 pub mod action;
+pub mod bounded_read;
 pub mod capture;
 pub mod executor;
 pub mod pipeline;

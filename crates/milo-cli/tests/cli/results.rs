@@ -184,3 +184,72 @@ fn result_files_go_in_tmpdir_when_set_else_on_a_ram_filesystem() {
         assert_eq!(where_(&t), std::path::Path::new("/dev/shm"));
     }
 }
+
+/// A phase cannot make milo read something other than a regular file: a FIFO (which would
+/// block forever) or a link to /dev/zero (which would stream until memory runs out) fails the
+/// phase with a clear error, at once.
+#[test]
+fn a_result_that_is_not_a_regular_file_fails_the_phase() {
+    for (run, says) in [
+        ("mkfifo $MILO_OUTPUT", "is a FIFO, not a regular file"),
+        ("ln -s /dev/zero $MILO_OUTPUT", "is a symbolic link"),
+        ("mkdir $MILO_OUTPUT", "is a directory"),
+    ] {
+        let t = Test::with(&format!("name = \"x\"\n[[phase]]\nname = \"sly\"\nrun = \"{run}\"\n"))
+            .args(["run", "--ui", "plain"]);
+        let r = t.run();
+        r.code(1).stdout_has("its result (MILO_OUTPUT) was not read").stdout_has(says);
+        assert!(r.elapsed < std::time::Duration::from_secs(30), "{}", r.report());
+    }
+}
+
+#[test]
+fn a_result_over_the_limit_fails_the_phase() {
+    let t = Test::with(
+        "name = \"x\"\n[[phase]]\nname = \"big\"\nrun = \"head -c 17000000 /dev/zero > $MILO_OUTPUT\"\n",
+    )
+    .args(["run", "--ui", "plain"]);
+    t.run()
+        .code(1)
+        .stdout_has("is larger than the limit of 16 MiB")
+        .stdout_has("max_result_size");
+}
+
+/// Each phase reads its own inputs file: one that writes to its `MILO_INPUTS` changes nothing
+/// another phase reads. The files are the owner's only.
+#[test]
+fn phases_cannot_change_each_others_inputs() {
+    let t = Test::with(
+        r#"
+name = "x"
+[[phase]]
+name = "vandal"
+run = "chmod u+w $MILO_INPUTS; echo '{\"forged\": 1}' > $MILO_INPUTS; stat -c %a $(dirname $MILO_OUTPUT) > dir-mode"
+[[phase]]
+name = "victim"
+run = "cat $MILO_INPUTS > seen.json; stat -c %a $MILO_INPUTS > inputs-mode"
+"#,
+    )
+    .args(["run", "--ui", "plain"]);
+    t.run().code(0);
+    assert_eq!(t.json("seen.json"), serde_json::json!({}));
+    assert_eq!(t.read("inputs-mode").trim(), "400");
+    assert_eq!(t.read("dir-mode").trim(), "700");
+}
+
+/// `-f` must name a regular file (a link to one is fine): a FIFO or a device is refused at
+/// once rather than hanging or filling memory.
+#[test]
+fn the_pipeline_file_must_be_a_regular_file() {
+    let t = Test::empty().file("real.toml", "name = \"x\"\n[[phase]]\nname = \"a\"\nrun = \"true\"\n");
+    nix::unistd::mkfifo(&t.path("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", t.path("zero")).unwrap();
+    std::os::unix::fs::symlink("real.toml", t.path("link.toml")).unwrap();
+    let t = t.args(["check", "-f", "fifo"]);
+    let r = t.run();
+    r.code(2).stderr_has("is a FIFO, not a regular file");
+    assert!(r.elapsed < std::time::Duration::from_secs(30));
+    let t = t.then(["check", "-f", "zero"]);
+    t.run().code(2).stderr_has("is a character device");
+    t.then(["check", "-f", "link.toml"]).run().code(0);
+}

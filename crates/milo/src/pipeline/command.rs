@@ -5,7 +5,9 @@
 //! per phase up front was a measurable part of the cost of a short command); what it writes
 //! there is its result: `null` if nothing or nothing but blanks, the JSON value if it parses,
 //! else the text without its final newline. `MILO_INPUTS` is the path of a JSON object
-//! `{dependency: result}` of its direct dependencies (`null` for a skipped one).
+//! `{dependency: result}` of its direct dependencies (`null` for a skipped one), its own
+//! read-only file. A result must be a regular file of at most the pipeline's
+//! `max_result_size` (16 MiB by default); anything else fails the phase.
 //! `MILO_PIPELINE`, `MILO_PHASE` and `MILO_ATTEMPT` name the run.
 
 use std::path::{Path, PathBuf};
@@ -14,26 +16,44 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::phase::{CommandPhase, PhaseContext, PhaseOutput};
+use crate::bounded_read::{BoundedReadError, Links, read_regular};
 use crate::executor::{CommandError, CommandSpec, Executor, run_command};
 use crate::saga::{SagaError, SagaResult};
 
 /// The files a run's command phases exchange results through: one temporary directory per
-/// run, created on first use and removed with the run. It goes in `$TMPDIR` when that is set;
-/// else on a RAM-backed filesystem when one is at hand — `$XDG_RUNTIME_DIR`, else `/dev/shm` —
-/// because creating and deleting two small files per phase on a disk filesystem (ext4's inode
-/// allocation) was a third of milo's own cost per command phase; else in `/tmp`.
-#[derive(Debug, Default)]
+/// run (mode 0700), created on first use and removed with the run. It goes in `$TMPDIR` when
+/// that is set; else on a RAM-backed filesystem when one is at hand — `$XDG_RUNTIME_DIR`, else
+/// `/dev/shm` — because creating and deleting two small files per phase on a disk filesystem
+/// (ext4's inode allocation) was a third of milo's own cost per command phase; else in `/tmp`.
+///
+/// Every attempt gets its own inputs file, written 0400 (a phase that writes to its
+/// `MILO_INPUTS` cannot change what another phase reads), and its own result path.
+#[derive(Debug)]
 pub(crate) struct RunFiles {
     dir: OnceLock<Result<tempfile::TempDir, String>>,
-    no_inputs: OnceLock<Result<PathBuf, String>>,
     next: AtomicU64,
+    /// The largest result read back, in bytes.
+    limit: u64,
 }
 
 impl RunFiles {
+    pub(crate) fn new(limit: u64) -> Self {
+        Self {
+            dir: OnceLock::new(),
+            next: AtomicU64::new(0),
+            limit,
+        }
+    }
+
     fn dir(&self) -> SagaResult<&Path> {
         let dir = self.dir.get_or_init(|| {
             let mut builder = tempfile::Builder::new();
             builder.prefix("milo-run-");
+            // Owner only, whatever the umask: results and inputs are nobody else's business.
+            {
+                use std::os::unix::fs::PermissionsExt;
+                builder.permissions(std::fs::Permissions::from_mode(0o700));
+            }
             // An explicit TMPDIR wins; else the first RAM-backed directory that takes it.
             let ram: Vec<PathBuf> = if std::env::var_os("TMPDIR").is_some_and(|d| !d.is_empty()) {
                 Vec::new()
@@ -59,16 +79,19 @@ impl RunFiles {
         let dir = self.dir()?;
         Ok((dir.join(format!("{n}.out")), dir.join(format!("{n}.in.json"))))
     }
+}
 
-    /// The shared `{}` inputs file of phases without dependencies.
-    fn no_inputs(&self) -> SagaResult<PathBuf> {
-        let path = self.no_inputs.get_or_init(|| {
-            let path = self.dir().map_err(|e| e.to_string())?.join("no-inputs.json");
-            std::fs::write(&path, b"{}").map_err(|e| format!("could not write {}: {e}", path.display()))?;
-            Ok(path)
-        });
-        path.clone().map_err(SagaError::msg)
-    }
+/// Writes `bytes` to a new file at `path`, readable by its owner only (0400).
+fn write_inputs(path: &Path, bytes: &[u8]) -> SagaResult<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| SagaError::msg(format!("could not write {}: {e}", path.display())))
 }
 
 pub(crate) async fn run_command_phase(
@@ -78,20 +101,11 @@ pub(crate) async fn run_command_phase(
     grace: Duration,
 ) -> SagaResult<PhaseOutput> {
     let files = ctx.files.clone();
-    let (output_path, own_inputs) = files.pair()?;
-    let write = |path: &Path, bytes: &[u8]| {
-        std::fs::write(path, bytes).map_err(|e| SagaError::msg(format!("could not write {}: {e}", path.display())))
-    };
-    let own = !ctx.inputs.is_empty();
-    let inputs_path = if !own {
-        files.no_inputs()?
-    } else {
-        write(
-            &own_inputs,
-            &serde_json::to_vec(&ctx.inputs_json()).map_err(SagaError::msg)?,
-        )?;
-        own_inputs.clone()
-    };
+    let (output_path, inputs_path) = files.pair()?;
+    write_inputs(
+        &inputs_path,
+        &serde_json::to_vec(&ctx.inputs_json()).map_err(SagaError::msg)?,
+    )?;
     let mut spec = CommandSpec::new(command.run.clone()).capture(ctx.capture);
     spec.cwd = command.cwd.clone();
     spec.env = command.env.clone();
@@ -105,30 +119,53 @@ pub(crate) async fn run_command_phase(
     let sink = ctx.sink.clone();
     let on_line = move |stream, line| sink(stream, line);
     let outcome = run_command(&*executor, &spec, &on_line, &ctx.cancel, grace).await;
-    let bytes = read_result(&output_path).await;
-    if bytes.is_some() {
-        let _ = std::fs::remove_file(&output_path);
-    }
-    if own {
-        let _ = std::fs::remove_file(&own_inputs);
-    }
-    let bytes = bytes.unwrap_or_default();
+    let read = read_result(&output_path, files.limit).await;
+    let _ = std::fs::remove_file(&output_path);
+    let _ = std::fs::remove_file(&inputs_path);
     match outcome {
-        Ok(()) => Ok(PhaseOutput::json(parse_result(&bytes))),
+        Ok(()) => match read {
+            Ok(bytes) => Ok(PhaseOutput::json(parse_result(&bytes.unwrap_or_default()))),
+            Err(e) => Err(SagaError::Failed(format!(
+                "its result (MILO_OUTPUT) was not read: {e}{}",
+                match e {
+                    BoundedReadError::TooLarge { .. } => {
+                        "; write less, or raise the pipeline's `max_result_size`"
+                    }
+                    _ => "",
+                }
+            ))),
+        },
         Err(CommandError::Cancelled) => Err(SagaError::Cancelled),
         Err(e) => Err(SagaError::Failed(e.to_string())),
     }
 }
 
-/// What a command wrote to `MILO_OUTPUT`; `None` if it did not create the file. A small file —
-/// the usual case — is read right here: handing it to the blocking pool would cost two thread
-/// wake-ups per phase; a large one is read there, so the runtime's worker is not held up.
-async fn read_result(path: &Path) -> Option<Vec<u8>> {
+/// What a command wrote to `MILO_OUTPUT`; `None` if it did not create the file. Only a regular
+/// file is read (not a FIFO, a device or a symbolic link, which could hang milo or point it
+/// anywhere), and at most `limit` bytes. A small file — the usual case — is read right here:
+/// handing it to the blocking pool would cost two thread wake-ups per phase; a large one is
+/// read there, so the runtime's worker is not held up.
+async fn read_result(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, BoundedReadError> {
     const INLINE: u64 = 64 * 1024;
-    match std::fs::metadata(path) {
-        Ok(m) if m.len() <= INLINE => Some(std::fs::read(path).unwrap_or_default()),
-        Ok(_) => Some(tokio::fs::read(path).await.unwrap_or_default()),
-        Err(_) => None,
+    let read = move |path: &Path| match read_regular(path, limit, Links::Refuse) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(BoundedReadError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    };
+    match std::fs::symlink_metadata(path) {
+        Err(_) => Ok(None),
+        Ok(m) if m.len() <= INLINE || !m.is_file() => read(path),
+        Ok(_) => {
+            let owned = path.to_owned();
+            tokio::task::spawn_blocking(move || read(&owned))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(BoundedReadError::Io {
+                        path: path.display().to_string(),
+                        source: std::io::Error::other(e),
+                    })
+                })
+        }
     }
 }
 

@@ -131,6 +131,7 @@ pub struct Pipeline {
     pub(crate) fail_fast: bool,
     pub(crate) jobs: Option<usize>,
     pub(crate) grace: Duration,
+    pub(crate) result_limit: u64,
     pub(crate) executor: Arc<dyn Executor>,
 }
 
@@ -161,6 +162,7 @@ impl Pipeline {
             fail_fast: false,
             jobs: None,
             grace: DEFAULT_GRACE,
+            result_limit: crate::bounded_read::DEFAULT_RESULT_LIMIT,
             executor: Arc::new(LocalExecutor),
         })
     }
@@ -187,6 +189,13 @@ impl Pipeline {
     /// How long cancelled commands get between SIGTERM and SIGKILL (default 5 s).
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// The largest result a command phase may write to `MILO_OUTPUT`, in bytes (default
+    /// 16 MiB); a larger one fails the phase.
+    pub fn max_result_size(mut self, bytes: u64) -> Self {
+        self.result_limit = bytes;
         self
     }
 

@@ -136,7 +136,7 @@ where
         let jobs = p.job_limit();
         let waiting = p.def.phases.iter().map(|i| i.deps.len()).collect();
         Self {
-            files: Arc::new(RunFiles::default()),
+            files: Arc::new(RunFiles::new(p.result_limit)),
             p,
             cx,
             options,
