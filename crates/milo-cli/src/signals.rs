@@ -1,9 +1,7 @@
 //! Ctrl-C, SIGTERM and SIGHUP during a run: the first asks the run to stop (running phases'
-//! process groups get SIGTERM, then SIGKILL after the grace period); a second Ctrl-C kills
-//! every phase's process group at once.
+//! processes get SIGTERM, then SIGKILL after the grace period); a second Ctrl-C kills every
+//! process the phases started at once, wherever it went.
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::{Pid, getpid};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -31,14 +29,8 @@ pub async fn watch(stop: CancellationToken, done: CancellationToken) {
     }
 }
 
-/// SIGKILLs the process group of every direct child of milo (each command phase leads its own
-/// group).
+/// SIGKILLs everything the phases started: every descendant of milo (escaped ones are
+/// re-parented to it, a subreaper) and every phase cgroup.
 pub fn kill_phase_groups() {
-    let me = getpid().as_raw();
-    let Some(processes) = milo::executor::procfs::processes() else {
-        return;
-    };
-    for p in processes.filter(|p| p.ppid == me && p.pgrp == p.pid) {
-        let _ = killpg(Pid::from_raw(p.pid), Signal::SIGKILL);
-    }
+    milo::executor::contain::kill_descendants();
 }

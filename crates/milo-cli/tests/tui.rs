@@ -478,3 +478,15 @@ fn a_pipeline_that_ends_leaves_the_tui_open_until_q() {
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("tuidemo completed in"), "{screen}");
 }
+
+/// A phase that reads the terminal fails at once: it has no controlling terminal (its own
+/// session), where it used to be stopped by SIGTTIN and shown running forever.
+#[test]
+fn a_phase_reading_the_terminal_fails_at_once() {
+    let mut tui = Tui::start("name = \"tty\"\n[[phase]]\nname = \"ask\"\nrun = \"read pw < /dev/tty\"\n");
+    tui.wait_for("the pipeline to fail", |rows| {
+        rows.first().is_some_and(|h| h.contains("tty failed")).then_some(())
+    });
+    tui.press("q");
+    assert_eq!(tui.exit_code(), 1);
+}

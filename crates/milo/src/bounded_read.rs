@@ -163,7 +163,10 @@ mod tests {
         ));
         let link = dir.path().join("zero");
         std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
-        assert!(matches!(read_regular(&link, 10, Links::Refuse), Err(BoundedReadError::Symlink { .. })));
+        assert!(matches!(
+            read_regular(&link, 10, Links::Refuse),
+            Err(BoundedReadError::Symlink { .. })
+        ));
         assert!(matches!(
             read_regular(&link, 10, Links::Follow),
             Err(BoundedReadError::NotRegular {

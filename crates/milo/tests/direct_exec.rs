@@ -299,7 +299,7 @@ async fn a_program_killed_by_a_signal_is_reported_as_killed_by_it() {
 fn env_lines(lines: &[(Stream, String)]) -> Vec<String> {
     let mut env: Vec<String> = texts(lines, Stream::Stdout)
         .into_iter()
-        .filter(|l| !l.starts_with("_=") && !l.starts_with("SHLVL="))
+        .filter(|l| !l.starts_with("_=") && !l.starts_with("SHLVL=") && !l.starts_with("MILO_JOB="))
         .map(str::to_owned)
         .collect();
     env.sort();

@@ -16,13 +16,13 @@ use crate::error::CliError;
 /// Runs the command and returns its exit status.
 pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => contained(|| run::run(args)),
         Command::Order(args) => inspect::order(&args),
         Command::Phases(args) => inspect::phases(&args),
         Command::Check(args) => inspect::check(&args),
         Command::Graph(args) => inspect::graph(&args),
         Command::Init(args) => init::init(&args),
-        Command::Mcp(args) => mcp::serve(&args),
+        Command::Mcp(args) => contained(|| mcp::serve(&args)),
         Command::History(args) => history::history(&args),
         Command::Show(args) => history::show(&args),
         Command::Logs(args) => history::logs(&args),
@@ -35,6 +35,20 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
             Ok(0)
         }
     }
+}
+
+/// Runs `f` (a command that runs phases) with every phase process contained: milo becomes a
+/// child subreaper, sweeps what a killed milo left behind, and on the way out stops whatever is
+/// left of the phases and removes their cgroups (see `milo::executor::contain`).
+fn contained(f: impl FnOnce() -> Result<u8, CliError>) -> Result<u8, CliError> {
+    use milo::executor::contain;
+    if let Err(e) = contain::become_subreaper() {
+        tracing::warn!("could not become a child subreaper ({e}); processes that escape a phase may outlive it");
+    }
+    contain::sweep_stale(&milo::pipeline::result_dir_bases());
+    let result = f();
+    contain::shutdown();
+    result
 }
 
 /// Writes `bytes` to stdout; a closed pipe (e.g. `milo order | head -1`) is not an error.

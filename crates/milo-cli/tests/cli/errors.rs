@@ -142,7 +142,10 @@ fn a_huge_cycle_is_found_quickly_and_shown_bounded() {
     let n = 50_000;
     let mut toml = String::from("name = \"ring\"\n");
     for i in 0..n {
-        toml.push_str(&format!("[[phase]]\nname = \"p{i}\"\nrun = \"true\"\ndepends_on = [\"p{}\"]\n", (i + 1) % n));
+        toml.push_str(&format!(
+            "[[phase]]\nname = \"p{i}\"\nrun = \"true\"\ndepends_on = [\"p{}\"]\n",
+            (i + 1) % n
+        ));
     }
     let run = Test::with(&toml).args(["check"]).run();
     run.code(2)

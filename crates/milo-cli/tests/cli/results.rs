@@ -198,17 +198,18 @@ fn a_result_that_is_not_a_regular_file_fails_the_phase() {
         let t = Test::with(&format!("name = \"x\"\n[[phase]]\nname = \"sly\"\nrun = \"{run}\"\n"))
             .args(["run", "--ui", "plain"]);
         let r = t.run();
-        r.code(1).stdout_has("its result (MILO_OUTPUT) was not read").stdout_has(says);
+        r.code(1)
+            .stdout_has("its result (MILO_OUTPUT) was not read")
+            .stdout_has(says);
         assert!(r.elapsed < std::time::Duration::from_secs(30), "{}", r.report());
     }
 }
 
 #[test]
 fn a_result_over_the_limit_fails_the_phase() {
-    let t = Test::with(
-        "name = \"x\"\n[[phase]]\nname = \"big\"\nrun = \"head -c 17000000 /dev/zero > $MILO_OUTPUT\"\n",
-    )
-    .args(["run", "--ui", "plain"]);
+    let t =
+        Test::with("name = \"x\"\n[[phase]]\nname = \"big\"\nrun = \"head -c 17000000 /dev/zero > $MILO_OUTPUT\"\n")
+            .args(["run", "--ui", "plain"]);
     t.run()
         .code(1)
         .stdout_has("is larger than the limit of 16 MiB")

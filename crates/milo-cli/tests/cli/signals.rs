@@ -46,12 +46,18 @@ pub(crate) struct Running {
 
 impl Running {
     pub(crate) fn start(t: &Test, extra: &[&str]) -> Self {
+        Self::start_env(t, extra, &[])
+    }
+
+    /// [`start`](Self::start) with environment variables set for milo.
+    pub(crate) fn start_env(t: &Test, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let out = File::create(t.path("stdout.txt")).unwrap();
         let err = File::create(t.path("stderr.txt")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_milo"))
             .current_dir(t.dir())
             .args(["run", "--ui", "plain"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

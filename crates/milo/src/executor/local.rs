@@ -1,5 +1,5 @@
 //! [`LocalExecutor`]: commands as local processes — through `sh -c`, or exec'd directly when
-//! they need no shell — each in its own process group.
+//! they need no shell — each in its own [container](super::contain) (session, group, cgroup).
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
-use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use super::argv;
+use super::contain::{self, Container};
 use super::{CommandError, CommandSpec, Executor, ExitFuture, ExitOutcome, GroupSignal, Launched, OutputReader};
 
 /// Runs commands as local processes, through `sh -c "<command>"` — or, when the command is
@@ -85,9 +85,11 @@ impl Executor for LocalExecutor {
             }
         }
 
-        let direct_cmd = argv::simple_argv(&spec.command).and_then(|words| direct_command(spec, &words, cwd_id));
+        let mut container = Container::new();
+        let direct_cmd =
+            argv::simple_argv(&spec.command).and_then(|words| direct_command(spec, &words, cwd_id, &container));
         let started = match direct_cmd {
-            Some(mut cmd) => match cmd.spawn() {
+            Some(mut cmd) => match spawn(&mut cmd) {
                 Ok(child) => {
                     tracing::trace!(command = %spec.command, "started the program directly, without a shell");
                     Some(child)
@@ -108,7 +110,7 @@ impl Executor for LocalExecutor {
         };
         let mut child = match started {
             Some(child) => child,
-            None => shell_command(spec).spawn().map_err(|e| {
+            None => spawn(&mut shell_command(spec, &container)).map_err(|e| {
                 let reason = match (e.kind(), &spec.cwd) {
                     (io::ErrorKind::NotFound, _) => {
                         format!("`sh` was not found ({e}); make sure a POSIX shell is on PATH")
@@ -126,25 +128,45 @@ impl Executor for LocalExecutor {
             ));
         };
         tracing::debug!(pid, command = %spec.command, "started command");
+        container.started(Pid::from_raw(pid));
         let stdout = child.stdout.take().map(|r| Box::new(r) as OutputReader);
         let stderr = child.stderr.take().map(|r| Box::new(r) as OutputReader);
         Ok(Box::new(LocalLaunched {
-            pgid: Pid::from_raw(pid),
+            pid,
+            container,
             child: Some(child),
             stdout,
             stderr,
-            gone: false,
         }))
     }
 }
 
-/// `program` set up to run as `spec` says: leading a new process group, stdin `/dev/null`,
-/// `spec`'s environment and working directory, output piped or passed through.
-fn command(program: impl AsRef<OsStr>, spec: &CommandSpec) -> Command {
+/// Spawns `cmd`, recording the child as the executor's own (see [`contain`]).
+fn spawn(cmd: &mut Command) -> io::Result<Child> {
+    contain::spawn_registered(|| {
+        let child = cmd.spawn()?;
+        let pid = child.id();
+        Ok((child, pid))
+    })
+}
+
+/// `program` set up to run as `spec` says: in its container (a new session, so leading a new
+/// process group with no controlling terminal; killed if milo dies; in its cgroup), stdin
+/// `/dev/null`, `spec`'s environment and working directory, output piped or passed through.
+fn command(program: impl AsRef<OsStr>, spec: &CommandSpec, container: &Container) -> Command {
     let mut cmd = Command::new(program);
-    cmd.process_group(0)
-        .stdin(Stdio::null())
-        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    let (marker, value) = container.marker();
+    cmd.stdin(Stdio::null())
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env(marker, value);
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec. It makes only async-signal-safe
+    // system calls (write, setsid, prctl, getpid) on values prepared before the fork, does not
+    // allocate, and touches no lock: so it cannot deadlock or corrupt state another thread of
+    // the parent held at the fork.
+    unsafe {
+        cmd.pre_exec(container.child_setup());
+    }
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
@@ -157,7 +179,7 @@ fn command(program: impl AsRef<OsStr>, spec: &CommandSpec) -> Command {
 }
 
 /// `sh -c "<command>"`.
-fn shell_command(spec: &CommandSpec) -> Command {
+fn shell_command(spec: &CommandSpec, container: &Container) -> Command {
     // `sh` is looked up on PATH once, not by every spawn (which tries each PATH entry in
     // turn); a phase that sets its own PATH gets the lookup done against that PATH.
     let shell = if spec.env.iter().any(|(k, _)| k == "PATH") {
@@ -165,14 +187,19 @@ fn shell_command(spec: &CommandSpec) -> Command {
     } else {
         shell_path()
     };
-    let mut cmd = command(shell, spec);
+    let mut cmd = command(shell, spec, container);
     cmd.arg("-c").arg(&spec.command);
     cmd
 }
 
 /// The program `words[0]` with arguments `words[1..]`, set up to behave as `sh -c` would run
 /// it; `None` when that cannot be vouched for (the shell then runs it).
-fn direct_command(spec: &CommandSpec, words: &[&str], cwd_id: Option<(u64, u64)>) -> Option<Command> {
+fn direct_command(
+    spec: &CommandSpec,
+    words: &[&str],
+    cwd_id: Option<(u64, u64)>,
+    container: &Container,
+) -> Option<Command> {
     let (&program, args) = words.split_first()?;
     if !program.contains('/') && !spec.env.iter().any(|(k, _)| k == "PATH") && std::env::var_os("PATH").is_none() {
         // No PATH at all: the shell searches its own default one, `execvp` another.
@@ -188,7 +215,7 @@ fn direct_command(spec: &CommandSpec, words: &[&str], cwd_id: Option<(u64, u64)>
         return None;
     }
     let pwd = shell_pwd(spec, cwd_id).ok()?;
-    let mut cmd = command(program, spec);
+    let mut cmd = command(program, spec, container);
     cmd.args(args);
     if let Some(pwd) = pwd {
         cmd.env("PWD", pwd);
@@ -249,12 +276,13 @@ fn shell_path() -> &'static Path {
 }
 
 struct LocalLaunched {
-    pgid: Pid,
+    /// The main process.
+    pid: i32,
+    /// Everything the command started.
+    container: Container,
     child: Option<Child>,
     stdout: Option<OutputReader>,
     stderr: Option<OutputReader>,
-    /// Set once the group is known to be empty: no more signals to it (its id may be reused).
-    gone: bool,
 }
 
 impl Launched for LocalLaunched {
@@ -268,8 +296,12 @@ impl Launched for LocalLaunched {
 
     fn take_exit(&mut self) -> Option<ExitFuture> {
         let mut child = self.child.take()?;
+        let pid = self.pid;
         Some(Box::pin(async move {
-            let status = child.wait().await?;
+            let status = child.wait().await;
+            // Waited for: no longer one of the executor's children.
+            contain::unregister(pid);
+            let status = status?;
             use std::os::unix::process::ExitStatusExt;
             Ok(match (status.code(), status.signal()) {
                 (Some(code), _) => ExitOutcome::Code(code),
@@ -280,54 +312,14 @@ impl Launched for LocalLaunched {
     }
 
     fn signal(&mut self, signal: GroupSignal) -> io::Result<()> {
-        if self.gone {
-            return Ok(());
-        }
         let sig = match signal {
             GroupSignal::Terminate => Signal::SIGTERM,
             GroupSignal::Kill => Signal::SIGKILL,
         };
-        match killpg(self.pgid, sig) {
-            Ok(()) => Ok(()),
-            Err(Errno::ESRCH) => {
-                self.gone = true;
-                Ok(())
-            }
-            Err(e) => Err(io::Error::from(e)),
-        }
+        self.container.signal(sig)
     }
 
     fn is_running(&mut self) -> bool {
-        if self.gone {
-            return false;
-        }
-        match killpg(self.pgid, None) {
-            Err(Errno::ESRCH) => {
-                self.gone = true;
-                false
-            }
-            // Members exist, but they may all be zombies waiting for a parent (or init) to
-            // reap them; those are not running.
-            _ => has_live_member(self.pgid).unwrap_or(true),
-        }
+        self.container.is_running()
     }
-}
-
-impl Drop for LocalLaunched {
-    fn drop(&mut self) {
-        if !self.gone {
-            // Best effort: ESRCH (already gone) is the common case.
-            let _ = killpg(self.pgid, Signal::SIGKILL);
-        }
-    }
-}
-
-/// Whether a process of group `pgid` is alive and not a zombie, from `/proc` (Linux). `None`
-/// when `/proc` cannot be read.
-fn has_live_member(pgid: Pid) -> Option<bool> {
-    if !cfg!(target_os = "linux") {
-        return None;
-    }
-    let want = pgid.as_raw();
-    Some(super::procfs::processes()?.any(|p| p.pgrp == want && !p.is_dead()))
 }

@@ -25,6 +25,7 @@
 //! ```
 
 mod argv;
+pub mod contain;
 mod local;
 pub mod procfs;
 

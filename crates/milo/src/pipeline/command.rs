@@ -48,24 +48,16 @@ impl RunFiles {
     fn dir(&self) -> SagaResult<&Path> {
         let dir = self.dir.get_or_init(|| {
             let mut builder = tempfile::Builder::new();
-            builder.prefix("milo-run-");
+            // The owner in the name lets the next milo sweep a directory a killed one left.
+            let prefix = format!("milo-run-{}-", crate::executor::contain::owner_tag());
+            builder.prefix(&prefix);
             // Owner only, whatever the umask: results and inputs are nobody else's business.
             {
                 use std::os::unix::fs::PermissionsExt;
                 builder.permissions(std::fs::Permissions::from_mode(0o700));
             }
-            // An explicit TMPDIR wins; else the first RAM-backed directory that takes it.
-            let ram: Vec<PathBuf> = if std::env::var_os("TMPDIR").is_some_and(|d| !d.is_empty()) {
-                Vec::new()
-            } else {
-                let linux_shm = cfg!(target_os = "linux").then(|| PathBuf::from("/dev/shm"));
-                std::env::var_os("XDG_RUNTIME_DIR")
-                    .map(PathBuf::from)
-                    .into_iter()
-                    .chain(linux_shm)
-                    .collect()
-            };
-            ram.iter()
+            result_dir_bases()
+                .iter()
                 .find_map(|base| builder.tempdir_in(base).ok())
                 .map_or_else(|| builder.tempdir(), Ok)
                 .map_err(|e| format!("could not create a temporary directory for the phases' results: {e}"))
@@ -79,6 +71,21 @@ impl RunFiles {
         let dir = self.dir()?;
         Ok((dir.join(format!("{n}.out")), dir.join(format!("{n}.in.json"))))
     }
+}
+
+/// Where a run's result directory may go, in order of preference: `$TMPDIR` when set; else the
+/// RAM-backed `$XDG_RUNTIME_DIR` and `/dev/shm`, then the system's temporary directory.
+pub fn result_dir_bases() -> Vec<PathBuf> {
+    if let Some(dir) = std::env::var_os("TMPDIR").filter(|d| !d.is_empty()) {
+        return vec![PathBuf::from(dir)];
+    }
+    let linux_shm = cfg!(target_os = "linux").then(|| PathBuf::from("/dev/shm"));
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(linux_shm)
+        .chain([std::env::temp_dir()])
+        .collect()
 }
 
 /// Writes `bytes` to a new file at `path`, readable by its owner only (0400).
