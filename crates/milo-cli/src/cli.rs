@@ -288,7 +288,8 @@ pub struct RunArgs {
     /// Cancel running phases as soon as one fails.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Let phase output pass straight through instead of capturing it.
+    /// Let phase output pass straight through instead of capturing it (the progress view then
+    /// gives way to plain event lines, which the output cannot tear).
     #[arg(long)]
     pub no_capture: bool,
     /// Run only PHASE and what it depends on (repeatable).

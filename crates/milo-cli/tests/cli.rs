@@ -3,6 +3,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "cli/pty.rs"]
+mod pty;
 #[path = "cli/util.rs"]
 mod util;
 
@@ -30,3 +32,5 @@ mod run;
 mod signals;
 #[path = "cli/status.rs"]
 mod status;
+#[path = "cli/terminal.rs"]
+mod terminal;

@@ -56,7 +56,7 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         Ui::Auto | Ui::Progress if args.no_capture && (args.ui == Ui::Progress || std::io::stderr().is_terminal()) => {
             let _ = writeln!(
                 std::io::stderr().lock(),
-                "milo: --no-capture: the phases write straight to the terminal, so the run is shown as plain event lines (--ui plain) instead of the progress display"
+                "milo: --no-capture: showing plain event lines instead of the progress display"
             );
             Ui::Plain
         }

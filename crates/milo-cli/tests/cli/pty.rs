@@ -1,0 +1,116 @@
+//! [`Pty`]: the `milo` binary run to its end in a pseudo-terminal of a given size, with
+//! everything it wrote kept as bytes and played into a vt100 screen of the same size, to
+//! check what a user's terminal would show (and what it would have been told to do).
+
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+/// The longest a run in a pty may take.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// What `milo` wrote to the terminal, and its exit status.
+pub struct Pty {
+    /// Every byte written to the terminal.
+    pub raw: Vec<u8>,
+    /// The terminal's screen afterwards.
+    pub screen: vt100::Parser,
+    pub code: u32,
+}
+
+impl Pty {
+    /// Runs `milo args…` in `dir`, in a `cols`×`rows` terminal, with `env` set (and
+    /// `COLUMNS`, `NO_COLOR`, `CLICOLOR_FORCE` removed unless `env` sets them).
+    pub fn run(dir: &Path, args: &[&str], cols: u16, rows: u16, env: &[(&str, &str)]) -> Pty {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("open a pty");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_milo"));
+        cmd.args(args);
+        cmd.cwd(dir);
+        cmd.env("TERM", "xterm-256color");
+        for var in ["COLUMNS", "NO_COLOR", "CLICOLOR_FORCE", "CLICOLOR", "MILO_LOG"] {
+            cmd.env_remove(var);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = pair.slave.spawn_command(cmd).expect("spawn milo in the pty");
+        // Only the child holds the slave now: reads end when it exits.
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("pty reader");
+        let collect = std::thread::spawn(move || {
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 8192];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break raw,
+                    Ok(n) => raw.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let code = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status.exit_code();
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("milo {args:?} did not end within {WAIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(pair.master);
+        let raw = collect.join().expect("the reader thread");
+        let mut screen = vt100::Parser::new(rows, cols, 0);
+        screen.process(&raw);
+        Pty { raw, screen, code }
+    }
+
+    /// The screen's rows, trailing spaces trimmed.
+    pub fn rows(&self) -> Vec<String> {
+        let (_, cols) = self.screen.screen().size();
+        self.screen
+            .screen()
+            .rows(0, cols)
+            .map(|r| r.trim_end().to_owned())
+            .collect()
+    }
+
+    /// The screen, numbered, plus the tail of the raw bytes, for failure messages.
+    pub fn dump(&self) -> String {
+        let rows: String = self
+            .rows()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("{i:>2}|{r}\n"))
+            .collect();
+        let tail = &self.raw[self.raw.len().saturating_sub(3000)..];
+        format!(
+            "exit {}\n{rows}raw tail: {:?}",
+            self.code,
+            String::from_utf8_lossy(tail)
+        )
+    }
+
+    /// Whether the raw bytes hold `needle`.
+    pub fn wrote(&self, needle: &[u8]) -> bool {
+        self.raw.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// The last row with anything on it.
+    pub fn last_row(&self) -> String {
+        self.rows()
+            .into_iter()
+            .rev()
+            .find(|r| !r.is_empty())
+            .unwrap_or_default()
+    }
+}
