@@ -505,3 +505,30 @@ depends_on = ["first"]
     // Once `first` completed, its pace gives one.
     assert!(running.iter().any(|p| p == "second"), "{}", pty.dump());
 }
+
+#[test]
+fn inspect_and_history_commands_sanitise_what_they_print_on_a_terminal() {
+    let toml = r#"name = "p"
+
+[[phase]]
+name = "a"
+description = "desc\u001b]0;pwned-title\u0007ription"
+run = "printf '\\033]52;c;eA==\\007clip\\033[2Jboard\\n'"
+"#;
+    let t = Test::with(toml).args(["run", "--ui", "plain"]);
+    t.run().code(0);
+    for args in [&["logs", "a"][..], &["phases"], &["show"]] {
+        let pty = Pty::run(t.dir(), args, 100, 30, &[]);
+        assert_eq!(pty.code, 0, "{args:?}: {}", pty.dump());
+        for seq in [&b"\x1b]"[..], b"\x1b[2J", b"\x07"] {
+            assert!(!pty.wrote(seq), "milo {args:?} wrote {seq:?}:\n{}", pty.dump());
+        }
+    }
+    let pty = Pty::run(t.dir(), &["logs", "a"], 100, 30, &[]);
+    assert!(pty.rows().iter().any(|r| r.contains("clipboard")), "{}", pty.dump());
+    let pty = Pty::run(t.dir(), &["phases"], 100, 30, &[]);
+    assert!(pty.rows().iter().any(|r| r.contains("description")), "{}", pty.dump());
+    // Into a file or a pipe, `milo logs` keeps the bytes as they were.
+    let t = t.then(["logs", "a"]);
+    t.run().code(0).stdout_has("\x1b]52;c;eA==\x07clip\x1b[2Jboard");
+}
