@@ -104,13 +104,4 @@ impl Pty {
     pub fn wrote(&self, needle: &[u8]) -> bool {
         self.raw.windows(needle.len()).any(|w| w == needle)
     }
-
-    /// The last row with anything on it.
-    pub fn last_row(&self) -> String {
-        self.rows()
-            .into_iter()
-            .rev()
-            .find(|r| !r.is_empty())
-            .unwrap_or_default()
-    }
 }
