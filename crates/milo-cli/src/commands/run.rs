@@ -51,15 +51,6 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         return Ok(0);
     }
     let ui = match args.ui {
-        // The phases write straight to the terminal: the live display would be torn by their
-        // output and redraw over it, so their output goes between plain event lines instead.
-        Ui::Auto | Ui::Progress if args.no_capture && (args.ui == Ui::Progress || std::io::stderr().is_terminal()) => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "milo: --no-capture: showing plain event lines instead of the progress display"
-            );
-            Ui::Plain
-        }
         Ui::Auto if std::io::stderr().is_terminal() => Ui::Progress,
         Ui::Auto => Ui::Plain,
         Ui::Tui if !std::io::stdout().is_terminal() => {
@@ -73,6 +64,23 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
             Ui::Tui
         }
         other => other,
+    };
+    // Without capture (--no-capture, or `capture_output = false` in the file) the phases write
+    // straight to the terminal: the live display would be torn by their output and redraw over
+    // it, so their output goes between plain event lines instead.
+    let ui = if ui == Ui::Progress && !pipeline.captures_output() {
+        let why = if args.no_capture {
+            "--no-capture"
+        } else {
+            "capture_output = false"
+        };
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "milo: {why}: showing plain lines, not the progress display"
+        );
+        Ui::Plain
+    } else {
+        ui
     };
     if let Some(addr) = args.mcp_http {
         milo_mcp::check_bind_addr(addr, args.mcp_allow_remote).map_err(|e| CliError::usage(e.to_string(), None))?;

@@ -254,19 +254,22 @@ fn no_capture_with_the_progress_view_falls_back_to_plain_lines_and_says_so() {
 name = "talk"
 run = "echo passthrough-line; sleep 0.3; echo second-line"
 "#;
-    let t = Test::with(toml);
-    for ui in [&["--ui", "progress"][..], &[]] {
-        let args: Vec<&str> = ["run", "--no-capture", "--no-history"]
-            .iter()
-            .chain(ui)
-            .copied()
-            .collect();
+    let in_file = toml.replace("name = \"chatty\"", "name = \"chatty\"\ncapture_output = false");
+    let cases: [(&str, &[&str], &str); 3] = [
+        (toml, &["--no-capture", "--ui", "progress"], "--no-capture"),
+        (toml, &["--no-capture"], "--no-capture"),
+        (&in_file, &[], "capture_output = false"),
+    ];
+    for (file, flags, why) in cases {
+        let t = Test::with(file);
+        let args: Vec<&str> = ["run", "--no-history"].iter().chain(flags).copied().collect();
         let pty = Pty::run(t.dir(), &args, 80, 30, &[]);
         assert_eq!(pty.code, 0, "{}", pty.dump());
         let rows = pty.rows();
+        let note = format!("milo: {why}: showing plain lines, not the progress display");
         assert!(
-            rows.iter().any(|r| r.contains("--no-capture") && r.contains("plain")),
-            "no note about the fallback:\n{}",
+            rows.iter().any(|r| *r == note),
+            "{args:?}: no note about the fallback:\n{}",
             pty.dump()
         );
         assert!(rows.iter().any(|r| r == "passthrough-line"), "{}", pty.dump());
@@ -274,7 +277,7 @@ run = "echo passthrough-line; sleep 0.3; echo second-line"
         assert!(rows.iter().any(|r| r == "[talk] started"), "{}", pty.dump());
         assert!(
             !rows.iter().any(|r| r.contains('░') || r.contains('█')),
-            "a progress bar was drawn:\n{}",
+            "{args:?}: a progress bar was drawn:\n{}",
             pty.dump()
         );
     }
