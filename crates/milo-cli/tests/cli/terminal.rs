@@ -268,7 +268,7 @@ run = "echo passthrough-line; sleep 0.3; echo second-line"
         let rows = pty.rows();
         let note = format!("milo: {why}: showing plain lines, not the progress display");
         assert!(
-            rows.iter().any(|r| *r == note),
+            rows.contains(&note),
             "{args:?}: no note about the fallback:\n{}",
             pty.dump()
         );
