@@ -99,12 +99,13 @@ impl Palette {
         self.on
     }
 
-    /// `text` in `style`.
+    /// `text` in `style` (nothing at all for an empty text).
     pub fn paint(self, style: Style, text: impl Display) -> String {
-        if self.on {
+        let text = text.to_string();
+        if self.on && !text.is_empty() {
             format!("{style}{text}{style:#}")
         } else {
-            text.to_string()
+            text
         }
     }
 
