@@ -105,3 +105,62 @@ impl Pty {
         self.raw.windows(needle.len()).any(|w| w == needle)
     }
 }
+
+/// `milo args…` in a `from`-sized terminal that is resized to `to` (the kernel sends milo
+/// SIGWINCH) once milo has written `marker`; returns everything written, and how much of it
+/// had been written when the terminal was resized.
+pub fn run_resized(dir: &Path, args: &[&str], from: (u16, u16), marker: &[u8], to: (u16, u16)) -> (Vec<u8>, usize) {
+    use std::sync::{Arc, Mutex};
+    let size = |(cols, rows): (u16, u16)| PtySize {
+        rows,
+        cols,
+        pixel_width: 0,
+        pixel_height: 0,
+    };
+    let pair = native_pty_system().openpty(size(from)).expect("open a pty");
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_milo"));
+    cmd.args(args);
+    cmd.cwd(dir);
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("NO_COLOR", "1");
+    cmd.env_remove("COLUMNS");
+    let mut child = pair.slave.spawn_command(cmd).expect("spawn milo in the pty");
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().expect("pty reader");
+    let raw = Arc::new(Mutex::new(Vec::new()));
+    let collect = std::thread::spawn({
+        let raw = raw.clone();
+        move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                raw.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(&buf[..n]);
+            }
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    let written = |raw: &Mutex<Vec<u8>>| raw.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let resized_at = loop {
+        let now = written(&raw);
+        if now.windows(marker.len()).any(|w| w == marker) {
+            pair.master.resize(size(to)).expect("resize the pty");
+            break now.len();
+        }
+        assert!(Instant::now() < deadline, "milo never wrote {marker:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("milo {args:?} did not end within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(pair.master);
+    collect.join().expect("the reader thread");
+    (written(&raw), resized_at)
+}

@@ -535,3 +535,41 @@ run = "printf '\\033]52;c;eA==\\007clip\\033[2Jboard\\n'"
     let t = t.then(["logs", "a"]);
     t.run().code(0).stdout_has("\x1b]52;c;eA==\x07clip\x1b[2Jboard");
 }
+
+#[test]
+fn the_progress_view_follows_a_resized_terminal() {
+    let toml = r#"name = "a-pipeline-with-a-rather-long-name"
+
+[[phase]]
+name = "talk"
+run = "echo resize-me-now: and a long line of output that is cut to the terminal width; sleep 4"
+"#;
+    let t = Test::with(toml);
+    let (raw, resized_at) = crate::pty::run_resized(
+        t.dir(),
+        &["run", "--ui", "progress", "--no-history"],
+        (100, 30),
+        b"resize-me-now",
+        (60, 30),
+    );
+    // The running phase's line, in every frame: `⠋ talk  1.2s  resize-me-now…`.
+    let widths = |bytes: &[u8]| -> Vec<usize> {
+        String::from_utf8_lossy(bytes)
+            .split("\r\n")
+            .filter(|l| l.contains(" talk  "))
+            .map(|l| l.rsplit("\x1b[J").next().unwrap_or(l).chars().count())
+            .collect()
+    };
+    let before = widths(&raw[..resized_at]);
+    let after = widths(&raw[resized_at..]);
+    assert!(
+        before.iter().any(|&w| w > 60 && w < 100),
+        "at 100 columns the line was not cut to 99: {before:?}"
+    );
+    // The phase runs 4 s after the resize, at 10 frames a second: the last frames are at 60.
+    let last = after
+        .last()
+        .copied()
+        .unwrap_or_else(|| panic!("no frame after the resize"));
+    assert!(last <= 59, "the last frame still drew {last} columns: {after:?}");
+}
