@@ -113,9 +113,13 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
     // `--no-history` means "do not record this run": earlier runs still give the ETA.
     let medians = match &history {
         Some(h) => h.median_durations(pipeline.name()).unwrap_or_default(),
+        // Only an existing history, waited for no longer than a recorded run would wait.
         None if args.no_history => {
-            milo_history::History::open_existing(&milo_history::cli::db_path(&args.file.file, args.db.as_deref()))
-                .and_then(|h| h.median_durations(pipeline.name()))
+            let path = milo_history::cli::db_path(&args.file.file, args.db.as_deref());
+            path.is_file()
+                .then(|| milo_history::History::open_waiting(&path, milo_history::cli::RUN_START_WAIT))
+                .and_then(Result::ok)
+                .and_then(|h| h.median_durations(pipeline.name()).ok())
                 .unwrap_or_default()
         }
         None => HashMap::new(),
