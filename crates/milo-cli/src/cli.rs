@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::color::ColorChoice;
+
 const AFTER_HELP: &str = "\
 Examples:
   milo run                      run ./milo.toml with a live progress display
@@ -23,6 +25,10 @@ Exit status: 0 completed, 1 failed, 2 usage or definition error, 130 interrupted
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// When to use colours: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE=1
+    /// forces them), always or never.
+    #[arg(long, value_name = "WHEN", value_enum, global = true, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,7 +288,8 @@ pub struct RunArgs {
     /// Cancel running phases as soon as one fails.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Let phase output pass straight through instead of capturing it.
+    /// Let phase output pass straight through instead of capturing it (the progress view then
+    /// gives way to plain event lines, which the output cannot tear).
     #[arg(long)]
     pub no_capture: bool,
     /// Run only PHASE and what it depends on (repeatable).

@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod color;
 pub mod commands;
 pub mod config;
 pub mod error;
@@ -31,13 +32,49 @@ pub fn main() -> ExitCode {
     if !tui {
         init_logging();
     }
+    color::init(cli.color);
     match commands::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let _ = writeln!(std::io::stderr().lock(), "{e}");
+            print_error(&e);
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Writes `e` to stderr, its `error:` and `= help:` labels coloured on a colour terminal.
+pub fn print_error(e: &error::CliError) {
+    let text = colour_labels(&e.to_string(), color::for_stderr());
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// `text` with the `error:`, `warning:` and `= help:` labels that start its lines painted.
+fn colour_labels(text: &str, palette: color::Palette) -> String {
+    if !palette.is_on() {
+        return text.to_owned();
+    }
+    let labels = [
+        ("error:", color::RED.bold()),
+        ("warning:", color::YELLOW.bold()),
+        ("= help:", color::CYAN.bold()),
+    ];
+    let mut out = String::with_capacity(text.len() + 32);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        match labels.iter().find(|(l, _)| body.starts_with(l)) {
+            Some((label, style)) => {
+                out.push_str(indent);
+                out.push_str(&palette.paint(*style, label));
+                out.push_str(&body[label.len()..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// Diagnostics go to stderr (never stdout, which carries `--ui json` and MCP's stdio), at the

@@ -3,6 +3,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "cli/pty.rs"]
+mod pty;
 #[path = "cli/util.rs"]
 mod util;
 
@@ -32,3 +34,5 @@ mod signals;
 mod status;
 #[path = "cli/stop.rs"]
 mod stop;
+#[path = "cli/terminal.rs"]
+mod terminal;

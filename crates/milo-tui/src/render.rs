@@ -456,48 +456,10 @@ fn one_line(s: &str) -> String {
 }
 
 /// `s` without ANSI escape sequences, tabs as spaces, and other control characters dropped,
-/// so a phase's output cannot move the cursor or change the terminal's modes.
+/// so a phase's output cannot move the cursor or change the terminal's modes (the shared
+/// [`milo::text::sanitize`], without colours: the TUI styles lines itself).
 pub(crate) fn sanitize(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.peek() {
-                Some('[') => {
-                    // CSI: parameters and intermediates up to a final byte in @..~.
-                    chars.next();
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                Some(']') => {
-                    // OSC: up to BEL or ST (ESC \).
-                    chars.next();
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' {
-                            break;
-                        }
-                        if c == '\u{1b}' {
-                            if chars.peek() == Some(&'\\') {
-                                chars.next();
-                            }
-                            break;
-                        }
-                    }
-                }
-                Some(_) => {
-                    chars.next();
-                }
-                None => {}
-            },
-            '\t' => out.push_str("    "),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
+    milo::text::sanitize(s, milo::text::Sgr::Drop).into_owned()
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ pub mod executor;
 pub mod pipeline;
 pub mod saga;
 pub mod store;
+pub mod text;
 mod util;
 
 pub use action::{Action, Builtin, DynAction};

@@ -6,7 +6,7 @@ mod inspect;
 mod mcp;
 mod run;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use clap::CommandFactory;
 
@@ -52,8 +52,20 @@ fn contained(f: impl FnOnce() -> Result<u8, CliError>) -> Result<u8, CliError> {
 }
 
 /// Writes `bytes` to stdout; a closed pipe (e.g. `milo order | head -1`) is not an error.
+///
+/// On a terminal the text is sanitised line by line first ([`crate::color::Palette::clean`]):
+/// what these commands print holds text the pipeline file or the phases control (names,
+/// descriptions, errors, `milo logs` output), which must not drive the terminal. Into a pipe
+/// or a file the bytes go out as they are.
 pub fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
+    let clean;
+    let bytes = if out.is_terminal() {
+        clean = terminal_text(bytes, crate::color::for_stdout());
+        clean.as_bytes()
+    } else {
+        bytes
+    };
     match out.write_all(bytes).and_then(|_| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Io {
             action: "write to",
@@ -61,5 +73,34 @@ pub fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
             source: e,
         }),
         _ => Ok(()),
+    }
+}
+
+/// `bytes` as text safe for a terminal: each line sanitised, the newlines kept.
+fn terminal_text(bytes: &[u8], paint: crate::color::Palette) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut clean = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, newline) = match line.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (line, ""),
+        };
+        clean.push_str(&paint.clean(body));
+        clean.push_str(newline);
+    }
+    clean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_text_sanitises_each_line_and_keeps_the_newlines() {
+        let text = terminal_text(
+            b"a\x1b]52;c;eA==\x07b\n\x1b[2Jc\r\n\nend",
+            crate::color::Palette::plain(),
+        );
+        assert_eq!(text, "ab\nc\n\nend");
     }
 }

@@ -18,7 +18,7 @@ use crate::views::View;
 use crate::views::json::JsonView;
 use crate::views::plain::PlainView;
 use crate::views::progress::ProgressView;
-use crate::{build, config, signals};
+use crate::{build, color, config, signals};
 
 pub fn run(args: RunArgs) -> Result<u8, CliError> {
     let file = config::load(&args.file.file)?;
@@ -65,6 +65,23 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         }
         other => other,
     };
+    // Without capture (--no-capture, or `capture_output = false` in the file) the phases write
+    // straight to the terminal: the live display would be torn by their output and redraw over
+    // it, so their output goes between plain event lines instead.
+    let ui = if ui == Ui::Progress && !pipeline.captures_output() {
+        let why = if args.no_capture {
+            "--no-capture"
+        } else {
+            "capture_output = false"
+        };
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "milo: {why}: showing plain lines, not the progress display"
+        );
+        Ui::Plain
+    } else {
+        ui
+    };
     if let Some(addr) = args.mcp_http {
         milo_mcp::check_bind_addr(addr, args.mcp_allow_remote).map_err(|e| CliError::usage(e.to_string(), None))?;
     }
@@ -93,8 +110,18 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         reuse = plan.reuse;
         resumed_from = Some(plan.run);
     }
+    // `--no-history` means "do not record this run": earlier runs still give the ETA.
     let medians = match &history {
         Some(h) => h.median_durations(pipeline.name()).unwrap_or_default(),
+        // Only an existing history, waited for no longer than a recorded run would wait.
+        None if args.no_history => {
+            let path = milo_history::cli::db_path(&args.file.file, args.db.as_deref());
+            path.is_file()
+                .then(|| milo_history::History::open_waiting(&path, milo_history::cli::RUN_START_WAIT))
+                .and_then(Result::ok)
+                .and_then(|h| h.median_durations(pipeline.name()).ok())
+                .unwrap_or_default()
+        }
         None => HashMap::new(),
     };
     let session = Session {
@@ -114,7 +141,7 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Internal(format!("could not start the async runtime: {e}")))?;
-    let (status, state) = runtime.block_on(execute(pipeline, session))?;
+    let (status, state, written) = runtime.block_on(execute(pipeline, session))?;
     if let Some(path) = &args.timeline {
         let json =
             serde_json::to_vec_pretty(&pipeline_to_timeline(&state)).map_err(|e| CliError::Internal(e.to_string()))?;
@@ -124,7 +151,20 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
             source,
         })?;
     }
-    Ok(exit_code(status))
+    let code = exit_code(status);
+    if let Err(source) = written {
+        let error = CliError::Io {
+            action: "write the run's output to",
+            path: "stdout".into(),
+            source,
+        };
+        // A failed run keeps its own exit status; a completed one fails for the lost output.
+        if code == 0 {
+            return Err(error);
+        }
+        crate::print_error(&error);
+    }
+    Ok(code)
 }
 
 /// The exit status of a run that ended with `status`.
@@ -153,7 +193,12 @@ struct McpOptions {
     linger: Duration,
 }
 
-async fn execute(pipeline: Pipeline, session: Session) -> Result<(Status, Arc<PipelineState>), CliError> {
+/// Runs the pipeline with the session's views; returns the run's status, its final state and
+/// how writing the view's output to stdout went.
+async fn execute(
+    pipeline: Pipeline,
+    session: Session,
+) -> Result<(Status, Arc<PipelineState>, std::io::Result<()>), CliError> {
     let Session {
         ui,
         mcp,
@@ -182,8 +227,8 @@ async fn execute(pipeline: Pipeline, session: Session) -> Result<(Status, Arc<Pi
     };
     let view: Option<Box<dyn View>> = match ui {
         Ui::Json => Some(Box::new(JsonView::start(&store))),
-        Ui::Progress => Some(Box::new(ProgressView::start(&store, eta.clone()))),
-        Ui::Plain | Ui::Auto => Some(Box::new(PlainView::start(&store))),
+        Ui::Progress => Some(Box::new(ProgressView::start(&store, eta.clone(), color::for_stderr()))),
+        Ui::Plain | Ui::Auto => Some(Box::new(PlainView::start(&store, color::for_stdout()))),
         Ui::Tui => None,
     };
     let run = {
@@ -210,13 +255,14 @@ async fn execute(pipeline: Pipeline, session: Session) -> Result<(Status, Arc<Pi
             milo_history::cli::warn_unrecorded(&e);
         }
     }
-    match view {
+    let written = match view {
         Some(view) => view.finish(&state),
         None => {
             let mut out = std::io::stdout().lock();
-            let _ = write!(out, "{}", crate::views::summary::summary(&state));
+            let _ = write!(out, "{}", crate::views::summary::summary(&state, color::for_stdout()));
+            Ok(())
         }
-    }
+    };
     if let Some(server) = mcp_server {
         if let Some(m) = &mcp {
             tokio::time::sleep(m.linger).await;
@@ -228,7 +274,7 @@ async fn execute(pipeline: Pipeline, session: Session) -> Result<(Status, Arc<Pi
         return Err(CliError::Internal(format!("the TUI failed: {e}")));
     }
     let report = report.map_err(|e| CliError::Internal(format!("the run stopped unexpectedly: {e}")))?;
-    Ok((report.status, state))
+    Ok((report.status, state, written))
 }
 
 /// Starts the `--mcp-http` server on the run's store; returns its task.

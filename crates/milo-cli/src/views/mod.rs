@@ -18,8 +18,42 @@ use milo::pipeline::{PipelineAction, PipelineState};
 
 /// A running view; `finish` is called once with the final state.
 pub trait View: Send {
-    /// Flushes everything and prints the view's ending (e.g. the summary).
-    fn finish(self: Box<Self>, state: &PipelineState);
+    /// Flushes everything and prints the view's ending (e.g. the summary); returns the first
+    /// error writing the view's output (a closed pipe, as in `milo run --ui json | head`, is
+    /// not one), so `milo run` can report it.
+    fn finish(self: Box<Self>, state: &PipelineState) -> std::io::Result<()>;
+}
+
+/// The first write error worth reporting: a closed pipe is the reader's choice, not an error.
+#[derive(Default)]
+pub struct WriteStatus {
+    error: Option<std::io::Error>,
+    closed: bool,
+}
+
+impl WriteStatus {
+    /// Whether writing should go on (nothing failed yet).
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && !self.closed
+    }
+
+    /// Records the outcome of a write.
+    pub fn record(&mut self, result: std::io::Result<()>) {
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => self.closed = true,
+            Err(e) => {
+                if self.error.is_none() {
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// The first error, if any.
+    pub fn into_result(self) -> std::io::Result<()> {
+        self.error.map_or(Ok(()), Err)
+    }
 }
 
 /// How long a writer waits before looking for more items while a burst is going on.
@@ -62,16 +96,17 @@ pub fn write_batched<T>(rx: mpsc::Receiver<T>, mut write: impl FnMut(T), mut flu
 pub struct Feed<T> {
     subscription: Subscription,
     tx: mpsc::Sender<T>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl<T: Send + 'static> Feed<T> {
     /// Subscribes `pick` (which turns an action and the state after it into an item, or
-    /// nothing) and runs `write` on a thread over the items.
+    /// nothing) and runs `write` on a thread over the items; `write` returns its first write
+    /// error, which [`close`](Self::close) hands back.
     pub fn start<P, W>(store: &milo::Store<PipelineState, PipelineAction>, pick: P, write: W) -> Self
     where
         P: Fn(&PipelineAction, &Arc<PipelineState>) -> Option<T> + Send + Sync + 'static,
-        W: FnOnce(mpsc::Receiver<T>) + Send + 'static,
+        W: FnOnce(mpsc::Receiver<T>) -> std::io::Result<()> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -91,12 +126,15 @@ impl<T: Send + 'static> Feed<T> {
         }
     }
 
-    /// Stops listening and waits until everything received has been written.
-    pub fn close(self) {
+    /// Stops listening, waits until everything received has been written, and returns the
+    /// writer's first error.
+    pub fn close(self) -> std::io::Result<()> {
         drop(self.subscription);
         drop(self.tx);
-        if let Some(t) = self.thread {
-            let _ = t.join();
+        match self.thread.map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(std::io::Error::other("the view's writer thread panicked")),
+            None => Err(std::io::Error::other("the view's writer thread could not be started")),
         }
     }
 }

@@ -1,47 +1,96 @@
-//! `--ui plain`: one line per event, good for CI logs: `[phase] line` for output, and start,
-//! complete, fail, retry, skip and cancel lines with durations; then the final summary.
+//! `--ui plain`: one line per event, good for CI logs, then the final summary.
+//!
+//! milo's own lines are `[phase] started`, `[phase] completed in 1.2s`, `[phase] failed
+//! after …: error`, retry, skip and cancel lines, and `milo: …` lines. A phase's output lines
+//! carry a marker after the name, `[phase] │ line` for stdout and `[phase] ! line` for
+//! stderr, so no output line can pass for one of milo's. Phase-controlled text (output,
+//! names, errors) is sanitised ([`Palette::clean`]): it cannot move the cursor, erase the
+//! screen or talk to the terminal; on a colour terminal its own colours are kept.
 
+use std::cell::RefCell;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use milo::pipeline::{PipelineAction, PipelineState};
+use milo::capture::Stream;
+use milo::pipeline::{PipelineAction, PipelineState, Status};
 
 use super::summary::{secs, summary};
-use super::{Feed, View, write_batched};
+use super::{Feed, View, WriteStatus, write_batched};
+use crate::color::{DIM, Palette, RED};
+
+/// The marker between a phase's name and one of its stdout lines.
+pub const STDOUT_MARKER: &str = "│";
+/// The marker between a phase's name and one of its stderr lines.
+pub const STDERR_MARKER: &str = "!";
 
 pub struct PlainView {
     feed: Feed<Item>,
+    paint: Palette,
 }
 
 /// What the store listener hands the writer thread: output lines as they come (two reference
 /// counts, formatted on the writer thread), every other event as its finished line.
 enum Item {
-    Log(Arc<str>, Arc<str>),
+    Log(Arc<str>, Stream, Arc<str>),
     Line(String),
 }
 
 /// The line for `action` given the state after it, if it deserves one.
-pub fn line(action: &PipelineAction, state: &PipelineState) -> Option<String> {
+pub fn line(action: &PipelineAction, state: &PipelineState, paint: Palette) -> Option<String> {
     use PipelineAction as A;
-    let elapsed = |name: &str| state.phase(name).map_or(0.0, |p| p.elapsed);
+    let elapsed = |name: &str| paint.paint(DIM, secs(state.phase(name).map_or(0.0, |p| p.elapsed)));
+    let word = |status: Status, word: &str| paint.paint(Palette::status_style(status), word);
+    let n = |name: &str| format!("[{}]", paint.clean(name));
     Some(match action {
         A::PipelineStart { name, .. } => {
-            let n = state.phases.len();
-            format!("milo: running {name} ({n} phase{})", if n == 1 { "" } else { "s" })
+            let count = state.phases.len();
+            format!(
+                "milo: running {} ({count} phase{})",
+                paint.clean(name),
+                if count == 1 { "" } else { "s" }
+            )
         }
-        A::PhaseStart { name, attempt, .. } if *attempt > 1 => format!("[{name}] started (attempt {attempt})"),
-        A::PhaseStart { name, .. } => format!("[{name}] started"),
-        A::PhaseLog { name, line, .. } => format!("[{name}] {line}"),
+        A::PhaseStart { name, attempt, .. } if *attempt > 1 => format!("{} started (attempt {attempt})", n(name)),
+        A::PhaseStart { name, .. } => format!("{} started", n(name)),
+        A::PhaseLog { name, line, stream, .. } => log_line(name, *stream, line, paint),
         A::PhaseComplete {
             name,
             reused_from: Some(run),
             ..
-        } => format!("[{name}] completed (reused from run {run})"),
-        A::PhaseComplete { name, .. } => format!("[{name}] completed in {}", secs(elapsed(name))),
-        A::PhaseFailed { name, error, .. } => format!("[{name}] failed after {}: {error}", secs(elapsed(name))),
-        A::PhaseSkipped { name, error, .. } => format!("[{name}] skipped after {}: {error}", secs(elapsed(name))),
-        A::PhaseCancelled { name, .. } => format!("[{name}] cancelled after {}", secs(elapsed(name))),
+        } => format!(
+            "{} {} (reused from run {run})",
+            n(name),
+            word(Status::Completed, "completed")
+        ),
+        A::PhaseComplete { name, .. } => format!(
+            "{} {} in {}",
+            n(name),
+            word(Status::Completed, "completed"),
+            elapsed(name)
+        ),
+        A::PhaseFailed { name, error, .. } => format!(
+            "{} {} after {}: {}",
+            n(name),
+            word(Status::Failed, "failed"),
+            elapsed(name),
+            paint.clean(error)
+        ),
+        A::PhaseSkipped { name, error, .. } => format!(
+            "{} {} after {}: {}",
+            n(name),
+            word(Status::Skipped, "skipped"),
+            elapsed(name),
+            paint.clean(error)
+        ),
+        A::PhaseCancelled { name, .. } => {
+            format!(
+                "{} {} after {}",
+                n(name),
+                word(Status::Cancelled, "cancelled"),
+                elapsed(name)
+            )
+        }
         A::PhaseRetry {
             name,
             attempt,
@@ -50,56 +99,109 @@ pub fn line(action: &PipelineAction, state: &PipelineState) -> Option<String> {
             delay,
             ..
         } => format!(
-            "[{name}] attempt {attempt}/{} failed: {error}; retrying in {}",
-            max_retries + 1,
+            "{} {}: {}; retrying in {}",
+            n(name),
+            word(
+                Status::Retrying,
+                &format!("attempt {attempt}/{} failed", max_retries + 1)
+            ),
+            paint.clean(error),
             secs(*delay)
         ),
-        A::SagaError { saga, error } => format!("milo: internal error in {saga}: {error}"),
+        A::SagaError { saga, error } => format!(
+            "milo: {} in {saga}: {}",
+            paint.paint(RED, "internal error"),
+            paint.clean(error)
+        ),
         _ => return None,
     })
 }
 
+/// `[name] │ line` (stdout) or `[name] ! line` (stderr), sanitised (the writer thread writes
+/// the same text in parts).
+pub fn log_line(name: &str, stream: Stream, line: &str, paint: Palette) -> String {
+    let marker = match stream {
+        Stream::Stdout => paint.paint(DIM, STDOUT_MARKER),
+        Stream::Stderr => paint.paint(RED, STDERR_MARKER),
+    };
+    format!("[{}] {marker} {}", paint.clean(name), paint.clean(line))
+}
+
 impl PlainView {
-    pub fn start(store: &milo::Store<PipelineState, PipelineAction>) -> Self {
+    /// Starts writing to stdout, coloured with `paint`.
+    pub fn start(store: &milo::Store<PipelineState, PipelineAction>, paint: Palette) -> Self {
         let feed = Feed::start(
             store,
-            |a, s: &Arc<PipelineState>| match a {
-                PipelineAction::PhaseLog { name, line: l, .. } => Some(Item::Log(name.clone(), l.clone())),
-                _ => line(a, s).map(Item::Line),
+            move |a, s: &Arc<PipelineState>| match a {
+                PipelineAction::PhaseLog {
+                    name, line: l, stream, ..
+                } => Some(Item::Log(name.clone(), *stream, l.clone())),
+                _ => line(a, s, paint).map(Item::Line),
             },
-            |rx: mpsc::Receiver<Item>| {
+            move |rx: mpsc::Receiver<Item>| {
                 let stdout = std::io::stdout();
-                let out = std::cell::RefCell::new(BufWriter::with_capacity(64 * 1024, stdout.lock()));
+                let out = RefCell::new(BufWriter::with_capacity(64 * 1024, stdout.lock()));
+                // A failed stdout must not stop the run: after an error, keep draining.
+                let status = RefCell::new(WriteStatus::default());
+                // What goes between the name and the line, built once: output lines are
+                // written in parts, without a new string per line when there is nothing to
+                // sanitise.
+                let out_marker = format!("] {} ", paint.paint(DIM, STDOUT_MARKER));
+                let err_marker = format!("] {} ", paint.paint(RED, STDERR_MARKER));
                 write_batched(
                     rx,
                     |item| {
+                        let mut status = status.borrow_mut();
+                        if !status.ok() {
+                            return;
+                        }
                         let mut out = out.borrow_mut();
-                        let _ = match item {
-                            // Same text as `line` gives: `[name] line`.
-                            Item::Log(name, l) => out
-                                .write_all(b"[")
-                                .and_then(|()| out.write_all(name.as_bytes()))
-                                .and_then(|()| out.write_all(b"] "))
-                                .and_then(|()| out.write_all(l.as_bytes()))
-                                .and_then(|()| out.write_all(b"\n")),
+                        let written = match item {
+                            Item::Log(name, stream, l) => {
+                                let marker = if stream == Stream::Stdout {
+                                    &out_marker
+                                } else {
+                                    &err_marker
+                                };
+                                out.write_all(b"[")
+                                    .and_then(|()| out.write_all(paint.clean(&name).as_bytes()))
+                                    .and_then(|()| out.write_all(marker.as_bytes()))
+                                    .and_then(|()| out.write_all(paint.clean(&l).as_bytes()))
+                                    .and_then(|()| out.write_all(b"\n"))
+                            }
                             Item::Line(l) => out.write_all(l.as_bytes()).and_then(|()| out.write_all(b"\n")),
                         };
+                        status.record(written);
                     },
                     || {
-                        let _ = out.borrow_mut().flush();
+                        let mut status = status.borrow_mut();
+                        if status.ok() {
+                            status.record(out.borrow_mut().flush());
+                        }
                     },
                 );
+                let mut status = status.into_inner();
+                if status.ok() {
+                    status.record(out.into_inner().flush());
+                }
+                status.into_result()
             },
         );
-        Self { feed }
+        Self { feed, paint }
     }
 }
 
 impl View for PlainView {
-    fn finish(self: Box<Self>, state: &PipelineState) {
-        self.feed.close();
-        let mut out = std::io::stdout().lock();
-        let _ = write!(out, "{}", summary(state));
-        let _ = out.flush();
+    fn finish(self: Box<Self>, state: &PipelineState) -> std::io::Result<()> {
+        let mut status = WriteStatus::default();
+        status.record(self.feed.close());
+        if status.ok() {
+            let mut out = std::io::stdout().lock();
+            status.record(
+                out.write_all(summary(state, self.paint).as_bytes())
+                    .and_then(|()| out.flush()),
+            );
+        }
+        status.into_result()
     }
 }

@@ -3,6 +3,12 @@
 //! latest log line; a permanent line for each finished phase (✓ ✗ ↷ ⊘) with its duration, and
 //! the last log lines of a failed one. Redraws are throttled and sample only the newest state,
 //! so the display never slows the pipeline.
+//!
+//! Every line is cut to the terminal's width, asked of the terminal at each redraw (so a
+//! resized window is followed) and measured in display columns, so no line ever wraps and
+//! the redraw always erases exactly what it drew. Phase-controlled text (names, log lines,
+//! errors) is sanitised ([`Palette::clean`]): a phase cannot move the cursor, erase the
+//! screen or talk to the terminal through the display.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -11,22 +17,72 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use milo::pipeline::{Eta, PhaseStatus, PipelineAction, PipelineState, Status};
+use unicode_width::UnicodeWidthChar;
 
 use super::View;
 use super::summary::{FAILED_TAIL, finished_line, secs, summary, tail};
+use crate::color::{BOLD, CYAN, DIM, GREEN, Palette, YELLOW};
 
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 /// Time between redraws.
 pub const FRAME: Duration = Duration::from_millis(100);
+/// The width assumed when the terminal cannot be asked and `$COLUMNS` is not set.
+pub const DEFAULT_WIDTH: usize = 80;
 
-/// Cuts `s` to at most `width` characters.
-fn fit(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
+/// Cuts `s` to at most `width` display columns (wide characters count two, escape
+/// sequences none), ending it with `…` when something was cut (and a colour reset when it
+/// holds colours).
+pub fn fit(s: &str, width: usize) -> String {
+    if display_width(s) <= width {
         return s.to_owned();
     }
-    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    let mut out = String::with_capacity(s.len().min(width * 4 + 8));
+    let mut used = 0;
+    let mut styled = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // Only SGR is left in sanitised text: copy it through, up to its final byte.
+            styled = true;
+            out.push(c);
+            for c in chars.by_ref() {
+                out.push(c);
+                if ('@'..='~').contains(&c) && c != '[' {
+                    break;
+                }
+            }
+            continue;
+        }
+        let w = c.width().unwrap_or(0);
+        if used + w > width.saturating_sub(1) {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
     out.push('…');
+    if styled {
+        out.push_str("\x1b[0m");
+    }
     out
+}
+
+/// The display columns `s` takes on a terminal, escape sequences excluded.
+pub fn display_width(s: &str) -> usize {
+    let mut width = 0;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) && c != '[' {
+                    break;
+                }
+            }
+        } else {
+            width += c.width().unwrap_or(0);
+        }
+    }
+    width
 }
 
 /// The live part of the display for `state` at `now` seconds since the start.
@@ -35,22 +91,37 @@ pub fn live_lines(state: &PipelineState, now: f64, width: usize, tick: usize) ->
 }
 
 /// [`live_lines`] with the time left estimated by `eta` (from the run history when there is
-/// one, else from the weights).
+/// one, else from this run's own pace).
 pub fn live_lines_with_eta(state: &PipelineState, now: f64, width: usize, tick: usize, eta: &Eta) -> Vec<String> {
+    live_lines_painted(state, now, width, tick, eta, Palette::plain())
+}
+
+/// [`live_lines_with_eta`], coloured with `paint`.
+pub fn live_lines_painted(
+    state: &PipelineState,
+    now: f64,
+    width: usize,
+    tick: usize,
+    eta: &Eta,
+    paint: Palette,
+) -> Vec<String> {
     let width = width.max(20);
-    let pct = (state.progress * 100.0).floor();
+    let progress = eta.progress(state, now);
+    let pct = (progress * 100.0).floor();
     let bar_width = 24.min(width / 3);
-    let filled = ((state.progress * bar_width as f64).round() as usize).min(bar_width);
+    let filled = ((progress * bar_width as f64).round() as usize).min(bar_width);
     let eta = match eta.remaining(state, now) {
-        Some(left) if state.status == Status::Running => format!("  ETA {}", secs(left)),
+        Some(left) if state.status == Status::Running => {
+            format!("  {}", paint.paint(DIM, format!("ETA {}", secs(left))))
+        }
         _ => String::new(),
     };
     let mut lines = vec![fit(
         &format!(
             "{} [{}{}] {:>3}%  {}{}",
-            state.name,
-            "█".repeat(filled),
-            "░".repeat(bar_width - filled),
+            paint.paint(BOLD, paint.clean(&state.name)),
+            paint.paint(GREEN, "█".repeat(filled)),
+            paint.paint(DIM, "░".repeat(bar_width - filled)),
             pct,
             secs(now),
             eta
@@ -62,29 +133,41 @@ pub fn live_lines_with_eta(state: &PipelineState, now: f64, width: usize, tick: 
         .phases_in_order()
         .filter(|p| matches!(p.status, Status::Running | Status::Retrying))
     {
-        lines.push(fit(&running_line(p, now, spinner), width));
+        lines.push(fit(&running_line(p, now, spinner, paint), width));
     }
     lines
 }
 
-fn running_line(p: &PhaseStatus, now: f64, spinner: char) -> String {
+fn running_line(p: &PhaseStatus, now: f64, spinner: char, paint: Palette) -> String {
     let since = now - p.started_at.unwrap_or(now);
     let max = p.info.policy.max_retries + 1;
     let attempt = if p.attempt > 1 || p.status == Status::Retrying {
-        format!(" ({}/{max})", p.attempt)
+        paint.paint(YELLOW, format!(" ({}/{max})", p.attempt))
     } else {
         String::new()
     };
-    let symbol = if p.status == Status::Retrying { '↻' } else { spinner };
-    let last = p.logs.last().map(|l| format!("  {}", l.line)).unwrap_or_default();
-    format!("{symbol} {}  {}{attempt}{last}", p.name, secs(since))
+    let symbol = if p.status == Status::Retrying {
+        paint.paint(YELLOW, '↻')
+    } else {
+        paint.paint(CYAN, spinner)
+    };
+    let last = p
+        .logs
+        .last()
+        .map(|l| format!("  {}", paint.paint(DIM, paint.clean(&l.line))))
+        .unwrap_or_default();
+    format!(
+        "{symbol} {}  {}{attempt}{last}",
+        paint.clean(&p.name),
+        paint.paint(DIM, secs(since))
+    )
 }
 
 /// Lines printed once, permanently, when phase `p` finishes.
-pub fn finished_lines(p: &PhaseStatus, width: usize) -> Vec<String> {
-    let mut lines = vec![fit(&finished_line(p), width.max(20))];
+pub fn finished_lines(p: &PhaseStatus, width: usize, paint: Palette) -> Vec<String> {
+    let mut lines = vec![fit(&finished_line(p, paint), width.max(20))];
     if p.status == Status::Failed {
-        lines.extend(tail(p, FAILED_TAIL).into_iter().map(|l| fit(&l, width.max(20))));
+        lines.extend(tail(p, FAILED_TAIL, paint).into_iter().map(|l| fit(&l, width.max(20))));
     }
     lines
 }
@@ -96,6 +179,7 @@ pub struct Drawer<W: Write> {
     live: usize,
     tick: usize,
     eta: Eta,
+    paint: Palette,
 }
 
 impl<W: Write> Drawer<W> {
@@ -106,6 +190,7 @@ impl<W: Write> Drawer<W> {
             live: 0,
             tick: 0,
             eta: Eta::from_weights(1),
+            paint: Palette::plain(),
         }
     }
 
@@ -115,8 +200,18 @@ impl<W: Write> Drawer<W> {
         self
     }
 
-    /// Draws one frame; with `last`, the live area is dropped.
-    pub fn frame(&mut self, state: &PipelineState, now: f64, width: usize, last: bool) -> std::io::Result<()> {
+    /// Colours the display with `paint`.
+    pub fn with_palette(mut self, paint: Palette) -> Self {
+        self.paint = paint;
+        self
+    }
+
+    /// Draws one frame for a terminal `columns` wide; with `last`, the live area is dropped.
+    ///
+    /// Lines are cut one column short of the width: a line that fills the last column leaves
+    /// some terminals waiting to wrap, and the next redraw would then be one line off.
+    pub fn frame(&mut self, state: &PipelineState, now: f64, columns: usize, last: bool) -> std::io::Result<()> {
+        let width = columns.saturating_sub(1);
         if self.printed.len() != state.phases.len() {
             self.printed = vec![false; state.phases.len()];
         }
@@ -128,7 +223,7 @@ impl<W: Write> Drawer<W> {
             let Some(p) = state.phases.get(i) else { continue };
             if p.status.is_finished() && !self.printed[i] {
                 self.printed[i] = true;
-                for l in finished_lines(p, width) {
+                for l in finished_lines(p, width, self.paint) {
                     buf.push_str(&l);
                     buf.push('\n');
                 }
@@ -136,7 +231,7 @@ impl<W: Write> Drawer<W> {
         }
         self.live = 0;
         if !last {
-            for l in live_lines_with_eta(state, now, width, self.tick, &self.eta) {
+            for l in live_lines_painted(state, now, width, self.tick, &self.eta, self.paint) {
                 buf.push_str(&l);
                 buf.push('\n');
                 self.live += 1;
@@ -148,28 +243,35 @@ impl<W: Write> Drawer<W> {
     }
 }
 
-fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(100)
+/// The terminal's width in columns: asked of the terminal (so it follows resizes), else
+/// `$COLUMNS`, else [`DEFAULT_WIDTH`].
+pub fn terminal_width() -> usize {
+    match crossterm::terminal::size() {
+        Ok((cols, _)) if cols > 0 => usize::from(cols),
+        _ => std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse().ok())
+            .filter(|&c| c > 0)
+            .unwrap_or(DEFAULT_WIDTH),
+    }
 }
 
 pub struct ProgressView {
     done: Arc<AtomicBool>,
     thread: Option<JoinHandle<Drawer<std::io::Stderr>>>,
     start: Instant,
+    paint: Palette,
 }
 
 impl ProgressView {
-    pub fn start(store: &milo::Store<PipelineState, PipelineAction>, eta: Eta) -> Self {
+    pub fn start(store: &milo::Store<PipelineState, PipelineAction>, eta: Eta, paint: Palette) -> Self {
         let done = Arc::new(AtomicBool::new(false));
         let start = Instant::now();
         let (d, store) = (done.clone(), store.clone());
         let thread = std::thread::Builder::new()
             .name("milo-progress".into())
             .spawn(move || {
-                let mut drawer = Drawer::new(std::io::stderr()).with_eta(eta);
+                let mut drawer = Drawer::new(std::io::stderr()).with_eta(eta).with_palette(paint);
                 while !d.load(Ordering::Acquire) {
                     let _ = drawer.frame(
                         &store.get_state(),
@@ -182,12 +284,17 @@ impl ProgressView {
                 drawer
             })
             .ok();
-        Self { done, thread, start }
+        Self {
+            done,
+            thread,
+            start,
+            paint,
+        }
     }
 }
 
 impl View for ProgressView {
-    fn finish(self: Box<Self>, state: &PipelineState) {
+    fn finish(self: Box<Self>, state: &PipelineState) -> std::io::Result<()> {
         self.done.store(true, Ordering::Release);
         if let Some(t) = self.thread {
             t.thread().unpark();
@@ -195,7 +302,9 @@ impl View for ProgressView {
                 let _ = drawer.frame(state, self.start.elapsed().as_secs_f64(), terminal_width(), true);
             }
         }
+        // The display is on stderr: there is nowhere left to report a failure to write it.
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "{}", summary(state));
+        let _ = write!(err, "{}", summary(state, self.paint));
+        Ok(())
     }
 }

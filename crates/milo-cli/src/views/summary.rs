@@ -1,10 +1,16 @@
 //! Text shared by the views: one line per finished phase, and the end-of-run summary (slowest
 //! phases, every failed phase with its error and last log lines).
+//!
+//! Everything a phase controls (names, errors, log lines) goes through
+//! [`Palette::clean`], so it cannot act on the terminal; the palette also colours symbols,
+//! statuses and durations when colour is on.
 
 use std::fmt::Write;
 
 use milo::format_duration;
 use milo::pipeline::{PhaseStatus, PipelineState, Status};
+
+use crate::color::{BOLD, DIM, Palette};
 
 /// How many of a failed phase's last log lines are shown under it.
 pub const FAILED_TAIL: usize = 10;
@@ -22,54 +28,69 @@ pub fn symbol(status: Status) -> &'static str {
     }
 }
 
+/// The word for a status in counts: the status itself (`pending` for phases that never
+/// started, as `milo show`, `milo replay` and the report say).
+pub fn status_word(status: Status) -> &'static str {
+    status.as_str()
+}
+
 /// Seconds as a compact duration.
 pub fn secs(s: f64) -> String {
     format_duration(std::time::Duration::from_secs_f64(s.max(0.0)))
 }
 
 /// `✓ name  1.2s` plus `: error` for failures and skips.
-pub fn finished_line(p: &PhaseStatus) -> String {
-    let mut line = format!("{} {}  {}", symbol(p.status), p.name, secs(p.elapsed));
+pub fn finished_line(p: &PhaseStatus, paint: Palette) -> String {
+    let mut line = format!(
+        "{} {}  {}",
+        paint.paint(Palette::status_style(p.status), symbol(p.status)),
+        paint.clean(&p.name),
+        paint.paint(DIM, secs(p.elapsed))
+    );
     if let Some(run) = &p.reused_from {
-        let _ = write!(line, "  (from run {run})");
+        let _ = write!(line, "  {}", paint.paint(DIM, format!("(from run {run})")));
     }
     if p.attempt > 1 {
         let _ = write!(line, "  ({} attempts)", p.attempt);
     }
     if let (Status::Failed | Status::Skipped, Some(e)) = (p.status, &p.error) {
-        let _ = write!(line, ": {e}");
+        let _ = write!(
+            line,
+            ": {}",
+            paint.paint(Palette::status_style(p.status), paint.clean(e))
+        );
     }
     line
 }
 
 /// The last lines a phase logged, indented under it.
-pub fn tail(p: &PhaseStatus, n: usize) -> Vec<String> {
+pub fn tail(p: &PhaseStatus, n: usize, paint: Palette) -> Vec<String> {
     let skip = p.logs.len().saturating_sub(n);
-    p.logs.iter().skip(skip).map(|l| format!("    │ {}", l.line)).collect()
+    p.logs
+        .iter()
+        .skip(skip)
+        .map(|l| format!("    {} {}", paint.paint(DIM, "│"), paint.clean(&l.line)))
+        .collect()
 }
 
 /// The end-of-run summary.
-pub fn summary(state: &PipelineState) -> String {
+pub fn summary(state: &PipelineState, paint: Palette) -> String {
     let mut out = String::new();
     let count = |s: Status| state.phases.iter().filter(|p| p.status == s).count();
     let mut counts = vec![format!("{} completed", count(Status::Completed))];
-    for (s, name) in [
-        (Status::Failed, "failed"),
-        (Status::Skipped, "skipped"),
-        (Status::Cancelled, "cancelled"),
-        (Status::Pending, "not run"),
-    ] {
+    for s in [Status::Failed, Status::Skipped, Status::Cancelled, Status::Pending] {
         let n = count(s);
         if n > 0 {
-            counts.push(format!("{n} {name}"));
+            counts.push(paint.paint(Palette::status_style(s), format!("{n} {}", status_word(s))));
         }
     }
+    let style = Palette::status_style(state.status);
     let _ = writeln!(
         out,
         "{} {} {} in {} — {}",
-        symbol(state.status),
-        state.name,
-        state.status,
+        paint.paint(style, symbol(state.status)),
+        paint.paint(BOLD, paint.clean(&state.name)),
+        paint.paint(style, state.status),
         secs(state.elapsed),
         counts.join(", ")
     );
@@ -83,20 +104,62 @@ pub fn summary(state: &PipelineState) -> String {
         let slowest: Vec<String> = ran
             .iter()
             .take(3)
-            .map(|p| format!("{} {}", p.name, secs(p.elapsed)))
+            .map(|p| format!("{} {}", paint.clean(&p.name), paint.paint(DIM, secs(p.elapsed))))
             .collect();
         let _ = writeln!(out, "  slowest: {}", slowest.join(" · "));
     }
     for p in state.phases_in_order().filter(|p| p.status == Status::Failed) {
-        let _ = writeln!(out, "  {}", finished_line(p));
-        for line in tail(p, FAILED_TAIL) {
+        let _ = writeln!(out, "  {}", finished_line(p, paint));
+        for line in tail(p, FAILED_TAIL, paint) {
             let _ = writeln!(out, "  {line}");
         }
     }
     if let (Status::Failed, Some(e)) = (state.status, &state.error)
         && !state.phases.iter().any(|p| p.status == Status::Failed)
     {
-        let _ = writeln!(out, "  {e}");
+        let _ = writeln!(out, "  {}", paint.clean(e));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use milo::pipeline::{Phase, Pipeline, PipelineAction};
+
+    use super::*;
+
+    #[test]
+    fn phases_that_never_started_are_counted_as_pending() {
+        let ok = |_: &milo::pipeline::PhaseContext| Ok::<_, String>(());
+        let p = Pipeline::new("p", [Phase::new("a", ok), Phase::new("b", ok).depends_on(["a"])]).unwrap();
+        let r = p.build_reducer();
+        let mut s = r.apply(None, &PipelineAction::Init {});
+        for a in [
+            PipelineAction::PipelineStart {
+                name: "p".into(),
+                timestamp: 0.0,
+            },
+            PipelineAction::PhaseStart {
+                name: "a".into(),
+                attempt: 1,
+                timestamp: 0.0,
+            },
+            PipelineAction::PhaseFailed {
+                name: "a".into(),
+                error: "boom".into(),
+                timestamp: 1.0,
+            },
+            PipelineAction::PipelineFailed {
+                error: "phase a failed".into(),
+                timestamp: 1.0,
+            },
+        ] {
+            s = r.apply(Some(&s), &a);
+        }
+        let text = summary(&s, Palette::plain());
+        assert!(
+            text.starts_with("✗ p failed in 1s — 0 completed, 1 failed, 1 pending\n"),
+            "{text}"
+        );
+    }
 }

@@ -67,8 +67,8 @@ fn flaky_completes_on_the_third_attempt() {
     let (t, run) = run_example("flaky", &["--ui", "plain"]);
     run.code(0)
         .stdout_line("[fetch] started (attempt 3)")
-        .stdout_line("[fetch] attempt 3")
-        .stdout_line("[use] {\"fetch\":\"ok\"}")
+        .stdout_line("[fetch] │ attempt 3")
+        .stdout_line("[use] │ {\"fetch\":\"ok\"}")
         .stdout_lacks("started (attempt 4)");
     let tl = t.json("t.json");
     assert_eq!(phase(&tl, "fetch")["attempt"], 3);
@@ -94,7 +94,7 @@ fn failing_exits_1_with_the_failed_phases_last_lines_in_the_summary() {
         ] {
             assert!(summary.contains(line), "summary lacks {line:?}:\n{summary}");
         }
-        assert!(summary.contains("1 completed, 1 failed, 1 not run"), "{summary}");
+        assert!(summary.contains("1 completed, 1 failed, 1 pending"), "{summary}");
         let tl = t.json("t.json");
         assert_eq!(phase(&tl, "deploy")["status"], "pending");
     }
@@ -105,7 +105,7 @@ fn skipped_exits_0_and_report_sees_null() {
     let (t, run) = run_example("skipped", &["--ui", "plain"]);
     run.code(0)
         .stdout_has("[lint] skipped after")
-        .stdout_line("[report] {\"lint\":null}")
+        .stdout_line("[report] │ {\"lint\":null}")
         .stdout_has("1 completed, 1 skipped");
     assert_eq!(phase(&t.json("t.json"), "lint")["status"], "skipped");
 }

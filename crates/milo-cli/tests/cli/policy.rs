@@ -55,7 +55,7 @@ policy = { on_fail = "retry", max_retries = 2, retry_delay = "50ms" }
     t.run()
         .code(0)
         .stdout_has("[slow-then-fast] attempt 1/3 failed: timed out after 500ms; retrying in")
-        .stdout_line("[slow-then-fast] attempt 2");
+        .stdout_line("[slow-then-fast] │ attempt 2");
     let p = phase(&t.json("t.json"), "slow-then-fast").clone();
     assert_eq!(p["status"], "completed");
     assert_eq!(p["attempt"], 2);

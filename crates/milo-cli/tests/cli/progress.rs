@@ -148,6 +148,11 @@ impl Term {
         self.drawer.frame(state, now, COLS as usize, last).unwrap();
         let bytes = std::mem::take(&mut *self.bytes.0.borrow_mut());
         let text = String::from_utf8(bytes).expect("the drawer writes UTF-8");
+        // Besides text and colours, the drawer only writes its own `ESC [ n A \r ESC [ J`.
+        let own = text.replace("A\r\x1b[J", "");
+        for forbidden in ["\x1b]", "\x07", "\x1b[2J", "\x1b[H", "\r"] {
+            assert!(!own.contains(forbidden), "the drawer wrote {forbidden:?}: {text:?}");
+        }
         self.parser.process(text.replace('\n', "\r\n").as_bytes());
         self.screen()
     }
@@ -166,7 +171,7 @@ fn live_lines_show_the_bar_and_running_phases() {
     let s = midway();
     let lines = live_lines(&s.get_state(), 3.0, COLS as usize, 0);
     insta::assert_snapshot!(lines.join("\n"), @r"
-    site [█████░░░░░░░░░░░░░░░]  25%  3s  ETA 5.5s
+    site [████████████░░░░░░░░]  61%  3s  ETA 3s
     ⠋ fetch  2s (2/4)  connecting to mirror
     ⠋ render  2s  rendered page2.html
     ");
@@ -199,7 +204,9 @@ fn the_screen_shows_finished_and_running_phases() {
         rows[1].starts_with("↷ lint  500ms: command exited with status 1"),
         "{screen}"
     );
-    assert!(rows[2].starts_with("site [") && rows[2].contains(" 25%"), "{screen}");
+    // 2 of 8 finished, render 2 s into its expected 3 s (1 s per unit of weight, from
+    // discover), fetch past its expected second (counted as 95% done).
+    assert!(rows[2].starts_with("site [") && rows[2].contains(" 61%"), "{screen}");
     assert!(rows[3].contains("fetch  2s (2/4)  connecting to mirror"), "{screen}");
     assert!(rows[4].contains("render  2s  rendered page2.html"), "{screen}");
     assert!(rows[5..].iter().all(|r| r.trim().is_empty()), "{screen}");
@@ -325,4 +332,80 @@ fn the_last_frame_drops_the_live_area() {
     assert!(screen.contains("✓ render  2.5s"), "{screen}");
     assert!(screen.contains("✓ fetch  2.6s  (2 attempts)"), "{screen}");
     assert_eq!(term.parser.screen().cursor_position(), (4, 0), "{screen}");
+}
+
+/// A phase named with ESC and BEL (OSC 0, a window title), failing with an error and logging
+/// lines that hold a screen erase, an OSC 52 clipboard write and a bare `\r`.
+fn hostile() -> Store<PipelineState, A> {
+    let evil = "ev\x1b]0;title\x07il\x1b[2J";
+    let pipeline = Pipeline::new("p\x1b[Hwn", [Phase::new(evil, ok)]).unwrap();
+    let s = Store::new(pipeline.build_reducer(), None).unwrap();
+    s.dispatch(A::PipelineStart {
+        name: "p\x1b[Hwn".into(),
+        timestamp: 0.0,
+    })
+    .unwrap();
+    start(&s, evil, 1, 0.0);
+    log(&s, evil, "\x1b]52;c;ZXZpbA==\x07clip\x1b[2J\x1b[Hboard", 0.1);
+    log(&s, evil, "junk\r[x] completed in 1s", 0.2);
+    s
+}
+
+#[test]
+fn names_errors_and_logs_cannot_drive_the_terminal() {
+    let s = hostile();
+    let mut term = Term::new();
+    term.frame(&s.get_state(), 0.5, false);
+    s.dispatch(A::PhaseFailed {
+        name: "ev\x1b]0;title\x07il\x1b[2J".into(),
+        error: "bad\x1b[1A\x1b[Kthing\x07".into(),
+        timestamp: 1.0,
+    })
+    .unwrap();
+    term.frame(&s.get_state(), 1.0, true);
+    let rows = term.rows();
+    let screen = term.screen();
+    assert!(rows[0].starts_with("✗ evil  1s: badthing"), "{screen}");
+    assert!(rows.iter().any(|r| r.contains("│ clipboard")), "{screen}");
+    assert!(rows.iter().any(|r| r.contains("│ junk[x] completed in 1s")), "{screen}");
+    assert_eq!(term.parser.screen().title(), "", "the title was set");
+    // Three lines printed, the cursor under them: nothing moved it.
+    assert_eq!(term.parser.screen().cursor_position(), (3, 0), "{screen}");
+}
+
+#[test]
+fn the_plain_view_sanitises_names_and_errors_and_marks_output() {
+    use milo::capture::Stream;
+    use milo_cli::color::Palette;
+    use milo_cli::views::plain::{line, log_line};
+    let s = hostile();
+    let state = s.get_state();
+    let failed = A::PhaseFailed {
+        name: "ev\x1b]0;title\x07il\x1b[2J".into(),
+        error: "bad\x1b[1A\rthing\x07".into(),
+        timestamp: 1.0,
+    };
+    assert_eq!(
+        line(&failed, &state, Palette::plain()).as_deref(),
+        Some("[evil] failed after 0ms: badthing")
+    );
+    let start = A::PipelineStart {
+        name: "p\x1b[Hwn".into(),
+        timestamp: 0.0,
+    };
+    assert_eq!(
+        line(&start, &state, Palette::plain()).as_deref(),
+        Some("milo: running pwn (1 phase)")
+    );
+    assert_eq!(
+        log_line("ev\x1b]0;t\x07il", Stream::Stdout, "a\rb\x1b[2Jc", Palette::plain()),
+        "[evil] │ abc"
+    );
+    assert_eq!(
+        log_line("evil", Stream::Stderr, "\x1b[31mred\x1b[0m", Palette::plain()),
+        "[evil] ! red"
+    );
+    // On a colour terminal the phase's own colours stay, closed at the end of the line.
+    let coloured = log_line("evil", Stream::Stdout, "\x1b[31mred", Palette::new(true));
+    assert!(coloured.ends_with("\x1b[31mred\x1b[0m"), "{coloured:?}");
 }

@@ -118,8 +118,8 @@ policy = { on_fail = "retry", max_retries = 1, retry_delay = "10ms" }
         .args(["run", "--ui", "plain"])
         .run()
         .code(0)
-        .stdout_line("[show] envy/show/1")
-        .stdout_line("[show] envy/show/2");
+        .stdout_line("[show] │ envy/show/1")
+        .stdout_line("[show] │ envy/show/2");
 }
 
 #[test]
@@ -138,7 +138,7 @@ run = 'echo "$SHARED $OVERRIDDEN $(basename "$PWD")"'
 "#;
     let t = Test::with(toml).args(["run", "--ui", "plain"]);
     std::fs::create_dir(t.path("work")).unwrap();
-    t.run().code(0).stdout_line("[show] from-defaults phase work");
+    t.run().code(0).stdout_line("[show] │ from-defaults phase work");
 }
 
 /// A phase that says whether `MILO_OUTPUT` exists when it starts, and writes the directory it
@@ -154,7 +154,7 @@ run = 'if [ -e "$MILO_OUTPUT" ]; then echo exists; else echo absent; fi; dirname
 #[test]
 fn milo_output_does_not_exist_until_the_command_writes_it() {
     let t = Test::with(WHERE).args(["run", "--ui", "plain"]);
-    t.run().code(0).stdout_has("[a] absent");
+    t.run().code(0).stdout_has("[a] │ absent");
 }
 
 #[test]

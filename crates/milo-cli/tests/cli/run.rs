@@ -179,8 +179,8 @@ fn output_is_captured_by_default() {
     let t = Test::with(CHATTY).args(["run", "--ui", "plain", "--timeline", "t.json"]);
     t.run()
         .code(0)
-        .stdout_line("[talk] passthrough-line")
-        .stdout_line("[talk] to-stderr");
+        .stdout_line("[talk] │ passthrough-line")
+        .stdout_line("[talk] ! to-stderr");
     assert_eq!(phase(&t.json("t.json"), "talk")["log_count"], 2);
 }
 
@@ -190,7 +190,7 @@ fn no_capture_lets_output_pass_straight_through() {
     let run = t.run();
     run.code(0)
         .stdout_line("passthrough-line")
-        .stdout_lacks("[talk] passthrough-line")
+        .stdout_lacks("[talk] │ passthrough-line")
         .stderr_has("to-stderr");
     assert_eq!(phase(&t.json("t.json"), "talk")["log_count"], 0);
 }
@@ -203,7 +203,7 @@ fn capture_output_false_in_the_file_works_like_no_capture() {
         .run()
         .code(0)
         .stdout_line("passthrough-line")
-        .stdout_lacks("[talk] passthrough-line");
+        .stdout_lacks("[talk] │ passthrough-line");
 }
 
 #[test]

@@ -53,7 +53,7 @@ run = "touch never.ran"
         .code(1)
         .stdout_has("[bad] failed after")
         .stdout_has("command exited with status 5")
-        .stdout_has("1 not run");
+        .stdout_has("1 pending");
     assert!(!t.path("never.ran").exists());
 }
 
