@@ -22,6 +22,9 @@ const COLS: u16 = 100;
 const PANE: usize = 23;
 
 const DOWN: &str = "\x1b[B";
+const UP: &str = "\x1b[A";
+const RIGHT: &str = "\x1b[C";
+const LEFT: &str = "\x1b[D";
 const ENTER: &str = "\r";
 
 /// `talk` prints 400 numbered lines to stdout and as many to stderr, 50 ms apart: 20 s, far
@@ -176,6 +179,44 @@ impl Tui {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The newest run in the run history, as `milo history --json` prints it.
+    fn last_run(&self) -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_milo"))
+            .args(["history", "--json", "-n", "1"])
+            .current_dir(self._dir.path())
+            .output()
+            .expect("run milo history");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history JSON");
+        runs[0].clone()
+    }
+
+    /// Polls the run history until its newest run has `status`, and returns it.
+    fn wait_for_run(&self, status: &str) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let run = self.last_run();
+            if run["status"] == status {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the run history never showed the run {status}: {run}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends `signal` (`HUP`, `KILL`…) to milo.
+    fn signal(&mut self, signal: &str) {
+        let pid = self.child.process_id().expect("milo's pid");
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
     }
 
     /// Resizes the terminal (the kernel sends the child SIGWINCH) and the emulated screen.
@@ -337,9 +378,17 @@ fn keys_drive_the_view_and_q_cancels_a_running_pipeline() {
     let termios = tui.master.get_termios().expect("the pty's modes");
     assert!(!format!("{:?}", termios.local_flags).contains("ICANON"));
 
-    // ↓ moves the selection to `talk`.
-    tui.press(DOWN);
+    // The selection follows the run onto `talk`; ↓ moves it on to `wrap` and ↑ back, and the
+    // list stops following.
     tui.wait_for("`talk` to be selected", |rows| {
+        (selected(rows)? == "talk").then_some(())
+    });
+    tui.press(DOWN);
+    tui.wait_for("`wrap` to be selected", |rows| {
+        (selected(rows)? == "wrap").then_some(())
+    });
+    tui.press(UP);
+    tui.wait_for("`talk` to be selected again", |rows| {
         (selected(rows)? == "talk").then_some(())
     });
 
@@ -411,6 +460,15 @@ fn keys_drive_the_view_and_q_cancels_a_running_pipeline() {
         pane(rows).filter(|p| !p.follow).map(|_| ())
     });
 
+    // → and ← switch the open log pane to the next and previous phase.
+    tui.press(RIGHT);
+    tui.wait_for("wrap's log pane", |rows| {
+        let rows: Vec<String> = rows.to_vec();
+        rows.iter().any(|r| r.contains("wrap · no output")).then_some(())
+    });
+    tui.press(LEFT);
+    tui.wait_for("talk's log pane again", |rows| pane(rows).filter(|p| p.phase == "talk"));
+
     // q while the pipeline runs cancels it: exit status 130, the summary on the normal screen.
     tui.press("q");
     let code = tui.exit_code();
@@ -423,7 +481,10 @@ fn keys_drive_the_view_and_q_cancels_a_running_pipeline() {
 #[test]
 fn a_pipeline_that_ends_leaves_the_tui_open_until_q() {
     let mut tui = Tui::start(SHORT);
-    tui.wait_for("the phase list", |rows| selected(rows).filter(|s| s == "setup"));
+    // The selection follows the running phase until the user moves it.
+    tui.wait_for("`talk` running and selected", |rows| {
+        selected(rows).filter(|s| s == "talk")
+    });
 
     // The pipeline completes; the TUI says so and stays.
     tui.wait_for("the pipeline to complete", |rows| {
@@ -450,8 +511,10 @@ fn a_pipeline_that_ends_leaves_the_tui_open_until_q() {
         (rows.len() == 24 && footer.contains("✓ completed") && setup.contains("Set things up")).then_some(())
     });
 
-    // The logs of a finished phase can still be read: all of them.
-    tui.press(DOWN);
+    // The logs of a finished phase can still be read: all of them. The selection stayed on
+    // the last phase that ran.
+    assert_eq!(selected(&tui.rows()).as_deref(), Some("wrap"));
+    tui.press(UP);
     tui.wait_for("`talk` to be selected", |rows| {
         (selected(rows)? == "talk").then_some(())
     });
@@ -477,4 +540,53 @@ fn a_pipeline_that_ends_leaves_the_tui_open_until_q() {
     let screen = tui.check_restored();
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("tuidemo completed in"), "{screen}");
+}
+
+#[test]
+fn the_run_is_recorded_as_ended_when_it_ends_not_when_the_tui_closes() {
+    let mut tui = Tui::start(SHORT);
+    tui.wait_for("the pipeline to complete", |rows| {
+        rows.first()?.contains("tuidemo completed").then_some(())
+    });
+    // The TUI is still open, and the history already has the run as completed.
+    let run = tui.wait_for_run("completed");
+    assert!(matches!(tui.child.try_wait(), Ok(None)), "the TUI closed by itself");
+    let duration = run["duration"].as_f64().expect("a duration");
+    // Leave the TUI open a while: the recorded duration must not grow.
+    std::thread::sleep(Duration::from_secs(3));
+    tui.press("q");
+    assert_eq!(tui.exit_code(), 0);
+    let after = tui.last_run();
+    assert_eq!(after["status"], "completed", "{after}");
+    assert_eq!(after["duration"].as_f64(), Some(duration), "{after}");
+}
+
+#[test]
+fn closing_the_terminal_after_the_run_keeps_it_completed() {
+    let mut tui = Tui::start(SHORT);
+    tui.wait_for("the pipeline to complete", |rows| {
+        rows.first()?.contains("tuidemo completed").then_some(())
+    });
+    tui.wait_for_run("completed");
+    // Hang up, as the kernel does when the terminal window closes: milo leaves.
+    tui.signal("HUP");
+    tui.exit_code();
+    let run = tui.last_run();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["exit_code"], 0, "{run}");
+}
+
+#[test]
+fn a_tui_killed_after_the_run_leaves_it_completed() {
+    let mut tui = Tui::start(SHORT);
+    tui.wait_for("the pipeline to complete", |rows| {
+        rows.first()?.contains("tuidemo completed").then_some(())
+    });
+    // Give the history time to record the end (it must not wait for the TUI), then kill milo
+    // as a closing terminal session may: the run stays completed, not interrupted.
+    std::thread::sleep(Duration::from_secs(2));
+    tui.signal("KILL");
+    tui.exit_code();
+    let run = tui.last_run();
+    assert_eq!(run["status"], "completed", "{run}");
 }

@@ -191,25 +191,32 @@ async fn execute(pipeline: Pipeline, session: Session) -> Result<(Status, Arc<Pi
         let options = RunOptions { stop, reuse };
         tokio::spawn(async move { pipeline.run_with(&store, options).await })
     };
-    let tui = if ui == Ui::Tui {
-        Some(milo_tui::run_tui_with_eta(store.clone(), stop.clone(), eta).await)
-    } else {
-        None
+    // The run is recorded as ended when it ends, not when the TUI closes: the TUI stays open
+    // after the run until `q`, and the terminal may be closed (SIGHUP) rather than quit.
+    let ended = async {
+        let report = match run.await {
+            Ok(r) => r,
+            Err(e) => Err(milo::SagaError::msg(e)),
+        };
+        drop(recording);
+        if let Some(recorder) = recorder {
+            let status = report.as_ref().map_or(Status::Failed, |r| r.status);
+            if let Err(e) = recorder.finish(status, i32::from(exit_code(status))) {
+                milo_history::cli::warn_unrecorded(&e);
+            }
+        }
+        report
     };
-    let report = match run.await {
-        Ok(r) => r,
-        Err(e) => Err(milo::SagaError::msg(e)),
+    let tui = async {
+        match ui {
+            Ui::Tui => Some(milo_tui::run_tui_with_eta(store.clone(), stop.clone(), eta).await),
+            _ => None,
+        }
     };
+    let (report, tui) = tokio::join!(ended, tui);
     done.cancel();
     let _ = watcher.await;
     let state = store.get_state();
-    drop(recording);
-    if let Some(recorder) = recorder {
-        let status = report.as_ref().map_or(Status::Failed, |r| r.status);
-        if let Err(e) = recorder.finish(status, i32::from(exit_code(status))) {
-            milo_history::cli::warn_unrecorded(&e);
-        }
-    }
     match view {
         Some(view) => view.finish(&state),
         None => {
