@@ -38,6 +38,23 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
 }
 
 /// Writes `bytes` to stdout; a closed pipe (e.g. `milo order | head -1`) is not an error.
+/// `1 phase`, `2 phases`: `word` with an `s` unless `n` is 1.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Prints the pipeline file's warnings to stderr, each followed by a blank line.
+pub fn print_warnings(file: &crate::config::PipelineFile) {
+    let mut err = std::io::stderr().lock();
+    for w in file.warnings() {
+        let _ = writeln!(err, "{w}\n");
+    }
+}
+
 pub fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|_| out.flush()) {

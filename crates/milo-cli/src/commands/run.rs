@@ -23,6 +23,7 @@ use crate::{build, config, signals};
 pub fn run(args: RunArgs) -> Result<u8, CliError> {
     let file = config::load(&args.file.file)?;
     let mut pipeline = build::pipeline(&file, &args.only)?;
+    super::print_warnings(&file);
     // The parsed file is not needed any more; a 10,000-phase file holds megabytes.
     drop(file);
     if let Some(j) = args.jobs {
@@ -265,9 +266,9 @@ async fn start_mcp(
 
 fn dry_run(p: &Pipeline) -> String {
     let mut out = format!(
-        "{}: would run {} phases (jobs {}), nothing is run\n",
+        "{}: would run {} (jobs {}), nothing is run\n",
         p.name(),
-        p.phases().len(),
+        super::plural(p.phases().len(), "phase"),
         p.job_limit()
     );
     for (n, &i) in p.def().order().iter().enumerate() {
@@ -283,7 +284,12 @@ fn dry_run(p: &Pipeline) -> String {
         let par = if info.parallel { "  [parallel]" } else { "" };
         let _ = writeln!(out, "{:>3}. {}{par}{deps}", n + 1, info.name);
         if let Some(cmd) = &info.command {
-            let _ = writeln!(out, "       $ {cmd}");
+            // Every line of a multi-line command keeps its indentation, under the first.
+            let mut lines = cmd.trim_end_matches('\n').lines();
+            let _ = writeln!(out, "       $ {}", lines.next().unwrap_or(""));
+            for line in lines {
+                let _ = writeln!(out, "         {line}");
+            }
         }
     }
     out
