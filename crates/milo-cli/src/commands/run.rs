@@ -22,7 +22,9 @@ use crate::{build, config, signals};
 
 pub fn run(args: RunArgs) -> Result<u8, CliError> {
     let file = config::load(&args.file.file)?;
-    let mut pipeline = build::pipeline(&file, &args.only)?;
+    // `milo run test` is `milo run --only test`.
+    let only: Vec<String> = args.only.iter().chain(&args.targets).cloned().collect();
+    let mut pipeline = build::pipeline(&file, &only)?;
     super::print_warnings(&file);
     // The parsed file is not needed any more; a 10,000-phase file holds megabytes.
     drop(file);
