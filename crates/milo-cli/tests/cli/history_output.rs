@@ -75,3 +75,19 @@ fn history_aligns_resumed_runs_and_explains_the_mark() {
     assert_eq!(date(failed), Some(started), "{}", run.stdout);
     run.stdout_has("↻N: resumed run N");
 }
+
+#[test]
+fn the_milo_directory_ignores_itself_in_git() {
+    let t = Test::with(TWO).args(["run", "--ui", "plain"]);
+    t.run().code(0);
+    let ignore = t.read(".milo/.gitignore");
+    assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
+    // Never over the user's own.
+    std::fs::write(t.path(".milo/.gitignore"), "mine\n").expect("write");
+    t.run().code(0);
+    assert_eq!(t.read(".milo/.gitignore"), "mine\n");
+    // A directory of the user's choosing is left alone.
+    let t = Test::with(TWO).args(["run", "--ui", "plain", "--db", "store/h.db"]);
+    t.run().code(0);
+    assert!(t.path("store/h.db").exists() && !t.path("store/.gitignore").exists());
+}
