@@ -91,3 +91,15 @@ fn the_milo_directory_ignores_itself_in_git() {
     t.run().code(0);
     assert!(t.path("store/h.db").exists() && !t.path("store/.gitignore").exists());
 }
+
+#[test]
+fn the_report_counts_agree_with_their_numbers() {
+    let toml = "name = \"one\"\n[[phase]]\nname = \"a\"\nrun = \"true\"\n";
+    let t = Test::with(toml).args(["run", "--ui", "plain"]);
+    t.run().code(0);
+    let t = t.then(["report", "-o", "r.html"]);
+    t.run().code(0);
+    let html = t.read("r.html");
+    assert!(html.contains(" · 1 phase · 1 attempt"), "{html}");
+    assert!(!html.contains("1 phases") && !html.contains("1 attempts"), "{html}");
+}
