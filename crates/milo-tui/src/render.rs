@@ -65,14 +65,26 @@ impl Default for PhaseList {
 }
 
 impl PhaseList {
-    /// The keys that move the selection onto the first running phase, when the list follows
-    /// the run and the logs are closed (an open log pane stays on the phase the user opened);
-    /// empty otherwise. The TUI dispatches them into the view store, as if typed.
+    /// The keys that move the selection onto the first running phase (once the run has
+    /// ended, onto the first failed one, whose logs say why), when the list follows the run
+    /// and the logs are closed (an open log pane stays on the phase the user opened); empty
+    /// otherwise. The TUI dispatches them into the view store, as if typed.
     pub fn follow_keys(&self, view: &PipelineViewState) -> Vec<Key> {
         if !self.follow || view.expanded {
             return Vec::new();
         }
-        let Some((first, _)) = active_range(view) else {
+        let failed = || {
+            let p = &view.pipeline;
+            p.is_finished()
+                .then(|| {
+                    p.def()
+                        .order()
+                        .iter()
+                        .position(|&i| p.phases.get(i).is_some_and(|s| s.status == Status::Failed))
+                })
+                .flatten()
+        };
+        let Some(first) = active_range(view).map(|(first, _)| first).or_else(failed) else {
             return Vec::new();
         };
         let selected = view.selected_phase;

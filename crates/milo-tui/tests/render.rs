@@ -514,3 +514,26 @@ fn the_finished_list_keeps_the_attempts() {
     let row = text.lines().find(|r| r.contains("assets")).expect("the assets row");
     assert!(row.contains("✓") && row.contains("(3 attempts)"), "{text}");
 }
+
+#[test]
+fn a_followed_list_ends_on_the_failed_phase() {
+    let h = Harness::new();
+    h.start()
+        .phase_start("discover", 1, 0.0)
+        .complete("discover", 0.5)
+        .phase_start("parse", 1, 0.5)
+        .put(PipelineAction::PhaseFailed {
+            name: "parse".into(),
+            error: "exit status 1".into(),
+            timestamp: 1.5,
+        })
+        .put(PipelineAction::PipelineFailed {
+            error: "phase `parse` failed: exit status 1".into(),
+            timestamp: 1.5,
+        });
+    let list = milo_tui::PhaseList::default();
+    assert_eq!(list.follow_keys(&h.view()), [Key::Down]);
+    // Not once the user moved.
+    let moved = milo_tui::PhaseList { follow: false, ..list };
+    assert!(moved.follow_keys(&h.view()).is_empty());
+}
