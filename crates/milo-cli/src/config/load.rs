@@ -111,7 +111,7 @@ impl Scope<'_> {
         match self {
             Scope::Top => String::new(),
             Scope::Defaults => " in [defaults]".to_owned(),
-            Scope::Phase(Some(name), _) => format!(" in phase `{name}`"),
+            Scope::Phase(Some(name), _) => format!(" in phase `{}`", shown(name)),
             Scope::Phase(None, n) => format!(" in phase #{n}"),
         }
     }
@@ -119,7 +119,7 @@ impl Scope<'_> {
     /// `"phase `render`"`, `"phase #2"`.
     fn phase_label(&self) -> String {
         match self {
-            Scope::Phase(Some(name), _) => format!("phase `{name}`"),
+            Scope::Phase(Some(name), _) => format!("phase `{}`", shown(name)),
             Scope::Phase(None, n) => format!("phase #{n}"),
             Scope::Top | Scope::Defaults => "the pipeline".to_owned(),
         }
@@ -288,6 +288,12 @@ impl Cx<'_> {
         let name = match name_entry {
             Some((_, v)) => self
                 .keep(self.printable("name", Scope::Phase(None, number), v))
+                // A name refused for its characters still names the phase for the checks
+                // that follow, so that its dependents are not reported as well.
+                .or_else(|| match v.get_ref() {
+                    DeValue::String(s) if !s.trim().is_empty() => Some(s.to_string()),
+                    _ => None,
+                })
                 .map(|n| (n, v.span())),
             None => None,
         };
@@ -353,7 +359,7 @@ impl Cx<'_> {
                 .error(
                     ErrorKind::MissingKey,
                     header.clone(),
-                    format!("phase `{name}` has no `run`"),
+                    format!("phase `{}` has no `run`", shown(&name)),
                 )
                 .help_line("add the command to run: `run = \"...\"`")));
         }
@@ -380,7 +386,7 @@ impl Cx<'_> {
                     .error(
                         ErrorKind::DuplicatePhase,
                         place.name.clone(),
-                        format!("duplicate phase name `{}`", phase.name),
+                        format!("duplicate phase name `{}`", shown(&phase.name)),
                     )
                     .also(self.src.snippet(earlier.clone()).label("first defined here"))
                     .help_line("phase names must be unique: rename one of them")));
@@ -394,9 +400,13 @@ impl Cx<'_> {
                 if first.contains_key(dep.as_str()) {
                     continue;
                 }
-                let mut message = format!("phase `{}` depends on `{dep}`, which is not a phase", phase.name);
+                let mut message = format!(
+                    "phase `{}` depends on `{}`, which is not a phase",
+                    shown(&phase.name),
+                    shown(dep)
+                );
                 if let Some(close) = closest(dep, names.iter().copied().filter(|n| *n != phase.name)) {
-                    message.push_str(&format!("; did you mean `{close}`?"));
+                    message.push_str(&format!("; did you mean `{}`?", shown(close)));
                 }
                 self.keep::<()>(Err(self
                     .src
@@ -927,6 +937,27 @@ fn type_name(value: &DeValue<'_>) -> &'static str {
     }
 }
 
+/// `name` as it may be printed: control characters escaped (`\u{7}`), so that an error
+/// about a name cannot ring the bell or rewrite the screen itself.
+fn shown(name: &str) -> Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        Cow::Owned(
+            name.chars()
+                .flat_map(|c| {
+                    let escaped: Vec<char> = if c.is_control() {
+                        c.escape_unicode().collect()
+                    } else {
+                        vec![c]
+                    };
+                    escaped
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 /// `"policy.max_retries"` → `"max_retries"`.
 fn last_part(key: &str) -> &str {
     key.rsplit('.').next().unwrap_or(key)
@@ -934,7 +965,11 @@ fn last_part(key: &str) -> &str {
 
 /// `` `a`, `b`, `c` ``.
 fn list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{}`", shown(n)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The candidate most like `word`, if any is close enough to be a likely typo.

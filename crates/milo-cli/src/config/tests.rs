@@ -602,3 +602,20 @@ fn retry_settings_without_retry_are_warnings_not_errors() {
     let file = parse(&format!("{MINIMAL}policy = {{ max_retries = 0 }}\n"));
     assert!(file.warnings().is_empty());
 }
+
+#[test]
+fn a_name_refused_for_its_characters_is_one_mistake_not_two() {
+    let err = error(
+        "name = \"p\"\n[[phase]]\nname = \"a\\u0007\"\nrun = \"x\"\n[[phase]]\nname = \"b\"\nrun = \"x\"\ndepends_on = [\"a\\u0007\"]\n",
+    );
+    assert_eq!(err.errors().count(), 1, "{err}");
+    assert!(err.message().contains("U+0007 (BEL)"), "{err}");
+    // Other messages about that phase show the name escaped, never the raw character.
+    let err = error(
+        "name = \"p\"\n[[phase]]\nname = \"a\\u0007\"\nweight = \"x\"\n[[phase]]\nname = \"a\\u0007\"\nrun = \"x\"\n",
+    );
+    let text = err.to_string();
+    assert!(text.contains("in phase `a\\u{7}`"), "{text}");
+    assert!(text.contains("duplicate phase name `a\\u{7}`"), "{text}");
+    assert!(!text.contains('\u{7}'), "{text:?}");
+}
