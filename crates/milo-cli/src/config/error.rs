@@ -175,7 +175,26 @@ impl ConfigError {
         self
     }
 
+    /// The full report. Control characters other than its own line breaks are escaped
+    /// (`\u{1b}`): a key, a value or a line of the file echoed in a message must not drive the
+    /// terminal that shows it.
     fn render_all(&self) -> String {
+        let out = self.render_raw();
+        if !out.chars().any(|c| c.is_control() && c != '\n') {
+            return out;
+        }
+        let mut escaped = String::with_capacity(out.len() + 16);
+        for c in out.chars() {
+            if c.is_control() && c != '\n' {
+                escaped.extend(c.escape_unicode());
+            } else {
+                escaped.push(c);
+            }
+        }
+        escaped
+    }
+
+    fn render_raw(&self) -> String {
         let mut out = self.render();
         for e in &self.more {
             out.push_str("\n\n");
@@ -326,6 +345,19 @@ mod tests {
         assert_eq!((l.line, l.column), (2, 6));
         assert_eq!(l.to_string(), "milo.toml:2:6");
         assert_eq!(src.location(0..1).column, 1);
+    }
+
+    #[test]
+    fn control_characters_in_a_report_are_escaped() {
+        let src = file("a = 1 # \u{1b}[2J\u{7}\nb = 2");
+        let err = src
+            .error(ErrorKind::Syntax, 0..1, "bad key `\u{1b}]0;x\u{7}`")
+            .help_line("\r");
+        let text = err.to_string();
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(text.contains("bad key `\\u{1b}]0;x\\u{7}`"), "{text}");
+        assert!(text.contains("1 | a = 1 # \\u{1b}[2J\\u{7}"), "{text}");
+        assert!(text.contains("= help: \\u{d}"), "{text}");
     }
 
     #[test]
