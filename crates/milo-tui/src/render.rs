@@ -317,7 +317,10 @@ fn header_line(view: &PipelineViewState, clock: &Clock, mode: Mode) -> Line<'sta
     };
     let elapsed = pipeline_elapsed(view, clock);
     let mut spans = vec![
-        Span::styled(format!(" {} ", p.name), Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(
+            format!(" {} ", sanitize(&p.name)),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
         Span::styled(status, Style::new().fg(color).add_modifier(Modifier::BOLD)),
         Span::styled("  elapsed ", dim),
         Span::raw(duration(elapsed)),
@@ -376,7 +379,7 @@ fn render_phases(frame: &mut Frame, area: Rect, view: &PipelineViewState, clock:
     let name_width = p
         .phases
         .iter()
-        .map(|s| Span::raw(&*s.name).width())
+        .map(|s| Span::raw(sanitize(&s.name)).width())
         .max()
         .unwrap_or(0)
         .min(usize::from(area.width) / 3)
@@ -485,7 +488,7 @@ fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock, latest: Option<
     };
     let row = Row::new(vec![
         symbol,
-        Cell::from(Span::styled(phase.name.to_string(), name_style)),
+        Cell::from(Span::styled(sanitize(&phase.name), name_style)),
         Cell::from(Line::from(Span::styled(time, Style::new().fg(color))).right_aligned()),
         Cell::from(Line::from(detail)),
     ]);
@@ -518,7 +521,7 @@ fn render_logs(frame: &mut Frame, area: Rect, view: &PipelineViewState) {
     };
     let title = Line::from(vec![
         Span::raw(" "),
-        Span::styled(phase.name.to_string(), Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(sanitize(&phase.name), Style::new().add_modifier(Modifier::BOLD)),
         Span::styled(
             format!(" · {range}{dropped} · follow: {follow} "),
             Style::new().fg(Color::Gray),
@@ -711,6 +714,21 @@ mod tests {
         assert!(stopping.contains("stopping the pipeline…  ↑↓ select"), "{stopping}");
         let quitting = screen(&view, Mode::Quitting);
         assert!(quitting.contains("stopping the pipeline…  q quit now"), "{quitting}");
+    }
+
+    #[test]
+    fn names_cannot_drive_the_terminal() {
+        use milo::pipeline::{Phase, Pipeline};
+        let noop = |_cx| async { Ok::<_, String>(()) };
+        let pipeline = Pipeline::new("p\u{7}", [Phase::new_async("a\u{1b}[2J", noop)]).expect("a pipeline");
+        let view = PipelineViewState::new(pipeline.store().expect("a store").get_state());
+        let mut expanded = view.clone();
+        expanded.expanded = true;
+        for view in [view, expanded] {
+            let text = screen(&view, Mode::Normal);
+            assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text:?}");
+            assert!(text.contains("· a   "), "{text}");
+        }
     }
 
     #[test]
