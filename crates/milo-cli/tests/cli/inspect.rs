@@ -261,6 +261,10 @@ fn check_warns_about_retries_without_on_fail_retry() {
         "{err}"
     );
     insta::assert_snapshot!("check_retries_without_retry", err);
+    // `milo run` says it too, and runs.
+    let run = Test::with(toml).args(["run", "--ui", "plain"]).run();
+    run.code(0)
+        .stderr_has("warning: `policy.max_retries` has no effect in phase `deploy`");
     // From [defaults]: once, at the default.
     let toml = "name = \"x\"\n[defaults]\npolicy = { max_retries = 2, retry_delay = \"1s\" }\n\n[[phase]]\nname = \"a\"\nrun = \"true\"\n\n[[phase]]\nname = \"b\"\nrun = \"true\"\n";
     let run = Test::with(toml).args(["check"]).run();
