@@ -594,3 +594,39 @@ fn a_tui_killed_after_the_run_leaves_it_completed() {
     let run = tui.last_run();
     assert_eq!(run["status"], "completed", "{run}");
 }
+
+#[test]
+fn a_long_list_keeps_the_running_phases_in_view() {
+    // 12 quick phases one after the other, then 8 that run together for a long time, then 20
+    // waiting for them: 40 phases in a 20-row terminal.
+    let mut toml = String::from("name = \"wide\"\njobs = 8\n");
+    for i in 0..12 {
+        toml.push_str(&format!("\n[[phase]]\nname = \"p{i:02}\"\nrun = \"true\"\n"));
+        if i > 0 {
+            toml.push_str(&format!("depends_on = [\"p{:02}\"]\n", i - 1));
+        }
+    }
+    for i in 0..8 {
+        toml.push_str(&format!(
+            "\n[[phase]]\nname = \"w{i:02}\"\nrun = \"echo working {i}; sleep 30\"\nparallel = true\ndepends_on = [\"p11\"]\n"
+        ));
+    }
+    let workers: Vec<String> = (0..8).map(|i| format!("\"w{i:02}\"")).collect();
+    for i in 0..20 {
+        toml.push_str(&format!(
+            "\n[[phase]]\nname = \"q{i:02}\"\nrun = \"true\"\ndepends_on = [{}]\n",
+            workers.join(", ")
+        ));
+    }
+    let mut tui = Tui::start(&toml);
+    tui.resize(20, 100);
+    let rows = tui.wait_for("all 8 running phases on a 20-row screen", |rows| {
+        (rows.len() == 20
+            && (0..8)
+                .all(|i| phase_row(rows, &format!("w{i:02}")).is_some_and(|r| r.contains(&format!("working {i}")))))
+        .then(|| rows.to_vec())
+    });
+    assert_eq!(selected(&rows).as_deref(), Some("w00"), "{}", Tui::dump(&rows));
+    tui.press("q");
+    assert_eq!(tui.exit_code(), 130);
+}
