@@ -19,4 +19,6 @@ fi
 
 # Snapshots are reviewed, never silently rewritten by a test run.
 export INSTA_UPDATE=no
-cargo test --workspace "$@"
+# --locked: the dependencies are exactly those of Cargo.lock; a stale lock file fails here
+# instead of being rewritten.
+cargo test --workspace --locked "$@"

@@ -70,7 +70,7 @@ fn select<'a>(file: &'a PipelineFile, only: &[String]) -> Result<Option<BTreeSet
                     .collect::<Vec<_>>()
                     .join(", ");
                 return Err(CliError::usage(
-                    format!("--only {name}: there is no phase `{name}` in {}", file.path.display()),
+                    format!("there is no phase `{name}` in {}", file.path.display()),
                     Some(format!("{closest}phases: {all}")),
                 ));
             }

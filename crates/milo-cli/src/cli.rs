@@ -10,7 +10,7 @@ const AFTER_HELP: &str = "\
 Examples:
   milo run                      run ./milo.toml with a live progress display
   milo run -f ci.toml --ui plain --jobs 2
-  milo run --only render        run `render` and everything it depends on
+  milo run render               run `render` and everything it depends on
   milo order                    list the phases in execution order
   milo graph --format mermaid   draw the dependency graph
   milo init                     write a starter milo.toml
@@ -38,7 +38,8 @@ pub enum Command {
 Examples:
   milo run
   milo run -f build.toml --jobs 4 --fail-fast
-  milo run --only deploy --dry-run
+  milo run test                 `test` and what it depends on (also: --only test)
+  milo run deploy --dry-run
   milo run --ui json | jq -c 'select(.type == \"@@PHASE_FAILED\")'
   milo run --timeline run.json
 
@@ -292,6 +293,9 @@ pub struct RunArgs {
     /// gives way to plain event lines, which the output cannot tear).
     #[arg(long)]
     pub no_capture: bool,
+    /// Run only these phases and what they depend on (the same as `--only`).
+    #[arg(value_name = "PHASE")]
+    pub targets: Vec<String>,
     /// Run only PHASE and what it depends on (repeatable).
     #[arg(long = "only", value_name = "PHASE")]
     pub only: Vec<String>,

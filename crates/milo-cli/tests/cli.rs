@@ -12,6 +12,8 @@ mod util;
 mod errors;
 #[path = "cli/examples.rs"]
 mod examples;
+#[path = "cli/history_output.rs"]
+mod history_output;
 #[path = "cli/inspect.rs"]
 mod inspect;
 #[path = "cli/json.rs"]

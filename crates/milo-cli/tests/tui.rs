@@ -22,6 +22,9 @@ const COLS: u16 = 100;
 const PANE: usize = 23;
 
 const DOWN: &str = "\x1b[B";
+const UP: &str = "\x1b[A";
+const RIGHT: &str = "\x1b[C";
+const LEFT: &str = "\x1b[D";
 const ENTER: &str = "\r";
 
 /// `talk` prints 400 numbered lines to stdout and as many to stderr, 50 ms apart: 20 s, far
@@ -178,6 +181,44 @@ impl Tui {
         }
     }
 
+    /// The newest run in the run history, as `milo history --json` prints it.
+    fn last_run(&self) -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_milo"))
+            .args(["history", "--json", "-n", "1"])
+            .current_dir(self._dir.path())
+            .output()
+            .expect("run milo history");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history JSON");
+        runs[0].clone()
+    }
+
+    /// Polls the run history until its newest run has `status`, and returns it.
+    fn wait_for_run(&self, status: &str) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let run = self.last_run();
+            if run["status"] == status {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the run history never showed the run {status}: {run}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends `signal` (`HUP`, `KILL`…) to milo.
+    fn signal(&mut self, signal: &str) {
+        let pid = self.child.process_id().expect("milo's pid");
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
     /// Resizes the terminal (the kernel sends the child SIGWINCH) and the emulated screen.
     fn resize(&mut self, rows: u16, cols: u16) {
         lock(&self.parser).set_size(rows, cols);
@@ -325,7 +366,8 @@ fn keys_drive_the_view_and_q_cancels_a_running_pipeline() {
         (setup < talk && talk < wrap).then_some(())?;
         selected(rows)
     });
-    assert_eq!(first, "setup");
+    // The selection follows the run: on `setup` or, once it is done, on `talk`.
+    assert!(first == "setup" || first == "talk", "{first}");
     let rows = tui.rows();
     assert!(rows.iter().any(|r| r.contains("Talk a lot")), "{}", Tui::dump(&rows));
     assert!(
@@ -337,9 +379,17 @@ fn keys_drive_the_view_and_q_cancels_a_running_pipeline() {
     let termios = tui.master.get_termios().expect("the pty's modes");
     assert!(!format!("{:?}", termios.local_flags).contains("ICANON"));
 
-    // ↓ moves the selection to `talk`.
-    tui.press(DOWN);
+    // The selection follows the run onto `talk`; ↓ moves it on to `wrap` and ↑ back, and the
+    // list stops following.
     tui.wait_for("`talk` to be selected", |rows| {
+        (selected(rows)? == "talk").then_some(())
+    });
+    tui.press(DOWN);
+    tui.wait_for("`wrap` to be selected", |rows| {
+        (selected(rows)? == "wrap").then_some(())
+    });
+    tui.press(UP);
+    tui.wait_for("`talk` to be selected again", |rows| {
         (selected(rows)? == "talk").then_some(())
     });
 
@@ -411,6 +461,15 @@ fn keys_drive_the_view_and_q_cancels_a_running_pipeline() {
         pane(rows).filter(|p| !p.follow).map(|_| ())
     });
 
+    // → and ← switch the open log pane to the next and previous phase.
+    tui.press(RIGHT);
+    tui.wait_for("wrap's log pane", |rows| {
+        let rows: Vec<String> = rows.to_vec();
+        rows.iter().any(|r| r.contains("wrap · no output")).then_some(())
+    });
+    tui.press(LEFT);
+    tui.wait_for("talk's log pane again", |rows| pane(rows).filter(|p| p.phase == "talk"));
+
     // q while the pipeline runs cancels it: exit status 130, the summary on the normal screen.
     tui.press("q");
     let code = tui.exit_code();
@@ -423,7 +482,10 @@ fn keys_drive_the_view_and_q_cancels_a_running_pipeline() {
 #[test]
 fn a_pipeline_that_ends_leaves_the_tui_open_until_q() {
     let mut tui = Tui::start(SHORT);
-    tui.wait_for("the phase list", |rows| selected(rows).filter(|s| s == "setup"));
+    // The selection follows the running phase until the user moves it.
+    tui.wait_for("`talk` running and selected", |rows| {
+        selected(rows).filter(|s| s == "talk")
+    });
 
     // The pipeline completes; the TUI says so and stays.
     tui.wait_for("the pipeline to complete", |rows| {
@@ -450,8 +512,13 @@ fn a_pipeline_that_ends_leaves_the_tui_open_until_q() {
         (rows.len() == 24 && footer.contains("✓ completed") && setup.contains("Set things up")).then_some(())
     });
 
-    // The logs of a finished phase can still be read: all of them.
-    tui.press(DOWN);
+    // The logs of a finished phase can still be read: all of them. The selection stayed on a
+    // phase the list followed (`talk`, or `wrap` if a frame showed it running).
+    match selected(&tui.rows()).as_deref() {
+        Some("wrap") => tui.press(UP),
+        Some("talk") => {}
+        other => panic!("the selection is on {other:?}:\n{}", Tui::dump(&tui.rows())),
+    }
     tui.wait_for("`talk` to be selected", |rows| {
         (selected(rows)? == "talk").then_some(())
     });
@@ -489,4 +556,89 @@ fn a_phase_reading_the_terminal_fails_at_once() {
     });
     tui.press("q");
     assert_eq!(tui.exit_code(), 1);
+}
+
+#[test]
+fn the_run_is_recorded_as_ended_when_it_ends_not_when_the_tui_closes() {
+    let mut tui = Tui::start(SHORT);
+    tui.wait_for("the pipeline to complete", |rows| {
+        rows.first()?.contains("tuidemo completed").then_some(())
+    });
+    // The TUI is still open, and the history already has the run as completed.
+    let run = tui.wait_for_run("completed");
+    assert!(matches!(tui.child.try_wait(), Ok(None)), "the TUI closed by itself");
+    let duration = run["duration"].as_f64().expect("a duration");
+    // Leave the TUI open a while: the recorded duration must not grow.
+    std::thread::sleep(Duration::from_secs(3));
+    tui.press("q");
+    assert_eq!(tui.exit_code(), 0);
+    let after = tui.last_run();
+    assert_eq!(after["status"], "completed", "{after}");
+    assert_eq!(after["duration"].as_f64(), Some(duration), "{after}");
+}
+
+#[test]
+fn closing_the_terminal_after_the_run_keeps_it_completed() {
+    let mut tui = Tui::start(SHORT);
+    tui.wait_for("the pipeline to complete", |rows| {
+        rows.first()?.contains("tuidemo completed").then_some(())
+    });
+    tui.wait_for_run("completed");
+    // Hang up, as the kernel does when the terminal window closes: milo leaves.
+    tui.signal("HUP");
+    tui.exit_code();
+    let run = tui.last_run();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["exit_code"], 0, "{run}");
+}
+
+#[test]
+fn a_tui_killed_after_the_run_leaves_it_completed() {
+    let mut tui = Tui::start(SHORT);
+    tui.wait_for("the pipeline to complete", |rows| {
+        rows.first()?.contains("tuidemo completed").then_some(())
+    });
+    // Give the history time to record the end (it must not wait for the TUI), then kill milo
+    // as a closing terminal session may: the run stays completed, not interrupted.
+    std::thread::sleep(Duration::from_secs(2));
+    tui.signal("KILL");
+    tui.exit_code();
+    let run = tui.last_run();
+    assert_eq!(run["status"], "completed", "{run}");
+}
+
+#[test]
+fn a_long_list_keeps_the_running_phases_in_view() {
+    // 12 quick phases one after the other, then 8 that run together for a long time, then 20
+    // waiting for them: 40 phases in a 20-row terminal.
+    let mut toml = String::from("name = \"wide\"\njobs = 8\n");
+    for i in 0..12 {
+        toml.push_str(&format!("\n[[phase]]\nname = \"p{i:02}\"\nrun = \"true\"\n"));
+        if i > 0 {
+            toml.push_str(&format!("depends_on = [\"p{:02}\"]\n", i - 1));
+        }
+    }
+    for i in 0..8 {
+        toml.push_str(&format!(
+            "\n[[phase]]\nname = \"w{i:02}\"\nrun = \"echo working {i}; sleep 30\"\nparallel = true\ndepends_on = [\"p11\"]\n"
+        ));
+    }
+    let workers: Vec<String> = (0..8).map(|i| format!("\"w{i:02}\"")).collect();
+    for i in 0..20 {
+        toml.push_str(&format!(
+            "\n[[phase]]\nname = \"q{i:02}\"\nrun = \"true\"\ndepends_on = [{}]\n",
+            workers.join(", ")
+        ));
+    }
+    let mut tui = Tui::start(&toml);
+    tui.resize(20, 100);
+    let rows = tui.wait_for("all 8 running phases on a 20-row screen", |rows| {
+        (rows.len() == 20
+            && (0..8)
+                .all(|i| phase_row(rows, &format!("w{i:02}")).is_some_and(|r| r.contains(&format!("working {i}")))))
+        .then(|| rows.to_vec())
+    });
+    assert_eq!(selected(&rows).as_deref(), Some("w00"), "{}", Tui::dump(&rows));
+    tui.press("q");
+    assert_eq!(tui.exit_code(), 130);
 }

@@ -4,7 +4,8 @@
 //!
 //! * [`history`]: `milo history [-n N] [--json]`, recent runs.
 //! * [`show`]: `milo show [RUN] [--json]`, one run's phases.
-//! * [`logs`]: `milo logs [RUN] PHASE [--stream stdout|stderr]`, a phase's full output.
+//! * [`logs`]: `milo logs [RUN] PHASE [--stream stdout|stderr]`, a phase's full output
+//!   (without RUN: from the newest run that ran PHASE).
 //! * [`replay`]: `milo replay [RUN] [--json]`, verify the journal and print the replayed
 //!   timeline (exit 1 naming the first bad entry when it was tampered with).
 //! * [`prune`]: `milo history prune`, delete old runs by a [`Prune`] policy (or say which
@@ -128,18 +129,25 @@ pub fn history(db: &Path, limit: usize, json: bool, out: &mut dyn Write) -> Resu
         .max()
         .unwrap_or(0)
         .max(8);
+    let statuses: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            let mut status = r.status.to_string();
+            if let Some(from) = r.resumed_from {
+                let _ = write!(status, " ↻{from}");
+            }
+            status
+        })
+        .collect();
+    // Padding counts characters, and every character here is one column wide (`↻` too).
+    let status_w = statuses.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(11);
     let mut text = format!(
-        "{:>5}  {:<name_w$}  {:<11}  {:<20}  {:>8}  FAILED PHASE\n",
+        "{:>5}  {:<name_w$}  {:<status_w$}  {:<20}  {:>8}  FAILED PHASE\n",
         "RUN", "PIPELINE", "STATUS", "STARTED", "DURATION"
     );
-    for r in &runs {
-        let mut status = r.status.to_string();
-        if let Some(from) = r.resumed_from {
-            let _ = write!(status, " ↻{from}");
-        }
-        let _ = writeln!(
-            text,
-            "{:>5}  {:<name_w$}  {:<11}  {:<20}  {:>8}  {}",
+    for (r, status) in runs.iter().zip(&statuses) {
+        let line = format!(
+            "{:>5}  {:<name_w$}  {:<status_w$}  {:<20}  {:>8}  {}",
             r.id,
             r.pipeline,
             status,
@@ -147,8 +155,12 @@ pub fn history(db: &Path, limit: usize, json: bool, out: &mut dyn Write) -> Resu
             r.duration.map(secs).unwrap_or_default(),
             r.failed_phase.as_deref().unwrap_or(""),
         );
+        let _ = writeln!(text, "{}", line.trim_end());
     }
-    out.write_all(text.trim_end_matches(' ').as_bytes())?;
+    if runs.iter().any(|r| r.resumed_from.is_some()) {
+        text.push_str("\n↻N: resumed run N (`milo run --resume N`), reusing its completed phases\n");
+    }
+    out.write_all(text.as_bytes())?;
     Ok(0)
 }
 
@@ -239,8 +251,23 @@ pub fn logs(
     out: &mut dyn Write,
 ) -> Result<u8, HistoryError> {
     let h = History::open_existing(db)?;
+    let run = match parse_run(run)? {
+        Some(id) => {
+            let detail = h.show(Some(id))?;
+            if !detail.phases.iter().any(|p| p.name == phase) {
+                let names: Vec<&str> = detail.phases.iter().map(|p| p.name.as_str()).collect();
+                return Err(HistoryError::NoSuchPhase {
+                    run: id,
+                    phase: phase.to_owned(),
+                    available: format!("{}{}", quoted_list(&names), did_you_mean(phase, &names)),
+                });
+            }
+            id
+        }
+        None => latest_run_with(&h, phase)?,
+    };
     let mut buf = Vec::with_capacity(64 * 1024);
-    h.for_each_log(parse_run(run)?, phase, stream, |e| {
+    h.for_each_log(Some(run), phase, stream, |e| {
         buf.extend_from_slice(e.line.as_bytes());
         buf.push(b'\n');
         if buf.len() >= 64 * 1024 {
@@ -251,6 +278,84 @@ pub fn logs(
     })?;
     out.write_all(&buf)?;
     Ok(0)
+}
+
+/// The newest run in which `phase` ran; the newest run that has it at all when it never ran;
+/// when the newest run is not that one (a `--only` run without it, say), a note on stderr says
+/// which run the logs come from. No run with `phase`: [`HistoryError::UnknownPhase`], with a
+/// suggestion.
+fn latest_run_with(h: &History, phase: &str) -> Result<RunId, HistoryError> {
+    let newest = h.run(None)?.id;
+    // Every run the retention policy kept (100 per pipeline by default), newest first.
+    let runs = h.runs(1_000_000)?;
+    let mut never_ran = None;
+    let mut newest_names = Vec::new();
+    for summary in &runs {
+        let detail = h.show(Some(summary.id))?;
+        if summary.id == newest {
+            newest_names = detail.phases.iter().map(|p| p.name.clone()).collect();
+        }
+        let Some(record) = detail.phases.iter().find(|p| p.name == phase) else {
+            continue;
+        };
+        if record.status == "pending" {
+            never_ran.get_or_insert(summary.id);
+            continue;
+        }
+        note_other_run(newest, summary.id, phase);
+        return Ok(summary.id);
+    }
+    if let Some(id) = never_ran {
+        note_other_run(newest, id, phase);
+        return Ok(id);
+    }
+    let names: Vec<&str> = newest_names.iter().map(String::as_str).collect();
+    let mut all: Vec<&str> = Vec::new();
+    let details: Vec<_> = runs.iter().filter_map(|r| h.show(Some(r.id)).ok()).collect();
+    for d in &details {
+        for p in &d.phases {
+            if !all.contains(&p.name.as_str()) {
+                all.push(&p.name);
+            }
+        }
+    }
+    Err(HistoryError::UnknownPhase {
+        phase: phase.to_owned(),
+        suggestion: closest(phase, &all).map(str::to_owned),
+        run: newest,
+        available: quoted_list(&names),
+    })
+}
+
+fn note_other_run(newest: RunId, found: RunId, phase: &str) {
+    if found != newest {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "note: the last run ({newest}) did not run `{phase}`; showing its output from run {found}"
+        );
+    }
+}
+
+/// `` `a`, `b` ``.
+fn quoted_list(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// The name in `names` most like `word`, if it is close enough to be a likely typo.
+fn closest<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (strsim::jaro_winkler(word, n), *n))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n)
+}
+
+/// `"; did you mean `test`?"`, or nothing.
+fn did_you_mean(word: &str, names: &[&str]) -> String {
+    closest(word, names)
+        .map(|n| format!("; did you mean `{n}`?"))
+        .unwrap_or_default()
 }
 
 /// Parses `--stream`: `stdout` or `stderr`.

@@ -85,6 +85,18 @@ pub enum HistoryError {
         /// The phases it has, comma-separated.
         available: String,
     },
+    /// `milo logs PHASE`: no recorded run has a phase of that name.
+    #[error("no recorded run has a phase `{phase}`{}; the phases of run {run} are: {available}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    UnknownPhase {
+        /// The phase asked for.
+        phase: String,
+        /// The closest phase name, if one is close enough to be a likely typo.
+        suggestion: Option<String>,
+        /// The run whose phases are listed (the newest).
+        run: i64,
+        /// Its phases, comma-separated.
+        available: String,
+    },
     /// `--resume` of a run that cannot be resumed.
     #[error(
         "run {run} is {status}; only failed, cancelled or interrupted runs can be resumed (`milo history` lists them)"
@@ -146,6 +158,7 @@ impl HistoryError {
         match self {
             HistoryError::NoSuchRun(_)
             | HistoryError::NoSuchPhase { .. }
+            | HistoryError::UnknownPhase { .. }
             | HistoryError::BadRunSelector(_)
             | HistoryError::NotResumable { .. }
             | HistoryError::OtherPipeline { .. } => 2,

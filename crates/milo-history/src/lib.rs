@@ -110,6 +110,22 @@ pub fn default_db_path(pipeline_file: &Path) -> PathBuf {
     dir.join(".milo").join("history.db")
 }
 
+/// Keeps milo's own `.milo` directory out of version control, as pytest and ruff do with
+/// their caches: a `.gitignore` of `*` in it, written once (never over the user's own). A
+/// directory named otherwise (`--db elsewhere/h.db`) is the user's and is left alone. Best
+/// effort: the history works without it.
+fn ignore_in_git(dir: &Path) {
+    if dir.file_name().is_some_and(|n| n == ".milo") {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join(".gitignore"));
+        if let Ok(mut file) = file {
+            let _ = std::io::Write::write_all(&mut file, b"# Created by milo: its run history stays out of git.\n*\n");
+        }
+    }
+}
+
 /// An open run history.
 #[derive(Debug)]
 pub struct History {
@@ -138,6 +154,7 @@ impl History {
                 path: dir.to_owned(),
                 source,
             })?;
+            ignore_in_git(dir);
         }
         Self::open_file(path, wait)
     }

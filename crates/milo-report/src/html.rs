@@ -171,7 +171,19 @@ fn header(h: &mut String, run: &ReportRun, title: &str, critical: &[usize]) {
         let _ = write!(h, " · started {}", escape(&milo_history::cli::timestamp(t)));
     }
     let attempts: u32 = run.phases.iter().map(|p| p.attempts).sum();
-    let _ = write!(h, " · {} phases · {attempts} attempts", run.phases.len());
+    let plural = |n: usize, word: &str| {
+        if n == 1 {
+            format!("1 {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    };
+    let _ = write!(
+        h,
+        " · {} · {}",
+        plural(run.phases.len(), "phase"),
+        plural(attempts as usize, "attempt")
+    );
     if !critical.is_empty() {
         let names: Vec<&str> = critical.iter().map(|&i| run.phases[i].name.as_str()).collect();
         let _ = write!(h, " · critical path: {}", escape(&names.join(" → ")));

@@ -23,7 +23,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::mirror::Mirror;
-use crate::render::{Clock, Mode, is_live, log_pane_height, render_with};
+use crate::render::{Clock, Mode, PhaseList, is_live, log_pane_height, render_with};
 use crate::terminal::TerminalGuard;
 use crate::{TuiError, TuiOutcome, keys};
 
@@ -77,6 +77,7 @@ pub async fn run_tui_with_eta(
         origin: None,
         tick: 0,
         eta,
+        list: PhaseList::default(),
     };
     let outcome = app.run(&mut terminal, &guard).await;
     drop(mirror);
@@ -93,6 +94,8 @@ struct App {
     /// The estimated instant the pipeline started, for live durations.
     origin: Option<Instant>,
     tick: u64,
+    /// The phase list's scroll position, and whether it still follows the run.
+    list: PhaseList,
 }
 
 /// Where the user's quit request stands.
@@ -124,6 +127,7 @@ impl App {
                 dirty = true;
             }
             if dirty && Instant::now() >= next_frame {
+                self.follow_the_run()?;
                 let view = rx.borrow_and_update().clone();
                 let mode = match quitting {
                     Quitting::Stopping { .. } => Mode::Quitting,
@@ -169,13 +173,29 @@ impl App {
             tokio::select! {
                 event = events.next(), if input_open => match event {
                     Some(Ok(Event::Key(key))) => {
-                        let page = self.view.get_state().log_height;
-                        for key in keys::translate(&key, page) {
+                        let before = self.view.get_state();
+                        let cx = keys::Context {
+                            page: before.log_height,
+                            expanded: before.expanded,
+                            selected: before.selected_phase,
+                            phases: before.pipeline.phases.len(),
+                        };
+                        let keys = keys::translate(&key, cx);
+                        if keys == [Key::Char('f')] && !before.expanded {
+                            // `f` in the overview: follow the run again.
+                            self.list.follow = true;
+                            dirty = true;
+                        }
+                        for key in keys {
                             if key == Key::Char('q') && deadline.is_some() {
                                 // A second `q` while stopping: leave now.
                                 return Ok(TuiOutcome::QuitWhileRunning);
                             }
                             self.view.dispatch(key.into())?;
+                        }
+                        if self.view.get_state().selected_phase != before.selected_phase {
+                            // The user moved: from now on the list stays where they put it.
+                            self.list.follow = false;
                         }
                     }
                     Some(Ok(Event::Resize(..))) => dirty = true,
@@ -199,6 +219,14 @@ impl App {
         }
     }
 
+    /// While the list follows the run, moves the selection onto the first running phase.
+    fn follow_the_run(&self) -> Result<(), TuiError> {
+        for key in self.list.follow_keys(&self.view.get_state()) {
+            self.view.dispatch(key.into())?;
+        }
+        Ok(())
+    }
+
     /// Draws one frame and tells the view store how many log lines fit.
     fn draw<W: io::Write>(
         &mut self,
@@ -214,8 +242,9 @@ impl App {
             eta,
         };
         let mut rows = view.log_height;
+        let list = &mut self.list;
         terminal.draw(|frame| {
-            render_with(frame, view, &clock, mode);
+            render_with(frame, view, &clock, mode, list);
             rows = log_pane_height(frame.area(), view);
         })?;
         if rows != view.log_height {

@@ -13,7 +13,9 @@
 //!
 //! * [`run_tui`] runs the TUI until the user quits or the run is stopped (see there).
 //! * [`render`] draws one view state; usable on its own with any ratatui backend, with
-//!   [`log_pane_height`] for the `@@RESIZE` that goes with a terminal size.
+//!   [`log_pane_height`] for the `@@RESIZE` that goes with a terminal size. [`render_list`]
+//!   keeps the phase list's scroll position in a [`PhaseList`] between frames, which also
+//!   follows the running phases until the user moves the selection.
 //!
 //! ```no_run
 //! use milo::pipeline::{Phase, Pipeline, RunOptions};
@@ -40,7 +42,7 @@ mod render;
 mod terminal;
 
 pub use app::{run_tui, run_tui_with_eta};
-pub use render::{log_pane_height, render};
+pub use render::{PhaseList, log_pane_height, render, render_list};
 
 /// How the TUI ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use milo::capture::Stream;
-use milo::pipeline::{Eta, PhaseStatus, PipelineViewState, Status};
+use milo::pipeline::{Eta, Key, PhaseStatus, PipelineViewState, Status};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -28,10 +28,115 @@ const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "�
 ///
 /// `now` is the time in seconds since the pipeline started, used for the live durations of
 /// running phases and the elapsed time of a running pipeline (the state only knows the time of
-/// its newest action); `tick` picks the spinner frame.
+/// its newest action); `tick` picks the spinner frame. The phase list is drawn as for a first
+/// frame: see [`render_list`] to keep its scroll position from one frame to the next.
 pub fn render(frame: &mut Frame, view: &PipelineViewState, now: f64, tick: u64) {
+    render_list(frame, view, now, tick, &mut PhaseList::default());
+}
+
+/// [`render`], scrolling the phase list from where `list` left it and updating `list`.
+pub fn render_list(frame: &mut Frame, view: &PipelineViewState, now: f64, tick: u64, list: &mut PhaseList) {
     let eta = Eta::from_weights(1).remaining(&view.pipeline, now);
-    render_with(frame, view, &Clock { now, tick, eta }, Mode::Normal);
+    render_with(frame, view, &Clock { now, tick, eta }, Mode::Normal, list);
+}
+
+/// What the phase list shows, kept by the TUI from one frame to the next.
+///
+/// The list always shows the selected phase. Until the user moves the selection, it also
+/// *follows* the run: the selection sits on the first running phase (see
+/// [`PhaseList::follow_keys`]) and the list scrolls to show as many of the running phases as
+/// fit, so a pipeline with more phases than rows keeps its work in view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseList {
+    /// The first row shown: a position in execution order.
+    pub offset: usize,
+    /// Whether the list follows the running phases (until the user moves the selection).
+    pub follow: bool,
+}
+
+impl Default for PhaseList {
+    /// The top of the list, following the run.
+    fn default() -> Self {
+        Self {
+            offset: 0,
+            follow: true,
+        }
+    }
+}
+
+impl PhaseList {
+    /// The keys that move the selection onto the first running phase (once the run has
+    /// ended, onto the first failed one, whose logs say why), when the list follows the run
+    /// and the logs are closed (an open log pane stays on the phase the user opened); empty
+    /// otherwise. The TUI dispatches them into the view store, as if typed.
+    pub fn follow_keys(&self, view: &PipelineViewState) -> Vec<Key> {
+        if !self.follow || view.expanded {
+            return Vec::new();
+        }
+        let failed = || {
+            let p = &view.pipeline;
+            p.is_finished()
+                .then(|| {
+                    p.def()
+                        .order()
+                        .iter()
+                        .position(|&i| p.phases.get(i).is_some_and(|s| s.status == Status::Failed))
+                })
+                .flatten()
+        };
+        let Some(first) = active_range(view).map(|(first, _)| first).or_else(failed) else {
+            return Vec::new();
+        };
+        let selected = view.selected_phase;
+        if first > selected {
+            vec![Key::Down; first - selected]
+        } else {
+            vec![Key::Up; selected - first]
+        }
+    }
+
+    /// The first row to show in a list of `rows` rows, moving as little as possible from
+    /// [`offset`](Self::offset): the selected phase is always in view and, while following,
+    /// the running ones (from the first, with the phase before it for context, when they do not
+    /// all fit).
+    fn scroll(&self, view: &PipelineViewState, rows: usize) -> usize {
+        let len = view.pipeline.phases.len();
+        if rows == 0 || len == 0 {
+            return 0;
+        }
+        let max = len.saturating_sub(rows);
+        let mut offset = self.offset.min(max);
+        if self.follow
+            && !view.expanded
+            && let Some((first, last)) = active_range(view)
+        {
+            let in_view = |o: usize| first >= o && last < o + rows;
+            if !in_view(offset) {
+                offset = first.saturating_sub(1);
+                if !in_view(offset) {
+                    offset = first;
+                }
+            }
+        }
+        let selected = view.selected_phase.min(len - 1);
+        offset.clamp((selected + 1).saturating_sub(rows), selected).min(max)
+    }
+}
+
+/// The positions (in execution order) of the first and last running or retrying phase.
+fn active_range(view: &PipelineViewState) -> Option<(usize, usize)> {
+    let p = &view.pipeline;
+    let active = |pos: &usize| {
+        p.def()
+            .order()
+            .get(*pos)
+            .and_then(|&i| p.phases.get(i))
+            .is_some_and(|s| matches!(s.status, Status::Running | Status::Retrying))
+    };
+    let len = p.def().order().len();
+    let first = (0..len).find(active)?;
+    let last = (0..len).rev().find(active)?;
+    Some((first, last))
 }
 
 /// What the TUI is doing about stopping the pipeline.
@@ -55,7 +160,13 @@ pub(crate) struct Clock {
 }
 
 /// [`render`], showing that the pipeline is being stopped when it is.
-pub(crate) fn render_with(frame: &mut Frame, view: &PipelineViewState, clock: &Clock, mode: Mode) {
+pub(crate) fn render_with(
+    frame: &mut Frame,
+    view: &PipelineViewState,
+    clock: &Clock,
+    mode: Mode,
+    list: &mut PhaseList,
+) {
     let area = frame.area();
     if area.is_empty() {
         return;
@@ -77,13 +188,13 @@ pub(crate) fn render_with(frame: &mut Frame, view: &PipelineViewState, clock: &C
         frame.render_widget(Paragraph::new(Span::styled(text, Style::new().fg(Color::Red))), r);
     }
     if let Some(r) = layout.phases {
-        render_phases(frame, r, view, &clock);
+        render_phases(frame, r, view, &clock, list);
     }
     if let Some(r) = layout.logs {
         render_logs(frame, r, view);
     }
     if let Some(r) = layout.footer {
-        frame.render_widget(Paragraph::new(footer_line(view, mode, r.width)), r);
+        frame.render_widget(Paragraph::new(footer_line(view, mode, list, r.width)), r);
     }
 }
 
@@ -206,7 +317,10 @@ fn header_line(view: &PipelineViewState, clock: &Clock, mode: Mode) -> Line<'sta
     };
     let elapsed = pipeline_elapsed(view, clock);
     let mut spans = vec![
-        Span::styled(format!(" {} ", p.name), Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(
+            format!(" {} ", sanitize(&p.name)),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
         Span::styled(status, Style::new().fg(color).add_modifier(Modifier::BOLD)),
         Span::styled("  elapsed ", dim),
         Span::raw(duration(elapsed)),
@@ -249,30 +363,52 @@ fn gauge_line(view: &PipelineViewState, width: u16) -> Line<'static> {
     ])
 }
 
-fn render_phases(frame: &mut Frame, area: Rect, view: &PipelineViewState, clock: &Clock) {
+fn render_phases(frame: &mut Frame, area: Rect, view: &PipelineViewState, clock: &Clock, list: &mut PhaseList) {
     let p = &view.pipeline;
     let order = p.def().order();
     let rows = usize::from(area.height);
-    // Keep the selected row visible: scroll just enough to show it at the bottom.
-    let offset = view
-        .selected_phase
-        .min(order.len().saturating_sub(1))
-        .saturating_sub(rows.saturating_sub(1));
+    list.offset = list.scroll(view, rows);
+    // Each running phase's newest output line goes on a row of its own under it when every
+    // phase and those lines fit; otherwise after its description.
+    let running_output = order
+        .iter()
+        .filter_map(|&i| p.phases.get(i))
+        .filter(|s| s.status == Status::Running && !s.logs.is_empty())
+        .count();
+    let own_rows = !view.expanded && order.len() + running_output <= rows;
     let name_width = p
         .phases
         .iter()
-        .map(|s| Span::raw(&*s.name).width())
+        .map(|s| Span::raw(sanitize(&s.name)).width())
         .max()
         .unwrap_or(0)
         .min(usize::from(area.width) / 3)
         .max(4);
-    let table_rows: Vec<Row> = order
-        .iter()
-        .enumerate()
-        .skip(offset)
-        .take(rows)
-        .filter_map(|(pos, &i)| Some(phase_row(p.phases.get(i)?, pos == view.selected_phase, clock)))
-        .collect();
+    let mut table_rows: Vec<Row> = Vec::with_capacity(rows);
+    for (pos, &i) in order.iter().enumerate().skip(list.offset) {
+        if table_rows.len() >= rows {
+            break;
+        }
+        let Some(phase) = p.phases.get(i) else {
+            continue;
+        };
+        let latest = (phase.status == Status::Running)
+            .then(|| phase.logs.last())
+            .flatten()
+            .map(|l| one_line(&l.line));
+        // An open log pane shows the selected phase's newest line already.
+        let shown = view.expanded && pos == view.selected_phase;
+        let inline = if own_rows || shown { None } else { latest.as_deref() };
+        table_rows.push(phase_row(phase, pos == view.selected_phase, clock, inline));
+        if let (true, Some(line)) = (own_rows, latest) {
+            table_rows.push(Row::new(vec![
+                Cell::from(""),
+                Cell::from(""),
+                Cell::from(""),
+                Cell::from(Span::styled(format!("↳ {line}"), Style::new().fg(Color::DarkGray))),
+            ]));
+        }
+    }
     let widths = [
         Constraint::Length(2),
         Constraint::Length(u16::try_from(name_width).unwrap_or(u16::MAX)),
@@ -282,7 +418,8 @@ fn render_phases(frame: &mut Frame, area: Rect, view: &PipelineViewState, clock:
     frame.render_widget(Table::new(table_rows, widths).column_spacing(1), area);
 }
 
-fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock) -> Row<'static> {
+/// One phase's row; `latest` is its newest output line, to show after the description.
+fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock, latest: Option<&str>) -> Row<'static> {
     let color = status_color(phase.status);
     let marker = if selected { "›" } else { " " };
     let symbol = Cell::from(Line::from(vec![
@@ -313,6 +450,11 @@ fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock) -> Row<'static>
             format!("attempt {}/{max_attempts} ", phase.attempt),
             Style::new().fg(Color::Magenta),
         ));
+    } else if phase.attempt > 1 && matches!(phase.status, Status::Completed | Status::Failed | Status::Cancelled) {
+        detail.push(Span::styled(
+            format!("({} attempts) ", phase.attempt),
+            Style::new().fg(Color::Magenta),
+        ));
     }
     if let Some(from) = &phase.reused_from {
         detail.push(Span::styled(
@@ -335,6 +477,10 @@ fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock) -> Row<'static>
             Style::new().fg(Color::Red),
         ));
     }
+    if let Some(line) = latest {
+        let sep = if detail.is_empty() { "" } else { "  " };
+        detail.push(Span::styled(format!("{sep}↳ {line}"), Style::new().fg(Color::DarkGray)));
+    }
     let name_style = if selected {
         Style::new().add_modifier(Modifier::BOLD)
     } else {
@@ -342,7 +488,7 @@ fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock) -> Row<'static>
     };
     let row = Row::new(vec![
         symbol,
-        Cell::from(Span::styled(phase.name.to_string(), name_style)),
+        Cell::from(Span::styled(sanitize(&phase.name), name_style)),
         Cell::from(Line::from(Span::styled(time, Style::new().fg(color))).right_aligned()),
         Cell::from(Line::from(detail)),
     ]);
@@ -375,7 +521,7 @@ fn render_logs(frame: &mut Frame, area: Rect, view: &PipelineViewState) {
     };
     let title = Line::from(vec![
         Span::raw(" "),
-        Span::styled(phase.name.to_string(), Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(sanitize(&phase.name), Style::new().add_modifier(Modifier::BOLD)),
         Span::styled(
             format!(" · {range}{dropped} · follow: {follow} "),
             Style::new().fg(Color::Gray),
@@ -401,7 +547,7 @@ fn render_logs(frame: &mut Frame, area: Rect, view: &PipelineViewState) {
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-fn footer_line(view: &PipelineViewState, mode: Mode, width: u16) -> Line<'static> {
+fn footer_line(view: &PipelineViewState, mode: Mode, list: &PhaseList, width: u16) -> Line<'static> {
     let key = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
     let text = Style::new().fg(Color::Gray);
     let hints: &[(&str, &str, &str)] = if mode == Mode::Quitting {
@@ -409,9 +555,17 @@ fn footer_line(view: &PipelineViewState, mode: Mode, width: u16) -> Line<'static
     } else if view.expanded {
         &[
             ("↑↓", "scroll", ""),
+            ("←→", "phase", ""),
             ("g/G", "top/bottom", ""),
             ("f", "follow", "follow"),
             ("⏎", "back", "back"),
+            ("q", "quit", "quit"),
+        ]
+    } else if !list.follow && !view.pipeline.is_finished() {
+        &[
+            ("↑↓", "select", "select"),
+            ("⏎", "logs", "logs"),
+            ("f", "follow the run", "follow"),
             ("q", "quit", "quit"),
         ]
     } else {
@@ -505,6 +659,7 @@ mod tests {
                         eta: None,
                     },
                     mode,
+                    &mut PhaseList::default(),
                 )
             })
             .expect("draw");
@@ -521,6 +676,21 @@ mod tests {
         assert!(stopping.contains("stopping the pipeline…  ↑↓ select"), "{stopping}");
         let quitting = screen(&view, Mode::Quitting);
         assert!(quitting.contains("stopping the pipeline…  q quit now"), "{quitting}");
+    }
+
+    #[test]
+    fn names_cannot_drive_the_terminal() {
+        use milo::pipeline::{Phase, Pipeline};
+        let noop = |_cx| async { Ok::<_, String>(()) };
+        let pipeline = Pipeline::new("p\u{7}", [Phase::new_async("a\u{1b}[2J", noop)]).expect("a pipeline");
+        let view = PipelineViewState::new(pipeline.store().expect("a store").get_state());
+        let mut expanded = view.clone();
+        expanded.expanded = true;
+        for view in [view, expanded] {
+            let text = screen(&view, Mode::Normal);
+            assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text:?}");
+            assert!(text.contains(" a "), "{text}");
+        }
     }
 
     #[test]

@@ -346,3 +346,194 @@ fn log_lines_cannot_inject_escape_sequences() {
     assert!(text.contains("  red    done"), "{text}");
     assert!(!text.contains('\u{1b}'));
 }
+
+/// 40 phases in a chain of levels: `p00`…`p11` first, then `w00`…`w07` all after `p11` (they run
+/// together), then `q00`…`q19` after all of them.
+fn wide() -> Store<PipelineViewState, ViewAction> {
+    let noop = |_cx| async { Ok::<_, String>(()) };
+    let mut phases = Vec::new();
+    for i in 0..12 {
+        let mut p = Phase::new_async(format!("p{i:02}"), noop);
+        if i > 0 {
+            p = p.depends_on([format!("p{:02}", i - 1)]);
+        }
+        phases.push(p);
+    }
+    for i in 0..8 {
+        phases.push(
+            Phase::new_async(format!("w{i:02}"), noop)
+                .depends_on(["p11"])
+                .parallel(true),
+        );
+    }
+    let workers: Vec<String> = (0..8).map(|i| format!("w{i:02}")).collect();
+    for i in 0..20 {
+        phases.push(Phase::new_async(format!("q{i:02}"), noop).depends_on(workers.clone()));
+    }
+    let pipeline = Pipeline::new("wide", phases).expect("a valid pipeline");
+    let store = Store::new(make_detail_reducer(pipeline.build_reducer()), None).expect("a store");
+    let put = |a: PipelineAction| store.dispatch(a.into()).expect("dispatch");
+    put(PipelineAction::PipelineStart {
+        name: "wide".into(),
+        timestamp: 0.0,
+    });
+    for i in 0..12 {
+        let name = format!("p{i:02}");
+        put(PipelineAction::PhaseStart {
+            name: name.as_str().into(),
+            attempt: 1,
+            timestamp: f64::from(i),
+        });
+        put(PipelineAction::PhaseComplete {
+            name: name.as_str().into(),
+            result: Arc::new(serde_json::Value::Null),
+            timestamp: f64::from(i) + 0.5,
+            reused_from: None,
+        });
+    }
+    for i in 0..8 {
+        put(PipelineAction::PhaseStart {
+            name: format!("w{i:02}").as_str().into(),
+            attempt: 1,
+            timestamp: 12.0,
+        });
+    }
+    store
+}
+
+/// Draws like the TUI does: the follow keys dispatched first, then a frame through `list`.
+fn frame(store: &Store<PipelineViewState, ViewAction>, list: &mut milo_tui::PhaseList, w: u16, h: u16) -> String {
+    for key in list.follow_keys(&store.get_state()) {
+        store.dispatch(key.into()).expect("dispatch");
+    }
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("a test terminal");
+    terminal
+        .draw(|f| milo_tui::render_list(f, &store.get_state(), 13.0, 0, list))
+        .expect("draw");
+    terminal.backend().to_string()
+}
+
+#[test]
+fn a_long_list_follows_the_running_phases_until_the_user_moves() {
+    let store = wide();
+    let mut list = milo_tui::PhaseList::default();
+    let text = frame(&store, &mut list, 60, 20);
+    for i in 0..8 {
+        assert!(
+            text.contains(&format!("w{i:02}")),
+            "w{i:02} is running but not shown:\n{text}"
+        );
+    }
+    // The selection follows the run: it is on the first running phase, in view.
+    assert_eq!(store.get_state().selected_phase, 12);
+    assert!(text.contains("›⠋ w00"), "{text}");
+    // One finished phase above them for context.
+    assert!(text.contains("p11") && !text.contains("p10"), "{text}");
+
+    // The workers finish and the next level starts: the list moves on to it.
+    for i in 0..8 {
+        store
+            .dispatch(
+                PipelineAction::PhaseComplete {
+                    name: format!("w{i:02}").as_str().into(),
+                    result: Arc::new(serde_json::Value::Null),
+                    timestamp: 13.0,
+                    reused_from: None,
+                }
+                .into(),
+            )
+            .expect("dispatch");
+    }
+    store
+        .dispatch(
+            PipelineAction::PhaseStart {
+                name: "q15".into(),
+                attempt: 1,
+                timestamp: 13.0,
+            }
+            .into(),
+        )
+        .expect("dispatch");
+    let text = frame(&store, &mut list, 60, 20);
+    assert!(text.contains("›⠋ q15"), "{text}");
+
+    // The user moves up: the selection stays visible and the list stops following.
+    list.follow = false;
+    for _ in 0..40 {
+        store.dispatch(Key::Up.into()).expect("dispatch");
+    }
+    let text = frame(&store, &mut list, 60, 20);
+    assert!(text.contains("›✓ p00"), "{text}");
+    assert!(!text.contains("q15"), "{text}");
+    assert!(text.contains("f follow the run"), "{text}");
+}
+
+#[test]
+fn running_phases_show_their_latest_output_line() {
+    let h = running();
+    let text = screen(&h.view(), 80, 14, 4.25, 3);
+    // Room for everything: the newest line on a row of its own under the phase.
+    let rows: Vec<&str> = text.lines().collect();
+    let at = rows
+        .iter()
+        .position(|r| r.contains("⠸ render"))
+        .expect("the render row");
+    assert!(rows[at + 1].contains("↳ rendered posts/30.md"), "{text}");
+    // Not for the phase waiting to retry, nor for finished ones.
+    assert!(!text.contains("found 42 pages"), "{text}");
+    // No room for a row of its own: after the description.
+    let text = screen(&h.view(), 80, 7, 4.25, 3);
+    assert!(text.contains("Render the pages  ↳ rendered posts/30.md"), "{text}");
+}
+
+#[test]
+fn the_finished_list_keeps_the_attempts() {
+    let h = Harness::new();
+    h.start()
+        .phase_start("assets", 1, 0.0)
+        .put(PipelineAction::PhaseRetry {
+            name: "assets".into(),
+            attempt: 1,
+            error: "flaky".into(),
+            max_retries: 3,
+            delay: 0.1,
+            timestamp: 0.5,
+        })
+        .phase_start("assets", 2, 0.6)
+        .put(PipelineAction::PhaseRetry {
+            name: "assets".into(),
+            attempt: 2,
+            error: "flaky".into(),
+            max_retries: 3,
+            delay: 0.1,
+            timestamp: 1.0,
+        })
+        .phase_start("assets", 3, 1.1)
+        .complete("assets", 1.5);
+    let text = screen(&h.view(), 80, 12, 2.0, 0);
+    let row = text.lines().find(|r| r.contains("assets")).expect("the assets row");
+    assert!(row.contains("✓") && row.contains("(3 attempts)"), "{text}");
+}
+
+#[test]
+fn a_followed_list_ends_on_the_failed_phase() {
+    let h = Harness::new();
+    h.start()
+        .phase_start("discover", 1, 0.0)
+        .complete("discover", 0.5)
+        .phase_start("parse", 1, 0.5)
+        .put(PipelineAction::PhaseFailed {
+            name: "parse".into(),
+            error: "exit status 1".into(),
+            timestamp: 1.5,
+        })
+        .put(PipelineAction::PipelineFailed {
+            error: "phase `parse` failed: exit status 1".into(),
+            timestamp: 1.5,
+        });
+    let list = milo_tui::PhaseList::default();
+    assert_eq!(list.follow_keys(&h.view()), [Key::Down]);
+    // Not once the user moved.
+    let moved = milo_tui::PhaseList { follow: false, ..list };
+    assert!(moved.follow_keys(&h.view()).is_empty());
+}

@@ -16,6 +16,8 @@ name = "my-pipeline"
 
 # Defaults for every phase (any phase key except name, run and depends_on).
 [defaults]
+# A phase runs alone unless it is `parallel` (the default is false): with this, phases that do
+# not depend on each other (compile and lint below) run at the same time.
 parallel = true
 # timeout = "10m"
 

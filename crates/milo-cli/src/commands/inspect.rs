@@ -6,7 +6,7 @@ use std::fmt::Write;
 use milo::pipeline::{OnFail, PhaseInfo, Pipeline};
 use serde_json::json;
 
-use super::write_stdout;
+use super::{plural, print_warnings, write_stdout};
 use crate::build;
 use crate::cli::{FileArg, GraphArgs, GraphFormat, ListArgs};
 use crate::config;
@@ -75,19 +75,60 @@ pub fn phases(args: &ListArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// `milo check`: the file's warnings on stderr, then (on stdout) that it is valid, with a
+/// note when phases that could run at the same time will run one at a time.
 pub fn check(args: &FileArg) -> Result<u8, CliError> {
-    let p = load(args)?;
+    let f = config::load(&args.file)?;
+    let p = build::pipeline(&f, &[])?;
+    print_warnings(&f);
     let parallel = p.def().phases.iter().filter(|i| i.parallel).count();
-    let msg = format!(
-        "{}: pipeline `{}` is valid: {} phases ({} parallel), {} levels\n",
+    let mut msg = format!(
+        "{}: pipeline `{}` is valid: {} ({parallel} parallel), {}\n",
         args.file.display(),
         p.name(),
-        p.phases().len(),
-        parallel,
-        p.def().levels().len()
+        plural(p.phases().len(), "phase"),
+        plural(p.def().levels().len(), "level"),
     );
+    if let Some(note) = one_at_a_time(&p) {
+        msg.push_str(&note);
+    }
     write_stdout(msg.as_bytes())?;
     Ok(0)
+}
+
+/// A note naming the phases that depend on nothing between them (the same level) but will
+/// run one at a time because some of them are not `parallel`; `None` when there are none.
+fn one_at_a_time(p: &Pipeline) -> Option<String> {
+    let def = p.def();
+    let parallel = |name: &str| def.phases.iter().any(|i| &*i.name == name && i.parallel);
+    let groups: Vec<Vec<&str>> = def
+        .levels()
+        .into_iter()
+        .filter(|level| level.len() > 1 && !level.iter().all(|n| parallel(n)))
+        .collect();
+    if groups.is_empty() {
+        return None;
+    }
+    let mut note = String::from(
+        "note: these phases do not depend on each other but will run one at a time, because a phase with `parallel = false` (the default) runs alone:\n",
+    );
+    for group in &groups {
+        let names: Vec<String> = group
+            .iter()
+            .map(|n| {
+                if parallel(n) {
+                    format!("{n} (parallel)")
+                } else {
+                    (*n).to_owned()
+                }
+            })
+            .collect();
+        let _ = writeln!(note, "  - {}", names.join(", "));
+    }
+    note.push_str(
+        "  = help: to run them together, set `parallel = true` on each of them, or once for every phase under `[defaults]`\n",
+    );
+    Some(note)
 }
 
 pub fn graph(args: &GraphArgs) -> Result<u8, CliError> {

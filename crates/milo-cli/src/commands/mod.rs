@@ -51,6 +51,23 @@ fn contained(f: impl FnOnce() -> Result<u8, CliError>) -> Result<u8, CliError> {
     result
 }
 
+/// `1 phase`, `2 phases`: `word` with an `s` unless `n` is 1.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Prints the pipeline file's warnings to stderr, each followed by a blank line.
+pub fn print_warnings(file: &crate::config::PipelineFile) {
+    let mut err = std::io::stderr().lock();
+    for w in file.warnings() {
+        let _ = writeln!(err, "{w}\n");
+    }
+}
+
 /// Writes `bytes` to stdout; a closed pipe (e.g. `milo order | head -1`) is not an error.
 ///
 /// On a terminal the text is sanitised line by line first ([`crate::color::Palette::clean`]):

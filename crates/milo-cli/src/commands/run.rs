@@ -22,7 +22,10 @@ use crate::{build, color, config, signals};
 
 pub fn run(args: RunArgs) -> Result<u8, CliError> {
     let file = config::load(&args.file.file)?;
-    let mut pipeline = build::pipeline(&file, &args.only)?;
+    // `milo run test` is `milo run --only test`.
+    let only: Vec<String> = args.only.iter().chain(&args.targets).cloned().collect();
+    let mut pipeline = build::pipeline(&file, &only)?;
+    super::print_warnings(&file);
     // The parsed file is not needed any more; a 10,000-phase file holds megabytes.
     drop(file);
     if let Some(j) = args.jobs {
@@ -236,25 +239,32 @@ async fn execute(
         let options = RunOptions { stop, reuse };
         tokio::spawn(async move { pipeline.run_with(&store, options).await })
     };
-    let tui = if ui == Ui::Tui {
-        Some(milo_tui::run_tui_with_eta(store.clone(), stop.clone(), eta).await)
-    } else {
-        None
+    // The run is recorded as ended when it ends, not when the TUI closes: the TUI stays open
+    // after the run until `q`, and the terminal may be closed (SIGHUP) rather than quit.
+    let ended = async {
+        let report = match run.await {
+            Ok(r) => r,
+            Err(e) => Err(milo::SagaError::msg(e)),
+        };
+        drop(recording);
+        if let Some(recorder) = recorder {
+            let status = report.as_ref().map_or(Status::Failed, |r| r.status);
+            if let Err(e) = recorder.finish(status, i32::from(exit_code(status))) {
+                milo_history::cli::warn_unrecorded(&e);
+            }
+        }
+        report
     };
-    let report = match run.await {
-        Ok(r) => r,
-        Err(e) => Err(milo::SagaError::msg(e)),
+    let tui = async {
+        match ui {
+            Ui::Tui => Some(milo_tui::run_tui_with_eta(store.clone(), stop.clone(), eta).await),
+            _ => None,
+        }
     };
+    let (report, tui) = tokio::join!(ended, tui);
     done.cancel();
     let _ = watcher.await;
     let state = store.get_state();
-    drop(recording);
-    if let Some(recorder) = recorder {
-        let status = report.as_ref().map_or(Status::Failed, |r| r.status);
-        if let Err(e) = recorder.finish(status, i32::from(exit_code(status))) {
-            milo_history::cli::warn_unrecorded(&e);
-        }
-    }
     let written = match view {
         Some(view) => view.finish(&state),
         None => {
@@ -304,9 +314,9 @@ async fn start_mcp(
 
 fn dry_run(p: &Pipeline) -> String {
     let mut out = format!(
-        "{}: would run {} phases (jobs {}), nothing is run\n",
+        "{}: would run {} (jobs {}), nothing is run\n",
         p.name(),
-        p.phases().len(),
+        super::plural(p.phases().len(), "phase"),
         p.job_limit()
     );
     for (n, &i) in p.def().order().iter().enumerate() {
@@ -322,7 +332,12 @@ fn dry_run(p: &Pipeline) -> String {
         let par = if info.parallel { "  [parallel]" } else { "" };
         let _ = writeln!(out, "{:>3}. {}{par}{deps}", n + 1, info.name);
         if let Some(cmd) = &info.command {
-            let _ = writeln!(out, "       $ {cmd}");
+            // Every line of a multi-line command keeps its indentation, under the first.
+            let mut lines = cmd.trim_end_matches('\n').lines();
+            let _ = writeln!(out, "       $ {}", lines.next().unwrap_or(""));
+            for line in lines {
+                let _ = writeln!(out, "         {line}");
+            }
         }
     }
     out

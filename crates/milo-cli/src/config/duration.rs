@@ -1,7 +1,7 @@
 //! Human-readable durations: `"90s"`, `"1m30s"`, `"250ms"`, `"2h"`, `"1.5s"`, `"7d"`.
 //!
-//! A duration string is one or more `<number><unit>` parts (optionally separated by spaces),
-//! added up. The number may have a fractional part; the units are `ms`, `s`, `m`, `h` and `d`
+//! A duration string is one or more `<number><unit>` parts (optionally separated by spaces,
+//! also between a number and its unit: `"5 m"`), added up. The number may have a fractional part; the units are `ms`, `s`, `m`, `h` and `d`
 //! (24 hours).
 //! Arithmetic is exact (nanoseconds), so `"1.1s"` is exactly 1 100 ms.
 
@@ -48,7 +48,11 @@ impl fmt::Display for DurationError {
                 write!(f, "`{number}` has no unit (one of {UNITS})")
             }
             DurationError::UnknownUnit { unit } => {
-                write!(f, "unknown unit `{unit}` (expected one of {UNITS})")
+                write!(f, "`{unit}` is not a unit (the units are {UNITS})")?;
+                match unit_for(unit) {
+                    Some(close) => write!(f, "; did you mean `{close}`?"),
+                    None => Ok(()),
+                }
             }
             DurationError::ExpectedNumber { found } => {
                 write!(f, "expected a number, found `{found}`")
@@ -72,7 +76,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         let number = &rest[..number_len];
-        let after_number = &rest[number_len..];
+        // A space may separate a number from its unit ("5 m"), not from the next number.
+        let spaced = rest[number_len..].trim_start();
+        let after_number = if spaced.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            spaced
+        } else {
+            &rest[number_len..]
+        };
         let unit_len = after_number
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(after_number.len());
@@ -101,6 +111,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         rest = after_number[unit_len..].trim_start();
     }
     nanos_to_duration(total)
+}
+
+/// The unit meant by a spelled-out or common unit name (`min` → `m`), if it is one.
+fn unit_for(unit: &str) -> Option<&'static str> {
+    let unit = unit.to_ascii_lowercase();
+    Some(match unit.as_str() {
+        "msec" | "msecs" | "millis" | "milli" | "millisecond" | "milliseconds" => "ms",
+        "sec" | "secs" | "second" | "seconds" => "s",
+        "min" | "mins" | "minute" | "minutes" => "m",
+        "hr" | "hrs" | "hour" | "hours" => "h",
+        "day" | "days" => "d",
+        // Only reached for a unit written in capitals (`"5M"`).
+        "ms" => "ms",
+        "s" => "s",
+        "m" => "m",
+        "h" => "h",
+        "d" => "d",
+        _ => return None,
+    })
 }
 
 /// Splits `"1.25"` into `("1", "25")`; `None` unless it is digits with at most one `.` and at
@@ -201,9 +230,11 @@ mod tests {
             parse_duration("1m30"),
             Err(DurationError::MissingUnit { number: "30".into() })
         );
+        assert_eq!(parse_duration("5 s"), Ok(ms(5_000)));
+        assert_eq!(parse_duration("1 m 30 s"), Ok(ms(90_000)));
         assert_eq!(
-            parse_duration("5 s"),
-            Err(DurationError::MissingUnit { number: "5".into() })
+            parse_duration("5 min"),
+            Err(DurationError::UnknownUnit { unit: "min".into() })
         );
         assert_eq!(
             parse_duration("3sec"),
@@ -232,7 +263,19 @@ mod tests {
     fn messages_name_the_valid_units() {
         assert_eq!(
             parse_duration("3sec").unwrap_err().to_string(),
-            "unknown unit `sec` (expected one of `ms`, `s`, `m`, `h`, `d`)"
+            "`sec` is not a unit (the units are `ms`, `s`, `m`, `h`, `d`); did you mean `s`?"
+        );
+        assert_eq!(
+            parse_duration("5 min").unwrap_err().to_string(),
+            "`min` is not a unit (the units are `ms`, `s`, `m`, `h`, `d`); did you mean `m`?"
+        );
+        assert_eq!(
+            parse_duration("2 Hours").unwrap_err().to_string(),
+            "`Hours` is not a unit (the units are `ms`, `s`, `m`, `h`, `d`); did you mean `h`?"
+        );
+        assert_eq!(
+            parse_duration("1w").unwrap_err().to_string(),
+            "`w` is not a unit (the units are `ms`, `s`, `m`, `h`, `d`)"
         );
         assert_eq!(
             parse_duration("30").unwrap_err().to_string(),

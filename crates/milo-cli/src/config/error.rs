@@ -66,11 +66,21 @@ pub enum ErrorKind {
 ///    | ^^^^^^^^^ unknown key
 ///    = help: valid keys in a phase: ...
 /// ```
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{}", self.render())]
+///
+/// One `ConfigError` may hold several mistakes of the same file ([`errors`](Self::errors)):
+/// its display lists them all, then how many there were. Its [`kind`](Self::kind),
+/// [`message`](Self::message) and [`location`](Self::location) are the first one's.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", self.render_all())]
 pub struct ConfigError {
     kind: ErrorKind,
     diagnostic: Box<Diagnostic>,
+    /// Whether this is a warning (displayed as `warning: …`).
+    warning: bool,
+    /// The file's other mistakes, after this one.
+    more: Vec<ConfigError>,
+    /// The file, for the count line of several errors.
+    path: Option<PathBuf>,
 }
 
 impl ConfigError {
@@ -99,6 +109,16 @@ impl ConfigError {
         EXIT_CODE
     }
 
+    /// Every mistake this error reports, the first one first (just itself for a single one).
+    pub fn errors(&self) -> impl Iterator<Item = &ConfigError> {
+        std::iter::once(self).chain(&self.more)
+    }
+
+    /// Whether this is a warning, not an error.
+    pub fn is_warning(&self) -> bool {
+        self.warning
+    }
+
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -108,7 +128,33 @@ impl ConfigError {
                 secondary: Vec::new(),
                 help: Vec::new(),
             }),
+            warning: false,
+            more: Vec::new(),
+            path: None,
         }
+    }
+
+    /// The mistakes of file `path` as one error (`errors` must not be empty).
+    pub(crate) fn many(path: &Path, errors: Vec<ConfigError>) -> Self {
+        let mut errors = errors.into_iter().flat_map(|e| {
+            let ConfigError { more, .. } = &e;
+            let more = more.clone();
+            std::iter::once(ConfigError { more: Vec::new(), ..e }).chain(more)
+        });
+        let Some(mut first) = errors.next() else {
+            return ConfigError::new(ErrorKind::Io, format!("`{}` could not be loaded", path.display()));
+        };
+        first.more = errors.collect();
+        if !first.more.is_empty() {
+            first.path = Some(path.to_owned());
+        }
+        first
+    }
+
+    /// Makes this a warning.
+    pub(crate) fn warning(mut self) -> Self {
+        self.warning = true;
+        self
     }
 
     /// Sets the underlined place.
@@ -129,6 +175,42 @@ impl ConfigError {
         self
     }
 
+    /// The full report. Control characters other than its own line breaks are escaped
+    /// (`\u{1b}`): a key, a value or a line of the file echoed in a message must not drive the
+    /// terminal that shows it.
+    fn render_all(&self) -> String {
+        let out = self.render_raw();
+        if !out.chars().any(|c| c.is_control() && c != '\n') {
+            return out;
+        }
+        let mut escaped = String::with_capacity(out.len() + 16);
+        for c in out.chars() {
+            if c.is_control() && c != '\n' {
+                escaped.extend(c.escape_unicode());
+            } else {
+                escaped.push(c);
+            }
+        }
+        escaped
+    }
+
+    fn render_raw(&self) -> String {
+        let mut out = self.render();
+        for e in &self.more {
+            out.push_str("\n\n");
+            out.push_str(&e.render());
+        }
+        if let Some(path) = self.path.as_ref().filter(|_| !self.more.is_empty()) {
+            let _ = write!(
+                out,
+                "\n\nerror: could not load `{}`: {} errors",
+                path.display(),
+                self.more.len() + 1
+            );
+        }
+        out
+    }
+
     fn render(&self) -> String {
         let d = &*self.diagnostic;
         let snippets: Vec<&Snippet> = d.primary.iter().chain(&d.secondary).collect();
@@ -138,7 +220,8 @@ impl ConfigError {
             .max()
             .unwrap_or(1);
         let pad = " ".repeat(width);
-        let mut out = format!("error: {}", d.message);
+        let level = if self.warning { "warning" } else { "error" };
+        let mut out = format!("{level}: {}", d.message);
         for (i, snippet) in snippets.iter().enumerate() {
             let primary = i == 0 && d.primary.is_some();
             let (arrow, mark) = if primary { ("-->", '^') } else { (":::", '-') };
@@ -160,7 +243,7 @@ impl ConfigError {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Diagnostic {
     message: String,
     primary: Option<Snippet>,
@@ -169,7 +252,7 @@ struct Diagnostic {
 }
 
 /// One underlined place in the file, ready to print.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Snippet {
     location: Location,
     /// The line, tabs expanded.
@@ -262,6 +345,19 @@ mod tests {
         assert_eq!((l.line, l.column), (2, 6));
         assert_eq!(l.to_string(), "milo.toml:2:6");
         assert_eq!(src.location(0..1).column, 1);
+    }
+
+    #[test]
+    fn control_characters_in_a_report_are_escaped() {
+        let src = file("a = 1 # \u{1b}[2J\u{7}\nb = 2");
+        let err = src
+            .error(ErrorKind::Syntax, 0..1, "bad key `\u{1b}]0;x\u{7}`")
+            .help_line("\r");
+        let text = err.to_string();
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(text.contains("bad key `\\u{1b}]0;x\\u{7}`"), "{text}");
+        assert!(text.contains("1 | a = 1 # \\u{1b}[2J\\u{7}"), "{text}");
+        assert!(text.contains("= help: \\u{d}"), "{text}");
     }
 
     #[test]

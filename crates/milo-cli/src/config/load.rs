@@ -2,7 +2,8 @@
 //! mistake can be pointed at.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -55,12 +56,33 @@ pub(super) struct Loaded {
     pub(super) jobs: Option<usize>,
     pub(super) phases: Vec<PhaseDef>,
     pub(super) places: Vec<PhasePlaces>,
+    /// Settings that are valid but cannot do what they seem to ask for.
+    pub(super) warnings: Vec<ConfigError>,
 }
 
 /// Checks the pipeline file `src`; relative `cwd`s are joined to `dir`.
+///
+/// Every mistake found is reported, not only the first: each key, phase and dependency is
+/// checked on its own, and the errors come back together, in the order they were found: keys
+/// in the order of the file, then what is missing, then the dependencies (see
+/// [`ConfigError::many`]).
 pub(super) fn parse(src: SourceFile<'_>, dir: &Path) -> Result<Loaded, ConfigError> {
     let root = DeTable::parse(src.text).map_err(|e| syntax_error(src, &e))?;
-    Cx { src, dir }.pipeline(root.get_ref())
+    let cx = Cx {
+        src,
+        dir,
+        errors: RefCell::new(Vec::new()),
+        warnings: RefCell::new(Vec::new()),
+    };
+    let loaded = cx.pipeline(root.get_ref());
+    let errors = cx.errors.into_inner();
+    match loaded {
+        Some(mut loaded) if errors.is_empty() => {
+            loaded.warnings = cx.warnings.into_inner();
+            Ok(loaded)
+        }
+        _ => Err(ConfigError::many(src.path, errors)),
+    }
 }
 
 fn syntax_error(src: SourceFile<'_>, err: &toml::de::Error) -> ConfigError {
@@ -89,7 +111,7 @@ impl Scope<'_> {
         match self {
             Scope::Top => String::new(),
             Scope::Defaults => " in [defaults]".to_owned(),
-            Scope::Phase(Some(name), _) => format!(" in phase `{name}`"),
+            Scope::Phase(Some(name), _) => format!(" in phase `{}`", shown(name)),
             Scope::Phase(None, n) => format!(" in phase #{n}"),
         }
     }
@@ -97,7 +119,7 @@ impl Scope<'_> {
     /// `"phase `render`"`, `"phase #2"`.
     fn phase_label(&self) -> String {
         match self {
-            Scope::Phase(Some(name), _) => format!("phase `{name}`"),
+            Scope::Phase(Some(name), _) => format!("phase `{}`", shown(name)),
             Scope::Phase(None, n) => format!("phase #{n}"),
             Scope::Top | Scope::Defaults => "the pipeline".to_owned(),
         }
@@ -119,114 +141,160 @@ struct Settings {
     max_retries: Option<u32>,
     retry_delay: Option<Duration>,
     retry_backoff: Option<RetryBackoff>,
+    policy_spans: PolicySpans,
 }
 
 struct Cx<'a> {
     src: SourceFile<'a>,
     dir: &'a Path,
+    /// Every error found so far.
+    errors: RefCell<Vec<ConfigError>>,
+    warnings: RefCell<Vec<ConfigError>>,
 }
 
 impl Cx<'_> {
-    fn pipeline(&self, root: &DeTable<'_>) -> Result<Loaded, ConfigError> {
+    /// Keeps `result`'s error for the report; its value if there was none.
+    fn keep<T>(&self, result: Result<T, ConfigError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.borrow_mut().push(e);
+                None
+            }
+        }
+    }
+
+    /// The pipeline, or `None` when it is too broken to say more (the errors are kept).
+    fn pipeline(&self, root: &DeTable<'_>) -> Option<Loaded> {
         let mut name = None;
         let mut capture_output = true;
         let mut fail_fast = false;
         let mut jobs = None;
         let mut defaults = Settings::default();
         let mut phase_value = None;
+        let mut misspelled = Vec::new();
         for (key, value) in in_file_order(root) {
             let k = key.get_ref().as_ref();
-            match k {
-                "name" => name = Some(self.non_empty_string("name", Scope::Top, value)?),
-                "capture_output" => capture_output = self.boolean("capture_output", Scope::Top, value)?,
-                "fail_fast" => fail_fast = self.boolean("fail_fast", Scope::Top, value)?,
-                "jobs" => {
-                    let n = self.unsigned("jobs", Scope::Top, value)?;
-                    if n == 0 {
-                        return Err(self
-                            .invalid(value, "`jobs` must be at least 1, found 0")
-                            .help_line("remove `jobs` to run as many phases at once as there are CPUs"));
+            let entry = (|| -> Result<(), ConfigError> {
+                match k {
+                    "name" => name = Some(self.printable("name", Scope::Top, value)?),
+                    "capture_output" => capture_output = self.boolean("capture_output", Scope::Top, value)?,
+                    "fail_fast" => fail_fast = self.boolean("fail_fast", Scope::Top, value)?,
+                    "jobs" => {
+                        let n = self.unsigned("jobs", Scope::Top, value)?;
+                        if n == 0 {
+                            return Err(self
+                                .invalid(value, "`jobs` must be at least 1, found 0")
+                                .help_line("remove `jobs` to run as many phases at once as there are CPUs"));
+                        }
+                        jobs = Some(usize::try_from(n).map_err(|_| self.too_large("jobs", Scope::Top, value))?);
                     }
-                    jobs = Some(usize::try_from(n).map_err(|_| self.too_large("jobs", Scope::Top, value))?);
+                    "defaults" => {
+                        let table = self.table("defaults", Scope::Top, value, "a table: `[defaults]`")?;
+                        defaults = self.settings_table(table, Scope::Defaults);
+                    }
+                    "phase" => phase_value = Some(value),
+                    _ => {
+                        // `[[phases]]` means `[[phase]]`: one mistake, not also "no phases".
+                        misspelled.extend(closest(k, TOP_KEYS.iter().copied()));
+                        return Err(self.unknown_key(key, Scope::Top));
+                    }
                 }
-                "defaults" => {
-                    let table = self.table("defaults", Scope::Top, value, "a table: `[defaults]`")?;
-                    defaults = self.settings_table(table, Scope::Defaults)?;
-                }
-                "phase" => phase_value = Some(value),
-                _ => return Err(self.unknown_key(key, Scope::Top)),
-            }
+                Ok(())
+            })();
+            self.keep(entry);
         }
-        let name = name.ok_or_else(|| {
-            self.src
-                .error(ErrorKind::MissingKey, 0..0, "the pipeline has no `name`")
-                .help_line("add `name = \"my-pipeline\"` at the top of the file")
-        })?;
+        let has_name = root.iter().any(|(k, _)| k.get_ref() == "name") || misspelled.contains(&"name");
+        if name.is_none() && !has_name {
+            self.errors.borrow_mut().push(
+                self.src
+                    .error(ErrorKind::MissingKey, 0..0, "the pipeline has no `name`")
+                    .help_line("add `name = \"my-pipeline\"` at the top of the file"),
+            );
+        }
+        if phase_value.is_none() && misspelled.contains(&"phase") {
+            return None;
+        }
         let (phases, places) = self.phases(phase_value, &defaults)?;
-        self.check_names(&phases, &places)?;
-        Ok(Loaded {
-            name,
+        self.check_names(&phases, &places);
+        self.check_policies(&phases, &places);
+        Some(Loaded {
+            name: name.unwrap_or_default(),
             capture_output,
             fail_fast,
             jobs,
             phases,
             places,
+            warnings: Vec::new(),
         })
     }
 
-    fn phases(
-        &self,
-        value: Option<&Value<'_>>,
-        defaults: &Settings,
-    ) -> Result<(Vec<PhaseDef>, Vec<PhasePlaces>), ConfigError> {
+    fn phases(&self, value: Option<&Value<'_>>, defaults: &Settings) -> Option<(Vec<PhaseDef>, Vec<PhasePlaces>)> {
         let no_phases = |span: Span| {
             self.src
                 .error(ErrorKind::NoPhases, span, "the pipeline has no phases")
                 .help_line("add one: a `[[phase]]` table with `name = \"build\"` and `run = \"make\"`")
         };
         let Some(value) = value else {
-            return Err(no_phases(0..0));
+            return self.keep(Err(no_phases(0..0)));
         };
         let items = match value.get_ref() {
             DeValue::Array(items) => items,
             DeValue::Table(_) => {
-                return Err(self
+                return self.keep(Err(self
                     .wrong_type("phase", Scope::Top, value, "an array of tables")
-                    .help_line("write `[[phase]]` (double brackets) above each phase"));
+                    .help_line("write `[[phase]]` (double brackets) above each phase")));
             }
             _ => {
-                return Err(self.wrong_type("phase", Scope::Top, value, "an array of tables: `[[phase]]`"));
+                return self.keep(Err(self.wrong_type(
+                    "phase",
+                    Scope::Top,
+                    value,
+                    "an array of tables: `[[phase]]`",
+                )));
             }
         };
         if items.is_empty() {
-            return Err(no_phases(value.span()));
+            return self.keep(Err(no_phases(value.span())));
         }
         let mut phases = Vec::with_capacity(items.len());
         let mut places = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let DeValue::Table(table) = item.get_ref() else {
-                return Err(self
-                    .wrong_type("phase", Scope::Top, item, "a table")
-                    .help_line("write each phase as a `[[phase]]` table, or as `{ name = \"...\", run = \"...\" }`"));
+                self.keep::<()>(Err(self.wrong_type("phase", Scope::Top, item, "a table").help_line(
+                    "write each phase as a `[[phase]]` table, or as `{ name = \"...\", run = \"...\" }`",
+                )));
+                continue;
             };
-            let (phase, place) = self.phase(table, item.span(), i + 1, defaults)?;
-            phases.push(phase);
-            places.push(place);
+            if let Some((phase, place)) = self.phase(table, item.span(), i + 1, defaults) {
+                phases.push(phase);
+                places.push(place);
+            }
         }
-        Ok((phases, places))
+        Some((phases, places))
     }
 
+    /// One phase; `None` if it has no usable name (the errors are kept). A phase with other
+    /// mistakes is still returned, so that the phases depending on it are checked too.
     fn phase(
         &self,
         table: &DeTable<'_>,
         header: Span,
         number: usize,
         defaults: &Settings,
-    ) -> Result<(PhaseDef, PhasePlaces), ConfigError> {
+    ) -> Option<(PhaseDef, PhasePlaces)> {
         // The name first, so that other messages can say which phase they are about.
         let name_entry = table.iter().find(|(k, _)| k.get_ref() == "name");
         let name = match name_entry {
-            Some((_, v)) => Some((self.non_empty_string("name", Scope::Phase(None, number), v)?, v.span())),
+            Some((_, v)) => self
+                .keep(self.printable("name", Scope::Phase(None, number), v))
+                // A name refused for its characters still names the phase for the checks
+                // that follow, so that its dependents are not reported as well.
+                .or_else(|| match v.get_ref() {
+                    DeValue::String(s) if !s.trim().is_empty() => Some(s.to_string()),
+                    _ => None,
+                })
+                .map(|n| (n, v.span())),
             None => None,
         };
         let scope = Scope::Phase(name.as_ref().map(|(n, _)| n.as_str()), number);
@@ -235,71 +303,94 @@ impl Cx<'_> {
         let mut dependency_spans = Vec::new();
         let mut own = Settings::default();
         for (key, value) in in_file_order(table) {
-            match key.get_ref().as_ref() {
-                "name" => {}
-                "run" => run = Some(self.non_empty_string("run", scope, value)?),
-                "depends_on" => {
-                    let DeValue::Array(entries) = value.get_ref() else {
-                        return Err(self
-                            .wrong_type("depends_on", scope, value, "an array of phase names")
-                            .help_line(match value.get_ref() {
-                                DeValue::String(s) => format!("write `depends_on = [\"{s}\"]`"),
-                                _ => "write `depends_on = [\"other-phase\"]`".to_owned(),
-                            }));
-                    };
-                    for entry in entries.iter() {
-                        let DeValue::String(dep) = entry.get_ref() else {
-                            return Err(self.wrong_type("depends_on", scope, entry, "a phase name (a string)"));
+            let entry = (|| -> Result<(), ConfigError> {
+                match key.get_ref().as_ref() {
+                    "name" => {}
+                    "run" => {
+                        let command = self.non_empty_string("run", scope, value)?;
+                        run = Some(self.no_nul("run", scope, value, command)?);
+                    }
+                    "depends_on" => {
+                        let DeValue::Array(entries) = value.get_ref() else {
+                            return Err(self
+                                .wrong_type("depends_on", scope, value, "an array of phase names")
+                                .help_line(match value.get_ref() {
+                                    DeValue::String(s) => format!("write `depends_on = [\"{s}\"]`"),
+                                    _ => "write `depends_on = [\"other-phase\"]`".to_owned(),
+                                }));
                         };
-                        depends_on.push(dep.to_string());
-                        dependency_spans.push(entry.span());
+                        for entry in entries.iter() {
+                            let DeValue::String(dep) = entry.get_ref() else {
+                                self.keep::<()>(Err(self.wrong_type(
+                                    "depends_on",
+                                    scope,
+                                    entry,
+                                    "a phase name (a string)",
+                                )));
+                                continue;
+                            };
+                            depends_on.push(dep.to_string());
+                            dependency_spans.push(entry.span());
+                        }
+                    }
+                    _ => {
+                        if !self.setting(key, value, scope, &mut own)? {
+                            return Err(self.unknown_key(key, scope));
+                        }
                     }
                 }
-                _ => {
-                    if !self.setting(key, value, scope, &mut own)? {
-                        return Err(self.unknown_key(key, scope));
-                    }
-                }
-            }
+                Ok(())
+            })();
+            self.keep(entry);
         }
         let Some((name, name_span)) = name else {
-            return Err(self
-                .src
-                .error(ErrorKind::MissingKey, header, format!("phase #{number} has no `name`"))
-                .help_line("add `name = \"...\"` to this phase; phase names must be unique"));
+            if name_entry.is_none() {
+                self.keep::<()>(Err(self
+                    .src
+                    .error(ErrorKind::MissingKey, header, format!("phase #{number} has no `name`"))
+                    .help_line("add `name = \"...\"` to this phase; phase names must be unique")));
+            }
+            return None;
         };
-        let Some(run) = run else {
-            return Err(self
+        let has_run = table.iter().any(|(k, _)| k.get_ref() == "run");
+        if !has_run {
+            self.keep::<()>(Err(self
                 .src
-                .error(ErrorKind::MissingKey, header, format!("phase `{name}` has no `run`"))
-                .help_line("add the command to run: `run = \"...\"`"));
-        };
-        let mut phase = PhaseDef::new(name, run);
+                .error(
+                    ErrorKind::MissingKey,
+                    header.clone(),
+                    format!("phase `{}` has no `run`", shown(&name)),
+                )
+                .help_line("add the command to run: `run = \"...\"`")));
+        }
+        let mut phase = PhaseDef::new(name, run.unwrap_or_default());
         phase.depends_on = depends_on;
-        let weight_span = merge(&mut phase, defaults, own);
+        let (weight_span, policy_spans) = merge(&mut phase, defaults, own);
         let places = PhasePlaces {
             header,
             name: name_span,
             depends_on: dependency_spans,
             weight: weight_span,
+            policy: policy_spans,
         };
-        Ok((phase, places))
+        Some((phase, places))
     }
 
-    /// Duplicate names, then dependencies on names that are not phases.
-    fn check_names(&self, phases: &[PhaseDef], places: &[PhasePlaces]) -> Result<(), ConfigError> {
+    /// Duplicate names, and dependencies on names that are not phases: every one of them.
+    fn check_names(&self, phases: &[PhaseDef], places: &[PhasePlaces]) {
         let mut first: HashMap<&str, &Span> = HashMap::new();
         for (phase, place) in phases.iter().zip(places) {
             if let Some(&earlier) = first.get(phase.name.as_str()) {
-                return Err(self
+                self.keep::<()>(Err(self
                     .src
                     .error(
                         ErrorKind::DuplicatePhase,
                         place.name.clone(),
-                        format!("duplicate phase name `{}`", phase.name),
+                        format!("duplicate phase name `{}`", shown(&phase.name)),
                     )
                     .also(self.src.snippet(earlier.clone()).label("first defined here"))
-                    .help_line("phase names must be unique: rename one of them"));
+                    .help_line("phase names must be unique: rename one of them")));
+                continue;
             }
             first.insert(&phase.name, &place.name);
         }
@@ -309,23 +400,70 @@ impl Cx<'_> {
                 if first.contains_key(dep.as_str()) {
                     continue;
                 }
-                let mut message = format!("phase `{}` depends on `{dep}`, which is not a phase", phase.name);
+                let mut message = format!(
+                    "phase `{}` depends on `{}`, which is not a phase",
+                    shown(&phase.name),
+                    shown(dep)
+                );
                 if let Some(close) = closest(dep, names.iter().copied().filter(|n| *n != phase.name)) {
-                    message.push_str(&format!("; did you mean `{close}`?"));
+                    message.push_str(&format!("; did you mean `{}`?", shown(close)));
                 }
-                return Err(self
+                self.keep::<()>(Err(self
                     .src
                     .error(ErrorKind::UnknownDependency, span.clone(), message)
-                    .help_line(format!("the phases are {}", list(&names))));
+                    .help_line(format!("the phases are {}", list(&names)))));
             }
         }
-        Ok(())
     }
 
-    fn settings_table(&self, table: &DeTable<'_>, scope: Scope<'_>) -> Result<Settings, ConfigError> {
+    /// Retry settings that cannot take effect because the phase does not retry: one warning
+    /// per place in the file (a `[defaults]` policy is reported once).
+    fn check_policies(&self, phases: &[PhaseDef], places: &[PhasePlaces]) {
+        let mut seen = BTreeSet::new();
+        for (phase, place) in phases.iter().zip(places) {
+            if phase.policy.on_fail == OnFail::Retry {
+                continue;
+            }
+            for (key, span) in [
+                ("max_retries", &place.policy.max_retries),
+                ("retry_delay", &place.policy.retry_delay),
+                ("retry_backoff", &place.policy.retry_backoff),
+            ] {
+                let Some(span) = span else { continue };
+                if !seen.insert((span.start, span.end)) {
+                    continue;
+                }
+                let text = self.src.text.get(span.clone()).unwrap_or_default();
+                let on_fail = phase.policy.on_fail;
+                let example = if key == "max_retries" {
+                    format!("policy = {{ on_fail = \"retry\", max_retries = {text} }}")
+                } else {
+                    format!("policy = {{ on_fail = \"retry\", max_retries = 3, {key} = {text} }}")
+                };
+                self.warnings.borrow_mut().push(
+                    self.src
+                        .error(
+                            ErrorKind::InvalidValue,
+                            span.clone(),
+                            format!(
+                                "`policy.{key}` has no effect{}: its `on_fail` is \"{on_fail}\", and only \"retry\" retries",
+                                Scope::Phase(Some(&phase.name), 0).suffix()
+                            ),
+                        )
+                        .warning()
+                        .help_line(format!("add `on_fail = \"retry\"` to the policy: `{example}`")),
+                );
+            }
+        }
+    }
+
+    fn settings_table(&self, table: &DeTable<'_>, scope: Scope<'_>) -> Settings {
         let mut settings = Settings::default();
         for (key, value) in in_file_order(table) {
-            if !self.setting(key, value, scope, &mut settings)? {
+            let entry = self.setting(key, value, scope, &mut settings).and_then(|known| {
+                if known {
+                    return Ok(());
+                }
                 let k = key.get_ref().as_ref();
                 if PHASE_ONLY_KEYS.contains(&k) {
                     return Err(self
@@ -337,10 +475,11 @@ impl Cx<'_> {
                         )
                         .help_line(format!("set `{k}` in each `[[phase]]`")));
                 }
-                return Err(self.unknown_key(key, scope));
-            }
+                Err(self.unknown_key(key, scope))
+            });
+            self.keep(entry);
         }
-        Ok(settings)
+        settings
     }
 
     /// Reads a key shared by phases and `[defaults]` into `s`; `false` if `key` is not one.
@@ -352,7 +491,7 @@ impl Cx<'_> {
         s: &mut Settings,
     ) -> Result<bool, ConfigError> {
         match key.get_ref().as_ref() {
-            "description" => s.description = Some(self.string("description", scope, value)?),
+            "description" => s.description = Some(self.printable_or_empty("description", scope, value)?),
             "parallel" => s.parallel = Some(self.boolean("parallel", scope, value)?),
             "weight" => {
                 let weight = self.number("weight", scope, value)?;
@@ -377,28 +516,29 @@ impl Cx<'_> {
                 }
                 s.timeout = Some(timeout);
             }
-            "cwd" => s.cwd = Some(self.dir.join(self.non_empty_string("cwd", scope, value)?)),
+            "cwd" => {
+                let cwd = self.non_empty_string("cwd", scope, value)?;
+                s.cwd = Some(self.dir.join(self.no_nul("cwd", scope, value, cwd)?));
+            }
             "env" => {
                 let table = self.table("env", scope, value, "a table of strings: `env = { NAME = \"value\" }`")?;
                 for (name, v) in in_file_order(table) {
                     let name = name.get_ref().as_ref();
                     let key = format!("env.{name}");
                     if name.is_empty() || name.contains(['=', '\0']) {
-                        return Err(self.invalid(
+                        self.keep::<()>(Err(self.invalid(
                             value,
                             format!(
-                                "`{key}`{}: an environment variable name must be non-empty, without `=`",
+                                "`{key}`{}: an environment variable name must be non-empty, without `=` or NUL",
                                 scope.suffix()
                             ),
-                        ));
+                        )));
+                        continue;
                     }
-                    let text = self.string(&key, scope, v)?;
-                    if text.contains('\0') {
-                        return Err(
-                            self.invalid(v, format!("`{key}`{} must not contain a NUL character", scope.suffix()))
-                        );
+                    let text = self.string(&key, scope, v).and_then(|t| self.no_nul(&key, scope, v, t));
+                    if let Some(text) = self.keep(text) {
+                        s.env.insert(name.to_owned(), text);
                     }
-                    s.env.insert(name.to_owned(), text);
                 }
             }
             "policy" => {
@@ -415,18 +555,42 @@ impl Cx<'_> {
         Ok(true)
     }
 
+    /// Reads a `policy` table into `s`, keeping the error of each key that has one.
     fn policy(&self, table: &DeTable<'_>, scope: Scope<'_>, s: &mut Settings) -> Result<(), ConfigError> {
         for (key, value) in in_file_order(table) {
+            let entry = self.policy_entry(key, value, scope, s);
+            self.keep(entry);
+        }
+        Ok(())
+    }
+
+    fn policy_entry(
+        &self,
+        key: &Key<'_>,
+        value: &Value<'_>,
+        scope: Scope<'_>,
+        s: &mut Settings,
+    ) -> Result<(), ConfigError> {
+        {
             let k = key.get_ref().as_ref();
             let path = format!("policy.{k}");
             match k {
                 "on_fail" => s.on_fail = Some(self.policy_value(&path, scope, value)?),
-                "retry_backoff" => s.retry_backoff = Some(self.policy_value(&path, scope, value)?),
+                "retry_backoff" => {
+                    s.retry_backoff = Some(self.policy_value(&path, scope, value)?);
+                    s.policy_spans.retry_backoff = Some(value.span());
+                }
                 "max_retries" => {
                     let n = self.unsigned(&path, scope, value)?;
                     s.max_retries = Some(u32::try_from(n).map_err(|_| self.too_large(&path, scope, value))?);
+                    if n > 0 {
+                        s.policy_spans.max_retries = Some(value.span());
+                    }
                 }
-                "retry_delay" => s.retry_delay = self.duration(&path, scope, value, false)?,
+                "retry_delay" => {
+                    s.retry_delay = self.duration(&path, scope, value, false)?;
+                    s.policy_spans.retry_delay = Some(value.span());
+                }
                 _ => {
                     let mut message = format!("unknown key `{k}` in `policy`{}", scope.suffix());
                     if let Some(close) = closest(k, POLICY_KEYS.iter().copied()) {
@@ -474,6 +638,58 @@ impl Cx<'_> {
             }
             _ => Err(self.wrong_type(key, scope, value, "a string")),
         }
+    }
+
+    /// A string shown on terminals (a name): not empty, and no control characters.
+    fn printable(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<String, ConfigError> {
+        let s = self.non_empty_string(key, scope, value)?;
+        self.no_controls(key, scope, value, s)
+    }
+
+    /// [`printable`](Self::printable), but may be empty (a description).
+    fn printable_or_empty(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<String, ConfigError> {
+        let s = self.string(key, scope, value)?;
+        self.no_controls(key, scope, value, s)
+    }
+
+    /// `s` if it has no control character (C0, DEL or C1): a name or description with one could
+    /// move the cursor, ring the bell or rewrite the screen of whoever looks at the run.
+    fn no_controls(&self, key: &str, scope: Scope<'_>, value: &Value<'_>, s: String) -> Result<String, ConfigError> {
+        let Some((at, c)) = s.chars().enumerate().find(|(_, c)| c.is_control()) else {
+            return Ok(s);
+        };
+        Err(self
+            .invalid(
+                value,
+                format!(
+                    "`{key}`{} contains the control character {} at character {}",
+                    scope.suffix(),
+                    control_name(c),
+                    at + 1
+                ),
+            )
+            .help_line(format!(
+                "`{key}` may hold any printable character, spaces included, but no control characters (U+0000–U+001F, U+007F–U+009F: tabs, line breaks, escapes…): remove it"
+            )))
+    }
+
+    /// `s` if it has no NUL character, which no command line, environment or path can hold.
+    fn no_nul(&self, key: &str, scope: Scope<'_>, value: &Value<'_>, s: String) -> Result<String, ConfigError> {
+        let Some(at) = s.chars().position(|c| c == '\0') else {
+            return Ok(s);
+        };
+        Err(self
+            .invalid(
+                value,
+                format!(
+                    "`{key}`{} contains a NUL character (U+0000) at character {}",
+                    scope.suffix(),
+                    at + 1
+                ),
+            )
+            .help_line(format!(
+                "the operating system cannot pass a NUL in a command, an environment variable or a path: remove it from `{key}`"
+            )))
     }
 
     fn non_empty_string(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<String, ConfigError> {
@@ -632,8 +848,36 @@ impl Cx<'_> {
     }
 }
 
-/// Fills `phase` from its own settings over the defaults; returns the span of the weight used.
-fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> Option<Span> {
+/// Where the retry settings that apply to a phase are written (its own or `[defaults]`').
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct PolicySpans {
+    /// A `max_retries` above 0.
+    pub(super) max_retries: Option<Span>,
+    pub(super) retry_delay: Option<Span>,
+    pub(super) retry_backoff: Option<Span>,
+}
+
+/// `U+001B (ESC)` and the like.
+fn control_name(c: char) -> String {
+    let name = match c {
+        '\0' => "NUL",
+        '\u{7}' => "BEL",
+        '\u{8}' => "BS",
+        '\t' => "TAB",
+        '\n' => "LF, a line break",
+        '\r' => "CR",
+        '\u{1b}' => "ESC",
+        '\u{7f}' => "DEL",
+        '\u{9b}' => "CSI",
+        c if u32::from(c) >= 0x80 => "a C1 control",
+        _ => "a C0 control",
+    };
+    format!("U+{:04X} ({name})", u32::from(c))
+}
+
+/// Fills `phase` from its own settings over the defaults; returns the span of the weight used
+/// and of the retry settings.
+fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> (Option<Span>, PolicySpans) {
     let d = defaults;
     if let Some(description) = own.description.or_else(|| d.description.clone()) {
         phase.description = description;
@@ -649,13 +893,29 @@ fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> Option<Spa
     phase.env = d.env.clone();
     phase.env.extend(own.env);
     let base = PhasePolicy::default();
+    let spans = PolicySpans {
+        max_retries: match own.max_retries {
+            Some(_) => own.policy_spans.max_retries.clone(),
+            None => d.policy_spans.max_retries.clone(),
+        },
+        retry_delay: own
+            .policy_spans
+            .retry_delay
+            .clone()
+            .or_else(|| d.policy_spans.retry_delay.clone()),
+        retry_backoff: own
+            .policy_spans
+            .retry_backoff
+            .clone()
+            .or_else(|| d.policy_spans.retry_backoff.clone()),
+    };
     phase.policy = PhasePolicy {
         on_fail: own.on_fail.or(d.on_fail).unwrap_or(base.on_fail),
         max_retries: own.max_retries.or(d.max_retries).unwrap_or(base.max_retries),
         retry_delay: own.retry_delay.or(d.retry_delay).unwrap_or(base.retry_delay),
         retry_backoff: own.retry_backoff.or(d.retry_backoff).unwrap_or(base.retry_backoff),
     };
-    weight.map(|(_, span)| span)
+    (weight.map(|(_, span)| span), spans)
 }
 
 /// The table's entries in the order they are written.
@@ -677,6 +937,27 @@ fn type_name(value: &DeValue<'_>) -> &'static str {
     }
 }
 
+/// `name` as it may be printed: control characters escaped (`\u{7}`), so that an error
+/// about a name cannot ring the bell or rewrite the screen itself.
+fn shown(name: &str) -> Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        Cow::Owned(
+            name.chars()
+                .flat_map(|c| {
+                    let escaped: Vec<char> = if c.is_control() {
+                        c.escape_unicode().collect()
+                    } else {
+                        vec![c]
+                    };
+                    escaped
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 /// `"policy.max_retries"` → `"max_retries"`.
 fn last_part(key: &str) -> &str {
     key.rsplit('.').next().unwrap_or(key)
@@ -684,7 +965,11 @@ fn last_part(key: &str) -> &str {
 
 /// `` `a`, `b`, `c` ``.
 fn list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{}`", shown(n)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The candidate most like `word`, if any is close enough to be a likely typo.

@@ -32,8 +32,11 @@
 //! timeout. A relative `cwd` is resolved against the pipeline file's directory.
 //!
 //! The loader reports every mistake it can see cheaply (types, unknown keys, missing keys,
-//! duplicate phase names, dependencies on names that are not phases) as a [`ConfigError`] that
-//! points into the file. Cycles are found by the core's `Pipeline::new`; point its
+//! duplicate phase names, dependencies on names that are not phases, control characters in
+//! names and descriptions, NUL characters in commands, paths and environment values) as a
+//! [`ConfigError`] that points into the file — all of them at once, as a compiler does
+//! ([`ConfigError::errors`]). Settings that are valid but have no effect are
+//! [`PipelineFile::warnings`]. Cycles are found by the core's `Pipeline::new`; point its
 //! [`PipelineError`] at the file with [`PipelineFile::locate`] or [`PipelineFile::report`].
 
 pub mod duration;
@@ -74,6 +77,7 @@ pub struct PipelineFile {
     pub phases: Vec<PhaseDef>,
     source: String,
     places: Vec<PhasePlaces>,
+    warnings: Vec<ConfigError>,
 }
 
 /// One `[[phase]]`, with `[defaults]` applied.
@@ -134,6 +138,8 @@ struct PhasePlaces {
     depends_on: Vec<Range<usize>>,
     /// The `weight` value that applies (the phase's or `[defaults]`'), if any.
     weight: Option<Range<usize>>,
+    /// The retry settings that apply.
+    policy: load::PolicySpans,
 }
 
 /// Reads and checks the pipeline file at `path`.
@@ -194,10 +200,17 @@ impl PipelineFile {
             jobs: loaded.jobs,
             phases: loaded.phases,
             places: loaded.places,
+            warnings: loaded.warnings,
             path,
             dir,
             source,
         })
+    }
+
+    /// Settings that are valid but cannot do what they seem to ask for (a `max_retries`
+    /// without `on_fail = "retry"`…), as located warnings (`warning: …` when displayed).
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
     }
 
     /// The phase called `name`.

@@ -553,3 +553,69 @@ fn the_first_mistake_in_the_file_is_reported() {
     let err = error(&format!("{MINIMAL}zzz = 1\nweight = \"x\"\n"));
     assert_eq!(err.kind(), ErrorKind::UnknownKey);
 }
+
+// ---- several mistakes, warnings ----
+
+#[test]
+fn every_mistake_is_kept_in_the_order_found() {
+    let err = error(
+        "name = \"p\"\nfail_fast = \"yes\"\n[[phase]]\nname = \"a\"\nrun = \"x\"\nweight = -1\n[[phase]]\nname = \"b\"\ndepends_on = [\"z\"]\n",
+    );
+    let kinds: Vec<ErrorKind> = err.errors().map(ConfigError::kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ErrorKind::WrongType,
+            ErrorKind::InvalidValue,
+            ErrorKind::MissingKey,
+            ErrorKind::UnknownDependency
+        ],
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::WrongType);
+    assert_eq!(err.location().map(|l| l.line), Some(2));
+    assert!(
+        err.to_string().ends_with("error: could not load `milo.toml`: 4 errors"),
+        "{err}"
+    );
+    // One mistake: no count line.
+    let one = error(&format!("{MINIMAL}weight = -1\n"));
+    assert_eq!(one.errors().count(), 1);
+    assert!(!one.to_string().contains("could not load"), "{one}");
+}
+
+#[test]
+fn retry_settings_without_retry_are_warnings_not_errors() {
+    let file = parse(&format!(
+        "{MINIMAL}policy = {{ on_fail = \"skip\", max_retries = 2 }}\n"
+    ));
+    let warnings = file.warnings();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].is_warning());
+    assert_eq!(warnings[0].location().map(|l| (l.line, l.column)), Some((5, 44)));
+    assert!(
+        warnings[0]
+            .to_string()
+            .starts_with("warning: `policy.max_retries` has no effect")
+    );
+    // `max_retries = 0` asks for nothing.
+    let file = parse(&format!("{MINIMAL}policy = {{ max_retries = 0 }}\n"));
+    assert!(file.warnings().is_empty());
+}
+
+#[test]
+fn a_name_refused_for_its_characters_is_one_mistake_not_two() {
+    let err = error(
+        "name = \"p\"\n[[phase]]\nname = \"a\\u0007\"\nrun = \"x\"\n[[phase]]\nname = \"b\"\nrun = \"x\"\ndepends_on = [\"a\\u0007\"]\n",
+    );
+    assert_eq!(err.errors().count(), 1, "{err}");
+    assert!(err.message().contains("U+0007 (BEL)"), "{err}");
+    // Other messages about that phase show the name escaped, never the raw character.
+    let err = error(
+        "name = \"p\"\n[[phase]]\nname = \"a\\u0007\"\nweight = \"x\"\n[[phase]]\nname = \"a\\u0007\"\nrun = \"x\"\n",
+    );
+    let text = err.to_string();
+    assert!(text.contains("in phase `a\\u{7}`"), "{text}");
+    assert!(text.contains("duplicate phase name `a\\u{7}`"), "{text}");
+    assert!(!text.contains('\u{7}'), "{text:?}");
+}

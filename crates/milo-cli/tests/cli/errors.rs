@@ -155,3 +155,67 @@ fn a_huge_cycle_is_found_quickly_and_shown_bounded() {
     assert!(run.elapsed < std::time::Duration::from_secs(30), "{:?}", run.elapsed);
     assert!(run.stderr.len() < 8_000, "{} bytes of error", run.stderr.len());
 }
+
+#[test]
+fn every_error_of_the_file_at_once() {
+    let err = error(
+        "name = \"x\"\n\n[[phase]]\nname = \"a\"\nrun = \"true\"\ndependson = [\"b\"]\n\n[[phase]]\nname = \"b\"\nrun = \"true\"\nweight = \"heavy\"\n\n[[phase]]\nname = \"c\"\nrun = \"true\"\ndepends_on = [\"bb\"]\ntimeout = \"5 min\"\n",
+    );
+    for place in ["milo.toml:6:1", "milo.toml:11:10", "milo.toml:16:15", "milo.toml:17:11"] {
+        assert!(err.contains(place), "{place} missing:\n{err}");
+    }
+    assert_eq!(err.matches("\nerror: ").count() + 1, 5, "{err}");
+    assert!(
+        err.trim_end().ends_with("error: could not load `milo.toml`: 4 errors"),
+        "{err}"
+    );
+    insta::assert_snapshot!("every_error_at_once", err);
+}
+
+#[test]
+fn a_duration_in_minutes_suggests_m() {
+    let err = error("name = \"x\"\n\n[[phase]]\nname = \"a\"\nrun = \"true\"\ntimeout = \"5 min\"\n");
+    assert!(
+        err.contains("milo.toml:6:11") && err.contains("`min` is not a unit") && err.contains("did you mean `m`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn control_characters_in_names_and_descriptions() {
+    let err = error("name = \"x\"\n\n[[phase]]\nname = \"a\\u001b[2Jb\"\nrun = \"true\"\n");
+    assert!(
+        err.contains("milo.toml:4:8") && err.contains("U+001B (ESC) at character 2"),
+        "{err}"
+    );
+    assert!(err.contains("no control characters"), "{err}");
+    insta::assert_snapshot!("control_character_in_name", err);
+    for (text, what) in [
+        ("description = \"ding\\u0007\"", "U+0007 (BEL)"),
+        ("description = \"over\\rwrite\"", "U+000D (CR)"),
+        ("description = \"c1\\u009b2J\"", "U+009B (CSI)"),
+        ("description = \"\"\"two\nlines\"\"\"", "U+000A (LF, a line break)"),
+    ] {
+        let err = error(&format!(
+            "name = \"x\"\n\n[[phase]]\nname = \"a\"\nrun = \"true\"\n{text}\n"
+        ));
+        assert!(err.contains("milo.toml:6:15") && err.contains(what), "{text}:\n{err}");
+    }
+    let err = error("name = \"x\\u0007\"\n\n[[phase]]\nname = \"a\"\nrun = \"true\"\n");
+    assert!(err.contains("milo.toml:1:8") && err.contains("U+0007 (BEL)"), "{err}");
+}
+
+#[test]
+fn a_nul_in_a_command_path_or_environment_is_refused_at_load_time() {
+    for (line, place) in [
+        ("run = \"echo a\\u0000b\"", "milo.toml:5:7"),
+        ("run = \"true\"\ncwd = \"dir\\u0000\"", "milo.toml:6:7"),
+        ("run = \"true\"\nenv = { A = \"x\\u0000\" }", "milo.toml:6:13"),
+    ] {
+        let err = error(&format!("name = \"x\"\n\n[[phase]]\nname = \"a\"\n{line}\n"));
+        assert!(
+            err.contains(place) && err.contains("NUL character (U+0000)"),
+            "{line}:\n{err}"
+        );
+    }
+}

@@ -33,13 +33,16 @@ fn every_example_is_valid() {
 #[test]
 fn site_build_completes_and_writes_the_site() {
     let (t, run) = run_example("site-build", &["--ui", "plain"]);
-    run.code(0).stdout_has("✓ site-build completed");
+    run.code(0)
+        .stdout_has("✓ site-build completed")
+        .stdout_has("index lists 8 pages");
     let index = t.read("build/site/index.html");
     assert!(index.contains("page1.html") && index.contains("page8.html"), "{index}");
+    assert!(!index.contains("index.html"), "the index lists itself: {index}");
     assert!(t.path("build/site/assets/style.css").exists());
     let tl = t.json("t.json");
     assert_eq!(phase(&tl, "discover")["result"], 8);
-    assert_eq!(phase(&tl, "write")["result"]["pages"], 9);
+    assert_eq!(phase(&tl, "write")["result"]["pages"], 8);
     let order: Vec<&str> = tl["execution_order"]
         .as_array()
         .unwrap()

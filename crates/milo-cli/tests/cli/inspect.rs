@@ -247,3 +247,96 @@ fn completions_for_every_shell() {
         .stdout_has("--fail-fast")
         .stdout_has("--dry-run");
 }
+
+#[test]
+fn check_warns_about_retries_without_on_fail_retry() {
+    let toml = "name = \"x\"\n\n[[phase]]\nname = \"deploy\"\nrun = \"true\"\npolicy = { max_retries = 3 }\n";
+    let run = Test::with(toml).args(["check"]).run();
+    run.code(0).stdout_has("is valid");
+    let err = run.stderr_redacted();
+    assert!(
+        err.contains("warning: `policy.max_retries` has no effect in phase `deploy`")
+            && err.contains("milo.toml:6:26")
+            && err.contains("add `on_fail = \"retry\"`"),
+        "{err}"
+    );
+    insta::assert_snapshot!("check_retries_without_retry", err);
+    // `milo run` says it too, and runs.
+    let run = Test::with(toml).args(["run", "--ui", "plain"]).run();
+    run.code(0)
+        .stderr_has("warning: `policy.max_retries` has no effect in phase `deploy`");
+    // From [defaults]: once, at the default.
+    let toml = "name = \"x\"\n[defaults]\npolicy = { max_retries = 2, retry_delay = \"1s\" }\n\n[[phase]]\nname = \"a\"\nrun = \"true\"\n\n[[phase]]\nname = \"b\"\nrun = \"true\"\n";
+    let run = Test::with(toml).args(["check"]).run();
+    run.code(0);
+    assert_eq!(
+        run.stderr.matches("warning: `policy.max_retries`").count(),
+        1,
+        "{}",
+        run.report()
+    );
+    assert_eq!(
+        run.stderr.matches("warning: `policy.retry_delay`").count(),
+        1,
+        "{}",
+        run.report()
+    );
+    // With on_fail = "retry": nothing to say.
+    let toml =
+        "name = \"x\"\n\n[[phase]]\nname = \"a\"\nrun = \"true\"\npolicy = { on_fail = \"retry\", max_retries = 3 }\n";
+    let run = Test::with(toml).args(["check"]).run();
+    run.code(0);
+    assert!(run.stderr.is_empty(), "{}", run.report());
+}
+
+#[test]
+fn check_notes_independent_phases_that_run_one_at_a_time() {
+    let toml = "name = \"x\"\n\n[[phase]]\nname = \"a\"\nrun = \"true\"\n\n[[phase]]\nname = \"b\"\nrun = \"true\"\n\n[[phase]]\nname = \"c\"\nrun = \"true\"\ndepends_on = [\"a\", \"b\"]\n";
+    let run = Test::with(toml).args(["check"]).run();
+    run.code(0)
+        .stdout_has("pipeline `x` is valid: 3 phases (0 parallel), 2 levels")
+        .stdout_has("will run one at a time")
+        .stdout_line("  - a, b")
+        .stdout_has("set `parallel = true`");
+    let parallel = toml.replace("name = \"x\"\n", "name = \"x\"\n[defaults]\nparallel = true\n");
+    let run = Test::with(&parallel).args(["check"]).run();
+    run.code(0).stdout_lacks("one at a time");
+}
+
+#[test]
+fn counts_agree_with_their_numbers() {
+    Test::with("name = \"x\"\n[[phase]]\nname = \"a\"\nrun = \"true\"\n")
+        .args(["check"])
+        .run()
+        .code(0)
+        .stdout_has("is valid: 1 phase (0 parallel), 1 level\n");
+    Test::with("name = \"x\"\n[[phase]]\nname = \"a\"\nrun = \"true\"\n")
+        .args(["run", "--dry-run"])
+        .run()
+        .code(0)
+        .stdout_has("x: would run 1 phase (jobs");
+}
+
+#[test]
+fn dry_run_keeps_the_indentation_of_multi_line_commands() {
+    let toml = "name = \"x\"\n[[phase]]\nname = \"a\"\nrun = \"\"\"\nfor f in *; do\n  echo \"$f\"\ndone\n\"\"\"\n";
+    Test::with(toml)
+        .args(["run", "--dry-run"])
+        .run()
+        .code(0)
+        .stdout_line("       $ for f in *; do")
+        .stdout_line("           echo \"$f\"")
+        .stdout_line("         done");
+}
+
+#[test]
+fn init_runs_independent_phases_together_and_says_why() {
+    let t = Test::empty().args(["init"]);
+    t.run().code(0);
+    let written = t.read("milo.toml");
+    assert!(
+        written.contains("[defaults]\n# A phase runs alone unless it is `parallel` (the default is false)"),
+        "{written}"
+    );
+    assert!(written.contains("\nparallel = true\n"), "{written}");
+}

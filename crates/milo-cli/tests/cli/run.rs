@@ -241,6 +241,30 @@ fn only_an_unknown_phase_is_a_usage_error_with_a_suggestion() {
 }
 
 #[test]
+fn phase_names_are_targets_like_only() {
+    let t = Test::with(CHAIN).args(["run", "--ui", "plain", "b", "d"]);
+    t.run().code(0);
+    assert!(t.path("a.done").exists() && t.path("b.done").exists() && t.path("d.done").exists());
+    assert!(!t.path("c.done").exists());
+    // Mixed with --only.
+    let t = Test::with(CHAIN).args(["run", "--ui", "plain", "a", "--only", "d"]);
+    t.run().code(0);
+    assert!(t.path("a.done").exists() && t.path("d.done").exists() && !t.path("b.done").exists());
+}
+
+#[test]
+fn an_unknown_target_suggests_the_closest_phase() {
+    let toml = "name = \"x\"\n[[phase]]\nname = \"test\"\nrun = \"touch ran\"\n";
+    let t = Test::with(toml).args(["run", "tst"]);
+    let run = t.run();
+    run.code(2)
+        .stderr_has("there is no phase `tst` in milo.toml")
+        .stderr_has("did you mean `test`?");
+    assert!(!run.stderr.contains("--only"), "{}", run.report());
+    assert!(!t.path("ran").exists(), "nothing may run");
+}
+
+#[test]
 fn dry_run_prints_the_order_with_commands_and_runs_nothing() {
     let t = Test::with(CHAIN).args(["run", "--dry-run"]);
     let run = t.run();
