@@ -27,15 +27,20 @@ mod hub;
 mod notify;
 mod resources;
 mod server;
+mod stdio;
 #[cfg(feature = "test-client")]
 pub mod testing;
 mod tools;
 mod transport;
 
 pub use error::{McpError, RunError};
-pub use hub::{Hub, PipelineStore, Run};
+pub use hub::{Hub, PipelineStore, Recording, Run, RunRecorder};
 pub use notify::MIN_INTERVAL;
 pub use resources::{GRAPH_URI, LOGS_TEMPLATE, TIMELINE_URI, logs_uri};
 pub use server::MiloServer;
+pub use stdio::{CheckedLines, MAX_LINE_BYTES};
 pub use tools::{CANCEL_PIPELINE, EXECUTION_ORDER, GET_TIMELINE, PHASE_LOGS, RUN_PIPELINE};
-pub use transport::{HTTP_PATH, HTTP_SHUTDOWN_GRACE, check_bind_addr, serve_http, serve_stdio, serve_transport};
+pub use transport::{
+    DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_TIMEOUT, HTTP_PATH, HTTP_SHUTDOWN_GRACE, HttpOptions, check_bind_addr,
+    generate_token, serve_http, serve_stdio, serve_transport,
+};
