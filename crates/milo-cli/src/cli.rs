@@ -336,11 +336,18 @@ pub struct RunArgs {
     /// Keep the MCP server up SECS seconds after the run ends (fractions allowed), or `inf`
     /// until milo is stopped (Ctrl-C, SIGTERM). A run started through MCP meanwhile keeps it
     /// up until that run ends.
-    #[arg(long, value_name = "SECS", requires = "mcp_http", default_value = "0", value_parser = parse_linger)]
+    #[arg(long, value_name = "SECS", requires = "mcp_http", default_value = "0", value_parser = parse_linger,
+          allow_negative_numbers = true)]
     pub mcp_linger: Linger,
     /// The bearer token MCP clients must send (`Authorization: Bearer TOKEN`); default: a new
     /// random one, printed and written to .milo/mcp-token beside the pipeline file.
-    #[arg(long, value_name = "TOKEN", env = "MILO_MCP_TOKEN", hide_env_values = true, requires = "mcp_http")]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MILO_MCP_TOKEN",
+        hide_env_values = true,
+        requires = "mcp_http"
+    )]
     pub mcp_token: Option<String>,
     /// Also accept requests from browser pages of ORIGIN (such as https://app.example:443 or
     /// http://tool.local:*); loopback origins are always accepted (repeatable).
@@ -351,7 +358,8 @@ pub struct RunArgs {
           value_parser = parse_sessions)]
     pub mcp_max_sessions: usize,
     /// Close an MCP session idle for SECS seconds (its client then starts a new one).
-    #[arg(long, value_name = "SECS", requires = "mcp_http", default_value = "600", value_parser = parse_positive_seconds)]
+    #[arg(long, value_name = "SECS", requires = "mcp_http", default_value = "600", value_parser = parse_positive_seconds,
+          allow_negative_numbers = true)]
     pub mcp_session_timeout: std::time::Duration,
 }
 
@@ -388,7 +396,9 @@ const MAX_SECONDS: u64 = 1_000_000_000;
 /// `--mcp-session-timeout SECS`: more than 0 seconds.
 fn parse_positive_seconds(s: &str) -> Result<std::time::Duration, String> {
     match parse_seconds(s)? {
-        d if d.is_zero() => Err(format!("`{s}` would close every session at once: give more than 0 seconds")),
+        d if d.is_zero() => Err(format!(
+            "`{s}` would close every session at once: give more than 0 seconds"
+        )),
         d => Ok(d),
     }
 }
@@ -398,7 +408,9 @@ fn parse_sessions(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(0) => Err("0 would refuse every session-based client: allow at least 1".into()),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("`{s}` is not a number of sessions: give a whole number such as 32")),
+        Err(_) => Err(format!(
+            "`{s}` is not a number of sessions: give a whole number such as 32"
+        )),
     }
 }
 
@@ -423,7 +435,9 @@ fn parse_origin(s: &str) -> Result<String, String> {
     let rest = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
-        .ok_or_else(|| format!("`{s}` is not an origin: write scheme, host and port, such as https://app.example:443"))?;
+        .ok_or_else(|| {
+            format!("`{s}` is not an origin: write scheme, host and port, such as https://app.example:443")
+        })?;
     let host = rest.strip_suffix(":*").unwrap_or(rest);
     let bad = host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) || rest.contains(":*") && host.ends_with(':');
     if bad {

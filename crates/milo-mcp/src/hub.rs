@@ -74,7 +74,9 @@ pub struct Recording {
 
 impl std::fmt::Debug for Recording {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recording").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Recording")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -7,15 +7,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rmcp::RoleServer;
-use rmcp::ServiceExt;
-use rmcp::transport::IntoTransport;
 use axum::extract::State;
 use axum::http;
 use futures::Stream;
+use rmcp::RoleServer;
+use rmcp::ServiceExt;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
-use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId, SessionManager};
+use rmcp::transport::IntoTransport;
 use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, LocalSessionManagerError};
+use rmcp::transport::streamable_http_server::session::{ServerSseMessage, SessionId, SessionManager};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -146,7 +146,8 @@ pub async fn serve_http(
     }
     if options.max_sessions == 0 {
         return Err(McpError::Config(
-            "the maximum number of MCP sessions is 0, so no session-based client could connect; allow at least 1".into(),
+            "the maximum number of MCP sessions is 0, so no session-based client could connect; allow at least 1"
+                .into(),
         ));
     }
     let listener = tokio::net::TcpListener::bind(addr)

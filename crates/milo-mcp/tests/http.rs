@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use milo_mcp::{GRAPH_URI, Hub, HttpOptions, McpError, TIMELINE_URI, logs_uri, serve_http};
+use milo_mcp::{GRAPH_URI, HttpOptions, Hub, McpError, TIMELINE_URI, logs_uri, serve_http};
 use rmcp::model::{ProtocolVersion, ServerNotification, SubscribeRequestParams, SubscriptionFilter};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
