@@ -421,10 +421,10 @@ fn parse_linger(s: &str) -> Result<Linger, String> {
         return Ok(Linger::UntilStopped);
     }
     parse_seconds(s).map(Linger::For).map_err(|e| {
-        if s.trim().parse::<f64>().is_ok_and(|v| v > 0.0) {
-            format!("{e}, or `inf` to keep the server up until milo is stopped")
-        } else {
+        if e.contains("negative") {
             e
+        } else {
+            format!("{e}, or `inf` to keep the server up until milo is stopped")
         }
     })
 }

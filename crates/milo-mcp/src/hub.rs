@@ -32,7 +32,8 @@ pub struct Run {
 }
 
 impl Run {
-    /// The run's id (1 for the first run of this hub).
+    /// The run's id: its recording's (the run history's) when recorded, else numbered by the
+    /// hub from 1.
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -155,6 +156,8 @@ impl Hub {
     pub fn attach_as(&self, store: PipelineStore, stop: CancellationToken, id: Option<u64>) -> u64 {
         let _start = self.start.lock();
         let id = id.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+        // Numbers the hub hands out later stay clear of the given one.
+        self.next_id.fetch_max(id.saturating_add(1), Ordering::Relaxed);
         if let Some(previous) = self.active() {
             tracing::warn!(
                 previous = previous.id(),
@@ -191,6 +194,7 @@ impl Hub {
         let id = recording
             .as_ref()
             .map_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed), |r| r.id);
+        self.next_id.fetch_max(id.saturating_add(1), Ordering::Relaxed);
         let stop = CancellationToken::new();
         let run = Arc::new(Run {
             id,
