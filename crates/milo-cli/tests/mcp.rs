@@ -1259,7 +1259,6 @@ async fn stdio_signals_stop_the_run_record_it_and_exit() -> TestResult {
 
             let (mut server, client, _updates) = stdio_server(&fixture).await;
             let started = ok(call(&client, "run_pipeline", json!({})).await?);
-            assert_eq!(started["run_id"], 2, "{signal}: the run id is the history's");
             wait_running(&marker).await;
             let pid = server.child.id().expect("milo mcp is running");
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)?;
@@ -1268,6 +1267,7 @@ async fn stdio_signals_stop_the_run_record_it_and_exit() -> TestResult {
             assert_eq!(code, 130, "{signal}: {stderr}");
             wait_gone(&marker).await;
             drop(client);
+            assert_eq!(started["run_id"], 2, "{signal}: the run id is the history's");
 
             let runs = fixture.history();
             let statuses: Vec<(&Value, &Value)> = runs.iter().map(|r| (&r["id"], &r["status"])).collect();
