@@ -341,13 +341,9 @@ pub struct RunArgs {
     pub mcp_linger: Linger,
     /// The bearer token MCP clients must send (`Authorization: Bearer TOKEN`); default: a new
     /// random one, printed and written to .milo/mcp-token beside the pipeline file.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "MILO_MCP_TOKEN",
-        hide_env_values = true,
-        requires = "mcp_http"
-    )]
+    // No `requires = "mcp_http"`: a MILO_MCP_TOKEN exported for every run must not break the
+    // runs without --mcp-http.
+    #[arg(long, value_name = "TOKEN", env = "MILO_MCP_TOKEN", hide_env_values = true)]
     pub mcp_token: Option<String>,
     /// Also accept requests from browser pages of ORIGIN (such as https://app.example:443 or
     /// http://tool.local:*); loopback origins are always accepted (repeatable).

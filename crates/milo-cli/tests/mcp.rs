@@ -1196,6 +1196,20 @@ async fn bad_seconds_and_mcp_flags_are_usage_errors() -> TestResult {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_milo_mcp_token_does_not_break_runs_without_mcp() -> TestResult {
+    let fixture = Fixture::new();
+    let out = fixture
+        .milo(&["run", "--dry-run"])
+        .env("MILO_MCP_TOKEN", "exported-for-every-run")
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    Ok(())
+}
+
 // --- runs started through MCP, and signals ------------------------------------------------------
 
 /// A pipeline whose `hold` phase waits for the gate file `start` (30 s at most), then sleeps
