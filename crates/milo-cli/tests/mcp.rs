@@ -1126,6 +1126,51 @@ async fn http_sessions_are_capped_with_a_clear_error() -> TestResult {
     .await
 }
 
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_thousands_of_initializes_without_delete_stay_bounded() -> TestResult {
+    limited(async {
+        let fixture = Fixture::held();
+        let run = http_run(&fixture, "0").await;
+        let at = run.authority().to_owned();
+        let bearer = format!("Bearer {}", run.token);
+        let pid = run.child.id().expect("milo run is running");
+        let auth = ("Authorization", bearer.as_str());
+        // Warm up (the first requests allocate the server's buffers), then measure.
+        session_id(&raw_http(&at, "POST", &[auth], INITIALIZE).await);
+        let before = rss_kib(pid);
+        let mut opened = 1;
+        for _ in 0..2000 {
+            let r = raw_http(&at, "POST", &[auth], INITIALIZE).await;
+            match r.status {
+                200 => opened += 1,
+                503 => {}
+                other => panic!("initialize answered {other}: {}", r.body),
+            }
+        }
+        let grown = rss_kib(pid).saturating_sub(before);
+        assert_eq!(opened, milo_mcp::DEFAULT_MAX_SESSIONS, "sessions opened");
+        // Each session held ~50 KiB for good before the cap: 2,000 were ~100 MiB.
+        assert!(grown < 48 * 1024, "milo grew by {grown} KiB");
+
+        fixture.open("start");
+        fixture.open("release");
+        let (code, _, stderr) = run.exit().await;
+        assert_eq!(code, 0, "{stderr}");
+        Ok(())
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_idle_sessions_expire() -> TestResult {
     limited(async {
