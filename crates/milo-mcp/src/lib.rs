@@ -14,6 +14,13 @@
 //!
 //! Every session shares one [`Hub`]: the pipeline and its active or last run, whether the run
 //! was started by the `run_pipeline` tool or [attached](Hub::attach) by `milo run --mcp-http`.
+//! With a [`RunRecorder`] ([`Hub::with_recorder`]) the runs it starts are recorded (milo's CLI
+//! puts them in the run history).
+//!
+//! Over stdio, [`CheckedLines`] answers malformed input with JSON-RPC errors (`-32700`,
+//! `-32600`, `-32602`). Over HTTP, [`HttpOptions`] say who gets in: a bearer token on every
+//! request, loopback `Host` names and browser origins (plus the allowed ones), and a capped
+//! number of sessions that expire when idle.
 //!
 //! ```no_run
 //! # async fn example(pipeline: milo::pipeline::Pipeline) -> Result<(), milo_mcp::McpError> {
