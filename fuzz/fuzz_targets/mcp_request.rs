@@ -1,6 +1,6 @@
 //! Fuzzes the MCP server's request handling in process: the input is sent as one message
-//! (newline-delimited JSON-RPC, the stdio framing) to `milo_mcp::serve_transport` over a
-//! duplex pipe, after a valid `initialize` handshake unless the first byte is odd. The server
+//! (newline-delimited JSON-RPC, the stdio framing) to `milo_mcp::serve_transport` through
+//! `milo mcp`'s line reader (`milo_mcp::CheckedLines`) over a duplex pipe, after a valid `initialize` handshake unless the first byte is odd. The server
 //! must answer or ignore it, never panic, and end when the client hangs up.
 
 #![no_main]
@@ -54,7 +54,9 @@ fuzz_target!(|data: &[u8]| {
     runtime().block_on(async {
         let hub = milo_mcp::Hub::new(pipeline());
         let (server_io, mut client_io) = tokio::io::duplex(1 << 20);
-        let server = tokio::spawn(milo_mcp::serve_transport(Arc::clone(&hub), server_io));
+        let (server_read, server_write) = tokio::io::split(server_io);
+        let transport = milo_mcp::CheckedLines::new(server_read, server_write);
+        let server = tokio::spawn(milo_mcp::serve_transport(Arc::clone(&hub), transport));
         let mut input = Vec::with_capacity(INITIALIZE.len() + body.len() + 1);
         if handshake {
             input.extend_from_slice(INITIALIZE.as_bytes());

@@ -87,8 +87,13 @@ Exit status: 0 completed (skipped phases included), 1 failed, 2 usage or definit
     #[command(after_help = "\
 Examples:
   milo mcp -f milo.toml
-  (in a desktop MCP client's config: {\"command\": \"milo\", \"args\": [\"mcp\", \"-f\", \"/path/to/milo.toml\"]})")]
-    Mcp(FileArg),
+  (in a desktop MCP client's config: {\"command\": \"milo\", \"args\": [\"mcp\", \"-f\", \"/path/to/milo.toml\"]})
+
+Runs started with the run_pipeline tool are recorded in the run history (`milo history`).
+SIGTERM, SIGINT or SIGHUP (or the client closing stdin) stop a run in progress as Ctrl-C stops
+`milo run` (a second Ctrl-C kills its commands at once), then the server exits: 0 when the
+client closed stdin, 130 after a signal.")]
+    Mcp(McpArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  milo completions bash > ~/.local/share/bash-completion/completions/milo\n  milo completions fish > ~/.config/fish/completions/milo.fish"
@@ -104,6 +109,17 @@ pub struct FileArg {
     /// The pipeline file.
     #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "milo.toml")]
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Don't record the runs started through MCP in the run history.
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 #[derive(Debug, Args)]
@@ -328,9 +344,115 @@ pub struct RunArgs {
     /// of its completed phases whose definition is unchanged.
     #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "last")]
     pub resume: Option<String>,
-    /// Keep the MCP server up SECS seconds after the run ends.
-    #[arg(long, value_name = "SECS", requires = "mcp_http", default_value_t = 0.0)]
-    pub mcp_linger: f64,
+    /// Keep the MCP server up SECS seconds after the run ends (fractions allowed), or `inf`
+    /// until milo is stopped (Ctrl-C, SIGTERM). A run started through MCP meanwhile keeps it
+    /// up until that run ends.
+    #[arg(long, value_name = "SECS", requires = "mcp_http", default_value = "0", value_parser = parse_linger,
+          allow_negative_numbers = true)]
+    pub mcp_linger: Linger,
+    /// The bearer token MCP clients must send (`Authorization: Bearer TOKEN`); default: a new
+    /// random one, printed and written to .milo/mcp-token beside the pipeline file.
+    // No `requires = "mcp_http"`: a MILO_MCP_TOKEN exported for every run must not break the
+    // runs without --mcp-http.
+    #[arg(long, value_name = "TOKEN", env = "MILO_MCP_TOKEN", hide_env_values = true)]
+    pub mcp_token: Option<String>,
+    /// Also accept requests from browser pages of ORIGIN (such as https://app.example:443 or
+    /// http://tool.local:*); loopback origins are always accepted (repeatable).
+    #[arg(long = "mcp-allow-origin", value_name = "ORIGIN", requires = "mcp_http", value_parser = parse_origin)]
+    pub mcp_allow_origin: Vec<String>,
+    /// At most N MCP sessions at once (session-based clients of MCP 2025-11-25 and older).
+    #[arg(long, value_name = "N", requires = "mcp_http", default_value_t = milo_mcp::DEFAULT_MAX_SESSIONS,
+          value_parser = parse_sessions)]
+    pub mcp_max_sessions: usize,
+    /// Close an MCP session idle for SECS seconds (its client then starts a new one).
+    #[arg(long, value_name = "SECS", requires = "mcp_http", default_value = "600", value_parser = parse_positive_seconds,
+          allow_negative_numbers = true)]
+    pub mcp_session_timeout: std::time::Duration,
+}
+
+/// How long `--mcp-linger` keeps the server up after the run: a duration, or until stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linger {
+    For(std::time::Duration),
+    UntilStopped,
+}
+
+/// A number of seconds (`0`, `2.5`, `90`) as a duration; negative, NaN, infinite and
+/// too-large values are errors that say so.
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds: give one such as 10 or 2.5"))?;
+    if secs.is_nan() {
+        return Err(format!("`{s}` is not a number of seconds: give one such as 10 or 2.5"));
+    }
+    if secs < 0.0 {
+        return Err(format!("`{s}` is negative: give 0 or more seconds"));
+    }
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| d.as_secs() <= MAX_SECONDS)
+        .ok_or_else(|| format!("`{s}` seconds is too long: give at most {MAX_SECONDS} (about 31 years)"))
+}
+
+/// The longest duration a seconds flag takes: far beyond any run, and still safe to add to
+/// the clock.
+const MAX_SECONDS: u64 = 1_000_000_000;
+
+/// `--mcp-session-timeout SECS`: more than 0 seconds.
+fn parse_positive_seconds(s: &str) -> Result<std::time::Duration, String> {
+    match parse_seconds(s)? {
+        d if d.is_zero() => Err(format!(
+            "`{s}` would close every session at once: give more than 0 seconds"
+        )),
+        d => Ok(d),
+    }
+}
+
+/// `--mcp-max-sessions N`: at least 1.
+fn parse_sessions(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("0 would refuse every session-based client: allow at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "`{s}` is not a number of sessions: give a whole number such as 32"
+        )),
+    }
+}
+
+/// `--mcp-linger SECS|inf`.
+fn parse_linger(s: &str) -> Result<Linger, String> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "inf" || t == "infinity" || t == "+inf" || t == "+infinity" {
+        return Ok(Linger::UntilStopped);
+    }
+    parse_seconds(s).map(Linger::For).map_err(|e| {
+        if e.contains("negative") {
+            e
+        } else {
+            format!("{e}, or `inf` to keep the server up until milo is stopped")
+        }
+    })
+}
+
+/// `--mcp-allow-origin ORIGIN`: `http(s)://HOST[:PORT|:*]`, as a browser sends it.
+fn parse_origin(s: &str) -> Result<String, String> {
+    let origin = s.trim().trim_end_matches('/');
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .ok_or_else(|| {
+            format!("`{s}` is not an origin: write scheme, host and port, such as https://app.example:443")
+        })?;
+    let host = rest.strip_suffix(":*").unwrap_or(rest);
+    let bad = host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) || rest.contains(":*") && host.ends_with(':');
+    if bad {
+        return Err(format!(
+            "`{s}` is not an origin: write scheme, host and port with no path, such as https://app.example:443 or http://tool.local:*"
+        ));
+    }
+    Ok(origin.to_owned())
 }
 
 /// `command` with every subcommand, at any depth, displayed as `milo`: `milo run --version`

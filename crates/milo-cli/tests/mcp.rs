@@ -13,12 +13,16 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+mod common;
+
+use common::processes_with;
 use milo_mcp::testing::{self, Recorder, TestResult, Updates, call, ended, error_code, ok, read_json, tool_error};
 use rmcp::model::{
     ErrorCode, ProtocolVersion, ServerNotification, SubscribeRequestParams, SubscriptionFilter,
     UnsubscribeRequestParams,
 };
 use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt};
 use serde_json::{Value, json};
@@ -103,12 +107,33 @@ impl Fixture {
 
     /// The pipeline with both gates closed.
     fn held() -> Self {
+        Self::with(PIPELINE)
+    }
+
+    /// A directory with `pipeline` as its milo.toml.
+    fn with(pipeline: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("milo-mcp-test")
             .tempdir()
             .expect("tempdir");
-        std::fs::write(dir.path().join("milo.toml"), PIPELINE).expect("write milo.toml");
+        std::fs::write(dir.path().join("milo.toml"), pipeline).expect("write milo.toml");
         Fixture { dir }
+    }
+
+    /// `milo history --json` of the fixture: the recorded runs, newest first.
+    fn history(&self) -> Vec<Value> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_milo"))
+            .args(["history", "--json", "-f"])
+            .arg(self.file())
+            .output()
+            .expect("run milo history");
+        assert!(
+            out.status.success(),
+            "milo history: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let runs: Value = serde_json::from_slice(&out.stdout).expect("milo history --json prints JSON");
+        runs.as_array().cloned().expect("an array of runs")
     }
 
     fn file(&self) -> PathBuf {
@@ -228,25 +253,36 @@ impl StdioServer {
     }
 }
 
-/// `milo run --mcp-http 127.0.0.1:0 --ui plain` and the URL it announced on stderr.
+/// `milo run --mcp-http 127.0.0.1:0 --ui plain` and the URL and token it announced on stderr.
 struct HttpRun {
     child: Child,
     url: String,
+    token: String,
     stdout: JoinHandle<String>,
     stderr: JoinHandle<String>,
 }
 
 async fn http_run(fixture: &Fixture, linger: &str) -> HttpRun {
-    let mut child = fixture
-        .milo(&[
-            "run",
-            "--ui",
-            "plain",
-            "--mcp-http",
-            "127.0.0.1:0",
-            "--mcp-linger",
-            linger,
-        ])
+    http_run_with(fixture, linger, &[]).await
+}
+
+/// [`http_run`] with more flags.
+async fn http_run_with(fixture: &Fixture, linger: &str, extra: &[&str]) -> HttpRun {
+    let mut args = vec![
+        "run",
+        "--ui",
+        "plain",
+        "--mcp-http",
+        "127.0.0.1:0",
+        "--mcp-linger",
+        linger,
+    ];
+    args.extend_from_slice(extra);
+    http_run_cmd(fixture.milo(&args)).await
+}
+
+async fn http_run_cmd(mut cmd: Command) -> HttpRun {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -257,20 +293,26 @@ async fn http_run(fixture: &Fixture, linger: &str) -> HttpRun {
     let (url_tx, url_rx) = oneshot::channel();
     let stderr = tokio::spawn(async move {
         let mut url_tx = Some(url_tx);
+        let mut url = None;
         let mut all = String::new();
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("milo: MCP server at ")
-                && let Some(tx) = url_tx.take()
+            if let Some(u) = line.strip_prefix("milo: MCP server at ") {
+                url = Some(u.to_owned());
+            }
+            // The token line follows the URL: a generated token, or a note that it was given.
+            if let Some(rest) = line.strip_prefix("milo: MCP token: ")
+                && let (Some(url), Some(tx)) = (url.take(), url_tx.take())
             {
-                let _ = tx.send(url.to_owned());
+                let token = rest.split([' ', ';']).next().unwrap_or("").to_owned();
+                let _ = tx.send((url, token));
             }
             all.push_str(&line);
             all.push('\n');
         }
         all
     });
-    let url = match tokio::time::timeout(WAIT, url_rx).await {
-        Ok(Ok(url)) => url,
+    let (url, token) = match tokio::time::timeout(WAIT, url_rx).await {
+        Ok(Ok(found)) => found,
         _ => {
             let _ = child.start_kill();
             let stderr = stderr.await.unwrap_or_default();
@@ -284,12 +326,25 @@ async fn http_run(fixture: &Fixture, linger: &str) -> HttpRun {
     HttpRun {
         child,
         url,
+        token,
         stdout,
         stderr,
     }
 }
 
 impl HttpRun {
+    /// rmcp's HTTP client transport to the server, sending the token.
+    fn client_config(&self) -> StreamableHttpClientTransportConfig {
+        StreamableHttpClientTransportConfig::with_uri(self.url.clone()).auth_header(self.token.clone())
+    }
+
+    /// `host:port` of the server.
+    fn authority(&self) -> &str {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches(milo_mcp::HTTP_PATH)
+    }
+
     /// Waits for `milo run` to exit and returns its code, stdout and stderr.
     async fn exit(mut self) -> (i32, String, String) {
         let code = exit_code(&mut self.child, WAIT + Duration::from_secs(10)).await;
@@ -746,11 +801,11 @@ async fn http_serves_the_run_of_milo_run_then_lingers() -> TestResult {
         // A 2025-11-25 session client and a 2026-07-28 stateless one, side by side.
         let (tx, mut updates) = mpsc::unbounded_channel();
         let legacy = Recorder { updates: tx }
-            .serve(StreamableHttpClientTransport::from_uri(run.url.clone()))
+            .serve(StreamableHttpClientTransport::from_config(run.client_config()))
             .await?;
         let modern = ()
             .serve_with_lifecycle(
-                StreamableHttpClientTransport::from_uri(run.url.clone()),
+                StreamableHttpClientTransport::from_config(run.client_config()),
                 ClientLifecycleMode::Discover {
                     preferred_versions: vec![ProtocolVersion::V_2026_07_28],
                 },
@@ -833,7 +888,7 @@ async fn http_cancel_pipeline_stops_milo_run() -> TestResult {
         let run = http_run(&fixture, "10").await;
         let (tx, _updates) = mpsc::unbounded_channel();
         let client = Recorder { updates: tx }
-            .serve(StreamableHttpClientTransport::from_uri(run.url.clone()))
+            .serve(StreamableHttpClientTransport::from_config(run.client_config()))
             .await?;
         wait_timeline(&client, "work to wait at the gate", work_waiting).await;
         assert_eq!(ok(call(&client, "cancel_pipeline", json!({})).await?)["run_id"], 1);
@@ -846,6 +901,650 @@ async fn http_cancel_pipeline_stops_milo_run() -> TestResult {
 
         let (code, stdout, stderr) = run.exit().await;
         assert_eq!(code, 130, "stdout:\n{stdout}\nstderr:\n{stderr}");
+        Ok(())
+    })
+    .await
+}
+
+// --- who may reach the HTTP server ------------------------------------------------------------
+
+/// An `initialize` request of MCP 2025-11-25 (a session-based client).
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
+
+/// What a raw HTTP exchange returned.
+struct RawResponse {
+    status: u16,
+    /// Lower-cased names.
+    headers: Vec<(String, String)>,
+    /// The body as sent (chunked, for event streams).
+    body: String,
+}
+
+impl RawResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request to `/mcp` at `authority` on a fresh connection (`Connection: close`),
+/// with `headers` (a `Host` among them replaces the right one) and `body`.
+async fn raw_http(authority: &str, method: &str, headers: &[(&str, &str)], body: &str) -> RawResponse {
+    let mut request = format!("{method} /mcp HTTP/1.1\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {authority}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!(
+        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(authority).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("send the request");
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).await.expect("read the response");
+        bytes
+    };
+    let bytes = tokio::time::timeout(WAIT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no response to {method} within {WAIT:?}"));
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    RawResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_requires_the_token_a_local_origin_and_a_loopback_host() -> TestResult {
+    limited(async {
+        let fixture = Fixture::held();
+        let run = http_run_with(&fixture, "0", &["--mcp-allow-origin", "https://app.example:8443"]).await;
+        let at = run.authority().to_owned();
+        let bearer = format!("Bearer {}", run.token);
+        assert_eq!(run.token.len(), 64, "a 256-bit hex token: {}", run.token);
+
+        // The generated token is in .milo/mcp-token, readable by its owner only.
+        let token_file = fixture.dir.path().join(".milo").join("mcp-token");
+        assert_eq!(std::fs::read_to_string(&token_file)?.trim(), run.token);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&token_file)?.permissions().mode() & 0o777, 0o600);
+
+        // No token, a wrong one, another scheme: 401 with a challenge and a readable reason.
+        for auth in [
+            None,
+            Some("Bearer nope"),
+            Some("Basic dXNlcjpwYXNz"),
+            Some(run.token.as_str()),
+        ] {
+            let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
+            let r = raw_http(&at, "POST", &headers, INITIALIZE).await;
+            assert_eq!(r.status, 401, "{auth:?}: {}", r.body);
+            assert!(
+                r.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
+                "{auth:?}"
+            );
+            assert!(r.body.contains("Authorization: Bearer"), "{}", r.body);
+        }
+        // rmcp's client without the token cannot connect either.
+        let refused = ().serve(StreamableHttpClientTransport::from_uri(run.url.clone())).await;
+        assert!(refused.is_err(), "a client without the token connected");
+
+        // A page of another site (DNS rebinding, cross-site requests) is refused, even with
+        // the token; loopback origins and the allowed one are served.
+        for origin in [
+            "http://evil.example",
+            "http://evil.example:80",
+            "null",
+            "https://app.example:443",
+        ] {
+            let r = raw_http(
+                &at,
+                "POST",
+                &[("Authorization", &bearer), ("Origin", origin)],
+                INITIALIZE,
+            )
+            .await;
+            assert_eq!(r.status, 403, "{origin}: {}", r.body);
+        }
+        for origin in [
+            "http://localhost:5173",
+            "http://127.0.0.1:3000",
+            "https://app.example:8443",
+        ] {
+            let r = raw_http(
+                &at,
+                "POST",
+                &[("Authorization", &bearer), ("Origin", origin)],
+                INITIALIZE,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{origin}: {}", r.body);
+            assert!(r.body.contains("\"serverInfo\""), "{origin}: {}", r.body);
+        }
+        // The Host must be a loopback name while bound to loopback.
+        for host in ["evil.example", "evil.example:80", "192.0.2.1"] {
+            let r = raw_http(&at, "POST", &[("Authorization", &bearer), ("Host", host)], INITIALIZE).await;
+            assert_eq!(r.status, 403, "{host}: {}", r.body);
+        }
+        let port = at.rsplit(':').next().unwrap_or_default();
+        let localhost = format!("localhost:{port}");
+        let r = raw_http(
+            &at,
+            "POST",
+            &[("Authorization", &bearer), ("Host", &localhost)],
+            INITIALIZE,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+
+        // With the token, rmcp's client works.
+        let client = ().serve(StreamableHttpClientTransport::from_config(run.client_config())).await?;
+        check_lists(&client).await?;
+        let _ = client.cancel().await;
+        fixture.open("start");
+        fixture.open("release");
+        let (code, _, stderr) = run.exit().await;
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains(&format!("also in {}", token_file.display())) && stderr.contains("Authorization: Bearer"),
+            "{stderr}"
+        );
+        assert!(!token_file.exists(), "the token file outlived the server");
+        Ok(())
+    })
+    .await
+}
+
+/// The `mcp-session-id` an `initialize` answered with `200` created.
+fn session_id(r: &RawResponse) -> String {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.header("mcp-session-id").expect("a session id").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sessions_are_capped_with_a_clear_error() -> TestResult {
+    limited(async {
+        let fixture = Fixture::held();
+        // A token given in the environment: used as is, not written anywhere.
+        let mut cmd = fixture.milo(&[
+            "run",
+            "--ui",
+            "plain",
+            "--mcp-http",
+            "127.0.0.1:0",
+            "--mcp-max-sessions",
+            "2",
+        ]);
+        cmd.env("MILO_MCP_TOKEN", "s3cret-from-env");
+        let run = http_run_cmd(cmd).await;
+        assert!(!fixture.dir.path().join(".milo").join("mcp-token").exists());
+        let at = run.authority().to_owned();
+        let auth = ("Authorization", "Bearer s3cret-from-env");
+
+        let first = session_id(&raw_http(&at, "POST", &[auth], INITIALIZE).await);
+        let _second = session_id(&raw_http(&at, "POST", &[auth], INITIALIZE).await);
+        let full = raw_http(&at, "POST", &[auth], INITIALIZE).await;
+        assert_eq!(full.status, 503, "{}", full.body);
+        assert!(
+            full.body.contains("all 2 MCP sessions") && full.body.contains("--mcp-max-sessions"),
+            "{}",
+            full.body
+        );
+        assert!(full.header("retry-after").is_some());
+        // Closing a session frees its place.
+        let closed = raw_http(&at, "DELETE", &[auth, ("Mcp-Session-Id", &first)], "").await;
+        assert!(closed.status < 300, "DELETE: {} {}", closed.status, closed.body);
+        session_id(&raw_http(&at, "POST", &[auth], INITIALIZE).await);
+
+        fixture.open("start");
+        fixture.open("release");
+        let (code, _, stderr) = run.exit().await;
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("given with --mcp-token or MILO_MCP_TOKEN"), "{stderr}");
+        assert!(
+            !stderr.contains("s3cret-from-env"),
+            "a given token is not printed: {stderr}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_thousands_of_initializes_without_delete_stay_bounded() -> TestResult {
+    limited(async {
+        let fixture = Fixture::held();
+        let run = http_run(&fixture, "0").await;
+        let at = run.authority().to_owned();
+        let bearer = format!("Bearer {}", run.token);
+        let pid = run.child.id().expect("milo run is running");
+        let auth = ("Authorization", bearer.as_str());
+        // Warm up (the first requests allocate the server's buffers), then measure.
+        session_id(&raw_http(&at, "POST", &[auth], INITIALIZE).await);
+        let before = rss_kib(pid);
+        let mut opened = 1;
+        for _ in 0..2000 {
+            let r = raw_http(&at, "POST", &[auth], INITIALIZE).await;
+            match r.status {
+                200 => opened += 1,
+                503 => {}
+                other => panic!("initialize answered {other}: {}", r.body),
+            }
+        }
+        let grown = rss_kib(pid).saturating_sub(before);
+        assert_eq!(opened, milo_mcp::DEFAULT_MAX_SESSIONS, "sessions opened");
+        // Each session held ~50 KiB for good before the cap: 2,000 were ~100 MiB.
+        assert!(grown < 48 * 1024, "milo grew by {grown} KiB");
+
+        fixture.open("start");
+        fixture.open("release");
+        let (code, _, stderr) = run.exit().await;
+        assert_eq!(code, 0, "{stderr}");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_idle_sessions_expire() -> TestResult {
+    limited(async {
+        let fixture = Fixture::held();
+        let run = http_run_with(
+            &fixture,
+            "0",
+            &["--mcp-max-sessions", "1", "--mcp-session-timeout", "1.5"],
+        )
+        .await;
+        let at = run.authority().to_owned();
+        let bearer = format!("Bearer {}", run.token);
+        let auth = ("Authorization", bearer.as_str());
+        let idle = session_id(&raw_http(&at, "POST", &[auth], INITIALIZE).await);
+        // The only place is taken until the idle session expires; then a new client gets it,
+        // and the expired session is unknown.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let r = raw_http(&at, "POST", &[auth], INITIALIZE).await;
+            if r.status == 200 {
+                break;
+            }
+            assert_eq!(r.status, 503, "{}", r.body);
+            assert!(Instant::now() < deadline, "the idle session never expired");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+        let gone = raw_http(&at, "POST", &[auth, ("Mcp-Session-Id", &idle)], ping).await;
+        assert_eq!(gone.status, 404, "{}", gone.body);
+
+        fixture.open("start");
+        fixture.open("release");
+        let (code, _, stderr) = run.exit().await;
+        assert_eq!(code, 0, "{stderr}");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_seconds_and_mcp_flags_are_usage_errors() -> TestResult {
+    let fixture = Fixture::new();
+    for (args, expect) in [
+        (&["--mcp-linger", "1e300"][..], "too long"),
+        (&["--mcp-linger", "-1"], "negative"),
+        (&["--mcp-linger", "NaN"], "not a number of seconds"),
+        (&["--mcp-linger", "soon"], "not a number of seconds"),
+        (&["--mcp-session-timeout", "0"], "more than 0 seconds"),
+        (&["--mcp-session-timeout", "-5"], "negative"),
+        (&["--mcp-session-timeout", "inf"], "too long"),
+        (&["--mcp-max-sessions", "0"], "at least 1"),
+        (&["--mcp-allow-origin", "evil.example"], "not an origin"),
+        (&["--mcp-allow-origin", "https://app.example/path"], "not an origin"),
+        (&["--mcp-token", "has space"], "printable ASCII"),
+        (&["--mcp-token", ""], "empty"),
+    ] {
+        let out = fixture
+            .milo(&["run", "--ui", "plain", "--mcp-http", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_milo_mcp_token_does_not_break_runs_without_mcp() -> TestResult {
+    let fixture = Fixture::new();
+    let out = fixture
+        .milo(&["run", "--dry-run"])
+        .env("MILO_MCP_TOKEN", "exported-for-every-run")
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    Ok(())
+}
+
+// --- runs started through MCP, and signals ------------------------------------------------------
+
+/// A pipeline whose `hold` phase waits for the gate file `start` (30 s at most), then sleeps
+/// a marker of this test if the file `hold` exists.
+fn holding_pipeline(marker: &str) -> String {
+    format!(
+        r#"name = "holding"
+
+[[phase]]
+name = "hold"
+run = """
+n=0; while [ ! -e start ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
+if [ -e hold ]; then sleep {marker}; fi
+echo held
+"""
+"#
+    )
+}
+
+/// A `sleep` argument no other process has.
+fn marker(n: u32) -> String {
+    format!("311.{:07}{n:03}", std::process::id())
+}
+
+/// Waits until no process has `marker` on its command line.
+async fn wait_gone(marker: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !processes_with(marker).is_empty() {
+        assert!(Instant::now() < deadline, "`sleep {marker}` outlived milo");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until a process has `marker` on its command line.
+async fn wait_running(marker: &str) {
+    let deadline = Instant::now() + WAIT;
+    while processes_with(marker).is_empty() {
+        assert!(Instant::now() < deadline, "`sleep {marker}` never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_signals_stop_the_run_record_it_and_exit() -> TestResult {
+    limited(async {
+        for (n, signal) in [
+            nix::sys::signal::Signal::SIGTERM,
+            nix::sys::signal::Signal::SIGINT,
+            nix::sys::signal::Signal::SIGHUP,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let marker = marker(n as u32 + 1);
+            let fixture = Fixture::with(&holding_pipeline(&marker));
+            fixture.open("start");
+            // A run of `milo run` first: MCP runs are numbered on from it in the history.
+            let out = fixture.milo(&["run", "--ui", "plain"]).output().await?;
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            fixture.open("hold");
+
+            let (mut server, client, _updates) = stdio_server(&fixture).await;
+            let started = ok(call(&client, "run_pipeline", json!({})).await?);
+            wait_running(&marker).await;
+            let pid = server.child.id().expect("milo mcp is running");
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)?;
+            let code = exit_code(&mut server.child, WAIT).await;
+            let stderr = server.stderr.await?;
+            assert_eq!(code, 130, "{signal}: {stderr}");
+            wait_gone(&marker).await;
+            drop(client);
+            assert_eq!(started["run_id"], 2, "{signal}: the run id is the history's");
+
+            let runs = fixture.history();
+            let statuses: Vec<(&Value, &Value)> = runs.iter().map(|r| (&r["id"], &r["status"])).collect();
+            assert_eq!(
+                statuses,
+                [(&json!(2), &json!("cancelled")), (&json!(1), &json!("completed"))],
+                "{signal}"
+            );
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_runs_are_recorded_in_the_history() -> TestResult {
+    limited(async {
+        let fixture = Fixture::new();
+        fixture.open("release");
+        let (server, client, _updates) = stdio_server(&fixture).await;
+        assert_eq!(ok(call(&client, "run_pipeline", json!({})).await?)["run_id"], 1);
+        wait_timeline(&client, "the first run to complete", ended("completed")).await;
+        assert_eq!(ok(call(&client, "run_pipeline", json!({})).await?)["run_id"], 2);
+        wait_timeline(&client, "the second run to complete", ended("completed")).await;
+        server.finish(client).await;
+        let runs = fixture.history();
+        let got: Vec<(&Value, &Value, &Value)> =
+            runs.iter().map(|r| (&r["id"], &r["status"], &r["pipeline"])).collect();
+        assert_eq!(
+            got,
+            [
+                (&json!(2), &json!("completed"), &json!("demo")),
+                (&json!(1), &json!("completed"), &json!("demo"))
+            ]
+        );
+        // The journal holds the run's actions: `milo logs` prints what `work` wrote.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_milo"))
+            .args(["logs", "2", "work", "-f"])
+            .arg(fixture.file())
+            .output()?;
+        let logs = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && logs.contains("line 40") && logs.contains("released"),
+            "{logs}"
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_a_run_started_during_the_linger_keeps_the_server_up_and_is_recorded() -> TestResult {
+    limited(async {
+        let marker = marker(7);
+        let fixture = Fixture::with(&holding_pipeline(&marker));
+        let run = http_run(&fixture, "5").await;
+        let client = ().serve(StreamableHttpClientTransport::from_config(run.client_config())).await?;
+        // milo run's run ends once the client is there; the 5 s linger starts.
+        fixture.open("start");
+        wait_timeline(&client, "milo run's run to complete", ended("completed")).await;
+        fixture.open("hold");
+        let started = ok(call(&client, "run_pipeline", json!({})).await?);
+        assert_eq!(started["run_id"], 2, "the run id is the history's");
+        wait_running(&marker).await;
+        // Well past the linger, the server is still up, serving the run.
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        let timeline = read_json(&client, TIMELINE).await?;
+        assert_eq!(timeline["status"], "running");
+        // Let it end: milo exits once it has, with the status of its own run.
+        std::fs::remove_file(fixture.dir.path().join("hold"))?;
+        for pid in processes_with(&marker) {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)?;
+        }
+        let _ = client.cancel().await;
+        let (code, _, stderr) = run.exit().await;
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("run 2 started through MCP is still going"), "{stderr}");
+        let runs = fixture.history();
+        let got: Vec<(&Value, &Value)> = runs.iter().map(|r| (&r["id"], &r["status"])).collect();
+        // `sleep` killed: the phase failed, and the run with it.
+        assert_eq!(got, [(&json!(2), &json!("failed")), (&json!(1), &json!("completed"))]);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_linger_inf_lasts_until_a_signal_which_cancels_an_mcp_run() -> TestResult {
+    limited(async {
+        let marker = marker(8);
+        let fixture = Fixture::with(&holding_pipeline(&marker));
+        fixture.open("start");
+        let run = http_run(&fixture, "inf").await;
+        let client = ().serve(StreamableHttpClientTransport::from_config(run.client_config())).await?;
+        wait_timeline(&client, "milo run's run to complete", ended("completed")).await;
+        fixture.open("hold");
+        assert_eq!(ok(call(&client, "run_pipeline", json!({})).await?)["run_id"], 2);
+        wait_running(&marker).await;
+        let pid = run.child.id().expect("milo run is running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
+        wait_gone(&marker).await;
+        let _ = client.cancel().await;
+        let (code, _, stderr) = run.exit().await;
+        assert_eq!(code, 0, "milo run's own run completed: {stderr}");
+        let runs = fixture.history();
+        let got: Vec<(&Value, &Value)> = runs.iter().map(|r| (&r["id"], &r["status"])).collect();
+        assert_eq!(
+            got,
+            [(&json!(2), &json!("cancelled")), (&json!(1), &json!("completed"))]
+        );
+        Ok(())
+    })
+    .await
+}
+
+// --- JSON-RPC errors on stdio -------------------------------------------------------------------
+
+/// The next line `milo mcp` writes, as JSON.
+async fn next_json(stdout: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> Value {
+    let line = tokio::time::timeout(WAIT, stdout.next_line())
+        .await
+        .expect("an answer in time")
+        .expect("read stdout")
+        .expect("milo mcp is still up");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_malformed_input_gets_json_rpc_errors() -> TestResult {
+    limited(async {
+        let fixture = Fixture::new();
+        let mut child = fixture
+            .milo(&["mcp"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let stderr = collect(child.stderr.take().expect("stderr"));
+        stdin.write_all(format!("{INITIALIZE}\n").as_bytes()).await?;
+        assert_eq!(next_json(&mut stdout).await["id"], 1);
+        stdin
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+            .await?;
+
+        let cases: [(&[u8], Value, i64, &str); 9] = [
+            (
+                b"{\"jsonrpc\": \"2.0\", \"id\": 3, \"method\"\n",
+                Value::Null,
+                -32700,
+                "not valid JSON",
+            ),
+            (b"not json at all\n", Value::Null, -32700, "not valid JSON"),
+            (
+                b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\"}\0\n",
+                Value::Null,
+                -32700,
+                "NUL",
+            ),
+            (b"\0\0\0\n", Value::Null, -32700, "NUL"),
+            (
+                b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"\xff\xfe\"}\n",
+                Value::Null,
+                -32700,
+                "UTF-8",
+            ),
+            (b"[]\n", Value::Null, -32600, "batches"),
+            (
+                br#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":42}}"#,
+                json!(6),
+                -32602,
+                "tools/call",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":"seven","method":"resources/read","params":{"uri":["x"]}}"#,
+                json!("seven"),
+                -32602,
+                "resources/read",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":8,"method":"deploy/now"}"#,
+                json!(8),
+                -32601,
+                "",
+            ),
+        ];
+        for (bytes, id, code, expect) in cases {
+            stdin.write_all(bytes).await?;
+            if !bytes.ends_with(b"\n") {
+                stdin.write_all(b"\n").await?;
+            }
+            let reply = next_json(&mut stdout).await;
+            let shown = String::from_utf8_lossy(bytes);
+            assert_eq!(reply["jsonrpc"], "2.0", "{shown}: {reply}");
+            assert_eq!(reply["id"], id, "{shown}: {reply}");
+            assert_eq!(reply["error"]["code"], code, "{shown}: {reply}");
+            let message = reply["error"]["message"].as_str().unwrap_or("");
+            assert!(message.contains(expect), "{shown}: {reply}");
+        }
+        // The session goes on.
+        stdin
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/list\"}\n")
+            .await?;
+        let tools = next_json(&mut stdout).await;
+        assert_eq!(tools["id"], 9, "{tools}");
+        assert_eq!(
+            tools["result"]["tools"].as_array().map(Vec::len),
+            Some(TOOLS.len()),
+            "{tools}"
+        );
+        drop(stdin);
+        let code = exit_code(&mut child, WAIT).await;
+        let stderr = stderr.await?;
+        assert_eq!(code, 0, "{stderr}");
         Ok(())
     })
     .await

@@ -25,6 +25,13 @@ pub enum McpError {
         #[source]
         source: std::io::Error,
     },
+    /// No bearer token could be made (the OS has no randomness to give) or the one given is
+    /// unusable.
+    #[error("no usable MCP bearer token: {0}; pass one with --mcp-token or MILO_MCP_TOKEN")]
+    Token(String),
+    /// The HTTP options contradict themselves.
+    #[error("invalid MCP server settings: {0}")]
+    Config(String),
     /// The HTTP server failed while serving.
     #[error("the MCP HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),

@@ -14,6 +14,13 @@
 //!
 //! Every session shares one [`Hub`]: the pipeline and its active or last run, whether the run
 //! was started by the `run_pipeline` tool or [attached](Hub::attach) by `milo run --mcp-http`.
+//! With a [`RunRecorder`] ([`Hub::with_recorder`]) the runs it starts are recorded (milo's CLI
+//! puts them in the run history).
+//!
+//! Over stdio, [`CheckedLines`] answers malformed input with JSON-RPC errors (`-32700`,
+//! `-32600`, `-32602`). Over HTTP, [`HttpOptions`] say who gets in: a bearer token on every
+//! request, loopback `Host` names and browser origins (plus the allowed ones), and a capped
+//! number of sessions that expire when idle.
 //!
 //! ```no_run
 //! # async fn example(pipeline: milo::pipeline::Pipeline) -> Result<(), milo_mcp::McpError> {
@@ -27,15 +34,20 @@ mod hub;
 mod notify;
 mod resources;
 mod server;
+mod stdio;
 #[cfg(feature = "test-client")]
 pub mod testing;
 mod tools;
 mod transport;
 
 pub use error::{McpError, RunError};
-pub use hub::{Hub, PipelineStore, Run};
+pub use hub::{Hub, PipelineStore, Recording, Run, RunRecorder};
 pub use notify::MIN_INTERVAL;
 pub use resources::{GRAPH_URI, LOGS_TEMPLATE, TIMELINE_URI, logs_uri};
 pub use server::MiloServer;
+pub use stdio::{CheckedLines, MAX_LINE_BYTES};
 pub use tools::{CANCEL_PIPELINE, EXECUTION_ORDER, GET_TIMELINE, PHASE_LOGS, RUN_PIPELINE};
-pub use transport::{HTTP_PATH, HTTP_SHUTDOWN_GRACE, check_bind_addr, serve_http, serve_stdio, serve_transport};
+pub use transport::{
+    DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_TIMEOUT, HTTP_PATH, HTTP_SHUTDOWN_GRACE, HttpOptions, check_bind_addr,
+    generate_token, serve_http, serve_stdio, serve_transport,
+};

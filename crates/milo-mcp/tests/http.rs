@@ -9,13 +9,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use milo_mcp::{GRAPH_URI, Hub, McpError, TIMELINE_URI, logs_uri, serve_http};
+use milo_mcp::{GRAPH_URI, HttpOptions, Hub, McpError, TIMELINE_URI, logs_uri, serve_http};
 use rmcp::model::{ProtocolVersion, ServerNotification, SubscribeRequestParams, SubscriptionFilter};
 use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientLifecycleMode, ClientServiceExt, ServiceExt};
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "test-token";
+
+/// rmcp's HTTP client settings for `url`, sending the token.
+fn config(url: String) -> StreamableHttpClientTransportConfig {
+    StreamableHttpClientTransportConfig::with_uri(url).auth_header(TOKEN)
+}
 
 async fn start() -> (
     Arc<Hub>,
@@ -28,7 +36,7 @@ async fn start() -> (
     let hub = Hub::new(pipeline(gate.clone()));
     let shutdown = CancellationToken::new();
     let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let (bound, server) = serve_http(hub.clone(), addr, false, shutdown.clone())
+    let (bound, server) = serve_http(hub.clone(), HttpOptions::new(addr, TOKEN), shutdown.clone())
         .await
         .expect("serve_http");
     assert_eq!(bound.ip(), addr.ip());
@@ -42,7 +50,7 @@ async fn a_2025_session_client_reads_calls_and_subscribes() -> TestResult {
     let (_hub, gate, url, shutdown, server) = start().await;
     let (tx, mut updates) = mpsc::unbounded_channel();
     let client = Recorder { updates: tx }
-        .serve(StreamableHttpClientTransport::from_uri(url))
+        .serve(StreamableHttpClientTransport::from_config(config(url)))
         .await?;
 
     let uris: Vec<String> = client.list_all_resources().await?.into_iter().map(|r| r.uri).collect();
@@ -87,7 +95,7 @@ async fn a_2026_client_listens_over_http() -> TestResult {
     let (hub, gate, url, shutdown, server) = start().await;
     let client = ()
         .serve_with_lifecycle(
-            StreamableHttpClientTransport::from_uri(url),
+            StreamableHttpClientTransport::from_config(config(url)),
             ClientLifecycleMode::Discover {
                 preferred_versions: vec![ProtocolVersion::V_2026_07_28],
             },
@@ -133,7 +141,7 @@ async fn non_loopback_addresses_are_refused_unless_allowed() {
     let gate = Arc::new(Semaphore::new(0));
     let hub = Hub::new(pipeline(gate));
     let addr: SocketAddr = "0.0.0.0:0".parse().expect("addr");
-    let Err(e) = serve_http(hub.clone(), addr, false, CancellationToken::new()).await else {
+    let Err(e) = serve_http(hub.clone(), HttpOptions::new(addr, TOKEN), CancellationToken::new()).await else {
         panic!("a non-loopback bind must be refused");
     };
     assert!(matches!(e, McpError::NotLoopback { .. }));
@@ -149,7 +157,7 @@ async fn non_loopback_addresses_are_refused_unless_allowed() {
     // A bind failure is a clear error too.
     let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = taken.local_addr().expect("addr");
-    let Err(e) = serve_http(hub, addr, false, CancellationToken::new()).await else {
+    let Err(e) = serve_http(hub, HttpOptions::new(addr, TOKEN), CancellationToken::new()).await else {
         panic!("the port is taken");
     };
     assert!(matches!(e, McpError::Bind { .. }), "{e}");

@@ -4,15 +4,14 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use milo::pipeline::{Eta, Pipeline, PipelineState, RunOptions, Status, pipeline_to_timeline};
 use tokio_util::sync::CancellationToken;
 
 use super::write_stdout;
-use crate::cli::{RunArgs, Ui};
+use crate::cli::{Linger, RunArgs, Ui};
 use crate::error::CliError;
 use crate::views::View;
 use crate::views::json::JsonView;
@@ -88,11 +87,10 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
     if let Some(addr) = args.mcp_http {
         milo_mcp::check_bind_addr(addr, args.mcp_allow_remote).map_err(|e| CliError::usage(e.to_string(), None))?;
     }
-    let mcp = args.mcp_http.map(|addr| McpOptions {
-        addr,
-        allow_remote: args.mcp_allow_remote,
-        linger: Duration::from_secs_f64(args.mcp_linger.max(0.0)),
-    });
+    let mcp = match args.mcp_http {
+        Some(addr) => Some(mcp_options(addr, &args)?),
+        None => None,
+    };
     let history = if args.no_history {
         None
     } else {
@@ -170,8 +168,102 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
     Ok(code)
 }
 
+/// `--mcp-*` flags as the server's options; a new token unless one is given.
+fn mcp_options(addr: std::net::SocketAddr, args: &RunArgs) -> Result<McpOptions, CliError> {
+    let (token, token_file) = match &args.mcp_token {
+        Some(token) => {
+            let bad = token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic());
+            if bad {
+                return Err(CliError::usage(
+                    "--mcp-token (or MILO_MCP_TOKEN) is empty or holds spaces or characters other than printable ASCII, which an HTTP header cannot carry",
+                    Some("use letters, digits and punctuation, such as the output of `openssl rand -hex 32`".into()),
+                ));
+            }
+            (token.clone(), None)
+        }
+        None => {
+            let token = milo_mcp::generate_token().map_err(|e| CliError::Internal(e.to_string()))?;
+            (token, Some(token_path(&args.file.file)))
+        }
+    };
+    let mut http = milo_mcp::HttpOptions::new(addr, token);
+    http.allow_remote = args.mcp_allow_remote;
+    http.allowed_origins = args.mcp_allow_origin.clone();
+    http.max_sessions = args.mcp_max_sessions;
+    http.session_idle_timeout = args.mcp_session_timeout;
+    Ok(McpOptions {
+        http,
+        linger: args.mcp_linger,
+        token_file,
+    })
+}
+
+/// Where a generated `--mcp-http` token is written: `.milo/mcp-token` beside the pipeline file.
+fn token_path(pipeline_file: &Path) -> PathBuf {
+    let dir = pipeline_file.parent().unwrap_or(Path::new(""));
+    dir.join(".milo").join("mcp-token")
+}
+
+/// Writes `token` to `path`, readable by its owner only (a file left by an earlier run is
+/// replaced, not reused with its permissions).
+fn write_token(path: &Path, token: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(format!("{token}\n").as_bytes())?;
+    file.sync_all()
+}
+
+/// Removes the token file at exit, unless another run has written its own token there since.
+fn remove_token(path: &Path, token: &str) {
+    if std::fs::read_to_string(path).is_ok_and(|t| t.trim() == token) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Records each run a [`milo_mcp::Hub`] starts in `history`, as `milo run` records its own.
+pub(crate) fn history_recorder(
+    history: milo_history::History,
+    record: milo_history::RecordOptions,
+) -> Box<milo_mcp::RunRecorder> {
+    let history = std::sync::Mutex::new(history);
+    Box::new(move |pipeline, store| {
+        let recorder = {
+            let history = history.lock().ok()?;
+            match history.recorder(pipeline, record.clone()) {
+                Ok(r) => r,
+                Err(e) => {
+                    milo_history::cli::warn(&e);
+                    return None;
+                }
+            }
+        };
+        let id = u64::try_from(recorder.run_id()).ok()?;
+        let subscription = recorder.subscribe(store);
+        Some(milo_mcp::Recording {
+            id,
+            finish: Box::new(move |status| {
+                drop(subscription);
+                if let Err(e) = recorder.finish(status, i32::from(exit_code(status))) {
+                    milo_history::cli::warn_unrecorded(&e);
+                }
+            }),
+        })
+    })
+}
+
 /// The exit status of a run that ended with `status`.
-fn exit_code(status: Status) -> u8 {
+pub(crate) fn exit_code(status: Status) -> u8 {
     match status {
         Status::Completed => 0,
         Status::Cancelled => 130,
@@ -191,9 +283,17 @@ struct Session {
 
 /// `--mcp-http` settings.
 struct McpOptions {
-    addr: SocketAddr,
-    allow_remote: bool,
-    linger: Duration,
+    http: milo_mcp::HttpOptions,
+    linger: Linger,
+    /// Where the generated token goes (none when the user gave the token).
+    token_file: Option<PathBuf>,
+}
+
+/// The `--mcp-http` server of a run.
+struct McpServer {
+    hub: Arc<milo_mcp::Hub>,
+    task: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
 }
 
 /// Runs the pipeline with the session's views; returns the run's status, its final state and
@@ -212,6 +312,7 @@ async fn execute(
     } = session;
     let store = pipeline.store().map_err(|e| CliError::Internal(e.to_string()))?;
     // Subscribed first, so the journal holds every action of the run.
+    let record_options = record.clone();
     let recorder = history.as_ref().and_then(|h| match h.recorder(&pipeline, record) {
         Ok(r) => Some(r),
         Err(e) => {
@@ -222,10 +323,29 @@ async fn execute(
     let recording = recorder.as_ref().map(|r| r.subscribe(&store));
     let stop = CancellationToken::new();
     let done = CancellationToken::new();
-    let watcher = tokio::spawn(signals::watch(stop.clone(), done.clone()));
-    let mcp_shutdown = CancellationToken::new();
+    // Signals stop the run, and later the MCP server's linger (cancel_pipeline only the run).
+    let signalled = CancellationToken::new();
+    let watcher = tokio::spawn(signals::watch(signalled.clone(), done.clone()));
+    let forward = {
+        let (signalled, stop) = (signalled.clone(), stop.clone());
+        tokio::spawn(async move {
+            signalled.cancelled().await;
+            stop.cancel();
+        })
+    };
     let mcp_server = match &mcp {
-        Some(m) => Some(start_mcp(&pipeline, &store, &stop, m, mcp_shutdown.clone()).await?),
+        Some(m) => {
+            // Runs started through MCP during the linger are recorded like this one.
+            let hub_history = history.and_then(|h| {
+                let options = milo_history::RecordOptions {
+                    resumed_from: None,
+                    ..record_options.clone()
+                };
+                recorder.as_ref().map(|_| history_recorder(h, options))
+            });
+            let run_id = recorder.as_ref().and_then(|r| u64::try_from(r.run_id()).ok());
+            Some(start_mcp(&pipeline, &store, &stop, run_id, m, hub_history).await?)
+        }
         None => None,
     };
     let view: Option<Box<dyn View>> = match ui {
@@ -262,8 +382,6 @@ async fn execute(
         }
     };
     let (report, tui) = tokio::join!(ended, tui);
-    done.cancel();
-    let _ = watcher.await;
     let state = store.get_state();
     let written = match view {
         Some(view) => view.finish(&state),
@@ -273,13 +391,17 @@ async fn execute(
             Ok(())
         }
     };
-    if let Some(server) = mcp_server {
-        if let Some(m) = &mcp {
-            tokio::time::sleep(m.linger).await;
+    if let (Some(server), Some(m)) = (mcp_server, &mcp) {
+        linger(&server.hub, m.linger, &signalled).await;
+        server.shutdown.cancel();
+        let _ = server.task.await;
+        if let Some(path) = &m.token_file {
+            remove_token(path, &m.http.token);
         }
-        mcp_shutdown.cancel();
-        let _ = server.await;
     }
+    done.cancel();
+    forward.abort();
+    let _ = watcher.await;
     if let Some(Err(e)) = tui {
         return Err(CliError::Internal(format!("the TUI failed: {e}")));
     }
@@ -287,29 +409,80 @@ async fn execute(
     Ok((report.status, state, written))
 }
 
-/// Starts the `--mcp-http` server on the run's store; returns its task.
+/// After the run: keeps the MCP server up for `linger` (or until a signal), then as long as
+/// a run started through MCP goes on — a signal cancels that run, which is then recorded as
+/// cancelled, instead of it being killed silently when milo exits.
+async fn linger(hub: &milo_mcp::Hub, linger: Linger, signalled: &CancellationToken) {
+    let wait = async {
+        match linger {
+            Linger::For(d) => tokio::time::sleep(d).await,
+            Linger::UntilStopped => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = wait => {}
+        _ = signalled.cancelled() => {}
+    }
+    if let Some(run) = hub.active() {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "milo: run {} started through MCP is still going; the MCP server stays up until it ends (Ctrl-C cancels it)",
+            run.id()
+        );
+    }
+    tokio::select! {
+        _ = hub.idle() => {}
+        _ = signalled.cancelled() => hub.stop().await,
+    }
+}
+
+/// Starts the `--mcp-http` server on the run's store (as run `run_id`).
 async fn start_mcp(
     pipeline: &Pipeline,
     store: &milo::Store<milo::pipeline::PipelineState, milo::pipeline::PipelineAction>,
     stop: &CancellationToken,
+    run_id: Option<u64>,
     options: &McpOptions,
-    shutdown: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, CliError> {
-    let hub = milo_mcp::Hub::new(pipeline.clone());
-    hub.attach(store.clone(), stop.clone());
-    let (bound, server) = milo_mcp::serve_http(hub, options.addr, options.allow_remote, shutdown)
+    recorder: Option<Box<milo_mcp::RunRecorder>>,
+) -> Result<McpServer, CliError> {
+    let hub = match recorder {
+        Some(recorder) => milo_mcp::Hub::with_recorder(pipeline.clone(), recorder),
+        None => milo_mcp::Hub::new(pipeline.clone()),
+    };
+    hub.attach_as(store.clone(), stop.clone(), run_id);
+    let shutdown = CancellationToken::new();
+    let addr = options.http.addr;
+    let (bound, server) = milo_mcp::serve_http(hub.clone(), options.http.clone(), shutdown.clone())
         .await
-        .map_err(|e| CliError::usage(format!("--mcp-http {}: {e}", options.addr), None))?;
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "milo: MCP server at http://{bound}{}",
-        milo_mcp::HTTP_PATH
-    );
-    Ok(tokio::spawn(async move {
+        .map_err(|e| CliError::usage(format!("--mcp-http {addr}: {e}"), None))?;
+    let token = &options.http.token;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "milo: MCP server at http://{bound}{}", milo_mcp::HTTP_PATH);
+    match &options.token_file {
+        Some(path) => {
+            let saved = match write_token(path, token) {
+                Ok(()) => format!(" (also in {}, readable by you only)", path.display()),
+                Err(e) => format!(" (could not write it to {}: {e})", path.display()),
+            };
+            let _ = writeln!(
+                err,
+                "milo: MCP token: {token}{saved}; clients send it as the header `Authorization: Bearer <token>`"
+            );
+        }
+        None => {
+            let _ = writeln!(
+                err,
+                "milo: MCP token: the one given with --mcp-token or MILO_MCP_TOKEN; clients send it as the header `Authorization: Bearer <token>`"
+            );
+        }
+    }
+    drop(err);
+    let task = tokio::spawn(async move {
         if let Err(e) = server.await {
             tracing::warn!("MCP server: {e}");
         }
-    }))
+    });
+    Ok(McpServer { hub, task, shutdown })
 }
 
 fn dry_run(p: &Pipeline) -> String {
