@@ -554,3 +554,39 @@ run = "seq 1 20000; sleep 0.3; seq 20001 40000"
         assert!(replay.contains("hash chain intact"), "{replay}");
     }
 }
+
+#[test]
+fn out_of_range_times_in_the_history_are_clear_errors_not_panics() {
+    let dir = dir_with(SMALL);
+    let d = dir.path();
+    expect(&milo(d, &["run", "--ui", "plain"]), 1);
+    let conn = rusqlite::Connection::open(d.join(".milo/history.db")).unwrap();
+    conn.execute("UPDATE runs SET ended_at = 1e300", []).unwrap();
+    for args in [&["history"][..], &["show"], &["report", "-o", "r.html"]] {
+        let out = milo(d, args);
+        expect(&out, 1);
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("run 1's recorded end time is unreadable (1e300 is not a time"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    conn.execute("UPDATE runs SET ended_at = started_at + 1", []).unwrap();
+    conn.execute("UPDATE phases SET finished_at = 1e300 WHERE name = 'a'", [])
+        .unwrap();
+    let out = milo(d, &["show"]);
+    expect(&out, 1);
+    let err = text(&out.stderr);
+    assert!(err.contains("phase `a`: 1e300 is not a time"), "{err}");
+    // A recorded timeout out of range does not stop a replay either.
+    conn.execute("UPDATE phases SET finished_at = started_at", []).unwrap();
+    conn.execute(
+        "UPDATE defs SET def_json = replace(def_json, '\"timeout\":null', '\"timeout\":1e300')",
+        [],
+    )
+    .unwrap();
+    let out = milo(d, &["replay"]);
+    assert_ne!(out.status.code(), Some(101), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
+}

@@ -442,12 +442,10 @@ fn bytes(n: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A duration for people; saturating, so a damaged record never panics a command.
 fn secs(s: f64) -> String {
-    format_duration(std::time::Duration::from_secs_f64(if s.is_finite() {
-        s.max(0.0)
-    } else {
-        0.0
-    }))
+    let s = if s.is_finite() { s.max(0.0) } else { 0.0 };
+    format_duration(std::time::Duration::try_from_secs_f64(s).unwrap_or(std::time::Duration::MAX))
 }
 
 /// `2026-11-28 21:35:55Z` for seconds since the Unix epoch (UTC).

@@ -119,8 +119,9 @@ impl DefRecord {
                 .max_logs(p.max_logs)
                 .policy(p.policy)
                 .description(p.description.clone());
-            if let Some(t) = p.timeout.filter(|t| t.is_finite() && *t >= 0.0) {
-                phase = phase.timeout(Duration::from_secs_f64(t));
+            // Out of range (edited by hand): no timeout, which the reducer does not use.
+            if let Some(t) = p.timeout.and_then(|t| Duration::try_from_secs_f64(t).ok()) {
+                phase = phase.timeout(t);
             }
             phase
         });

@@ -238,6 +238,34 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
     })
 }
 
+/// The largest time a history row may hold, in seconds (about 31 million years): a wall-clock
+/// time since the Unix epoch, or a phase's time since its run started. Anything else (NaN,
+/// negative, `1e300`) was written by hand or damaged, and is reported as such instead of
+/// breaking the arithmetic of durations.
+pub const MAX_SECONDS: f64 = 1e15;
+
+/// `Ok` when `value` is absent or a plausible time (see [`MAX_SECONDS`]).
+fn check_time(run: RunId, what: &'static str, value: Option<f64>) -> Result<(), HistoryError> {
+    match value {
+        Some(t) if !(0.0..=MAX_SECONDS).contains(&t) => Err(HistoryError::BadRecord {
+            run,
+            what,
+            reason: format!("{} is not a time in seconds from 0 to {MAX_SECONDS:e}", readable(t)),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl RunSummary {
+    /// Checks the times of the run row.
+    fn check(self) -> Result<Self, HistoryError> {
+        check_time(self.id, "start time", Some(self.started_at))?;
+        check_time(self.id, "end time", self.ended_at)?;
+        check_time(self.id, "duration", self.duration)?;
+        Ok(self)
+    }
+}
+
 impl History {
     /// The `limit` most recent runs, newest first.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, HistoryError> {
@@ -245,7 +273,8 @@ impl History {
             .conn
             .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs r ORDER BY r.id DESC LIMIT ?1"))?;
         let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], run_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows.map(|r| r.map_err(HistoryError::from).and_then(RunSummary::check))
+            .collect()
     }
 
     /// Resolves a run selector (`None` = the newest run, of `pipeline` if given).
@@ -275,11 +304,13 @@ impl History {
     /// One run (`None` = the newest).
     pub fn run(&self, run: Option<RunId>) -> Result<RunSummary, HistoryError> {
         let id = self.resolve(run, None)?;
-        Ok(self.conn.query_row(
-            &format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = ?1"),
-            [id],
-            run_row,
-        )?)
+        self.conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = ?1"),
+                [id],
+                run_row,
+            )?
+            .check()
     }
 
     fn def_of(&self, run: RunId) -> Result<DefRecord, HistoryError> {
@@ -322,6 +353,18 @@ impl History {
             })
         })?;
         let mut phases: Vec<PhaseRecord> = rows.collect::<Result<_, _>>()?;
+        for p in &phases {
+            check_time(id, "phase start time", p.started_at)
+                .and_then(|()| check_time(id, "phase end time", p.finished_at))
+                .map_err(|e| match e {
+                    HistoryError::BadRecord { run, what, reason } => HistoryError::BadRecord {
+                        run,
+                        what,
+                        reason: format!("phase `{}`: {reason}", p.name),
+                    },
+                    e => e,
+                })?;
+        }
         // Execution order, from the recorded definition (declaration order if unreadable).
         let order = self.def_of(id).ok().and_then(|d| d.to_noop_pipeline().ok());
         if let Some(order) = order.map(|p| p.execution_order()) {
@@ -807,4 +850,13 @@ fn median(values: &mut [f64]) -> f64 {
 fn action_type(json: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     v.get("type")?.as_str().map(str::to_owned)
+}
+
+/// A number as people write it: `1e300` rather than three hundred digits.
+fn readable(t: f64) -> String {
+    if t.is_finite() && t.abs() < 1e9 {
+        t.to_string()
+    } else {
+        format!("{t:e}")
+    }
 }
