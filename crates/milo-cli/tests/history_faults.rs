@@ -590,3 +590,65 @@ fn out_of_range_times_in_the_history_are_clear_errors_not_panics() {
     assert_ne!(out.status.code(), Some(101), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
 }
+
+/// The permission bits of `path`.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Runs `milo args…` in `dir` under `umask`.
+fn milo_with_umask(dir: &Path, umask: &str, args: &[&str]) -> Output {
+    let script = format!("umask {umask}; exec \"$0\" \"$@\"");
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(MILO)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait(child)
+}
+
+#[test]
+fn the_history_directory_and_database_files_are_private_whatever_the_umask() {
+    // A slow phase, so the -wal and -shm files exist while it runs.
+    let toml = "name = \"p\"\n[[phase]]\nname = \"a\"\nrun = \"echo hi; sleep 1; ls -l .milo > during.txt\"\n";
+    for umask in ["000", "022"] {
+        let dir = dir_with(toml);
+        let d = dir.path();
+        expect(&milo_with_umask(d, umask, &["run", "--ui", "plain"]), 0);
+        assert_eq!(mode(&d.join(".milo")), 0o700, "umask {umask}");
+        assert_eq!(mode(&d.join(".milo/history.db")), 0o600, "umask {umask}");
+        let during = std::fs::read_to_string(d.join("during.txt")).unwrap();
+        let files: Vec<&str> = during.lines().filter(|l| l.contains("history.db")).collect();
+        assert!(files.len() >= 3, "no -wal / -shm while running: {during}");
+        for l in files {
+            assert!(l.starts_with("-rw------- "), "umask {umask}: {l}");
+        }
+    }
+    // An older milo's history (0755 / 0644) is made private by the next run.
+    let dir = dir_with(toml);
+    let d = dir.path();
+    expect(&milo_with_umask(d, "022", &["run", "--ui", "plain"]), 0);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.join(".milo"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(d.join(".milo/history.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    expect(&milo_with_umask(d, "022", &["run", "--ui", "plain"]), 0);
+    assert_eq!(mode(&d.join(".milo")), 0o700);
+    assert_eq!(mode(&d.join(".milo/history.db")), 0o600);
+    // --db in a directory of the user's: the file is private, the directory left alone.
+    std::fs::create_dir(d.join("shared")).unwrap();
+    std::fs::set_permissions(d.join("shared"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    expect(
+        &milo_with_umask(d, "000", &["run", "--ui", "plain", "--db", "shared/h.db"]),
+        0,
+    );
+    assert_eq!(mode(&d.join("shared")), 0o755);
+    assert_eq!(mode(&d.join("shared/h.db")), 0o600);
+}

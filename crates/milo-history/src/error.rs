@@ -18,6 +18,17 @@ pub enum HistoryError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The database file could not be created or made private (mode 0600).
+    #[error(
+        "could not make the run history `{}` private to you (mode 0600): {source}; check that you own the file, pass --db PATH to use another file, or --no-history",
+        path.display()
+    )]
+    Permissions {
+        /// The database file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The database file could not be opened at all.
     #[error(
         "could not open the run history `{}`: {source}; check its permissions, pass --db PATH to use another file, or --no-history",

@@ -35,6 +35,7 @@ pub mod chunk;
 pub mod cli;
 pub mod def;
 mod error;
+mod private;
 mod process;
 mod prune;
 mod query;
@@ -134,11 +135,16 @@ impl History {
     /// warns and goes on unrecorded.
     pub fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<Self, HistoryError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| HistoryError::CreateDir {
+            private::create_dir(dir).map_err(|source| HistoryError::CreateDir {
                 path: dir.to_owned(),
                 source,
             })?;
         }
+        // Before SQLite creates the file (and its -wal and -shm, with the same mode).
+        private::database_files(path).map_err(|source| HistoryError::Permissions {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::open_file(path, wait)
     }
 
@@ -148,6 +154,9 @@ impl History {
         if !path.exists() {
             return Err(HistoryError::NotFound { path: path.to_owned() });
         }
+        // Best effort: a history written by an older milo (0644) is made private when its
+        // owner reads it; another user's file (shared read-only) still reads.
+        let _ = private::database_files(path);
         Self::open_file(path, schema::BUSY_TIMEOUT)
     }
 
