@@ -652,3 +652,112 @@ fn the_history_directory_and_database_files_are_private_whatever_the_umask() {
     assert_eq!(mode(&d.join("shared")), 0o755);
     assert_eq!(mode(&d.join("shared/h.db")), 0o600);
 }
+
+/// Whether any file under `dir` but the pipeline file holds `needle` (bytes).
+fn any_file_holds(dir: &Path, needle: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n == "milo.toml") {
+            continue;
+        }
+        if path.is_dir() {
+            if let Some(p) = any_file_holds(&path, needle) {
+                return Some(p);
+            }
+        } else if std::fs::read(&path)
+            .unwrap()
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+        {
+            return Some(path);
+        }
+    }
+    None
+}
+
+const SECRETIVE: &str = r#"
+name = "secretive"
+secrets = ["DEPLOY_ID"]
+
+[defaults]
+env = { API_TOKEN = "tok-8b1f-0000", DEPLOY_ID = "dpl9", PLAIN = "visible-value" }
+
+[[phase]]
+name = "leak"
+run = '''
+echo "token is $API_TOKEN, id $DEPLOY_ID, inherited $CI_SECRET_VALUE, plain $PLAIN"
+echo "to stderr: $API_TOKEN" >&2
+echo "{\"t\": \"$API_TOKEN\"}" > "$MILO_OUTPUT"
+'''
+
+[[phase]]
+name = "fail"
+depends_on = ["leak"]
+run = 'echo "failing with $API_TOKEN"; exit 3'
+"#;
+
+#[test]
+fn secret_values_are_masked_in_every_output_and_never_recorded() {
+    let dir = dir_with(SECRETIVE);
+    let d = dir.path();
+    let secrets = ["tok-8b1f-0000", "dpl9", "inherited-s3cr3t"];
+    let run = |args: &[&str]| {
+        let child = Command::new(MILO)
+            .args(args)
+            .current_dir(d)
+            .env_remove("RUST_LOG")
+            .env("CI_SECRET_VALUE", "inherited-s3cr3t")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait(child)
+    };
+    let plain = run(&["run", "--ui", "plain", "--timeline", "timeline.json"]);
+    expect(&plain, 1);
+    let json = run(&["run", "--ui", "json"]);
+    expect(&json, 1);
+    let out = format!(
+        "{}{}{}{}",
+        text(&plain.stdout),
+        text(&plain.stderr),
+        text(&json.stdout),
+        text(&json.stderr)
+    );
+    assert!(
+        out.contains("token is ***, id ***, inherited ***, plain visible-value"),
+        "{out}"
+    );
+    assert!(out.contains("to stderr: ***"), "{out}");
+    for s in secrets {
+        assert!(!out.contains(s), "{s} shown: {out}");
+    }
+    expect(&milo(d, &["report", "-o", "report.html"]), 0);
+    let logs = text(&expect(&milo(d, &["logs", "leak"]), 0).stdout);
+    assert!(logs.contains("token is ***"), "{logs}");
+    let show = text(&expect(&milo(d, &["show", "--json"]), 0).stdout);
+    assert!(show.contains(r#""t": "***""#), "{show}");
+    let replay = text(&expect(&milo(d, &["replay", "--json"]), 0).stdout);
+    assert!(replay.contains("***"), "{replay}");
+    drop(milo(d, &["history"]));
+    for s in secrets {
+        assert_eq!(any_file_holds(d, s), None, "{s} written to a file");
+    }
+    // The recorded definition holds *** for secret env values, and the rest as is.
+    let conn = rusqlite::Connection::open(d.join(".milo/history.db")).unwrap();
+    let def: String = conn.query_row("SELECT def_json FROM defs", [], |r| r.get(0)).unwrap();
+    assert!(def.contains(r#"["API_TOKEN","***"]"#), "{def}");
+    assert!(def.contains(r#"["DEPLOY_ID","***"]"#), "{def}");
+    assert!(def.contains(r#"["PLAIN","visible-value"]"#), "{def}");
+
+    // secret_patterns replaces the defaults: with none, only `secrets` are masked.
+    let dir = dir_with(&SECRETIVE.replace("secrets = [", "secret_patterns = []\nsecrets = ["));
+    let out = milo(dir.path(), &["run", "--ui", "plain", "--no-history"]);
+    expect(&out, 1);
+    assert!(
+        text(&out.stdout).contains("token is tok-8b1f-0000, id ***"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -132,6 +132,8 @@ pub struct Pipeline {
     pub(crate) jobs: Option<usize>,
     pub(crate) grace: Duration,
     pub(crate) executor: Arc<dyn Executor>,
+    /// Values masked in every dispatched action (see [`Secrets`](super::Secrets)).
+    pub(crate) secrets: super::Secrets,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -162,7 +164,24 @@ impl Pipeline {
             jobs: None,
             grace: DEFAULT_GRACE,
             executor: Arc::new(LocalExecutor),
+            secrets: super::Secrets::default(),
         })
+    }
+
+    /// Masks `values` as `***` in every action the run dispatches: captured lines, errors,
+    /// results (see [`Secrets`](super::Secrets)).
+    pub fn with_secrets<I, S>(mut self, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.secrets = super::Secrets::new(values);
+        self
+    }
+
+    /// The values this pipeline masks.
+    pub fn secrets(&self) -> &super::Secrets {
+        &self.secrets
     }
 
     /// Collects each phase's output as `@@PHASE_LOG` actions (default off for library
