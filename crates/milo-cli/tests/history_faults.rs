@@ -195,7 +195,10 @@ fn history_show_logs_and_replay_round_trip_a_run() {
 
     // replay: verified, then the reduced timeline.
     let replay = text(&expect(&milo(d, &["replay", "1"]), 0).stdout);
-    assert!(replay.starts_with("run 1: hash chain intact"), "{replay}");
+    assert!(
+        replay.starts_with("run 1: journal verified: MAC chain intact"),
+        "{replay}"
+    );
     assert!(replay.contains("failed"), "{replay}");
     let timeline = json(expect(&milo(d, &["replay", "--json"]), 0));
     assert_eq!(timeline["status"], "failed");
@@ -551,7 +554,7 @@ run = "seq 1 20000; sleep 0.3; seq 20001 40000"
         let logs = text(&expect(&milo(d, &["logs", &id, "spam"]), 0).stdout);
         assert_eq!(logs.lines().count(), 40_000);
         let replay = text(&expect(&milo(d, &["replay", &id]), 0).stdout);
-        assert!(replay.contains("hash chain intact"), "{replay}");
+        assert!(replay.contains("journal verified: MAC chain intact"), "{replay}");
     }
 }
 

@@ -23,7 +23,8 @@ use milo::format_duration;
 use milo::pipeline::Pipeline;
 
 use crate::{
-    History, HistoryError, Prune, Pruned, ResumePlan, RunDetail, RunId, RunSummary, default_db_path, parse_run,
+    History, HistoryError, Prune, Pruned, ResumePlan, RunDetail, RunId, RunSummary, Verification, default_db_path,
+    parse_run,
 };
 
 /// The database for pipeline file `file`: `db` if given, else `.milo/history.db` beside it.
@@ -262,24 +263,35 @@ pub fn parse_stream(s: &str) -> Result<Stream, String> {
     }
 }
 
-/// `milo replay [RUN] [--json]`: verifies the run's hash chain, re-reduces the journal with
-/// the pipeline reducer and prints the final timeline (`--json`: the timeline JSON). A
-/// tampered journal prints the first bad entry and returns 1.
+/// `milo replay [RUN] [--json]`: verifies the run's journal (its MAC chain, and the run,
+/// phase and log rows against it), re-reduces it with the pipeline reducer and prints the
+/// final timeline (`--json`: the timeline JSON). A tampered history prints what was changed
+/// and returns 1; a journal that cannot be verified (an older milo's unkeyed chain, or a
+/// journal key that is not here) says so and returns 1 too, with the timeline when it is
+/// readable.
 pub fn replay(db: &Path, run: Option<&str>, json: bool, out: &mut dyn Write) -> Result<u8, HistoryError> {
     let h = History::open_existing(db)?;
     let replay = h.replay(parse_run(run)?)?;
+    let verdict = match &replay.verification {
+        v @ Verification::Broken { .. } => format!("the journal was tampered with: {v}"),
+        v @ Verification::Disagrees { .. } => format!("the history was tampered with: {v}"),
+        v @ Verification::Unverified { .. } => format!("NOT VERIFIED: {v}"),
+        v @ Verification::Intact { .. } => v.to_string(),
+    };
+    // Anything but a verified journal is exit status 1, so a script can rely on it.
+    let code = u8::from(!replay.verification.is_intact());
     let Some(timeline) = replay.timeline() else {
-        writeln!(
-            out,
-            "run {}: the journal was tampered with: {}",
-            replay.run, replay.verification
-        )?;
+        writeln!(out, "run {}: {verdict}", replay.run)?;
         return Ok(1);
     };
     if json {
-        return json_out(out, &timeline);
+        if code != 0 {
+            let _ = writeln!(std::io::stderr().lock(), "warning: run {}: {verdict}", replay.run);
+        }
+        json_out(out, &timeline)?;
+        return Ok(code);
     }
-    let mut s = format!("run {}: {}\n", replay.run, replay.verification);
+    let mut s = format!("run {}: {verdict}\n", replay.run);
     let _ = writeln!(
         s,
         "{} · {} · {} · progress {:.0}%",
@@ -324,7 +336,7 @@ pub fn replay(db: &Path, run: Option<&str>, json: bool, out: &mut dyn Write) -> 
         let _ = writeln!(s, "{}", line.trim_end());
     }
     out.write_all(s.as_bytes())?;
-    Ok(0)
+    Ok(code)
 }
 
 /// `milo history prune [--keep N] [--older-than D] [--pipeline NAME] [--dry-run] [--vacuum]`:

@@ -145,6 +145,34 @@ pub enum HistoryError {
         /// What failed.
         reason: String,
     },
+    /// The journal key could not be read or created.
+    #[error(
+        "the journal key `{}` is unusable: {reason}; set {env}=PATH to keep the key elsewhere, or pass --no-history",
+        path.display(),
+        env = crate::key::KEY_ENV
+    )]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Neither `MILO_JOURNAL_KEY`, `XDG_DATA_HOME` nor `HOME` says where the key goes.
+    #[error(
+        "there is nowhere to keep the journal key: set {env}=PATH (or HOME), or pass --no-history",
+        env = crate::key::KEY_ENV
+    )]
+    NoKeyPath,
+    /// `--resume` of a run whose journal does not verify.
+    #[error(
+        "run {run} cannot be resumed: its results cannot be trusted, {reason}; `milo replay {run}` says more, and a run without --resume runs every phase"
+    )]
+    NotVerified {
+        /// The run.
+        run: i64,
+        /// Why it does not verify.
+        reason: String,
+    },
     /// Printing the result of a history command failed.
     #[error("could not write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -159,7 +187,8 @@ impl HistoryError {
             | HistoryError::NoSuchPhase { .. }
             | HistoryError::BadRunSelector(_)
             | HistoryError::NotResumable { .. }
-            | HistoryError::OtherPipeline { .. } => 2,
+            | HistoryError::OtherPipeline { .. }
+            | HistoryError::NotVerified { .. } => 2,
             _ => 1,
         }
     }

@@ -35,6 +35,7 @@ pub mod chunk;
 pub mod cli;
 pub mod def;
 mod error;
+pub mod key;
 mod private;
 mod process;
 mod prune;
@@ -180,8 +181,9 @@ impl History {
     /// Starts recording a run of `pipeline`: inserts the run and its phases, and starts the
     /// writer thread on its own connection.
     pub fn recorder(&self, pipeline: &Pipeline, options: RecordOptions) -> Result<Recorder, HistoryError> {
+        let key = key::JournalKey::load_or_create()?;
         let conn = schema::open_waiting(&self.path, self.wait)?;
-        Recorder::start(conn, pipeline, options)
+        Recorder::start(conn, key, pipeline, options)
     }
 
     /// Marks runs left `running` by a process that is gone as `interrupted` (with their

@@ -11,6 +11,9 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::key::{Chain, Hasher, JournalKey, KEYED, RunFacts};
+use crate::recorder::{PhaseRow, apply};
+
 use crate::chunk::{self, Check, ChunkEntry};
 use crate::def::{DefRecord, phase_hash};
 use crate::error::HistoryError;
@@ -129,6 +132,21 @@ pub enum Verification {
         /// How many entries.
         entries: u64,
     },
+    /// The chain checks out as far as it can be checked, but it does not prove anything: the
+    /// run was recorded with the unkeyed chain of an older milo (anyone can recompute it), or
+    /// with a journal key that is not here.
+    Unverified {
+        /// How many entries.
+        entries: u64,
+        /// Why it cannot be verified.
+        reason: String,
+    },
+    /// The journal checks out, but the rows derived from it (the run, its phases, its log
+    /// chunks, its definition) say something else: they were edited.
+    Disagrees {
+        /// What disagrees with what.
+        reason: String,
+    },
     /// The first entry that does not check out.
     Broken {
         /// Its sequence number.
@@ -141,16 +159,28 @@ pub enum Verification {
 }
 
 impl Verification {
-    /// Whether the chain is intact.
+    /// Whether the chain is intact and verified with the journal key.
     pub fn is_intact(&self) -> bool {
         matches!(self, Verification::Intact { .. })
+    }
+
+    /// Whether it shows that the history was changed after it was recorded.
+    pub fn is_tampered(&self) -> bool {
+        matches!(self, Verification::Broken { .. } | Verification::Disagrees { .. })
     }
 }
 
 impl std::fmt::Display for Verification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Verification::Intact { entries } => write!(f, "hash chain intact ({entries} entries)"),
+            Verification::Intact { entries } => write!(
+                f,
+                "journal verified: MAC chain intact ({entries} entries), and the run, phase and log rows agree with it"
+            ),
+            Verification::Unverified { entries, reason } => {
+                write!(f, "the journal ({entries} entries) cannot be verified: {reason}")
+            }
+            Verification::Disagrees { reason } => f.write_str(reason),
             Verification::Broken {
                 seq,
                 action_type,
@@ -171,14 +201,15 @@ impl std::fmt::Display for Verification {
 pub struct Replay {
     /// The run.
     pub run: RunId,
-    /// The hash chain check; the state is only rebuilt when it is intact.
+    /// The journal check; the state is only rebuilt when it is intact, or unverifiable but
+    /// undamaged (an older milo's unkeyed chain).
     pub verification: Verification,
     /// The state the reducer reaches from the journal.
     pub state: Option<Arc<PipelineState>>,
 }
 
 impl Replay {
-    /// The final timeline ([`pipeline_to_timeline`]), when the journal was intact.
+    /// The final timeline ([`pipeline_to_timeline`]), when the journal was replayed.
     pub fn timeline(&self) -> Option<serde_json::Value> {
         self.state.as_deref().map(pipeline_to_timeline)
     }
@@ -457,17 +488,122 @@ impl History {
         Ok(out)
     }
 
-    /// Checks a run's hash chain (`None` = the newest run).
+    /// Checks a run's journal and the rows derived from it (`None` = the newest run).
     pub fn verify(&self, run: Option<RunId>) -> Result<Verification, HistoryError> {
         let id = self.resolve(run, None)?;
-        self.walk_journal(id, |_| {})
+        Ok(self.audit(id)?.verification)
     }
 
     /// Verifies a run's journal and, if intact, re-reduces it with the pipeline reducer of
     /// the recorded definition (`None` = the newest run).
     pub fn replay(&self, run: Option<RunId>) -> Result<Replay, HistoryError> {
         let id = self.resolve(run, None)?;
-        let def = self.def_of(id)?;
+        let audit = self.audit(id)?;
+        Ok(Replay {
+            run: id,
+            verification: audit.verification,
+            state: audit.state,
+        })
+    }
+
+    /// Checks run `id`: its definition against its hash, its journal's MAC chain (with the
+    /// journal key), and the `runs`, `phases` and `logs` rows against what the journal
+    /// reduces to. The state and phase rows come from the journal, never from the rows.
+    fn audit(&self, id: RunId) -> Result<Audit, HistoryError> {
+        let run = self.conn.query_row(
+            "SELECT pipeline, def_hash, pipeline_file, started_at, resumed_from, status, error, exit_code, ended_at,
+                    journal_len, journal_head, chain, seal
+             FROM runs WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(RunRow {
+                    pipeline: r.get(0)?,
+                    def_hash: r.get(1)?,
+                    pipeline_file: r.get(2)?,
+                    started_at: r.get(3)?,
+                    resumed_from: r.get(4)?,
+                    status: r.get(5)?,
+                    error: r.get(6)?,
+                    exit_code: r.get(7)?,
+                    ended_at: r.get(8)?,
+                    journal_len: r.get(9)?,
+                    journal_head: blob(r.get_ref(10)?),
+                    chain: r.get(11)?,
+                    seal: blob(r.get_ref(12)?),
+                })
+            },
+        )?;
+        let disagrees = |reason: String| Audit {
+            verification: Verification::Disagrees { reason },
+            state: None,
+            rows: Vec::new(),
+        };
+        let def_json: Option<String> = self
+            .conn
+            .query_row("SELECT def_json FROM defs WHERE def_hash = ?1", [&run.def_hash], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(def_json) = def_json else {
+            return Ok(disagrees(format!(
+                "the pipeline definition the run names ({}) is not in the history: it, or the run row, was changed",
+                run.def_hash
+            )));
+        };
+        if crate::def::hex(&Sha256::digest(def_json.as_bytes())) != run.def_hash {
+            return Ok(disagrees(
+                "the recorded pipeline definition does not match its hash: it was changed after it was recorded".into(),
+            ));
+        }
+        let def: DefRecord = serde_json::from_str(&def_json).map_err(|e| HistoryError::BadRecord {
+            run: id,
+            what: "pipeline definition",
+            reason: e.to_string(),
+        })?;
+        let unverified = |reason: String| Audit {
+            verification: Verification::Unverified {
+                entries: u64::try_from(run.journal_len).unwrap_or(0),
+                reason,
+            },
+            state: None,
+            rows: Vec::new(),
+        };
+        let chain = match run.chain.as_deref() {
+            None => Chain::Unkeyed,
+            Some(c) => match c.strip_prefix(KEYED) {
+                Some(key_id) => match JournalKey::load()? {
+                    Some(key) if key.id() == key_id => Chain::Keyed(key),
+                    Some(key) => {
+                        return Ok(unverified(format!(
+                            "it was recorded with another journal key (id {key_id}; `{}` is {}): another user's, or a key since replaced",
+                            key.path().display(),
+                            key.id()
+                        )));
+                    }
+                    None => {
+                        return Ok(unverified(format!(
+                            "the journal key it was recorded with (id {key_id}) is not here ({}); set {}=PATH to name it",
+                            crate::key::key_path()
+                                .map_or_else(|| "no key path".to_owned(), |p| format!("no file `{}`", p.display())),
+                            crate::key::KEY_ENV
+                        )));
+                    }
+                },
+                None => {
+                    return Ok(unverified(format!(
+                        "it uses a journal chain this milo does not know (`{c}`)"
+                    )));
+                }
+            },
+        };
+        let genesis = chain.genesis(&RunFacts {
+            run: id,
+            pipeline: &run.pipeline,
+            def_hash: &run.def_hash,
+            pipeline_file: run.pipeline_file.as_deref(),
+            started_at: run.started_at.to_bits(),
+            resumed_from: run.resumed_from,
+        });
         let pipeline = def.to_noop_pipeline().map_err(|e| HistoryError::BadRecord {
             run: id,
             what: "pipeline definition",
@@ -475,13 +611,244 @@ impl History {
         })?;
         let reducer = pipeline.build_reducer();
         let mut state = reducer.apply(None, &PipelineAction::Init {});
-        let verification = self.walk_journal(id, |action| state = reducer.apply(Some(&state), action))?;
-        let state = verification.is_intact().then_some(state);
-        Ok(Replay {
-            run: id,
+        let mut rows: Vec<PhaseRow> = def.phases.iter().map(|p| PhaseRow::new(&p.name)).collect();
+        let index: HashMap<Arc<str>, usize> = def
+            .phases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (Arc::<str>::from(p.name.as_str()), i))
+            .collect();
+        let mut run_error = None;
+        let mut ended = None;
+        let verification = self.walk_journal(
+            id,
+            &chain,
+            genesis,
+            (run.journal_len, run.journal_head.as_deref()),
+            |action| {
+                state = reducer.apply(Some(&state), action);
+                match action {
+                    // Lines of the pipeline's phases are counted (the recorder stores them in
+                    // chunks); the others are journal only.
+                    PipelineAction::PhaseLog { name, .. } if index.contains_key(name) => {
+                        if let Some(&i) = index.get(name) {
+                            rows[i].log_count += 1;
+                        }
+                    }
+                    PipelineAction::PipelineComplete { .. } => ended = Some("completed"),
+                    PipelineAction::PipelineFailed { .. } => ended = Some("failed"),
+                    PipelineAction::PipelineCancelled { .. } => ended = Some("cancelled"),
+                    _ => {}
+                }
+                apply(&mut rows, &index, &mut run_error, action);
+            },
+        )?;
+        if !matches!(verification, Verification::Intact { .. }) {
+            return Ok(Audit {
+                verification,
+                state: None,
+                rows: Vec::new(),
+            });
+        }
+        let entries = run.journal_len;
+        if run.status == "interrupted" {
+            for r in &mut rows {
+                if matches!(r.status, "running" | "retrying") {
+                    r.status = "interrupted";
+                }
+            }
+        }
+        if let Some(reason) = self
+            .run_disagrees(&run, &chain, ended, run_error.as_deref())
+            .or(self.phases_disagree(id, &def, &rows)?)
+            .or(self.chunks_disagree(id)?)
+        {
+            return Ok(disagrees(reason));
+        }
+        let verification = match chain {
+            Chain::Keyed(_) => Verification::Intact {
+                entries: entries as u64,
+            },
+            Chain::Unkeyed => Verification::Unverified {
+                entries: entries as u64,
+                reason: "it was recorded by an older milo with an unkeyed hash chain, which anyone who can write the database can recompute; it shows no accidental damage, but proves nothing".into(),
+            },
+        };
+        Ok(Audit {
             verification,
-            state,
+            state: Some(state),
+            rows,
         })
+    }
+
+    /// What in the run row disagrees with the journal (its end, its error, its seal).
+    fn run_disagrees(&self, run: &RunRow, chain: &Chain, ended: Option<&str>, error: Option<&str>) -> Option<String> {
+        let status = run.status.as_str();
+        let fits = match ended {
+            // Killed after the last action, before the row was updated.
+            Some(end) => status == end || (status == "interrupted" && run.seal.is_none()) || status == "running",
+            // A run whose saga stopped unexpectedly is recorded as failed.
+            None => matches!(status, "running" | "interrupted" | "failed"),
+        };
+        if !fits {
+            return Some(format!(
+                "the run row says the run is `{status}`, but its journal {}",
+                match ended {
+                    Some(end) => format!("ends with the pipeline {end}"),
+                    None => "never ends".into(),
+                }
+            ));
+        }
+        if run.error.as_deref() != error {
+            return Some(format!(
+                "the run row's error ({}) is not the one its journal records ({})",
+                run.error.as_deref().map_or("none".into(), |e| format!("`{e}`")),
+                error.map_or("none".into(), |e| format!("`{e}`"))
+            ));
+        }
+        if let Chain::Keyed(_) = chain {
+            let needs_seal = matches!(status, "completed" | "failed" | "cancelled");
+            let head: [u8; 32] = run
+                .journal_head
+                .as_deref()
+                .and_then(|h| h.try_into().ok())
+                .unwrap_or([0; 32]);
+            let expected = run.ended_at.and_then(|t| chain.seal(&head, status, run.exit_code, t));
+            match (&run.seal, expected) {
+                (None, _) if !needs_seal => {}
+                (Some(seal), Some(exp)) if *seal == exp => {}
+                (None, _) => {
+                    return Some(format!(
+                        "the run row says the run is `{status}` but has no seal: its end was changed"
+                    ));
+                }
+                _ => {
+                    return Some(
+                        "the run row's end (status, exit code or end time) does not match its seal: it was changed"
+                            .into(),
+                    );
+                }
+            }
+        }
+        None
+    }
+
+    /// What in the phase rows disagrees with what the journal reduces to.
+    fn phases_disagree(&self, id: RunId, def: &DefRecord, rows: &[PhaseRow]) -> Result<Option<String>, HistoryError> {
+        type Stored = (
+            i64,
+            String,
+            String,
+            u32,
+            Option<f64>,
+            Option<f64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+        );
+        let mut stmt = self.conn.prepare(
+            "SELECT idx, name, status, attempts, started_at, finished_at, error, result, reused_from, log_count
+             FROM phases WHERE run_id = ?1 ORDER BY idx",
+        )?;
+        let stored: Vec<Stored> = stmt
+            .query_map([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        if stored.len() != rows.len() {
+            return Ok(Some(format!(
+                "the run has {} phase rows, but its definition {} phases: rows were added or deleted",
+                stored.len(),
+                rows.len()
+            )));
+        }
+        let hashes: HashMap<(i64, String), String> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT idx, name, phase_hash FROM phases WHERE run_id = ?1")?;
+            stmt.query_map([id], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        for (i, (row, s)) in rows.iter().zip(&stored).enumerate() {
+            let name = &row.name;
+            if s.0 != i as i64 || s.1 != *name {
+                return Ok(Some(format!(
+                    "phase row {} is `{}`, but the definition's phase {} is `{name}`",
+                    s.0, s.1, i
+                )));
+            }
+            if hashes.get(&(s.0, s.1.clone())) != Some(&phase_hash(&def.phases[i])) {
+                return Ok(Some(format!(
+                    "phase `{name}`'s hash is not the one of its recorded definition: it was changed"
+                )));
+            }
+            let differs = |field: &str, stored: String, journal: String| {
+                Some(format!(
+                    "phase `{name}`'s {field} is {stored} in the phases table, but {journal} in the journal: the row was changed"
+                ))
+            };
+            let opt = |v: &Option<String>| v.as_ref().map_or("none".to_owned(), |v| format!("`{v}`"));
+            let time = |v: Option<f64>| v.map_or("none".to_owned(), |t| t.to_string());
+            let found = if s.2 != row.status {
+                differs("status", format!("`{}`", s.2), format!("`{}`", row.status))
+            } else if s.3 != row.attempts {
+                differs("attempt count", s.3.to_string(), row.attempts.to_string())
+            } else if s.4.map(f64::to_bits) != row.started_at.map(f64::to_bits) {
+                differs("start time", time(s.4), time(row.started_at))
+            } else if s.5.map(f64::to_bits) != row.finished_at.map(f64::to_bits) {
+                differs("end time", time(s.5), time(row.finished_at))
+            } else if s.6 != row.error {
+                differs("error", opt(&s.6), opt(&row.error))
+            } else if s.7 != row.result {
+                differs("result", opt(&s.7), opt(&row.result))
+            } else if s.8 != row.reused_from {
+                differs("origin (reused from)", opt(&s.8), opt(&row.reused_from))
+            } else if s.9 != row.log_count {
+                differs("line count", s.9.to_string(), row.log_count.to_string())
+            } else {
+                None
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// What in the log chunk rows disagrees with the lines they hold (the lines themselves
+    /// are checked by the chain).
+    fn chunks_disagree(&self, id: RunId) -> Result<Option<String>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT phase, first_seq, lines, data, hash IS NOT NULL FROM logs WHERE run_id = ?1")?;
+        let mut rows = stmt.query([id])?;
+        while let Some(r) = rows.next()? {
+            let phase: String = r.get(0)?;
+            let first: i64 = r.get(1)?;
+            let lines: i64 = r.get(2)?;
+            let data = r.get_ref(3)?.as_bytes().unwrap_or_default();
+            let entries = chunk::decode(data, r.get(4)?).unwrap_or_default();
+            if entries.len() as i64 != lines || entries.first().is_some_and(|e| e.seq != first) {
+                return Ok(Some(format!(
+                    "a log chunk of phase `{phase}` says it holds {lines} lines from entry {first}, but it holds {} from entry {}: the row was changed",
+                    entries.len(),
+                    entries.first().map_or(0, |e| e.seq)
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// Calls `f(seq, entry)` for each journal entry of run `id` in order, merging the
@@ -585,12 +952,14 @@ impl History {
 
     /// Walks the journal of run `id` checking the chain, calling `f` with each good action
     /// in order; stops at the first bad entry.
-    fn walk_journal(&self, id: RunId, mut f: impl FnMut(&PipelineAction)) -> Result<Verification, HistoryError> {
-        let (len, head): (i64, Option<Vec<u8>>) =
-            self.conn
-                .query_row("SELECT journal_len, journal_head FROM runs WHERE id = ?1", [id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
+    fn walk_journal(
+        &self,
+        id: RunId,
+        chain: &Chain,
+        genesis: [u8; 32],
+        (len, head): (i64, Option<&[u8]>),
+        mut f: impl FnMut(&PipelineAction),
+    ) -> Result<Verification, HistoryError> {
         // The links of version 2 chunks: (journal length when written, chain head then, phase).
         let links: Vec<(i64, Vec<u8>, String)> = {
             let mut stmt = self.conn.prepare(
@@ -606,12 +975,12 @@ impl History {
             rows.collect::<Result<_, _>>()?
         };
         let mut link = 0;
-        let mut prev = [0u8; 32];
+        let mut prev = genesis;
         // The running hash of the lines since the last link, and the first of them.
-        let mut lines: Option<(Sha256, i64)> = None;
-        let fold = |prev: &mut [u8; 32], lines: &mut Option<(Sha256, i64)>| {
+        let mut lines: Option<(Hasher, i64)> = None;
+        let fold = |prev: &mut [u8; 32], lines: &mut Option<(Hasher, i64)>| {
             if let Some((h, _)) = lines.take() {
-                *prev = h.finalize().into();
+                *prev = h.finish();
             }
         };
         let mut input = Vec::with_capacity(256);
@@ -621,7 +990,7 @@ impl History {
                     let text = || String::from_utf8_lossy(json);
                     let since = lines.as_ref().map(|l| l.1);
                     fold(&mut prev, &mut lines);
-                    let computed = chained(&prev, json);
+                    let computed = chain.link(&prev, json);
                     if computed[..] != hash[..] {
                         let reason = match since {
                             Some(s) => format!(
@@ -654,15 +1023,14 @@ impl History {
                     let good = match entry.check {
                         Check::Chained(hash) => {
                             fold(&mut prev, &mut lines);
-                            let computed = chained(&prev, &input);
+                            let computed = chain.link(&prev, &input);
                             prev = computed;
                             computed == hash
                         }
                         Check::Tag(tag) => {
                             let (h, _) = lines.get_or_insert_with(|| {
-                                let mut h = Sha256::new();
-                                h.update(b"lines");
-                                h.update(prev);
+                                let mut h = chain.hasher(b"lines");
+                                h.update(&prev);
                                 (h, seq)
                             });
                             h.update(&input);
@@ -719,7 +1087,18 @@ impl History {
                 reason: format!("is missing: the run recorded {len} entries but the journal ends after {count}"),
             });
         }
-        if count > len || (count > 0 && head.as_deref() != Some(&prev[..])) {
+        if count == 0 && len == 0 && matches!(chain, Chain::Keyed(_)) && head != Some(&prev[..]) {
+            return Ok(Verification::Broken {
+                seq: 1,
+                action_type: None,
+                reason: "is missing: the journal is empty, but the run's chain head shows that entries were recorded; they were deleted".into(),
+            });
+        }
+        let head_ok = match chain {
+            Chain::Keyed(_) => head == Some(&prev[..]),
+            Chain::Unkeyed => count == 0 || head == Some(&prev[..]),
+        };
+        if count > len || !head_ok {
             return Ok(Verification::Broken {
                 seq: count,
                 action_type: None,
@@ -751,13 +1130,27 @@ impl History {
             };
             return Err(HistoryError::NotResumable { run: id, status });
         }
-        let old: HashMap<String, (String, String, Option<String>, Option<String>)> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT name, status, phase_hash, result, reused_from FROM phases WHERE run_id = ?1")?;
-            let rows = stmt.query_map([id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        // Results only from a verified journal: the phase rows a writer of the database could
+        // have edited are not trusted, what the journal reduces to is.
+        let audit = self.audit(id)?;
+        if !audit.verification.is_intact() {
+            return Err(HistoryError::NotVerified {
+                run: id,
+                reason: audit.verification.to_string(),
+            });
+        }
+        let recorded = self.def_of(id)?;
+        let old: HashMap<String, (String, String, Option<String>, Option<String>)> = audit
+            .rows
+            .into_iter()
+            .zip(&recorded.phases)
+            .map(|(row, def)| {
+                (
+                    row.name,
+                    (row.status.to_owned(), phase_hash(def), row.result, row.reused_from),
+                )
+            })
+            .collect();
         let current = DefRecord::of(pipeline);
         let def = pipeline.def();
         let mut reuse = HashMap::new();
@@ -828,14 +1221,6 @@ enum Entry<'a> {
     Log { phase: &'a Arc<str>, entry: &'a ChunkEntry },
 }
 
-/// SHA-256 of `prev` followed by `input`.
-fn chained(prev: &[u8; 32], input: &[u8]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(prev);
-    hasher.update(input);
-    hasher.finalize().into()
-}
-
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
@@ -858,5 +1243,39 @@ fn readable(t: f64) -> String {
         t.to_string()
     } else {
         format!("{t:e}")
+    }
+}
+
+/// What [`History::audit`] found.
+struct Audit {
+    verification: Verification,
+    /// The state the journal reduces to (when it was replayed).
+    state: Option<Arc<PipelineState>>,
+    /// The phase rows the journal reduces to, in declaration order (when intact).
+    rows: Vec<PhaseRow>,
+}
+
+/// A run row, as [`History::audit`] checks it.
+struct RunRow {
+    pipeline: String,
+    def_hash: String,
+    pipeline_file: Option<String>,
+    started_at: f64,
+    resumed_from: Option<i64>,
+    status: String,
+    error: Option<String>,
+    exit_code: Option<i32>,
+    ended_at: Option<f64>,
+    journal_len: i64,
+    journal_head: Option<Vec<u8>>,
+    chain: Option<String>,
+    seal: Option<Vec<u8>>,
+}
+
+/// The bytes of a BLOB (or TEXT) column, whatever an edit stored there.
+fn blob(v: ValueRef<'_>) -> Option<Vec<u8>> {
+    match v {
+        ValueRef::Blob(b) | ValueRef::Text(b) => Some(b.to_vec()),
+        _ => None,
     }
 }
