@@ -764,3 +764,235 @@ fn secret_values_are_masked_in_every_output_and_never_recorded() {
         text(&out.stdout)
     );
 }
+
+/// Runs `milo args…` in `dir` with the journal key at `key`.
+fn milo_keyed(dir: &Path, key: &Path, args: &[&str]) -> Output {
+    let child = Command::new(MILO)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("MILO_JOURNAL_KEY", key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait(child)
+}
+
+/// No output lines, so every journal entry is a JSON row: the easiest journal to forge.
+const QUIET: &str = r#"
+name = "quiet"
+
+[[phase]]
+name = "a"
+run = "true"
+
+[[phase]]
+name = "b"
+depends_on = ["a"]
+run = "exit 4"
+"#;
+
+/// What an attacker who can write the database does: rewrite the failed run as successful
+/// and recompute the unkeyed chain `sha256(prev ‖ json)` from 32 zero bytes, and the head.
+fn forge_as_successful(conn: &rusqlite::Connection) {
+    use sha2::{Digest, Sha256};
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT seq, action FROM journal WHERE run_id = 1 ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut head = [0u8; 32];
+    for (seq, action) in rows {
+        let mut v: Value = serde_json::from_str(&action).unwrap();
+        match v["type"].as_str().unwrap() {
+            "@@PHASE_FAILED" => {
+                let p = &v["payload"];
+                v = serde_json::json!({"type": "@@PHASE_COMPLETE", "payload": {"name": p["name"], "result": null, "timestamp": p["timestamp"]}});
+            }
+            "@@PIPELINE_FAILED" => {
+                v = serde_json::json!({"type": "@@PIPELINE_COMPLETE", "payload": {"timestamp": v["payload"]["timestamp"]}});
+            }
+            _ => {}
+        }
+        let json = v.to_string();
+        let mut h = Sha256::new();
+        h.update(head);
+        h.update(json.as_bytes());
+        head = h.finalize().into();
+        conn.execute(
+            "UPDATE journal SET action = ?2, hash = ?3 WHERE run_id = 1 AND seq = ?1",
+            rusqlite::params![seq, json, &head[..]],
+        )
+        .unwrap();
+    }
+    conn.execute_batch(
+        "UPDATE phases SET status = 'completed', error = NULL, result = 'null' WHERE run_id = 1 AND name = 'b';
+         UPDATE runs SET status = 'completed', error = NULL, exit_code = 0 WHERE id = 1;",
+    )
+    .unwrap();
+    conn.execute("UPDATE runs SET journal_head = ?1 WHERE id = 1", [&head[..]])
+        .unwrap();
+}
+
+#[test]
+fn a_forged_journal_recomputed_without_the_key_is_caught() {
+    let keys = TempDir::new().unwrap();
+    let key = keys.path().join("milo").join("journal.key");
+    let dir = dir_with(QUIET);
+    let d = dir.path();
+    expect(&milo_keyed(d, &key, &["run", "--ui", "plain"]), 1);
+    // The key was created for the run, private, outside the project.
+    assert_eq!(std::fs::read(&key).unwrap().len(), 32);
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(key.parent().unwrap()), 0o700);
+    let good = milo_keyed(d, &key, &["replay"]);
+    expect(&good, 0);
+    assert!(
+        text(&good.stdout).starts_with("run 1: journal verified"),
+        "{}",
+        text(&good.stdout)
+    );
+
+    let conn = rusqlite::Connection::open(d.join(".milo/history.db")).unwrap();
+    forge_as_successful(&conn);
+    let out = milo_keyed(d, &key, &["replay"]);
+    expect(&out, 1);
+    let said = text(&out.stdout);
+    assert!(
+        said.starts_with("run 1: the journal was tampered with: entry 1 (@@PIPELINE_START) does not match its hash"),
+        "{said}"
+    );
+    assert!(!said.contains("intact"), "{said}");
+    // Claiming the run is an older milo's (unkeyed) does not make it intact either.
+    conn.execute("UPDATE runs SET chain = NULL, seal = NULL", []).unwrap();
+    let out = milo_keyed(d, &key, &["replay"]);
+    expect(&out, 1);
+    let said = text(&out.stdout);
+    assert!(said.contains("NOT VERIFIED"), "{said}");
+    assert!(said.contains("older milo with an unkeyed hash chain"), "{said}");
+    assert!(!said.contains("journal verified"), "{said}");
+    // And --resume does not take its results.
+    let out = milo_keyed(d, &key, &["run", "--ui", "plain", "--resume", "1"]);
+    expect(&out, 2);
+    assert!(
+        text(&out.stderr).contains("run 1 cannot be resumed"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn edits_to_the_rows_derived_from_the_journal_are_caught() {
+    let keys = TempDir::new().unwrap();
+    let key = keys.path().join("journal.key");
+    let dir = dir_with(LOGGER);
+    let d = dir.path();
+    expect(&milo_keyed(d, &key, &["run", "--ui", "plain"]), 1);
+    let db = d.join(".milo/history.db");
+    let snapshot = std::fs::read(&db).unwrap();
+    let cases: &[(&str, &str)] = &[
+        (
+            "UPDATE phases SET status = 'completed', error = NULL WHERE name = 'boom'",
+            "phase `boom`'s status is `completed` in the phases table, but `failed` in the journal",
+        ),
+        (
+            "UPDATE phases SET result = '{\"forged\": true}' WHERE name = 'talk'",
+            "phase `talk`'s result",
+        ),
+        (
+            "UPDATE phases SET log_count = 3 WHERE name = 'talk'",
+            "phase `talk`'s line count is 3",
+        ),
+        (
+            "UPDATE runs SET status = 'completed'",
+            "the run row says the run is `completed`, but its journal ends with the pipeline failed",
+        ),
+        ("UPDATE runs SET error = 'nothing to see'", "the run row's error"),
+        ("UPDATE runs SET exit_code = 0", "does not match its seal"),
+        (
+            "UPDATE runs SET pipeline_file = 'other.toml'",
+            "the facts of the run row it chains from",
+        ),
+        (
+            "UPDATE defs SET def_json = replace(def_json, 'exit 3', 'exit 0')",
+            "the recorded pipeline definition does not match its hash",
+        ),
+        (
+            "UPDATE logs SET lines = lines + 1 WHERE phase = 'talk'",
+            "a log chunk of phase `talk` says it holds",
+        ),
+        (
+            "DELETE FROM journal; DELETE FROM logs; UPDATE runs SET journal_len = 0",
+            "the journal is empty, but the run's chain head shows that entries were recorded",
+        ),
+        ("DELETE FROM journal; DELETE FROM logs", "is missing"),
+    ];
+    for (sql, expected) in cases {
+        std::fs::write(&db, &snapshot).unwrap();
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(sql).unwrap();
+        drop(conn);
+        let out = milo_keyed(d, &key, &["replay"]);
+        let said = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{sql}: {said}{}", text(&out.stderr));
+        assert!(said.contains("was tampered with"), "{sql}: {said}");
+        assert!(said.contains(expected), "{sql}: expected {expected:?} in {said}");
+    }
+    // Another user's key (or a replaced one) cannot verify it, and says so.
+    std::fs::write(&db, &snapshot).unwrap();
+    let other = keys.path().join("other.key");
+    let out = milo_keyed(d, &other, &["run", "--ui", "plain", "--no-history"]);
+    expect(&out, 1);
+    assert!(!other.exists(), "--no-history created a key");
+    expect(&milo_keyed(d, &other, &["run", "--ui", "plain", "--db", "x.db"]), 1);
+    let out = milo_keyed(d, &other, &["replay", "1"]);
+    expect(&out, 1);
+    assert!(
+        text(&out.stdout).contains("recorded with another journal key"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = milo_keyed(d, &keys.path().join("missing.key"), &["replay", "1"]);
+    expect(&out, 1);
+    assert!(text(&out.stdout).contains("is not here"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn resume_takes_results_only_from_a_verified_journal() {
+    let keys = TempDir::new().unwrap();
+    let key = keys.path().join("journal.key");
+    let dir = dir_with(RESUMABLE);
+    let d = dir.path();
+    expect(&milo_keyed(d, &key, &["run", "--ui", "plain"]), 1);
+    let conn = rusqlite::Connection::open(d.join(".milo/history.db")).unwrap();
+    conn.execute(
+        "UPDATE phases SET result = '{\"answer\": 666}' WHERE name = 'produce'",
+        [],
+    )
+    .unwrap();
+    std::fs::write(d.join("go"), "").unwrap();
+    let _ = std::fs::remove_file(d.join("consume-inputs.json"));
+    let out = milo_keyed(d, &key, &["run", "--ui", "plain", "--resume"]);
+    expect(&out, 2);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("run 1 cannot be resumed: its results cannot be trusted"),
+        "{err}"
+    );
+    assert!(err.contains("phase `produce`'s result"), "{err}");
+    assert!(!d.join("consume-inputs.json").exists(), "a phase ran");
+    // Put back, the journal verifies and its result (not the row's) is what goes on.
+    conn.execute(
+        "UPDATE phases SET result = '{\"answer\":42}' WHERE name = 'produce'",
+        [],
+    )
+    .unwrap();
+    let out = milo_keyed(d, &key, &["run", "--ui", "plain", "--resume"]);
+    expect(&out, 0);
+    let inputs: Value = serde_json::from_str(&std::fs::read_to_string(d.join("consume-inputs.json")).unwrap()).unwrap();
+    assert_eq!(inputs, serde_json::json!({"produce": {"answer": 42}}));
+}

@@ -996,6 +996,7 @@ impl History {
                             Some(s) => format!(
                                 "does not match its hash: it, or a captured line from entry {s} on, was changed after it was recorded"
                             ),
+                            None if seq == 1 && matches!(chain, Chain::Keyed(_)) => "does not match its hash: it, or the facts of the run row it chains from (run number, pipeline, file, start time, definition hash, resumed run), was changed after it was recorded".into(),
                             None => "does not match its hash: it was changed after it was recorded".into(),
                         };
                         return Some(Verification::Broken {
@@ -1122,14 +1123,6 @@ impl History {
                 expected: pipeline.name().to_owned(),
             });
         }
-        if matches!(summary.status, RunStatus::Completed | RunStatus::Running) {
-            let status = if summary.status == RunStatus::Running {
-                format!("still running (pid {})", summary.pid)
-            } else {
-                "completed".to_owned()
-            };
-            return Err(HistoryError::NotResumable { run: id, status });
-        }
         // Results only from a verified journal: the phase rows a writer of the database could
         // have edited are not trusted, what the journal reduces to is.
         let audit = self.audit(id)?;
@@ -1138,6 +1131,14 @@ impl History {
                 run: id,
                 reason: audit.verification.to_string(),
             });
+        }
+        if matches!(summary.status, RunStatus::Completed | RunStatus::Running) {
+            let status = if summary.status == RunStatus::Running {
+                format!("still running (pid {})", summary.pid)
+            } else {
+                "completed".to_owned()
+            };
+            return Err(HistoryError::NotResumable { run: id, status });
         }
         let recorded = self.def_of(id)?;
         let old: HashMap<String, (String, String, Option<String>, Option<String>)> = audit
