@@ -491,6 +491,24 @@ run = "exit 5"
     let w = warnings(&out);
     assert_eq!(w.len(), 1, "{}", text(&out.stderr));
     assert!(w[0].contains("full"), "{}", w[0]);
+    assert!(
+        text(&out.stderr).contains("the run history holds only part of it"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The run is not left `running`: interrupted, saying why, the disk still full.
+    let list = runs(d, &["--db", db]);
+    assert_eq!(list[0]["status"], "interrupted", "{list:?}");
+    let why = list[0]["recording_error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("stopped recording this run mid-way") && why.contains("full"),
+        "{why}"
+    );
+    let shown = text(&expect(&milo(d, &["show", "--db", db]), 0).stdout);
+    assert!(
+        shown.contains("incomplete: the history holds only part of this run"),
+        "{shown}"
+    );
 
     // Full from the start: the database cannot even be set up.
     let filler = disk.path.join("filler");

@@ -193,6 +193,9 @@ fn header(r: &RunSummary, resumed_gone: bool) -> String {
     if let Some(e) = &r.error {
         let _ = writeln!(s, "error: {e}");
     }
+    if let Some(e) = &r.recording_error {
+        let _ = writeln!(s, "incomplete: the history holds only part of this run: {e}");
+    }
     s
 }
 
@@ -292,6 +295,9 @@ pub fn replay(db: &Path, run: Option<&str>, json: bool, out: &mut dyn Write) -> 
         return Ok(code);
     }
     let mut s = format!("run {}: {verdict}\n", replay.run);
+    if let Some(e) = h.run(Some(replay.run))?.recording_error {
+        let _ = writeln!(s, "incomplete: the history holds only part of this run: {e}");
+    }
     let _ = writeln!(
         s,
         "{} · {} · {} · progress {:.0}%",

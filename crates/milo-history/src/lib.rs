@@ -46,7 +46,7 @@ mod schema;
 use std::path::{Path, PathBuf};
 
 use milo::pipeline::Pipeline;
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
 pub use error::HistoryError;
@@ -203,8 +203,10 @@ impl History {
             }
             let tx = self.conn.unchecked_transaction()?;
             tx.execute(
-                "UPDATE runs SET status = 'interrupted', ended_at = last_seen WHERE id = ?1 AND status = 'running'",
-                [id],
+                "UPDATE runs SET status = 'interrupted', ended_at = last_seen,
+                        recording_error = coalesce(recording_error, ?2)
+                 WHERE id = ?1 AND status = 'running'",
+                params![id, GONE],
             )?;
             tx.execute(
                 "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'retrying')",
@@ -216,6 +218,10 @@ impl History {
         Ok(n)
     }
 }
+
+/// Why a run left `running` by a process that is gone was not recorded to its end.
+pub(crate) const GONE: &str =
+    "the recording process went away before the run ended (killed, crashed, or its history could not be written)";
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> f64 {

@@ -50,6 +50,9 @@ pub struct RunSummary {
     pub pid: i64,
     /// How many actions the journal holds.
     pub journal_len: i64,
+    /// Why the history holds only part of the run, when it does: a write failed mid-run
+    /// (a full disk…), or the recording process went away.
+    pub recording_error: Option<String>,
 }
 
 /// One phase of a run.
@@ -243,10 +246,18 @@ pub fn parse_run(selector: Option<&str>) -> Result<Option<RunId>, HistoryError> 
 
 const RUN_COLUMNS: &str = "r.id, r.pipeline, r.status, r.started_at, r.ended_at, r.last_seen, r.exit_code, r.error,
     (SELECT p.name FROM phases p WHERE p.run_id = r.id AND p.status = 'failed' ORDER BY p.finished_at, p.idx LIMIT 1),
-    r.resumed_from, r.def_hash, r.pipeline_file, r.pid, r.journal_len";
+    r.resumed_from, r.def_hash, r.pipeline_file, r.pid, r.journal_len, r.recording_error, r.pid_start";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
-    let status = RunStatus::parse(&r.get::<_, String>(2)?);
+    let mut status = RunStatus::parse(&r.get::<_, String>(2)?);
+    let pid: i64 = r.get(12)?;
+    let mut recording_error: Option<String> = r.get(14)?;
+    // Left `running` by a process that is gone, and not marked yet (the file could not be
+    // written when it was opened): it reads as what it is.
+    if status == RunStatus::Running && !crate::process::alive(pid, r.get::<_, Option<String>>(15)?.as_deref()) {
+        status = RunStatus::Interrupted;
+        recording_error.get_or_insert_with(|| crate::GONE.to_owned());
+    }
     let started_at: f64 = r.get(3)?;
     let ended_at: Option<f64> = r.get(4)?;
     let last_seen: Option<f64> = r.get(5)?;
@@ -264,8 +275,9 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
         resumed_from: r.get(9)?,
         def_hash: r.get(10)?,
         pipeline_file: r.get(11)?,
-        pid: r.get(12)?,
+        pid,
         journal_len: r.get(13)?,
+        recording_error,
     })
 }
 

@@ -417,22 +417,55 @@ impl Writer {
                     }
                 }
             };
-            // IMMEDIATE: wait (busy timeout) for another process's write to end up front,
-            // instead of failing when a read in the transaction has to become a write.
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
-            let result = self.batch(first, &rx);
-            match result {
-                Ok(done) => {
-                    self.conn.execute_batch("COMMIT")?;
-                    if done {
-                        return Ok(self.conn);
-                    }
-                }
+            match self.step(first, &rx) {
+                Ok(true) => return Ok(self.conn),
+                Ok(false) => {}
                 Err(e) => {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                    if !self.conn.is_autocommit() {
+                        let _ = self.conn.execute_batch("ROLLBACK");
+                    }
+                    self.abandon(&e);
                     return Err(e);
                 }
             }
+        }
+    }
+
+    /// One transaction: `first` and what follows it; true once finished.
+    fn step(&mut self, first: Msg, rx: &Receiver<Msg>) -> Result<bool, HistoryError> {
+        // IMMEDIATE: wait (busy timeout) for another process's write to end up front,
+        // instead of failing when a read in the transaction has to become a write.
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let done = self.batch(first, rx)?;
+        self.conn.execute_batch("COMMIT")?;
+        Ok(done)
+    }
+
+    /// After a failed write (a full disk, an I/O error): marks the run `interrupted` with
+    /// the reason, so it is not left `running`. Best effort: if this write fails too, the
+    /// next [`History::open`](crate::History::open) marks it, and until then it reads as
+    /// interrupted once this process is gone.
+    fn abandon(&mut self, error: &HistoryError) {
+        let reason = match error {
+            HistoryError::Sql(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        let reason = format!("the history stopped recording this run mid-way: {reason}");
+        let t = now();
+        let _ = self.conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
+            self.conn.execute(
+                "UPDATE runs SET status = 'interrupted', ended_at = ?2, last_seen = ?2, recording_error = ?3
+                 WHERE id = ?1 AND status = 'running'",
+                params![self.run_id, t, reason],
+            )?;
+            self.conn.execute(
+                "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'retrying')",
+                params![self.run_id],
+            )?;
+            self.conn.execute_batch("COMMIT")
+        });
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
 

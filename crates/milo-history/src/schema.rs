@@ -8,7 +8,8 @@
 //!   `interrupted`), exit code, recording process (pid and its start time), the run it
 //!   resumes, the journal's length and head hash, its chain (`hmac-sha256:<key id>`; NULL
 //!   for the unkeyed chain of milo before schema version 4) and the seal (a MAC of how the
-//!   run ended, see [`key`](crate::key)).
+//!   run ended, see [`key`](crate::key)), and why the recording stopped before the run
+//!   ended (`recording_error`: a write failed, or the recording process went away).
 //! * `phases`: one row per phase of a run: status, attempts, timings (seconds since the run
 //!   started), error, result JSON, the run it was reused from, log line count, phase hash.
 //! * `logs`: every captured line, in chunks of consecutive lines of one phase (see
@@ -107,6 +108,7 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE runs ADD COLUMN chain TEXT;
     ALTER TABLE runs ADD COLUMN seal BLOB;
+    ALTER TABLE runs ADD COLUMN recording_error TEXT;
     ",
 ];
 
