@@ -801,6 +801,7 @@ fn a_version_2_database_moves_its_definitions_out_of_the_run_rows() {
          DROP TABLE defs;
          ALTER TABLE runs DROP COLUMN chain;
          ALTER TABLE runs DROP COLUMN seal;
+         ALTER TABLE runs DROP COLUMN recording_error;
          PRAGMA user_version = 2;",
     )
     .unwrap();
