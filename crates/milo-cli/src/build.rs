@@ -101,26 +101,6 @@ fn wildcard(pattern: &str, name: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::wildcard;
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard("*TOKEN*", "API_TOKEN"));
-        assert!(wildcard("*TOKEN*", "token"));
-        assert!(wildcard("*TOKEN*", "GITHUB_TOKEN_2"));
-        assert!(wildcard("*_KEY", "AWS_SECRET_KEY"));
-        assert!(!wildcard("*_KEY", "KEYBOARD"));
-        assert!(!wildcard("*_KEY", "_KEYS"));
-        assert!(wildcard("API_TOKEN", "api_token"));
-        assert!(!wildcard("API_TOKEN", "API_TOKENS"));
-        assert!(wildcard("A*B*C", "AxxBxxC"));
-        assert!(!wildcard("A*B*C", "AxxCxxB"));
-        assert!(wildcard("*", ""));
-    }
-}
-
 /// The names of `only` and everything they depend on, transitively; `None` for all phases.
 fn select<'a>(file: &'a PipelineFile, only: &[String]) -> Result<Option<BTreeSet<&'a str>>, CliError> {
     if only.is_empty() {
@@ -166,4 +146,24 @@ fn select<'a>(file: &'a PipelineFile, only: &[String]) -> Result<Option<BTreeSet
         }
     }
     Ok(Some(selected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("*TOKEN*", "API_TOKEN"));
+        assert!(wildcard("*TOKEN*", "token"));
+        assert!(wildcard("*TOKEN*", "GITHUB_TOKEN_2"));
+        assert!(wildcard("*_KEY", "AWS_SECRET_KEY"));
+        assert!(!wildcard("*_KEY", "KEYBOARD"));
+        assert!(!wildcard("*_KEY", "_KEYS"));
+        assert!(wildcard("API_TOKEN", "api_token"));
+        assert!(!wildcard("API_TOKEN", "API_TOKENS"));
+        assert!(wildcard("A*B*C", "AxxBxxC"));
+        assert!(!wildcard("A*B*C", "AxxCxxB"));
+        assert!(wildcard("*", ""));
+    }
 }
