@@ -712,8 +712,13 @@ echo "{\"t\": \"$API_TOKEN\"}" > "$MILO_OUTPUT"
 '''
 
 [[phase]]
+name = "literal"
+description = "deploys dpl9"
+run = "echo literal dpl9"
+
+[[phase]]
 name = "fail"
-depends_on = ["leak"]
+depends_on = ["leak", "literal"]
 run = 'echo "failing with $API_TOKEN"; exit 3'
 "#;
 
@@ -751,6 +756,13 @@ fn secret_values_are_masked_in_every_output_and_never_recorded() {
         "{out}"
     );
     assert!(out.contains("to stderr: ***"), "{out}");
+    assert!(out.contains("literal ***"), "{out}");
+    let phases = text(&expect(&milo(d, &["phases", "--json"]), 0).stdout);
+    assert!(
+        phases.contains("echo literal ***") && phases.contains("deploys ***"),
+        "{phases}"
+    );
+    assert!(!phases.contains("dpl9"), "{phases}");
     for s in secrets {
         assert!(!out.contains(s), "{s} shown: {out}");
     }

@@ -168,14 +168,25 @@ impl Pipeline {
         })
     }
 
-    /// Masks `values` as `***` in every action the run dispatches: captured lines, errors,
-    /// results (see [`Secrets`](super::Secrets)).
+    /// Masks `values` as `***` in every action the run dispatches (captured lines, errors,
+    /// results) and in the definition's descriptions and command lines as [`def`](Self::def)
+    /// shows them (see [`Secrets`](super::Secrets)); the commands run unmasked.
     pub fn with_secrets<I, S>(mut self, values: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
         self.secrets = super::Secrets::new(values);
+        if !self.secrets.is_empty() {
+            let def = Arc::make_mut(&mut self.def);
+            for p in def.phases.iter_mut() {
+                let p = Arc::make_mut(p);
+                p.description = self.secrets.mask(&p.description).into_owned();
+                if let Some(c) = &p.command {
+                    p.command = Some(self.secrets.mask(c).into_owned());
+                }
+            }
+        }
         self
     }
 
