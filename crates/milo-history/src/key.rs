@@ -41,7 +41,9 @@ pub fn key_path() -> Option<PathBuf> {
 /// The per-user secret key of the journal MAC.
 #[derive(Clone)]
 pub struct JournalKey {
-    bytes: [u8; 32],
+    /// HMAC keyed with the key's 32 bytes, before any input: cloned for each MAC, so the key
+    /// schedule is computed once.
+    keyed: HmacSha256,
     path: PathBuf,
 }
 
@@ -87,8 +89,10 @@ impl JournalKey {
                 b.len()
             ))
         })?;
+        // HMAC takes a key of any length: this cannot fail.
+        let keyed = <HmacSha256 as Mac>::new_from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
         Ok(Some(Self {
-            bytes,
+            keyed,
             path: path.to_owned(),
         }))
     }
@@ -164,8 +168,7 @@ impl JournalKey {
     }
 
     fn mac(&self) -> HmacSha256 {
-        // HMAC takes a key of any length: this cannot fail.
-        <HmacSha256 as Mac>::new_from_slice(&self.bytes).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+        self.keyed.clone()
     }
 }
 

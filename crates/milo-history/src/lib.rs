@@ -183,7 +183,7 @@ impl History {
     pub fn recorder(&self, pipeline: &Pipeline, options: RecordOptions) -> Result<Recorder, HistoryError> {
         let key = key::JournalKey::load_or_create()?;
         let conn = schema::open_waiting(&self.path, self.wait)?;
-        Recorder::start(conn, key, pipeline, options)
+        Recorder::start(conn, &self.path, key, pipeline, options)
     }
 
     /// Marks runs left `running` by a process that is gone as `interrupted` (with their

@@ -75,6 +75,8 @@ pub struct RecordOptions {
 #[derive(Debug)]
 pub struct Recorder {
     run_id: RunId,
+    /// The database, to mark the run if the writer fails.
+    path: std::path::PathBuf,
     pipeline: String,
     keep_runs: Option<usize>,
     tx: Option<Sender<Msg>>,
@@ -85,6 +87,7 @@ pub struct Recorder {
 impl Recorder {
     pub(crate) fn start(
         conn: Connection,
+        path: &std::path::Path,
         key: JournalKey,
         pipeline: &Pipeline,
         options: RecordOptions,
@@ -183,6 +186,7 @@ impl Recorder {
             .map_err(|e| HistoryError::Writer(format!("could not start the writer thread: {e}")))?;
         Ok(Self {
             run_id,
+            path: path.to_owned(),
             pipeline: def.name,
             keep_runs: options.keep_runs.filter(|&n| n > 0),
             tx: Some(tx),
@@ -247,10 +251,18 @@ impl Recorder {
                 // The writer naps between looks at its queue (no wake-up per action); the
                 // end of the run should not wait for the nap to end.
                 thread.thread().unpark();
-                thread
+                let result = thread
                     .join()
-                    .map_err(|_| HistoryError::Writer("the writer thread panicked".into()))?
-                    .map(Some)
+                    .map_err(|_| HistoryError::Writer("the writer thread panicked".into()))
+                    .and_then(|r| r);
+                if let Err(e) = &result {
+                    // The writer tried to mark the run; try once more now that its transaction
+                    // is gone (on a disk still full this fails too: the next open marks it).
+                    if let Ok(conn) = crate::schema::open_waiting(&self.path, std::time::Duration::from_secs(2)) {
+                        abandon(&conn, self.run_id, e);
+                    }
+                }
+                result.map(Some)
             }
             None => Ok(None),
         }
@@ -261,6 +273,35 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         let _ = self.close(RunStatus::Interrupted, None);
     }
+}
+
+/// After a failed write (a full disk, an I/O error): marks run `run_id` `interrupted` with
+/// the reason, so it is not left `running`, unless it is marked already. Best effort: if this
+/// write fails too, the next [`History::open`](crate::History::open) marks it, and until then
+/// it reads as interrupted once the recording process is gone. True if it was written.
+fn abandon(conn: &Connection, run_id: RunId, error: &HistoryError) -> bool {
+    let reason = match error {
+        HistoryError::Sql(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    let reason = format!("the history stopped recording this run mid-way: {reason}");
+    let t = now();
+    let written = conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
+        conn.execute(
+            "UPDATE runs SET status = 'interrupted', ended_at = ?2, last_seen = ?2, recording_error = ?3
+             WHERE id = ?1 AND status = 'running'",
+            params![run_id, t, reason],
+        )?;
+        conn.execute(
+            "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'retrying')",
+            params![run_id],
+        )?;
+        conn.execute_batch("COMMIT")
+    });
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    written.is_ok()
 }
 
 /// What `action` changes in the phase rows and the run's error: the one rule the recorder
@@ -441,32 +482,9 @@ impl Writer {
         Ok(done)
     }
 
-    /// After a failed write (a full disk, an I/O error): marks the run `interrupted` with
-    /// the reason, so it is not left `running`. Best effort: if this write fails too, the
-    /// next [`History::open`](crate::History::open) marks it, and until then it reads as
-    /// interrupted once this process is gone.
+    /// After a failed write: see [`abandon`].
     fn abandon(&mut self, error: &HistoryError) {
-        let reason = match error {
-            HistoryError::Sql(e) => e.to_string(),
-            other => other.to_string(),
-        };
-        let reason = format!("the history stopped recording this run mid-way: {reason}");
-        let t = now();
-        let _ = self.conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
-            self.conn.execute(
-                "UPDATE runs SET status = 'interrupted', ended_at = ?2, last_seen = ?2, recording_error = ?3
-                 WHERE id = ?1 AND status = 'running'",
-                params![self.run_id, t, reason],
-            )?;
-            self.conn.execute(
-                "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'retrying')",
-                params![self.run_id],
-            )?;
-            self.conn.execute_batch("COMMIT")
-        });
-        if !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
+        abandon(&self.conn, self.run_id, error);
     }
 
     /// Writes `first` and whatever else is queued (up to [`BATCH`]); true once finished.
