@@ -1029,3 +1029,43 @@ fn resume_takes_results_only_from_a_verified_journal() {
     let inputs: Value = serde_json::from_str(&std::fs::read_to_string(d.join("consume-inputs.json")).unwrap()).unwrap();
     assert_eq!(inputs, serde_json::json!({"produce": {"answer": 42}}));
 }
+
+/// `milo mcp` (a real rmcp client over the child-process transport): a run started with
+/// `run_pipeline` shows only masked values in its timeline, logs and graph resources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_values_are_masked_in_the_mcp_resources() {
+    use milo_mcp::testing::{call, ok, read_json, wait_timeline};
+    use rmcp::ServiceExt;
+    let dir = dir_with(SECRETIVE);
+    let mut cmd = tokio::process::Command::new(MILO);
+    cmd.arg("mcp")
+        .current_dir(dir.path())
+        .env("CI_SECRET_VALUE", "inherited-s3cr3t")
+        .env("MILO_JOURNAL_KEY", dir.path().join("journal.key"))
+        .kill_on_drop(true);
+    let transport = rmcp::transport::TokioChildProcess::new(cmd).unwrap();
+    let client = tokio::time::timeout(LIMIT, ().serve(transport)).await.unwrap().unwrap();
+    ok(call(&client, "run_pipeline", serde_json::json!({})).await.unwrap());
+    let timeline = wait_timeline(&client, LIMIT, "the run to fail", |t| t["status"] == "failed").await;
+    let mut seen = timeline.to_string();
+    for uri in [
+        "milo://pipeline/phases/leak/logs",
+        "milo://pipeline/phases/literal/logs",
+        "milo://pipeline/phases/fail/logs",
+        "milo://pipeline/graph",
+    ] {
+        seen.push_str(&read_json(&client, uri).await.unwrap().to_string());
+    }
+    seen.push_str(
+        &ok(call(&client, "phase_logs", serde_json::json!({"name": "leak"}))
+            .await
+            .unwrap())
+        .to_string(),
+    );
+    assert!(seen.contains("token is ***, id ***, inherited ***"), "{seen}");
+    assert!(seen.contains("literal ***"), "{seen}");
+    for s in ["tok-8b1f-0000", "dpl9", "inherited-s3cr3t"] {
+        assert!(!seen.contains(s), "{s} in the MCP resources: {seen}");
+    }
+    let _ = client.cancel().await;
+}
