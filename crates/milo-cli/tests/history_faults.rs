@@ -747,6 +747,17 @@ fn secret_values_are_masked_in_every_output_and_never_recorded() {
     expect(&plain, 1);
     let json = run(&["run", "--ui", "json"]);
     expect(&json, 1);
+    // Uncaptured output goes from the phases straight to the terminal, unseen by milo: it
+    // says that it cannot mask it.
+    let raw = run(&["run", "--ui", "plain", "--no-capture", "--no-history"]);
+    expect(&raw, 1);
+    assert!(
+        text(&raw.stderr).contains(
+            "output is not captured (--no-capture or capture_output = false), so secret values in it are not masked"
+        ),
+        "{}",
+        text(&raw.stderr)
+    );
     let out = format!(
         "{}{}{}{}",
         text(&plain.stdout),

@@ -65,6 +65,13 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         }
         other => other,
     };
+    if !pipeline.captures_output() && !pipeline.secrets().is_empty() {
+        // Uncaptured output goes from the phases straight to the terminal: milo never sees it.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "warning: the phases' output is not captured (--no-capture or capture_output = false), so secret values in it are not masked\n  = note: the history, the JSON stream and the MCP resources still mask them"
+        );
+    }
     if let Some(addr) = args.mcp_http {
         milo_mcp::check_bind_addr(addr, args.mcp_allow_remote).map_err(|e| CliError::usage(e.to_string(), None))?;
     }
