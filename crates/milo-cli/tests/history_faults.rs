@@ -927,6 +927,20 @@ fn a_forged_journal_recomputed_without_the_key_is_caught() {
         "{}",
         text(&out.stderr)
     );
+
+    // A key other users can read is refused, for recording and for verifying.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = milo_keyed(d, &key, &["run", "--ui", "plain"]);
+    expect(&out, 1);
+    let w = warnings(&out);
+    assert_eq!(w.len(), 1, "{}", text(&out.stderr));
+    assert!(w[0].contains("is readable by other users (mode 644)"), "{}", w[0]);
+    conn.execute("UPDATE runs SET chain = 'hmac-sha256:0011223344556677'", [])
+        .unwrap();
+    let out = milo_keyed(d, &key, &["replay"]);
+    expect(&out, 1);
+    assert!(text(&out.stderr).contains("chmod 600"), "{}", text(&out.stderr));
 }
 
 #[test]
