@@ -596,6 +596,18 @@ fn out_of_range_times_in_the_history_are_clear_errors_not_panics() {
         );
         assert!(!err.contains("panicked"), "{err}");
     }
+    // The durations a history command takes: clear usage errors (exit 2), never a panic.
+    for age in ["1e300", "1e300d", "99999999999999999999999d", "inf", "NaNs"] {
+        let out = milo(d, &["history", "prune", "--older-than", age]);
+        expect(&out, 2);
+        let err = text(&out.stderr);
+        assert!(err.contains("is not a duration"), "{age}: {err}");
+    }
+    for keep in ["1e300", "-1", "99999999999999999999999"] {
+        let out = milo(d, &["history", "prune", "--keep", keep]);
+        expect(&out, 2);
+        assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
+    }
     conn.execute("UPDATE runs SET ended_at = started_at + 1", []).unwrap();
     conn.execute("UPDATE phases SET finished_at = 1e300 WHERE name = 'a'", [])
         .unwrap();
