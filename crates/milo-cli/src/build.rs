@@ -1,5 +1,5 @@
-//! Turning a checked [`PipelineFile`] into a runnable [`Pipeline`] of command phases, and
-//! narrowing it with `--only`.
+//! Turning a checked [`PipelineFile`] into a runnable [`Pipeline`] of command phases (with
+//! its secrets to mask, see [`secret_values`]), and narrowing it with `--only`.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -17,7 +17,10 @@ pub fn pipeline(file: &PipelineFile, only: &[String]) -> Result<Pipeline, CliErr
         .iter()
         .filter(|p| selected.as_ref().is_none_or(|s| s.contains(p.name.as_str())));
     let pipeline = Pipeline::new(file.name.as_str(), phases.map(|p| phase(file, p))).map_err(|e| file.report(&e))?;
-    let pipeline = pipeline.capture_output(file.capture_output).fail_fast(file.fail_fast);
+    let pipeline = pipeline
+        .capture_output(file.capture_output)
+        .fail_fast(file.fail_fast)
+        .with_secrets(secret_values(file, std::env::vars_os()));
     Ok(match file.jobs {
         Some(j) => pipeline.jobs(j),
         None => pipeline,
@@ -41,6 +44,61 @@ fn phase(file: &PipelineFile, def: &PhaseDef) -> Phase {
         Some(t) => p.timeout(t),
         None => p,
     }
+}
+
+/// Pattern-matched values shorter than this are not masked: a `*_KEY = "1"` would
+/// otherwise turn every `1` of the output into `***`. Values named in `secrets` are masked
+/// whatever their length.
+pub const MIN_PATTERN_SECRET: usize = 4;
+
+/// The values to mask in a run of `file`: those of the variables `secrets` names and of
+/// those whose names match `secret_patterns`, from every phase's `env` and from `process_env`
+/// (milo's environment, which the phases inherit).
+pub fn secret_values(
+    file: &PipelineFile,
+    process_env: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<String> {
+    let named = |name: &str| file.secrets.iter().any(|s| s == name);
+    let matched = |name: &str| file.secret_patterns.iter().any(|p| wildcard(p, name));
+    let mut values = BTreeSet::new();
+    let mut consider = |name: &str, value: &str| {
+        if named(name) || (value.chars().count() >= MIN_PATTERN_SECRET && matched(name)) {
+            values.insert(value.to_owned());
+        }
+    };
+    for p in &file.phases {
+        for (k, v) in &p.env {
+            consider(k, v);
+        }
+    }
+    for (k, v) in process_env {
+        if let (Some(k), Some(v)) = (k.to_str(), v.to_str()) {
+            consider(k, v);
+        }
+    }
+    values.into_iter().collect()
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters; ASCII
+/// case-insensitive.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let (pattern, name) = (pattern.to_ascii_uppercase(), name.to_ascii_uppercase());
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// The names of `only` and everything they depend on, transitively; `None` for all phases.
@@ -88,4 +146,24 @@ fn select<'a>(file: &'a PipelineFile, only: &[String]) -> Result<Option<BTreeSet
         }
     }
     Ok(Some(selected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("*TOKEN*", "API_TOKEN"));
+        assert!(wildcard("*TOKEN*", "token"));
+        assert!(wildcard("*TOKEN*", "GITHUB_TOKEN_2"));
+        assert!(wildcard("*_KEY", "AWS_SECRET_KEY"));
+        assert!(!wildcard("*_KEY", "KEYBOARD"));
+        assert!(!wildcard("*_KEY", "_KEYS"));
+        assert!(wildcard("API_TOKEN", "api_token"));
+        assert!(!wildcard("API_TOKEN", "API_TOKENS"));
+        assert!(wildcard("A*B*C", "AxxBxxC"));
+        assert!(!wildcard("A*B*C", "AxxCxxB"));
+        assert!(wildcard("*", ""));
+    }
 }

@@ -24,7 +24,8 @@ use milo::format_duration;
 use milo::pipeline::Pipeline;
 
 use crate::{
-    History, HistoryError, Prune, Pruned, ResumePlan, RunDetail, RunId, RunSummary, default_db_path, parse_run,
+    History, HistoryError, Prune, Pruned, ResumePlan, RunDetail, RunId, RunSummary, Verification, default_db_path,
+    parse_run,
 };
 
 /// The database for pipeline file `file`: `db` if given, else `.milo/history.db` beside it.
@@ -204,6 +205,9 @@ fn header(r: &RunSummary, resumed_gone: bool) -> String {
     if let Some(e) = &r.error {
         let _ = writeln!(s, "error: {e}");
     }
+    if let Some(e) = &r.recording_error {
+        let _ = writeln!(s, "incomplete: the history holds only part of this run: {e}");
+    }
     s
 }
 
@@ -367,24 +371,38 @@ pub fn parse_stream(s: &str) -> Result<Stream, String> {
     }
 }
 
-/// `milo replay [RUN] [--json]`: verifies the run's hash chain, re-reduces the journal with
-/// the pipeline reducer and prints the final timeline (`--json`: the timeline JSON). A
-/// tampered journal prints the first bad entry and returns 1.
+/// `milo replay [RUN] [--json]`: verifies the run's journal (its MAC chain, and the run,
+/// phase and log rows against it), re-reduces it with the pipeline reducer and prints the
+/// final timeline (`--json`: the timeline JSON). A tampered history prints what was changed
+/// and returns 1; a journal that cannot be verified (an older milo's unkeyed chain, or a
+/// journal key that is not here) says so and returns 1 too, with the timeline when it is
+/// readable.
 pub fn replay(db: &Path, run: Option<&str>, json: bool, out: &mut dyn Write) -> Result<u8, HistoryError> {
     let h = History::open_existing(db)?;
     let replay = h.replay(parse_run(run)?)?;
+    let verdict = match &replay.verification {
+        v @ Verification::Broken { .. } => format!("the journal was tampered with: {v}"),
+        v @ Verification::Disagrees { .. } => format!("the history was tampered with: {v}"),
+        v @ Verification::Unverified { .. } => format!("NOT VERIFIED: {v}"),
+        v @ Verification::Intact { .. } => v.to_string(),
+    };
+    // Anything but a verified journal is exit status 1, so a script can rely on it.
+    let code = u8::from(!replay.verification.is_intact());
     let Some(timeline) = replay.timeline() else {
-        writeln!(
-            out,
-            "run {}: the journal was tampered with: {}",
-            replay.run, replay.verification
-        )?;
+        writeln!(out, "run {}: {verdict}", replay.run)?;
         return Ok(1);
     };
     if json {
-        return json_out(out, &timeline);
+        if code != 0 {
+            let _ = writeln!(std::io::stderr().lock(), "warning: run {}: {verdict}", replay.run);
+        }
+        json_out(out, &timeline)?;
+        return Ok(code);
     }
-    let mut s = format!("run {}: {}\n", replay.run, replay.verification);
+    let mut s = format!("run {}: {verdict}\n", replay.run);
+    if let Some(e) = h.run(Some(replay.run))?.recording_error {
+        let _ = writeln!(s, "incomplete: the history holds only part of this run: {e}");
+    }
     let _ = writeln!(
         s,
         "{} · {} · {} · progress {:.0}%",
@@ -429,7 +447,7 @@ pub fn replay(db: &Path, run: Option<&str>, json: bool, out: &mut dyn Write) -> 
         let _ = writeln!(s, "{}", line.trim_end());
     }
     out.write_all(s.as_bytes())?;
-    Ok(0)
+    Ok(code)
 }
 
 /// `milo history prune [--keep N] [--older-than D] [--pipeline NAME] [--dry-run] [--vacuum]`:
@@ -547,12 +565,10 @@ fn bytes(n: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A duration for people; saturating, so a damaged record never panics a command.
 fn secs(s: f64) -> String {
-    format_duration(std::time::Duration::from_secs_f64(if s.is_finite() {
-        s.max(0.0)
-    } else {
-        0.0
-    }))
+    let s = if s.is_finite() { s.max(0.0) } else { 0.0 };
+    format_duration(std::time::Duration::try_from_secs_f64(s).unwrap_or(std::time::Duration::MAX))
 }
 
 /// `2026-11-28 21:35:55Z` for seconds since the Unix epoch (UTC).

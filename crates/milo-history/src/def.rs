@@ -60,9 +60,12 @@ pub struct DefRecord {
 }
 
 impl DefRecord {
-    /// The record of `pipeline`.
+    /// The record of `pipeline`, its secrets ([`Pipeline::secrets`]) masked as `***` in
+    /// commands, working directories and environment values.
     pub fn of(pipeline: &Pipeline) -> Self {
         let def = pipeline.def();
+        let secrets = pipeline.secrets();
+        let mask = |s: &str| secrets.mask(s).into_owned();
         let phases = def
             .phases
             .iter()
@@ -71,16 +74,18 @@ impl DefRecord {
                 let cmd = phase.command_line();
                 PhaseRecordDef {
                     name: info.name.to_string(),
-                    description: info.description.clone(),
                     depends_on: info.depends_on.iter().map(|d| d.to_string()).collect(),
                     parallel: info.parallel,
                     weight: info.weight,
                     max_logs: info.max_logs,
                     policy: info.policy,
                     timeout: info.timeout.map(|t| t.as_secs_f64()),
-                    command: info.command.clone(),
-                    cwd: cmd.and_then(|c| c.cwd.as_ref()).map(|p| p.display().to_string()),
-                    env: cmd.map(|c| c.env.clone()).unwrap_or_default(),
+                    description: mask(&info.description),
+                    command: info.command.as_deref().map(mask),
+                    cwd: cmd.and_then(|c| c.cwd.as_ref()).map(|p| mask(&p.display().to_string())),
+                    env: cmd
+                        .map(|c| c.env.iter().map(|(k, v)| (k.clone(), mask(v))).collect())
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -119,8 +124,9 @@ impl DefRecord {
                 .max_logs(p.max_logs)
                 .policy(p.policy)
                 .description(p.description.clone());
-            if let Some(t) = p.timeout.filter(|t| t.is_finite() && *t >= 0.0) {
-                phase = phase.timeout(Duration::from_secs_f64(t));
+            // Out of range (edited by hand): no timeout, which the reducer does not use.
+            if let Some(t) = p.timeout.and_then(|t| Duration::try_from_secs_f64(t).ok()) {
+                phase = phase.timeout(t);
             }
             phase
         });

@@ -18,6 +18,17 @@ pub enum HistoryError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The database file could not be created or made private (mode 0600).
+    #[error(
+        "could not make the run history `{}` private to you (mode 0600): {source}; check that you own the file, pass --db PATH to use another file, or --no-history",
+        path.display()
+    )]
+    Permissions {
+        /// The database file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The database file could not be opened at all.
     #[error(
         "could not open the run history `{}`: {source}; check its permissions, pass --db PATH to use another file, or --no-history",
@@ -146,6 +157,34 @@ pub enum HistoryError {
         /// What failed.
         reason: String,
     },
+    /// The journal key could not be read or created.
+    #[error(
+        "the journal key `{}` is unusable: {reason}; set {env}=PATH to keep the key elsewhere, or pass --no-history",
+        path.display(),
+        env = crate::key::KEY_ENV
+    )]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Neither `MILO_JOURNAL_KEY`, `XDG_DATA_HOME` nor `HOME` says where the key goes.
+    #[error(
+        "there is nowhere to keep the journal key: set {env}=PATH (or HOME), or pass --no-history",
+        env = crate::key::KEY_ENV
+    )]
+    NoKeyPath,
+    /// `--resume` of a run whose journal does not verify.
+    #[error(
+        "run {run} cannot be resumed: its results cannot be trusted, {reason}; `milo replay {run}` says more, and a run without --resume runs every phase"
+    )]
+    NotVerified {
+        /// The run.
+        run: i64,
+        /// Why it does not verify.
+        reason: String,
+    },
     /// Printing the result of a history command failed.
     #[error("could not write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -161,7 +200,8 @@ impl HistoryError {
             | HistoryError::UnknownPhase { .. }
             | HistoryError::BadRunSelector(_)
             | HistoryError::NotResumable { .. }
-            | HistoryError::OtherPipeline { .. } => 2,
+            | HistoryError::OtherPipeline { .. }
+            | HistoryError::NotVerified { .. } => 2,
             _ => 1,
         }
     }

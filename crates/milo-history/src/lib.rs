@@ -35,6 +35,8 @@ pub mod chunk;
 pub mod cli;
 pub mod def;
 mod error;
+pub mod key;
+mod private;
 mod process;
 mod prune;
 mod query;
@@ -44,7 +46,7 @@ mod schema;
 use std::path::{Path, PathBuf};
 
 use milo::pipeline::Pipeline;
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
 pub use error::HistoryError;
@@ -150,12 +152,17 @@ impl History {
     /// warns and goes on unrecorded.
     pub fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<Self, HistoryError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| HistoryError::CreateDir {
+            private::create_dir(dir).map_err(|source| HistoryError::CreateDir {
                 path: dir.to_owned(),
                 source,
             })?;
             ignore_in_git(dir);
         }
+        // Before SQLite creates the file (and its -wal and -shm, with the same mode).
+        private::database_files(path).map_err(|source| HistoryError::Permissions {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::open_file(path, wait)
     }
 
@@ -165,6 +172,9 @@ impl History {
         if !path.exists() {
             return Err(HistoryError::NotFound { path: path.to_owned() });
         }
+        // Best effort: a history written by an older milo (0644) is made private when its
+        // owner reads it; another user's file (shared read-only) still reads.
+        let _ = private::database_files(path);
         Self::open_file(path, schema::BUSY_TIMEOUT)
     }
 
@@ -188,8 +198,9 @@ impl History {
     /// Starts recording a run of `pipeline`: inserts the run and its phases, and starts the
     /// writer thread on its own connection.
     pub fn recorder(&self, pipeline: &Pipeline, options: RecordOptions) -> Result<Recorder, HistoryError> {
+        let key = key::JournalKey::load_or_create()?;
         let conn = schema::open_waiting(&self.path, self.wait)?;
-        Recorder::start(conn, pipeline, options)
+        Recorder::start(conn, &self.path, key, pipeline, options)
     }
 
     /// Marks runs left `running` by a process that is gone as `interrupted` (with their
@@ -209,8 +220,10 @@ impl History {
             }
             let tx = self.conn.unchecked_transaction()?;
             tx.execute(
-                "UPDATE runs SET status = 'interrupted', ended_at = last_seen WHERE id = ?1 AND status = 'running'",
-                [id],
+                "UPDATE runs SET status = 'interrupted', ended_at = last_seen,
+                        recording_error = coalesce(recording_error, ?2)
+                 WHERE id = ?1 AND status = 'running'",
+                params![id, GONE],
             )?;
             tx.execute(
                 "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'retrying')",
@@ -222,6 +235,10 @@ impl History {
         Ok(n)
     }
 }
+
+/// Why a run left `running` by a process that is gone was not recorded to its end.
+pub(crate) const GONE: &str =
+    "the recording process went away before the run ended (killed, crashed, or its history could not be written)";
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> f64 {

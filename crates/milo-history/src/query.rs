@@ -11,6 +11,9 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::key::{Chain, Hasher, JournalKey, KEYED, RunFacts};
+use crate::recorder::{PhaseRow, apply};
+
 use crate::chunk::{self, Check, ChunkEntry};
 use crate::def::{DefRecord, phase_hash};
 use crate::error::HistoryError;
@@ -47,6 +50,9 @@ pub struct RunSummary {
     pub pid: i64,
     /// How many actions the journal holds.
     pub journal_len: i64,
+    /// Why the history holds only part of the run, when it does: a write failed mid-run
+    /// (a full disk…), or the recording process went away.
+    pub recording_error: Option<String>,
 }
 
 /// One phase of a run.
@@ -129,6 +135,21 @@ pub enum Verification {
         /// How many entries.
         entries: u64,
     },
+    /// The chain checks out as far as it can be checked, but it does not prove anything: the
+    /// run was recorded with the unkeyed chain of an older milo (anyone can recompute it), or
+    /// with a journal key that is not here.
+    Unverified {
+        /// How many entries.
+        entries: u64,
+        /// Why it cannot be verified.
+        reason: String,
+    },
+    /// The journal checks out, but the rows derived from it (the run, its phases, its log
+    /// chunks, its definition) say something else: they were edited.
+    Disagrees {
+        /// What disagrees with what.
+        reason: String,
+    },
     /// The first entry that does not check out.
     Broken {
         /// Its sequence number.
@@ -141,16 +162,28 @@ pub enum Verification {
 }
 
 impl Verification {
-    /// Whether the chain is intact.
+    /// Whether the chain is intact and verified with the journal key.
     pub fn is_intact(&self) -> bool {
         matches!(self, Verification::Intact { .. })
+    }
+
+    /// Whether it shows that the history was changed after it was recorded.
+    pub fn is_tampered(&self) -> bool {
+        matches!(self, Verification::Broken { .. } | Verification::Disagrees { .. })
     }
 }
 
 impl std::fmt::Display for Verification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Verification::Intact { entries } => write!(f, "hash chain intact ({entries} entries)"),
+            Verification::Intact { entries } => write!(
+                f,
+                "journal verified: MAC chain intact ({entries} entries), and the run, phase and log rows agree with it"
+            ),
+            Verification::Unverified { entries, reason } => {
+                write!(f, "the journal ({entries} entries) cannot be verified: {reason}")
+            }
+            Verification::Disagrees { reason } => f.write_str(reason),
             Verification::Broken {
                 seq,
                 action_type,
@@ -171,14 +204,15 @@ impl std::fmt::Display for Verification {
 pub struct Replay {
     /// The run.
     pub run: RunId,
-    /// The hash chain check; the state is only rebuilt when it is intact.
+    /// The journal check; the state is only rebuilt when it is intact, or unverifiable but
+    /// undamaged (an older milo's unkeyed chain).
     pub verification: Verification,
     /// The state the reducer reaches from the journal.
     pub state: Option<Arc<PipelineState>>,
 }
 
 impl Replay {
-    /// The final timeline ([`pipeline_to_timeline`]), when the journal was intact.
+    /// The final timeline ([`pipeline_to_timeline`]), when the journal was replayed.
     pub fn timeline(&self) -> Option<serde_json::Value> {
         self.state.as_deref().map(pipeline_to_timeline)
     }
@@ -212,10 +246,18 @@ pub fn parse_run(selector: Option<&str>) -> Result<Option<RunId>, HistoryError> 
 
 const RUN_COLUMNS: &str = "r.id, r.pipeline, r.status, r.started_at, r.ended_at, r.last_seen, r.exit_code, r.error,
     (SELECT p.name FROM phases p WHERE p.run_id = r.id AND p.status = 'failed' ORDER BY p.finished_at, p.idx LIMIT 1),
-    r.resumed_from, r.def_hash, r.pipeline_file, r.pid, r.journal_len";
+    r.resumed_from, r.def_hash, r.pipeline_file, r.pid, r.journal_len, r.recording_error, r.pid_start";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
-    let status = RunStatus::parse(&r.get::<_, String>(2)?);
+    let mut status = RunStatus::parse(&r.get::<_, String>(2)?);
+    let pid: i64 = r.get(12)?;
+    let mut recording_error: Option<String> = r.get(14)?;
+    // Left `running` by a process that is gone, and not marked yet (the file could not be
+    // written when it was opened): it reads as what it is.
+    if status == RunStatus::Running && !crate::process::alive(pid, r.get::<_, Option<String>>(15)?.as_deref()) {
+        status = RunStatus::Interrupted;
+        recording_error.get_or_insert_with(|| crate::GONE.to_owned());
+    }
     let started_at: f64 = r.get(3)?;
     let ended_at: Option<f64> = r.get(4)?;
     let last_seen: Option<f64> = r.get(5)?;
@@ -233,9 +275,38 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
         resumed_from: r.get(9)?,
         def_hash: r.get(10)?,
         pipeline_file: r.get(11)?,
-        pid: r.get(12)?,
+        pid,
         journal_len: r.get(13)?,
+        recording_error,
     })
+}
+
+/// The largest time a history row may hold, in seconds (about 31 million years): a wall-clock
+/// time since the Unix epoch, or a phase's time since its run started. Anything else (NaN,
+/// negative, `1e300`) was written by hand or damaged, and is reported as such instead of
+/// breaking the arithmetic of durations.
+pub const MAX_SECONDS: f64 = 1e15;
+
+/// `Ok` when `value` is absent or a plausible time (see [`MAX_SECONDS`]).
+fn check_time(run: RunId, what: &'static str, value: Option<f64>) -> Result<(), HistoryError> {
+    match value {
+        Some(t) if !(0.0..=MAX_SECONDS).contains(&t) => Err(HistoryError::BadRecord {
+            run,
+            what,
+            reason: format!("{} is not a time in seconds from 0 to {MAX_SECONDS:e}", readable(t)),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl RunSummary {
+    /// Checks the times of the run row.
+    fn check(self) -> Result<Self, HistoryError> {
+        check_time(self.id, "start time", Some(self.started_at))?;
+        check_time(self.id, "end time", self.ended_at)?;
+        check_time(self.id, "duration", self.duration)?;
+        Ok(self)
+    }
 }
 
 impl History {
@@ -245,7 +316,8 @@ impl History {
             .conn
             .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs r ORDER BY r.id DESC LIMIT ?1"))?;
         let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], run_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows.map(|r| r.map_err(HistoryError::from).and_then(RunSummary::check))
+            .collect()
     }
 
     /// Resolves a run selector (`None` = the newest run, of `pipeline` if given).
@@ -275,11 +347,13 @@ impl History {
     /// One run (`None` = the newest).
     pub fn run(&self, run: Option<RunId>) -> Result<RunSummary, HistoryError> {
         let id = self.resolve(run, None)?;
-        Ok(self.conn.query_row(
-            &format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = ?1"),
-            [id],
-            run_row,
-        )?)
+        self.conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = ?1"),
+                [id],
+                run_row,
+            )?
+            .check()
     }
 
     fn def_of(&self, run: RunId) -> Result<DefRecord, HistoryError> {
@@ -322,6 +396,18 @@ impl History {
             })
         })?;
         let mut phases: Vec<PhaseRecord> = rows.collect::<Result<_, _>>()?;
+        for p in &phases {
+            check_time(id, "phase start time", p.started_at)
+                .and_then(|()| check_time(id, "phase end time", p.finished_at))
+                .map_err(|e| match e {
+                    HistoryError::BadRecord { run, what, reason } => HistoryError::BadRecord {
+                        run,
+                        what,
+                        reason: format!("phase `{}`: {reason}", p.name),
+                    },
+                    e => e,
+                })?;
+        }
         // Execution order, from the recorded definition (declaration order if unreadable).
         let order = self.def_of(id).ok().and_then(|d| d.to_noop_pipeline().ok());
         if let Some(order) = order.map(|p| p.execution_order()) {
@@ -414,17 +500,122 @@ impl History {
         Ok(out)
     }
 
-    /// Checks a run's hash chain (`None` = the newest run).
+    /// Checks a run's journal and the rows derived from it (`None` = the newest run).
     pub fn verify(&self, run: Option<RunId>) -> Result<Verification, HistoryError> {
         let id = self.resolve(run, None)?;
-        self.walk_journal(id, |_| {})
+        Ok(self.audit(id)?.verification)
     }
 
     /// Verifies a run's journal and, if intact, re-reduces it with the pipeline reducer of
     /// the recorded definition (`None` = the newest run).
     pub fn replay(&self, run: Option<RunId>) -> Result<Replay, HistoryError> {
         let id = self.resolve(run, None)?;
-        let def = self.def_of(id)?;
+        let audit = self.audit(id)?;
+        Ok(Replay {
+            run: id,
+            verification: audit.verification,
+            state: audit.state,
+        })
+    }
+
+    /// Checks run `id`: its definition against its hash, its journal's MAC chain (with the
+    /// journal key), and the `runs`, `phases` and `logs` rows against what the journal
+    /// reduces to. The state and phase rows come from the journal, never from the rows.
+    fn audit(&self, id: RunId) -> Result<Audit, HistoryError> {
+        let run = self.conn.query_row(
+            "SELECT pipeline, def_hash, pipeline_file, started_at, resumed_from, status, error, exit_code, ended_at,
+                    journal_len, journal_head, chain, seal
+             FROM runs WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(RunRow {
+                    pipeline: r.get(0)?,
+                    def_hash: r.get(1)?,
+                    pipeline_file: r.get(2)?,
+                    started_at: r.get(3)?,
+                    resumed_from: r.get(4)?,
+                    status: r.get(5)?,
+                    error: r.get(6)?,
+                    exit_code: r.get(7)?,
+                    ended_at: r.get(8)?,
+                    journal_len: r.get(9)?,
+                    journal_head: blob(r.get_ref(10)?),
+                    chain: r.get(11)?,
+                    seal: blob(r.get_ref(12)?),
+                })
+            },
+        )?;
+        let disagrees = |reason: String| Audit {
+            verification: Verification::Disagrees { reason },
+            state: None,
+            rows: Vec::new(),
+        };
+        let def_json: Option<String> = self
+            .conn
+            .query_row("SELECT def_json FROM defs WHERE def_hash = ?1", [&run.def_hash], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(def_json) = def_json else {
+            return Ok(disagrees(format!(
+                "the pipeline definition the run names ({}) is not in the history: it, or the run row, was changed",
+                run.def_hash
+            )));
+        };
+        if crate::def::hex(&Sha256::digest(def_json.as_bytes())) != run.def_hash {
+            return Ok(disagrees(
+                "the recorded pipeline definition does not match its hash: it was changed after it was recorded".into(),
+            ));
+        }
+        let def: DefRecord = serde_json::from_str(&def_json).map_err(|e| HistoryError::BadRecord {
+            run: id,
+            what: "pipeline definition",
+            reason: e.to_string(),
+        })?;
+        let unverified = |reason: String| Audit {
+            verification: Verification::Unverified {
+                entries: u64::try_from(run.journal_len).unwrap_or(0),
+                reason,
+            },
+            state: None,
+            rows: Vec::new(),
+        };
+        let chain = match run.chain.as_deref() {
+            None => Chain::Unkeyed,
+            Some(c) => match c.strip_prefix(KEYED) {
+                Some(key_id) => match JournalKey::load()? {
+                    Some(key) if key.id() == key_id => Chain::Keyed(key),
+                    Some(key) => {
+                        return Ok(unverified(format!(
+                            "it was recorded with another journal key (id {key_id}; `{}` is {}): another user's, or a key since replaced",
+                            key.path().display(),
+                            key.id()
+                        )));
+                    }
+                    None => {
+                        return Ok(unverified(format!(
+                            "the journal key it was recorded with (id {key_id}) is not here ({}); set {}=PATH to name it",
+                            crate::key::key_path()
+                                .map_or_else(|| "no key path".to_owned(), |p| format!("no file `{}`", p.display())),
+                            crate::key::KEY_ENV
+                        )));
+                    }
+                },
+                None => {
+                    return Ok(unverified(format!(
+                        "it uses a journal chain this milo does not know (`{c}`)"
+                    )));
+                }
+            },
+        };
+        let genesis = chain.genesis(&RunFacts {
+            run: id,
+            pipeline: &run.pipeline,
+            def_hash: &run.def_hash,
+            pipeline_file: run.pipeline_file.as_deref(),
+            started_at: run.started_at.to_bits(),
+            resumed_from: run.resumed_from,
+        });
         let pipeline = def.to_noop_pipeline().map_err(|e| HistoryError::BadRecord {
             run: id,
             what: "pipeline definition",
@@ -432,13 +623,244 @@ impl History {
         })?;
         let reducer = pipeline.build_reducer();
         let mut state = reducer.apply(None, &PipelineAction::Init {});
-        let verification = self.walk_journal(id, |action| state = reducer.apply(Some(&state), action))?;
-        let state = verification.is_intact().then_some(state);
-        Ok(Replay {
-            run: id,
+        let mut rows: Vec<PhaseRow> = def.phases.iter().map(|p| PhaseRow::new(&p.name)).collect();
+        let index: HashMap<Arc<str>, usize> = def
+            .phases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (Arc::<str>::from(p.name.as_str()), i))
+            .collect();
+        let mut run_error = None;
+        let mut ended = None;
+        let verification = self.walk_journal(
+            id,
+            &chain,
+            genesis,
+            (run.journal_len, run.journal_head.as_deref()),
+            |action| {
+                state = reducer.apply(Some(&state), action);
+                match action {
+                    // Lines of the pipeline's phases are counted (the recorder stores them in
+                    // chunks); the others are journal only.
+                    PipelineAction::PhaseLog { name, .. } if index.contains_key(name) => {
+                        if let Some(&i) = index.get(name) {
+                            rows[i].log_count += 1;
+                        }
+                    }
+                    PipelineAction::PipelineComplete { .. } => ended = Some("completed"),
+                    PipelineAction::PipelineFailed { .. } => ended = Some("failed"),
+                    PipelineAction::PipelineCancelled { .. } => ended = Some("cancelled"),
+                    _ => {}
+                }
+                apply(&mut rows, &index, &mut run_error, action);
+            },
+        )?;
+        if !matches!(verification, Verification::Intact { .. }) {
+            return Ok(Audit {
+                verification,
+                state: None,
+                rows: Vec::new(),
+            });
+        }
+        let entries = run.journal_len;
+        if run.status == "interrupted" {
+            for r in &mut rows {
+                if matches!(r.status, "running" | "retrying") {
+                    r.status = "interrupted";
+                }
+            }
+        }
+        if let Some(reason) = self
+            .run_disagrees(&run, &chain, ended, run_error.as_deref())
+            .or(self.phases_disagree(id, &def, &rows)?)
+            .or(self.chunks_disagree(id)?)
+        {
+            return Ok(disagrees(reason));
+        }
+        let verification = match chain {
+            Chain::Keyed(_) => Verification::Intact {
+                entries: entries as u64,
+            },
+            Chain::Unkeyed => Verification::Unverified {
+                entries: entries as u64,
+                reason: "it was recorded by an older milo with an unkeyed hash chain, which anyone who can write the database can recompute; it shows no accidental damage, but proves nothing".into(),
+            },
+        };
+        Ok(Audit {
             verification,
-            state,
+            state: Some(state),
+            rows,
         })
+    }
+
+    /// What in the run row disagrees with the journal (its end, its error, its seal).
+    fn run_disagrees(&self, run: &RunRow, chain: &Chain, ended: Option<&str>, error: Option<&str>) -> Option<String> {
+        let status = run.status.as_str();
+        let fits = match ended {
+            // Killed after the last action, before the row was updated.
+            Some(end) => status == end || (status == "interrupted" && run.seal.is_none()) || status == "running",
+            // A run whose saga stopped unexpectedly is recorded as failed.
+            None => matches!(status, "running" | "interrupted" | "failed"),
+        };
+        if !fits {
+            return Some(format!(
+                "the run row says the run is `{status}`, but its journal {}",
+                match ended {
+                    Some(end) => format!("ends with the pipeline {end}"),
+                    None => "never ends".into(),
+                }
+            ));
+        }
+        if run.error.as_deref() != error {
+            return Some(format!(
+                "the run row's error ({}) is not the one its journal records ({})",
+                run.error.as_deref().map_or("none".into(), |e| format!("`{e}`")),
+                error.map_or("none".into(), |e| format!("`{e}`"))
+            ));
+        }
+        if let Chain::Keyed(_) = chain {
+            let needs_seal = matches!(status, "completed" | "failed" | "cancelled");
+            let head: [u8; 32] = run
+                .journal_head
+                .as_deref()
+                .and_then(|h| h.try_into().ok())
+                .unwrap_or([0; 32]);
+            let expected = run.ended_at.and_then(|t| chain.seal(&head, status, run.exit_code, t));
+            match (&run.seal, expected) {
+                (None, _) if !needs_seal => {}
+                (Some(seal), Some(exp)) if *seal == exp => {}
+                (None, _) => {
+                    return Some(format!(
+                        "the run row says the run is `{status}` but has no seal: its end was changed"
+                    ));
+                }
+                _ => {
+                    return Some(
+                        "the run row's end (status, exit code or end time) does not match its seal: it was changed"
+                            .into(),
+                    );
+                }
+            }
+        }
+        None
+    }
+
+    /// What in the phase rows disagrees with what the journal reduces to.
+    fn phases_disagree(&self, id: RunId, def: &DefRecord, rows: &[PhaseRow]) -> Result<Option<String>, HistoryError> {
+        type Stored = (
+            i64,
+            String,
+            String,
+            u32,
+            Option<f64>,
+            Option<f64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+        );
+        let mut stmt = self.conn.prepare(
+            "SELECT idx, name, status, attempts, started_at, finished_at, error, result, reused_from, log_count
+             FROM phases WHERE run_id = ?1 ORDER BY idx",
+        )?;
+        let stored: Vec<Stored> = stmt
+            .query_map([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        if stored.len() != rows.len() {
+            return Ok(Some(format!(
+                "the run has {} phase rows, but its definition {} phases: rows were added or deleted",
+                stored.len(),
+                rows.len()
+            )));
+        }
+        let hashes: HashMap<(i64, String), String> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT idx, name, phase_hash FROM phases WHERE run_id = ?1")?;
+            stmt.query_map([id], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        for (i, (row, s)) in rows.iter().zip(&stored).enumerate() {
+            let name = &row.name;
+            if s.0 != i as i64 || s.1 != *name {
+                return Ok(Some(format!(
+                    "phase row {} is `{}`, but the definition's phase {} is `{name}`",
+                    s.0, s.1, i
+                )));
+            }
+            if hashes.get(&(s.0, s.1.clone())) != Some(&phase_hash(&def.phases[i])) {
+                return Ok(Some(format!(
+                    "phase `{name}`'s hash is not the one of its recorded definition: it was changed"
+                )));
+            }
+            let differs = |field: &str, stored: String, journal: String| {
+                Some(format!(
+                    "phase `{name}`'s {field} is {stored} in the phases table, but {journal} in the journal: the row was changed"
+                ))
+            };
+            let opt = |v: &Option<String>| v.as_ref().map_or("none".to_owned(), |v| format!("`{v}`"));
+            let time = |v: Option<f64>| v.map_or("none".to_owned(), |t| t.to_string());
+            let found = if s.2 != row.status {
+                differs("status", format!("`{}`", s.2), format!("`{}`", row.status))
+            } else if s.3 != row.attempts {
+                differs("attempt count", s.3.to_string(), row.attempts.to_string())
+            } else if s.4.map(f64::to_bits) != row.started_at.map(f64::to_bits) {
+                differs("start time", time(s.4), time(row.started_at))
+            } else if s.5.map(f64::to_bits) != row.finished_at.map(f64::to_bits) {
+                differs("end time", time(s.5), time(row.finished_at))
+            } else if s.6 != row.error {
+                differs("error", opt(&s.6), opt(&row.error))
+            } else if s.7 != row.result {
+                differs("result", opt(&s.7), opt(&row.result))
+            } else if s.8 != row.reused_from {
+                differs("origin (reused from)", opt(&s.8), opt(&row.reused_from))
+            } else if s.9 != row.log_count {
+                differs("line count", s.9.to_string(), row.log_count.to_string())
+            } else {
+                None
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// What in the log chunk rows disagrees with the lines they hold (the lines themselves
+    /// are checked by the chain).
+    fn chunks_disagree(&self, id: RunId) -> Result<Option<String>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT phase, first_seq, lines, data, hash IS NOT NULL FROM logs WHERE run_id = ?1")?;
+        let mut rows = stmt.query([id])?;
+        while let Some(r) = rows.next()? {
+            let phase: String = r.get(0)?;
+            let first: i64 = r.get(1)?;
+            let lines: i64 = r.get(2)?;
+            let data = r.get_ref(3)?.as_bytes().unwrap_or_default();
+            let entries = chunk::decode(data, r.get(4)?).unwrap_or_default();
+            if entries.len() as i64 != lines || entries.first().is_some_and(|e| e.seq != first) {
+                return Ok(Some(format!(
+                    "a log chunk of phase `{phase}` says it holds {lines} lines from entry {first}, but it holds {} from entry {}: the row was changed",
+                    entries.len(),
+                    entries.first().map_or(0, |e| e.seq)
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// Calls `f(seq, entry)` for each journal entry of run `id` in order, merging the
@@ -542,12 +964,14 @@ impl History {
 
     /// Walks the journal of run `id` checking the chain, calling `f` with each good action
     /// in order; stops at the first bad entry.
-    fn walk_journal(&self, id: RunId, mut f: impl FnMut(&PipelineAction)) -> Result<Verification, HistoryError> {
-        let (len, head): (i64, Option<Vec<u8>>) =
-            self.conn
-                .query_row("SELECT journal_len, journal_head FROM runs WHERE id = ?1", [id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
+    fn walk_journal(
+        &self,
+        id: RunId,
+        chain: &Chain,
+        genesis: [u8; 32],
+        (len, head): (i64, Option<&[u8]>),
+        mut f: impl FnMut(&PipelineAction),
+    ) -> Result<Verification, HistoryError> {
         // The links of version 2 chunks: (journal length when written, chain head then, phase).
         let links: Vec<(i64, Vec<u8>, String)> = {
             let mut stmt = self.conn.prepare(
@@ -563,12 +987,12 @@ impl History {
             rows.collect::<Result<_, _>>()?
         };
         let mut link = 0;
-        let mut prev = [0u8; 32];
+        let mut prev = genesis;
         // The running hash of the lines since the last link, and the first of them.
-        let mut lines: Option<(Sha256, i64)> = None;
-        let fold = |prev: &mut [u8; 32], lines: &mut Option<(Sha256, i64)>| {
+        let mut lines: Option<(Hasher, i64)> = None;
+        let fold = |prev: &mut [u8; 32], lines: &mut Option<(Hasher, i64)>| {
             if let Some((h, _)) = lines.take() {
-                *prev = h.finalize().into();
+                *prev = h.finish();
             }
         };
         let mut input = Vec::with_capacity(256);
@@ -578,12 +1002,13 @@ impl History {
                     let text = || String::from_utf8_lossy(json);
                     let since = lines.as_ref().map(|l| l.1);
                     fold(&mut prev, &mut lines);
-                    let computed = chained(&prev, json);
+                    let computed = chain.link(&prev, json);
                     if computed[..] != hash[..] {
                         let reason = match since {
                             Some(s) => format!(
                                 "does not match its hash: it, or a captured line from entry {s} on, was changed after it was recorded"
                             ),
+                            None if seq == 1 && matches!(chain, Chain::Keyed(_)) => "does not match its hash: it, or the facts of the run row it chains from (run number, pipeline, file, start time, definition hash, resumed run), was changed after it was recorded".into(),
                             None => "does not match its hash: it was changed after it was recorded".into(),
                         };
                         return Some(Verification::Broken {
@@ -611,15 +1036,14 @@ impl History {
                     let good = match entry.check {
                         Check::Chained(hash) => {
                             fold(&mut prev, &mut lines);
-                            let computed = chained(&prev, &input);
+                            let computed = chain.link(&prev, &input);
                             prev = computed;
                             computed == hash
                         }
                         Check::Tag(tag) => {
                             let (h, _) = lines.get_or_insert_with(|| {
-                                let mut h = Sha256::new();
-                                h.update(b"lines");
-                                h.update(prev);
+                                let mut h = chain.hasher(b"lines");
+                                h.update(&prev);
                                 (h, seq)
                             });
                             h.update(&input);
@@ -676,7 +1100,18 @@ impl History {
                 reason: format!("is missing: the run recorded {len} entries but the journal ends after {count}"),
             });
         }
-        if count > len || (count > 0 && head.as_deref() != Some(&prev[..])) {
+        if count == 0 && len == 0 && matches!(chain, Chain::Keyed(_)) && head != Some(&prev[..]) {
+            return Ok(Verification::Broken {
+                seq: 1,
+                action_type: None,
+                reason: "is missing: the journal is empty, but the run's chain head shows that entries were recorded; they were deleted".into(),
+            });
+        }
+        let head_ok = match chain {
+            Chain::Keyed(_) => head == Some(&prev[..]),
+            Chain::Unkeyed => count == 0 || head == Some(&prev[..]),
+        };
+        if count > len || !head_ok {
             return Ok(Verification::Broken {
                 seq: count,
                 action_type: None,
@@ -700,6 +1135,15 @@ impl History {
                 expected: pipeline.name().to_owned(),
             });
         }
+        // Results only from a verified journal: the phase rows a writer of the database could
+        // have edited are not trusted, what the journal reduces to is.
+        let audit = self.audit(id)?;
+        if !audit.verification.is_intact() {
+            return Err(HistoryError::NotVerified {
+                run: id,
+                reason: audit.verification.to_string(),
+            });
+        }
         if matches!(summary.status, RunStatus::Completed | RunStatus::Running) {
             let status = if summary.status == RunStatus::Running {
                 format!("still running (pid {})", summary.pid)
@@ -708,13 +1152,18 @@ impl History {
             };
             return Err(HistoryError::NotResumable { run: id, status });
         }
-        let old: HashMap<String, (String, String, Option<String>, Option<String>)> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT name, status, phase_hash, result, reused_from FROM phases WHERE run_id = ?1")?;
-            let rows = stmt.query_map([id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        let recorded = self.def_of(id)?;
+        let old: HashMap<String, (String, String, Option<String>, Option<String>)> = audit
+            .rows
+            .into_iter()
+            .zip(&recorded.phases)
+            .map(|(row, def)| {
+                (
+                    row.name,
+                    (row.status.to_owned(), phase_hash(def), row.result, row.reused_from),
+                )
+            })
+            .collect();
         let current = DefRecord::of(pipeline);
         let def = pipeline.def();
         let mut reuse = HashMap::new();
@@ -785,14 +1234,6 @@ enum Entry<'a> {
     Log { phase: &'a Arc<str>, entry: &'a ChunkEntry },
 }
 
-/// SHA-256 of `prev` followed by `input`.
-fn chained(prev: &[u8; 32], input: &[u8]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(prev);
-    hasher.update(input);
-    hasher.finalize().into()
-}
-
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
@@ -807,4 +1248,47 @@ fn median(values: &mut [f64]) -> f64 {
 fn action_type(json: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     v.get("type")?.as_str().map(str::to_owned)
+}
+
+/// A number as people write it: `1e300` rather than three hundred digits.
+fn readable(t: f64) -> String {
+    if t.is_finite() && t.abs() < 1e9 {
+        t.to_string()
+    } else {
+        format!("{t:e}")
+    }
+}
+
+/// What [`History::audit`] found.
+struct Audit {
+    verification: Verification,
+    /// The state the journal reduces to (when it was replayed).
+    state: Option<Arc<PipelineState>>,
+    /// The phase rows the journal reduces to, in declaration order (when intact).
+    rows: Vec<PhaseRow>,
+}
+
+/// A run row, as [`History::audit`] checks it.
+struct RunRow {
+    pipeline: String,
+    def_hash: String,
+    pipeline_file: Option<String>,
+    started_at: f64,
+    resumed_from: Option<i64>,
+    status: String,
+    error: Option<String>,
+    exit_code: Option<i32>,
+    ended_at: Option<f64>,
+    journal_len: i64,
+    journal_head: Option<Vec<u8>>,
+    chain: Option<String>,
+    seal: Option<Vec<u8>>,
+}
+
+/// The bytes of a BLOB (or TEXT) column, whatever an edit stored there.
+fn blob(v: ValueRef<'_>) -> Option<Vec<u8>> {
+    match v {
+        ValueRef::Blob(b) | ValueRef::Text(b) => Some(b.to_vec()),
+        _ => None,
+    }
 }

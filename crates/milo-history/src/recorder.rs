@@ -18,11 +18,11 @@ use std::thread::JoinHandle;
 use milo::pipeline::{Pipeline, PipelineAction, Status};
 use milo::store::{Store, Subscription};
 use rusqlite::{Connection, params};
-use sha2::{Digest, Sha256};
 
 use crate::chunk::{self, CHUNK_BYTES};
 use crate::def::{DefRecord, phase_hash};
 use crate::error::HistoryError;
+use crate::key::{Chain, Hasher, JournalKey, RunFacts};
 use crate::{RunId, RunStatus, now, process};
 
 /// The most actions written in one transaction.
@@ -75,6 +75,8 @@ pub struct RecordOptions {
 #[derive(Debug)]
 pub struct Recorder {
     run_id: RunId,
+    /// The database, to mark the run if the writer fails.
+    path: std::path::PathBuf,
     pipeline: String,
     keep_runs: Option<usize>,
     tx: Option<Sender<Msg>>,
@@ -83,8 +85,15 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub(crate) fn start(conn: Connection, pipeline: &Pipeline, options: RecordOptions) -> Result<Self, HistoryError> {
+    pub(crate) fn start(
+        conn: Connection,
+        path: &std::path::Path,
+        key: JournalKey,
+        pipeline: &Pipeline,
+        options: RecordOptions,
+    ) -> Result<Self, HistoryError> {
         let def = DefRecord::of(pipeline);
+        let chain = Chain::Keyed(key.clone());
         let (me, me_start) = process::current();
         // A batch of 32K lines fits in the page cache instead of spilling mid-transaction.
         conn.pragma_update(None, "cache_size", -32 * 1024)?;
@@ -92,35 +101,50 @@ impl Recorder {
         // every 4 MiB: the same copying, far fewer fsyncs on the writer thread.
         conn.pragma_update(None, "wal_autocheckpoint", 2048)?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        let inserted = (|| -> Result<RunId, rusqlite::Error> {
+        let inserted = (|| -> Result<(RunId, [u8; 32]), rusqlite::Error> {
             let (json, hash) = def.to_json_and_hash();
             conn.execute(
                 "INSERT OR IGNORE INTO defs (def_hash, def_json) VALUES (?1, ?2)",
                 params![hash, json],
             )?;
+            let started_at = now();
             conn.execute(
-                "INSERT INTO runs (pipeline, def_hash, pipeline_file, started_at, last_seen, status, pid, pid_start, resumed_from)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 'running', ?5, ?6, ?7)",
+                "INSERT INTO runs (pipeline, def_hash, pipeline_file, started_at, last_seen, status, pid, pid_start, resumed_from, chain)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 'running', ?5, ?6, ?7, ?8)",
                 params![
                     def.name,
                     hash,
                     options.pipeline_file,
-                    now(),
+                    started_at,
                     me,
                     me_start,
-                    options.resumed_from
+                    options.resumed_from,
+                    key.chain_name()
                 ],
             )?;
             let run_id = conn.last_insert_rowid();
+            // The chain starts from a MAC of the row's fixed facts.
+            let genesis = chain.genesis(&RunFacts {
+                run: run_id,
+                pipeline: &def.name,
+                def_hash: &hash,
+                pipeline_file: options.pipeline_file.as_deref(),
+                started_at: started_at.to_bits(),
+                resumed_from: options.resumed_from,
+            });
+            conn.execute(
+                "UPDATE runs SET journal_head = ?2 WHERE id = ?1",
+                params![run_id, &genesis[..]],
+            )?;
             let mut insert = conn.prepare(
                 "INSERT INTO phases (run_id, idx, name, phase_hash, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
             )?;
             for (i, p) in def.phases.iter().enumerate() {
                 insert.execute(params![run_id, i as i64, p.name, phase_hash(p)])?;
             }
-            Ok(run_id)
+            Ok((run_id, genesis))
         })();
-        let run_id = match inserted {
+        let (run_id, genesis) = match inserted {
             Ok(id) => {
                 conn.execute_batch("COMMIT")?;
                 id
@@ -144,7 +168,8 @@ impl Recorder {
             conn,
             run_id,
             seq: 0,
-            head: [0; 32],
+            head: genesis,
+            chain,
             lines: None,
             last: None,
             dirty: vec![false; phases.len()],
@@ -161,6 +186,7 @@ impl Recorder {
             .map_err(|e| HistoryError::Writer(format!("could not start the writer thread: {e}")))?;
         Ok(Self {
             run_id,
+            path: path.to_owned(),
             pipeline: def.name,
             keep_runs: options.keep_runs.filter(|&n| n > 0),
             tx: Some(tx),
@@ -225,10 +251,18 @@ impl Recorder {
                 // The writer naps between looks at its queue (no wake-up per action); the
                 // end of the run should not wait for the nap to end.
                 thread.thread().unpark();
-                thread
+                let result = thread
                     .join()
-                    .map_err(|_| HistoryError::Writer("the writer thread panicked".into()))?
-                    .map(Some)
+                    .map_err(|_| HistoryError::Writer("the writer thread panicked".into()))
+                    .and_then(|r| r);
+                if let Err(e) = &result {
+                    // The writer tried to mark the run; try once more now that its transaction
+                    // is gone (on a disk still full this fails too: the next open marks it).
+                    if let Ok(conn) = crate::schema::open_waiting(&self.path, std::time::Duration::from_secs(2)) {
+                        abandon(&conn, self.run_id, e);
+                    }
+                }
+                result.map(Some)
             }
             None => Ok(None),
         }
@@ -241,23 +275,130 @@ impl Drop for Recorder {
     }
 }
 
-struct PhaseRow {
-    status: &'static str,
-    attempts: u32,
-    started_at: Option<f64>,
-    finished_at: Option<f64>,
-    error: Option<String>,
-    result: Option<String>,
-    reused_from: Option<String>,
-    log_count: i64,
-    name: String,
+/// After a failed write (a full disk, an I/O error): marks run `run_id` `interrupted` with
+/// the reason, so it is not left `running`, unless it is marked already. Best effort: if this
+/// write fails too, the next [`History::open`](crate::History::open) marks it, and until then
+/// it reads as interrupted once the recording process is gone. True if it was written.
+fn abandon(conn: &Connection, run_id: RunId, error: &HistoryError) -> bool {
+    let reason = match error {
+        HistoryError::Sql(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    let reason = format!("the history stopped recording this run mid-way: {reason}");
+    let t = now();
+    let written = conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
+        conn.execute(
+            "UPDATE runs SET status = 'interrupted', ended_at = ?2, last_seen = ?2, recording_error = ?3
+             WHERE id = ?1 AND status = 'running'",
+            params![run_id, t, reason],
+        )?;
+        conn.execute(
+            "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'retrying')",
+            params![run_id],
+        )?;
+        conn.execute_batch("COMMIT")
+    });
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    written.is_ok()
+}
+
+/// What `action` changes in the phase rows and the run's error: the one rule the recorder
+/// writes by and [`History::replay`](crate::History::replay) checks the stored rows against.
+/// Returns the index of the phase it changed.
+pub(crate) fn apply(
+    rows: &mut [PhaseRow],
+    index: &HashMap<Arc<str>, usize>,
+    run_error: &mut Option<String>,
+    action: &PipelineAction,
+) -> Option<usize> {
+    let mut touched = None;
+    let mut touch = |name: &str, f: &mut dyn FnMut(&mut PhaseRow)| {
+        if let Some(&i) = index.get(name) {
+            f(&mut rows[i]);
+            touched = Some(i);
+        }
+    };
+    {
+        use PipelineAction as A;
+        match action {
+            // Lines of unknown phases: journal only, as the reducer ignores them too.
+            A::PhaseLog { .. } => {}
+            A::PhaseStart {
+                name,
+                attempt,
+                timestamp,
+            } => touch(name, &mut |p| {
+                p.status = "running";
+                p.attempts = *attempt;
+                p.started_at.get_or_insert(*timestamp);
+                p.finished_at = None;
+            }),
+            A::PhaseComplete {
+                name,
+                result,
+                timestamp,
+                reused_from,
+            } => touch(name, &mut |p| {
+                p.status = "completed";
+                p.result = Some(result.to_string());
+                p.reused_from = reused_from.clone();
+                p.error = None;
+                p.started_at.get_or_insert(*timestamp);
+                p.finished_at = Some(*timestamp);
+            }),
+            A::PhaseFailed { name, error, timestamp } => touch(name, &mut |p| {
+                p.status = "failed";
+                p.error = Some(error.clone());
+                p.finished_at = Some(*timestamp);
+            }),
+            A::PhaseSkipped { name, error, timestamp } => touch(name, &mut |p| {
+                p.status = "skipped";
+                p.error = Some(error.clone());
+                p.finished_at = Some(*timestamp);
+            }),
+            A::PhaseCancelled { name, timestamp } => touch(name, &mut |p| {
+                p.status = "cancelled";
+                p.finished_at = Some(*timestamp);
+            }),
+            A::PhaseRetry {
+                name, attempt, error, ..
+            } => touch(name, &mut |p| {
+                p.status = "retrying";
+                p.attempts = *attempt;
+                p.error = Some(error.clone());
+            }),
+            A::PipelineFailed { error, .. } => *run_error = Some(error.clone()),
+            A::Init {}
+            | A::SagaCancelled { .. }
+            | A::SagaError { .. }
+            | A::PipelineStart { .. }
+            | A::PipelineComplete { .. }
+            | A::PipelineCancelled { .. } => {}
+        }
+    }
+    touched
+}
+
+/// A phase row as the recorder keeps it.
+pub(crate) struct PhaseRow {
+    pub(crate) status: &'static str,
+    pub(crate) attempts: u32,
+    pub(crate) started_at: Option<f64>,
+    pub(crate) finished_at: Option<f64>,
+    pub(crate) error: Option<String>,
+    pub(crate) result: Option<String>,
+    pub(crate) reused_from: Option<String>,
+    pub(crate) log_count: i64,
+    pub(crate) name: String,
     /// The open log chunk and its first sequence number.
     chunk: chunk::Encoder,
     chunk_first: i64,
 }
 
 impl PhaseRow {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         Self {
             status: "pending",
             attempts: 0,
@@ -279,8 +420,10 @@ struct Writer {
     run_id: RunId,
     seq: i64,
     head: [u8; 32],
+    /// HMAC-SHA256 under the journal key.
+    chain: Chain,
     /// The lines since the chain's last link, hashed from it (see [`chunk`]).
-    lines: Option<Sha256>,
+    lines: Option<Hasher>,
     /// The phase of the last line (lines come in runs of one phase).
     last: Option<(Arc<str>, usize)>,
     phases: Vec<PhaseRow>,
@@ -315,23 +458,33 @@ impl Writer {
                     }
                 }
             };
-            // IMMEDIATE: wait (busy timeout) for another process's write to end up front,
-            // instead of failing when a read in the transaction has to become a write.
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
-            let result = self.batch(first, &rx);
-            match result {
-                Ok(done) => {
-                    self.conn.execute_batch("COMMIT")?;
-                    if done {
-                        return Ok(self.conn);
-                    }
-                }
+            match self.step(first, &rx) {
+                Ok(true) => return Ok(self.conn),
+                Ok(false) => {}
                 Err(e) => {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                    if !self.conn.is_autocommit() {
+                        let _ = self.conn.execute_batch("ROLLBACK");
+                    }
+                    self.abandon(&e);
                     return Err(e);
                 }
             }
         }
+    }
+
+    /// One transaction: `first` and what follows it; true once finished.
+    fn step(&mut self, first: Msg, rx: &Receiver<Msg>) -> Result<bool, HistoryError> {
+        // IMMEDIATE: wait (busy timeout) for another process's write to end up front,
+        // instead of failing when a read in the transaction has to become a write.
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let done = self.batch(first, rx)?;
+        self.conn.execute_batch("COMMIT")?;
+        Ok(done)
+    }
+
+    /// After a failed write: see [`abandon`].
+    fn abandon(&mut self, error: &HistoryError) {
+        abandon(&self.conn, self.run_id, error);
     }
 
     /// Writes `first` and whatever else is queued (up to [`BATCH`]); true once finished.
@@ -375,7 +528,7 @@ impl Writer {
     /// Links the lines hashed since the last link into the chain.
     fn fold(&mut self) {
         if let Some(lines) = self.lines.take() {
-            self.head = lines.finalize().into();
+            self.head = lines.finish();
         }
     }
 
@@ -393,10 +546,7 @@ impl Writer {
 
     fn chain(&mut self) {
         self.fold();
-        let mut hasher = Sha256::new();
-        hasher.update(self.head);
-        hasher.update(&self.json);
-        self.head = hasher.finalize().into();
+        self.head = self.chain.link(&self.head, &self.json);
         self.seq += 1;
     }
 
@@ -413,11 +563,10 @@ impl Writer {
             // into the running link, and tagged.
             chunk::hash_input(&mut self.json, name, *stream, *timestamp, line);
             self.seq += 1;
-            let head = &self.head;
+            let (head, chain) = (&self.head, &self.chain);
             self.lines
                 .get_or_insert_with(|| {
-                    let mut h = Sha256::new();
-                    h.update(b"lines");
+                    let mut h = chain.hasher(b"lines");
                     h.update(head);
                     h
                 })
@@ -473,69 +622,9 @@ impl Writer {
         Ok(())
     }
 
-    fn touch(&mut self, name: &str, f: impl FnOnce(&mut PhaseRow)) {
-        if let Some(&i) = self.index.get(name) {
-            f(&mut self.phases[i]);
-            self.mark_dirty(i);
-        }
-    }
-
     fn apply(&mut self, action: &PipelineAction) {
-        use PipelineAction as A;
-        match action {
-            // Lines of unknown phases: journal only, as the reducer ignores them too.
-            A::PhaseLog { .. } => {}
-            A::PhaseStart {
-                name,
-                attempt,
-                timestamp,
-            } => self.touch(name, |p| {
-                p.status = "running";
-                p.attempts = *attempt;
-                p.started_at.get_or_insert(*timestamp);
-                p.finished_at = None;
-            }),
-            A::PhaseComplete {
-                name,
-                result,
-                timestamp,
-                reused_from,
-            } => self.touch(name, |p| {
-                p.status = "completed";
-                p.result = Some(result.to_string());
-                p.reused_from = reused_from.clone();
-                p.error = None;
-                p.started_at.get_or_insert(*timestamp);
-                p.finished_at = Some(*timestamp);
-            }),
-            A::PhaseFailed { name, error, timestamp } => self.touch(name, |p| {
-                p.status = "failed";
-                p.error = Some(error.clone());
-                p.finished_at = Some(*timestamp);
-            }),
-            A::PhaseSkipped { name, error, timestamp } => self.touch(name, |p| {
-                p.status = "skipped";
-                p.error = Some(error.clone());
-                p.finished_at = Some(*timestamp);
-            }),
-            A::PhaseCancelled { name, timestamp } => self.touch(name, |p| {
-                p.status = "cancelled";
-                p.finished_at = Some(*timestamp);
-            }),
-            A::PhaseRetry {
-                name, attempt, error, ..
-            } => self.touch(name, |p| {
-                p.status = "retrying";
-                p.attempts = *attempt;
-                p.error = Some(error.clone());
-            }),
-            A::PipelineFailed { error, .. } => self.run_error = Some(error.clone()),
-            A::Init {}
-            | A::SagaCancelled { .. }
-            | A::SagaError { .. }
-            | A::PipelineStart { .. }
-            | A::PipelineComplete { .. }
-            | A::PipelineCancelled { .. } => {}
+        if let Some(i) = apply(&mut self.phases, &self.index, &mut self.run_error, action) {
+            self.mark_dirty(i);
         }
     }
 
@@ -587,10 +676,11 @@ impl Writer {
                 .execute(params![self.run_id])?;
         }
         let t = now();
+        let seal = self.chain.seal(&self.head, status.as_str(), exit_code, t);
         self.conn
             .prepare_cached(
                 "UPDATE runs SET status = ?2, exit_code = ?3, ended_at = ?4, last_seen = ?4, error = ?5,
-                        journal_len = ?6, journal_head = ?7
+                        journal_len = ?6, journal_head = ?7, seal = ?8
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -600,7 +690,8 @@ impl Writer {
                 t,
                 self.run_error,
                 self.seq,
-                &self.head[..]
+                &self.head[..],
+                seal
             ])?;
         Ok(())
     }

@@ -6,16 +6,20 @@
 //! * `runs`: one row per `milo run`: pipeline name, definition JSON and hash, wall-clock start,
 //!   end and last write, status (`running`, `completed`, `failed`, `cancelled`,
 //!   `interrupted`), exit code, recording process (pid and its start time), the run it
-//!   resumes, and the journal's length and head hash.
+//!   resumes, the journal's length and head hash, its chain (`hmac-sha256:<key id>`; NULL
+//!   for the unkeyed chain of milo before schema version 4) and the seal (a MAC of how the
+//!   run ended, see [`key`](crate::key)), and why the recording stopped before the run
+//!   ended (`recording_error`: a write failed, or the recording process went away).
 //! * `phases`: one row per phase of a run: status, attempts, timings (seconds since the run
 //!   started), error, result JSON, the run it was reused from, log line count, phase hash.
 //! * `logs`: every captured line, in chunks of consecutive lines of one phase (see
 //!   [`chunk`](crate::chunk)), each line with its journal sequence number and tag; `last_seq`
 //!   is the journal length when the chunk was written and `hash` the chain head then.
 //! * `journal`: every other dispatched action as JSON. Together with the log chunks it is
-//!   the whole journal, in order, each entry with `hash = SHA-256(previous head ‖ JSON)`
-//!   (the first one chains from 32 zero bytes; the lines in between are folded into the
-//!   head as [`chunk`](crate::chunk) describes).
+//!   the whole journal, in order, each entry with `hash = HMAC-SHA256(key, previous head ‖
+//!   JSON)`; the first one chains from a MAC of the run row's fixed facts, and the lines in
+//!   between are folded into the head as [`chunk`](crate::chunk) describes. (Before schema
+//!   version 4: plain SHA-256 from 32 zero bytes.)
 
 use std::path::Path;
 use std::time::Duration;
@@ -98,6 +102,13 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT OR IGNORE INTO defs (def_hash, def_json) SELECT def_hash, def_json FROM runs;
     ALTER TABLE runs DROP COLUMN def_json;
+    ",
+    // 3 → 4: the keyed journal (see `key`): which chain a run uses (NULL: the unkeyed SHA-256
+    // chain of earlier versions) and the MAC of how it ended.
+    "
+    ALTER TABLE runs ADD COLUMN chain TEXT;
+    ALTER TABLE runs ADD COLUMN seal BLOB;
+    ALTER TABLE runs ADD COLUMN recording_error TEXT;
     ",
 ];
 

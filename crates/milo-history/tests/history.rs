@@ -190,7 +190,7 @@ fn a_run_round_trips_through_every_query() {
     let mut out = Vec::new();
     assert_eq!(cli::replay(&db(&dir), None, false, &mut out).unwrap(), 0);
     let text = String::from_utf8(out).unwrap();
-    assert!(text.contains("hash chain intact"), "{text}");
+    assert!(text.contains("journal verified: MAC chain intact"), "{text}");
     let mut out = Vec::new();
     cli::replay(&db(&dir), None, true, &mut out).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -648,15 +648,16 @@ fn rewrite_as_v1(history: &History, conn: &rusqlite::Connection, run: i64) {
     }
     conn.execute("DELETE FROM logs WHERE run_id = ?1", [run]).unwrap();
     for (phase, data) in chunks {
-        let first = chunk::decode(&data, false).unwrap()[0].seq;
+        let entries = chunk::decode(&data, false).unwrap();
         conn.execute(
-            "INSERT INTO logs (run_id, phase, first_seq, last_seq, lines, data) VALUES (?1, ?2, ?3, ?3, 0, ?4)",
-            rusqlite::params![run, phase, first, data],
+            "INSERT INTO logs (run_id, phase, first_seq, last_seq, lines, data) VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+            rusqlite::params![run, phase, entries[0].seq, entries.len() as i64, data],
         )
         .unwrap();
     }
+    // The unkeyed chain of milo before the journal key: no chain name, no seal.
     conn.execute(
-        "UPDATE runs SET journal_head = ?2 WHERE id = ?1",
+        "UPDATE runs SET journal_head = ?2, chain = NULL, seal = NULL WHERE id = ?1",
         rusqlite::params![run, &head[..]],
     )
     .unwrap();
@@ -677,8 +678,14 @@ fn version_1_log_chunks_still_read_verify_and_name_a_changed_line() {
         .unwrap();
     assert_eq!(hashes, 0, "still version 2 chunks");
     assert_eq!(history.logs(None, "a", None).unwrap(), before);
+    // Undamaged, replayed, but not called intact: anyone can recompute an unkeyed chain.
     let replay = history.replay(None).unwrap();
-    assert!(replay.verification.is_intact(), "{}", replay.verification);
+    assert!(
+        matches!(&replay.verification, Verification::Unverified { reason, .. } if reason.contains("unkeyed")),
+        "{}",
+        replay.verification
+    );
+    assert!(!replay.verification.is_intact() && !replay.verification.is_tampered());
     assert_eq!(replay.timeline().unwrap(), rec.timeline);
 
     let mut data: Vec<u8> = conn
@@ -778,12 +785,23 @@ fn a_version_2_database_moves_its_definitions_out_of_the_run_rows() {
         let second = record(&history, &pipeline, RunOptions::default(), None);
         (first.run, second.run, second.timeline)
     };
-    // Turn the file back into schema version 2: the definition inside each run row.
+    // Turn the file back into schema version 2: the definition inside each run row, no
+    // chain columns (their values are put back after the migration: these runs were keyed).
     let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    let chains: Vec<(i64, Option<String>, Option<Vec<u8>>)> = conn
+        .prepare("SELECT id, chain, seal FROM runs")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     conn.execute_batch(
         "ALTER TABLE runs ADD COLUMN def_json TEXT NOT NULL DEFAULT '';
          UPDATE runs SET def_json = (SELECT def_json FROM defs WHERE defs.def_hash = runs.def_hash);
          DROP TABLE defs;
+         ALTER TABLE runs DROP COLUMN chain;
+         ALTER TABLE runs DROP COLUMN seal;
+         ALTER TABLE runs DROP COLUMN recording_error;
          PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -791,6 +809,13 @@ fn a_version_2_database_moves_its_definitions_out_of_the_run_rows() {
 
     let history = History::open(&db(&dir)).unwrap();
     let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    for (id, chain, seal) in chains {
+        conn.execute(
+            "UPDATE runs SET chain = ?2, seal = ?3 WHERE id = ?1",
+            rusqlite::params![id, chain, seal],
+        )
+        .unwrap();
+    }
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, milo_history::SCHEMA_VERSION);
     let columns: Vec<String> = conn

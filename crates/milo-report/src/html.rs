@@ -67,8 +67,9 @@ pub fn escape(s: &str) -> String {
 
 /// A duration for people (`850ms`, `2.5s`, `3m20s`).
 pub fn format_secs(secs: f64) -> String {
+    // Saturating: a damaged record never panics a report.
     let secs = if secs.is_finite() { secs.max(0.0) } else { 0.0 };
-    milo::format_duration(Duration::from_secs_f64(secs))
+    milo::format_duration(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 /// A CSS class for a status: known statuses as themselves, anything else `other`.

@@ -149,7 +149,7 @@ impl ReportRun {
             .get("phases")
             .and_then(Value::as_array)
             .ok_or("it has no `phases` array")?;
-        let elapsed = obj.get("elapsed").and_then(Value::as_f64).unwrap_or(0.0);
+        let elapsed = seconds(obj.get("elapsed"), "`elapsed`")?.unwrap_or(0.0);
         let str_of = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
         let mut phases = Vec::with_capacity(list.len());
         for (n, p) in list.iter().enumerate() {
@@ -171,13 +171,12 @@ impl ReportRun {
                 .unwrap_or(0);
             phase.reused_from = str_of(p, "reused_from");
             phase.log_count = p.get("log_count").and_then(Value::as_u64).unwrap_or(0);
-            let started = p.get("started_at").and_then(Value::as_f64).filter(|t| t.is_finite());
-            let finished = p.get("finished_at").and_then(Value::as_f64).filter(|t| t.is_finite());
+            let field = |key: &str| seconds(p.get(key), &format!("phase `{}`'s `{key}`", phase.name));
+            let started = field("started_at")?;
+            let finished = field("finished_at")?;
+            let elapsed_here = field("elapsed")?.unwrap_or(0.0);
             if let Some(start) = started {
-                let end = finished.unwrap_or_else(|| {
-                    let elapsed_here = p.get("elapsed").and_then(Value::as_f64).unwrap_or(0.0);
-                    (start + elapsed_here).max(elapsed)
-                });
+                let end = finished.unwrap_or((start + elapsed_here).max(elapsed));
                 phase.segments.push(Segment {
                     attempt: phase.attempts.max(1),
                     start,
@@ -207,6 +206,35 @@ impl ReportRun {
             error: str_of(timeline, "error").filter(|e| !e.is_empty()),
             phases,
         })
+    }
+}
+
+/// The longest time a timeline may give, in seconds (about 31 million years): anything
+/// longer is a damaged or hand-made file, and would not fit the report's arithmetic.
+pub const MAX_SECONDS: f64 = 1e15;
+
+/// A time of a timeline (`what` names it for the message): absent or `null` is `None`;
+/// otherwise a number of seconds from 0 to [`MAX_SECONDS`].
+fn seconds(value: Option<&Value>, what: &str) -> Result<Option<f64>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(t) if (0.0..=MAX_SECONDS).contains(&t) => Ok(Some(t)),
+            Some(t) => Err(format!(
+                "{what} is {}, not a time in seconds from 0 to {MAX_SECONDS:e}",
+                readable(t)
+            )),
+            None => Err(format!("{what} is {v}, not a number of seconds")),
+        },
+    }
+}
+
+/// A number as people write it: `1e20` rather than twenty digits.
+fn readable(t: f64) -> String {
+    if t.is_finite() && t.abs() < 1e9 {
+        t.to_string()
+    } else {
+        format!("{t:e}")
     }
 }
 

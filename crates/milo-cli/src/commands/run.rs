@@ -67,6 +67,13 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         }
         other => other,
     };
+    if !pipeline.captures_output() && !pipeline.secrets().is_empty() {
+        // Uncaptured output goes from the phases straight to the terminal: milo never sees it.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "warning: the phases' output is not captured (--no-capture or capture_output = false), so secret values in it are not masked\n  = note: the history, the JSON stream and the MCP resources still mask them"
+        );
+    }
     // Without capture (--no-capture, or `capture_output = false` in the file) the phases write
     // straight to the terminal: the live display would be torn by their output and redraw over
     // it, so their output goes between plain event lines instead.

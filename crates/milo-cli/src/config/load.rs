@@ -20,8 +20,17 @@ type Key<'i> = Spanned<Cow<'i, str>>;
 type Value<'i> = Spanned<DeValue<'i>>;
 type Span = Range<usize>;
 
-const TOP_KEYS: &[&str] = &["name", "capture_output", "fail_fast", "jobs", "defaults", "phase"];
-const PIPELINE_KEYS: &[&str] = &["capture_output", "fail_fast", "jobs"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "capture_output",
+    "fail_fast",
+    "jobs",
+    "secrets",
+    "secret_patterns",
+    "defaults",
+    "phase",
+];
+const PIPELINE_KEYS: &[&str] = &["capture_output", "fail_fast", "jobs", "secrets", "secret_patterns"];
 const PHASE_KEYS: &[&str] = &[
     "name",
     "run",
@@ -54,6 +63,8 @@ pub(super) struct Loaded {
     pub(super) capture_output: bool,
     pub(super) fail_fast: bool,
     pub(super) jobs: Option<usize>,
+    pub(super) secrets: Vec<String>,
+    pub(super) secret_patterns: Option<Vec<String>>,
     pub(super) phases: Vec<PhaseDef>,
     pub(super) places: Vec<PhasePlaces>,
     /// Settings that are valid but cannot do what they seem to ask for.
@@ -170,6 +181,8 @@ impl Cx<'_> {
         let mut capture_output = true;
         let mut fail_fast = false;
         let mut jobs = None;
+        let mut secrets = Vec::new();
+        let mut secret_patterns = None;
         let mut defaults = Settings::default();
         let mut phase_value = None;
         let mut misspelled = Vec::new();
@@ -188,6 +201,11 @@ impl Cx<'_> {
                                 .help_line("remove `jobs` to run as many phases at once as there are CPUs"));
                         }
                         jobs = Some(usize::try_from(n).map_err(|_| self.too_large("jobs", Scope::Top, value))?);
+                    }
+                    "secrets" => secrets = self.names("secrets", value, "`secrets = [\"API_TOKEN\"]`")?,
+                    "secret_patterns" => {
+                        secret_patterns =
+                            Some(self.names("secret_patterns", value, "`secret_patterns = [\"*TOKEN*\"]`")?)
                     }
                     "defaults" => {
                         let table = self.table("defaults", Scope::Top, value, "a table: `[defaults]`")?;
@@ -223,6 +241,8 @@ impl Cx<'_> {
             capture_output,
             fail_fast,
             jobs,
+            secrets,
+            secret_patterns,
             phases,
             places,
             warnings: Vec::new(),
@@ -690,6 +710,27 @@ impl Cx<'_> {
             .help_line(format!(
                 "the operating system cannot pass a NUL in a command, an environment variable or a path: remove it from `{key}`"
             )))
+    }
+
+    /// An array of environment variable names (or `*` patterns of them): non-empty, no `=`.
+    fn names(&self, key: &str, value: &Value<'_>, example: &str) -> Result<Vec<String>, ConfigError> {
+        let DeValue::Array(entries) = value.get_ref() else {
+            return Err(self
+                .wrong_type(key, Scope::Top, value, "an array of variable names")
+                .help_line(format!("write {example}")));
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries.iter() {
+            let name = self.string(key, Scope::Top, entry)?;
+            if name.is_empty() || name.contains('=') {
+                return Err(self.invalid(
+                    entry,
+                    format!("`{key}` entries must be environment variable names: non-empty, without `=`"),
+                ));
+            }
+            out.push(name);
+        }
+        Ok(out)
     }
 
     fn non_empty_string(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<String, ConfigError> {

@@ -5,6 +5,8 @@
 //! capture_output = true        # default true
 //! fail_fast = false            # default false
 //! jobs = 4                     # optional; default: available parallelism
+//! secrets = ["DEPLOY_PASSPHRASE"]  # optional; masked as *** (see below)
+//! secret_patterns = ["*TOKEN*"]    # optional; default DEFAULT_SECRET_PATTERNS
 //!
 //! [defaults]                   # optional defaults for every phase
 //! parallel = true
@@ -31,6 +33,11 @@
 //! number) or strings such as `"1m30s"` (see [`duration`]); `timeout = "none"` removes a default
 //! timeout. A relative `cwd` is resolved against the pipeline file's directory.
 //!
+//! Secrets: the values of the variables `secrets` names, and of those whose names match a
+//! `secret_patterns` entry (`*` matches anything, case-insensitively; default
+//! [`DEFAULT_SECRET_PATTERNS`]; `[]` turns patterns off), from the phases' `env` and from
+//! milo's own environment, are masked as `***` in everything milo shows or records.
+//!
 //! The loader reports every mistake it can see cheaply (types, unknown keys, missing keys,
 //! duplicate phase names, dependencies on names that are not phases, control characters in
 //! names and descriptions, NUL characters in commands, paths and environment values) as a
@@ -54,6 +61,9 @@ pub use error::{ConfigError, ErrorKind, Location};
 
 use error::SourceFile;
 
+/// The variable names whose values are secret unless `secret_patterns` says otherwise.
+pub const DEFAULT_SECRET_PATTERNS: &[&str] = &["*TOKEN*", "*SECRET*", "*PASSWORD*", "*_KEY"];
+
 /// The pipeline file the `milo` command looks for when none is named.
 pub const DEFAULT_FILE: &str = "milo.toml";
 
@@ -73,6 +83,11 @@ pub struct PipelineFile {
     pub fail_fast: bool,
     /// How many phases may run at once; `None`: the available parallelism.
     pub jobs: Option<usize>,
+    /// `secrets`: variables whose values are masked, whatever their names.
+    pub secrets: Vec<String>,
+    /// `secret_patterns` ([`DEFAULT_SECRET_PATTERNS`] when absent): names whose values are
+    /// masked.
+    pub secret_patterns: Vec<String>,
     /// The phases, in declaration order.
     pub phases: Vec<PhaseDef>,
     source: String,
@@ -198,6 +213,10 @@ impl PipelineFile {
             capture_output: loaded.capture_output,
             fail_fast: loaded.fail_fast,
             jobs: loaded.jobs,
+            secrets: loaded.secrets,
+            secret_patterns: loaded
+                .secret_patterns
+                .unwrap_or_else(|| DEFAULT_SECRET_PATTERNS.iter().map(|p| (*p).to_owned()).collect()),
             phases: loaded.phases,
             places: loaded.places,
             warnings: loaded.warnings,

@@ -79,7 +79,10 @@ fn prune_dry_run_says_what_would_go_and_deletes_nothing() {
     assert_eq!(ids, [3]);
     let t = t.then(["show"]);
     t.run().code(0).stdout_has("run 3 · kept · completed");
-    t.then(["replay"]).run().code(0).stdout_has("hash chain intact");
+    t.then(["replay"])
+        .run()
+        .code(0)
+        .stdout_has("journal verified: MAC chain intact");
 }
 
 #[test]

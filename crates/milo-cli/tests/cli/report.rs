@@ -73,3 +73,41 @@ fn without_history_there_is_nothing_to_report() {
     assert!(run.stdout.is_empty());
     assert!(run.stderr.contains("no run history"), "{}", run.stderr);
 }
+
+#[test]
+fn a_timeline_with_times_out_of_range_is_a_clear_error_not_a_panic() {
+    let mut t = Test::with(FLAKY).args(["run", "--ui", "plain", "--timeline", "timeline.json", "--no-history"]);
+    t.run().code(0);
+    let good = t.json("timeline.json");
+    for (label, edit) in [
+        (
+            "elapsed",
+            &(|v: &mut serde_json::Value| v["elapsed"] = 1e20.into()) as &dyn Fn(&mut serde_json::Value),
+        ),
+        ("phase elapsed", &|v: &mut serde_json::Value| {
+            v["phases"][0]["elapsed"] = 1e300.into()
+        }),
+        ("negative start", &|v: &mut serde_json::Value| {
+            v["phases"][1]["started_at"] = (-5.0).into()
+        }),
+    ] {
+        let mut bad = good.clone();
+        edit(&mut bad);
+        t = t
+            .file("bad.json", &bad.to_string())
+            .then(["report", "--timeline", "bad.json", "-o", "bad.html"]);
+        let run = t.run();
+        run.code(2);
+        assert!(
+            run.stderr.contains("is not a milo timeline"),
+            "{label}: {}",
+            run.report()
+        );
+        assert!(
+            run.stderr.contains("not a time in seconds"),
+            "{label}: {}",
+            run.report()
+        );
+        assert!(!run.stderr.contains("panicked"), "{label}: {}", run.report());
+    }
+}

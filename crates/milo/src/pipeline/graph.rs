@@ -133,6 +133,8 @@ pub struct Pipeline {
     pub(crate) grace: Duration,
     pub(crate) result_limit: u64,
     pub(crate) executor: Arc<dyn Executor>,
+    /// Values masked in every dispatched action (see [`Secrets`](super::Secrets)).
+    pub(crate) secrets: super::Secrets,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -164,7 +166,35 @@ impl Pipeline {
             grace: DEFAULT_GRACE,
             result_limit: crate::bounded_read::DEFAULT_RESULT_LIMIT,
             executor: Arc::new(LocalExecutor),
+            secrets: super::Secrets::default(),
         })
+    }
+
+    /// Masks `values` as `***` in every action the run dispatches (captured lines, errors,
+    /// results) and in the definition's descriptions and command lines as [`def`](Self::def)
+    /// shows them (see [`Secrets`](super::Secrets)); the commands run unmasked.
+    pub fn with_secrets<I, S>(mut self, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.secrets = super::Secrets::new(values);
+        if !self.secrets.is_empty() {
+            let def = Arc::make_mut(&mut self.def);
+            for p in def.phases.iter_mut() {
+                let p = Arc::make_mut(p);
+                p.description = self.secrets.mask(&p.description).into_owned();
+                if let Some(c) = &p.command {
+                    p.command = Some(self.secrets.mask(c).into_owned());
+                }
+            }
+        }
+        self
+    }
+
+    /// The values this pipeline masks.
+    pub fn secrets(&self) -> &super::Secrets {
+        &self.secrets
     }
 
     /// Collects each phase's output as `@@PHASE_LOG` actions (default off for library

@@ -164,7 +164,7 @@ where
     }
 
     fn put(&self, action: PipelineAction) -> SagaResult<()> {
-        self.cx.put(A::from(action))
+        self.cx.put(A::from(self.p.secrets.mask_action(action)))
     }
 
     async fn run(mut self) -> SagaResult<RunReport> {
@@ -380,6 +380,7 @@ where
             executor: self.p.executor.clone(),
             start: self.start,
             failed: self.failed.clone(),
+            secrets: self.p.secrets.clone(),
         }
     }
 
@@ -387,11 +388,12 @@ where
         if self.p.capture_output {
             let cx = self.cx.clone();
             let start = self.start;
+            let secrets = self.p.secrets.clone();
             Arc::new(move |stream, line: String| {
                 let timestamp = cx.now().saturating_duration_since(start).as_secs_f64();
                 let action = PipelineAction::PhaseLog {
                     name: name.clone(),
-                    line: line.into(),
+                    line: secrets.mask(&line).into(),
                     stream,
                     timestamp,
                 };
@@ -400,8 +402,10 @@ where
                 }
             })
         } else {
-            Arc::new(|stream, line: String| {
+            let secrets = self.p.secrets.clone();
+            Arc::new(move |stream, line: String| {
                 use std::io::Write;
+                let line = secrets.mask(&line);
                 let _ = match stream {
                     Stream::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
                     Stream::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
@@ -488,6 +492,7 @@ struct Job {
     executor: Arc<dyn crate::executor::Executor>,
     start: Instant,
     failed: Arc<Mutex<bool>>,
+    secrets: super::Secrets,
 }
 
 impl Job {
@@ -500,7 +505,7 @@ impl Job {
         let attempt = self.ctx.attempt;
         let ts = |cx: &Cx<S, A>| cx.now().saturating_duration_since(self.start).as_secs_f64();
         let put = |cx: &Cx<S, A>, a: PipelineAction| {
-            if let Err(e) = cx.put(A::from(a)) {
+            if let Err(e) = cx.put(A::from(self.secrets.mask_action(a))) {
                 tracing::warn!("dispatch failed: {e}");
             }
         };
