@@ -40,6 +40,7 @@ fn run(store: &Store<PipelineState, PipelineAction>, lines: &[Arc<str>]) {
     let name: Arc<str> = Arc::from("spam");
     let put = |a| store.dispatch(a).expect("dispatch");
     put(PipelineAction::PipelineStart {
+        started_at: None,
         name: Arc::from("bench"),
         timestamp: 0.0,
     });

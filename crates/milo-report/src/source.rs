@@ -170,7 +170,12 @@ impl ReportRun {
                 .and_then(|a| u32::try_from(a).ok())
                 .unwrap_or(0);
             phase.reused_from = str_of(p, "reused_from");
-            phase.log_count = p.get("log_count").and_then(Value::as_u64).unwrap_or(0);
+            // `log_total` (every line) where the timeline has it; `log_count` is the lines kept.
+            phase.log_count = p
+                .get("log_total")
+                .or_else(|| p.get("log_count"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
             let field = |key: &str| seconds(p.get(key), &format!("phase `{}`'s `{key}`", phase.name));
             let started = field("started_at")?;
             let finished = field("finished_at")?;

@@ -639,6 +639,7 @@ mod tests {
         let state = reducer.apply(
             None,
             &PipelineAction::PipelineStart {
+                started_at: None,
                 name: "p".into(),
                 timestamp: 0.0,
             },

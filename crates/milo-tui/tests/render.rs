@@ -70,6 +70,7 @@ impl Harness {
 
     fn start(&self) -> &Self {
         self.put(PipelineAction::PipelineStart {
+            started_at: None,
             name: "site".into(),
             timestamp: 0.0,
         })
@@ -374,6 +375,7 @@ fn wide() -> Store<PipelineViewState, ViewAction> {
     let store = Store::new(make_detail_reducer(pipeline.build_reducer()), None).expect("a store");
     let put = |a: PipelineAction| store.dispatch(a.into()).expect("dispatch");
     put(PipelineAction::PipelineStart {
+        started_at: None,
         name: "wide".into(),
         timestamp: 0.0,
     });

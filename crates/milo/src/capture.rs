@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 /// Which output stream a captured line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     /// Standard output.
+    #[default]
     Stdout,
     /// Standard error.
     Stderr,

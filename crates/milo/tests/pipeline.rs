@@ -1562,6 +1562,7 @@ fn detail_reducer_is_a_reducer_over_the_pipeline_state() {
         .reduce(
             Some(&first),
             &ViewAction::from(PipelineAction::PipelineStart {
+                started_at: None,
                 name: "build".into(),
                 timestamp: 0.0,
             }),
@@ -1617,6 +1618,7 @@ fn a_pipeline_store_keeps_timestamps_non_decreasing_in_dispatch_order() {
     let sink = seen.clone();
     let _sub = store.subscribe(move |a: &PipelineAction, _s: &Arc<PipelineState>| sink.lock().push(a.timestamp()));
     let start = |timestamp| PipelineAction::PipelineStart {
+        started_at: None,
         name: "t".into(),
         timestamp,
     };

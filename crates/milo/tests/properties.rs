@@ -527,6 +527,7 @@ fn pipeline_action() -> impl Strategy<Value = PipelineAction> {
     prop_oneof![
         1 => Just(PipelineAction::Init {}),
         1 => timestamp().prop_map(|timestamp| PipelineAction::PipelineStart {
+            started_at: None,
             name: "small".into(),
             timestamp
         }),

@@ -862,7 +862,7 @@ fn interpreter_records_puts_selects_takes_and_timeouts_and_applies_the_reducer()
             Effect::Put(add(1)),
             Effect::Select,
             Effect::Take("go".into()),
-            Effect::Take("again".into()),
+            Effect::TakeTimeout("again".into(), secs(1)),
             Effect::Timeout(secs(3)),
             Effect::Call("slow".into()),
             Effect::Put(DynAction::with_payload("go", 5.into())),
@@ -959,5 +959,24 @@ fn interpreter_reports_saga_errors_and_panics_as_puts() {
             SAGA_ERROR,
             serde_json::json!({"saga": "bad", "error": "panicked: oops"})
         )]
+    );
+}
+
+#[test]
+fn interpreter_records_try_call_and_take_timeouts_as_such() {
+    let t: SagaTest<(), DynAction> = SagaTest::new(());
+    t.answer("risky", 1_i64);
+    let got = t.run("s", |cx| async move {
+        let v = cx.try_call("risky", async { Ok::<i64, SagaError>(0) }).await?;
+        let none = cx.take_timeout("late", secs(2)).await?;
+        Ok((v, none.is_none()))
+    });
+    assert_eq!(got, Ok((1, true)));
+    assert_eq!(
+        t.effects(),
+        [
+            Effect::TryCall("risky".into()),
+            Effect::TakeTimeout("late".into(), secs(2))
+        ]
     );
 }

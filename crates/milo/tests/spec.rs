@@ -63,6 +63,7 @@ fn generated_reducer_handles_the_specified_actions() {
     assert_eq!(store.get_state().status, Status::Pending);
     store
         .dispatch(PipelineAction::PipelineStart {
+            started_at: None,
             name: "build".into(),
             timestamp: 0.0,
         })
@@ -128,7 +129,9 @@ fn generated_saga_yields_put_call_and_fork_effects() {
         .iter()
         .map(|e| match e {
             Effect::Put(a) => format!("put {} {}", milo::Action::type_name(a), a.phase().unwrap_or("")),
-            Effect::Call(l) => format!("call {l}"),
+            // The pipeline calls handlers with `try_call` (a panic fails the phase): the
+            // specification's Call effect.
+            Effect::TryCall(l) => format!("call {l}"),
             Effect::Fork(l) => format!("fork {l}"),
             other => format!("{other:?}"),
         })
@@ -258,4 +261,66 @@ fn detail_reducer_wraps_the_pipeline_reducer() {
     assert_eq!(store.get_state().pipeline.phases.len(), 5);
     store.dispatch(milo::pipeline::Key::Down.into()).unwrap();
     assert_eq!(store.get_state().selected_phase, 1);
+}
+
+/// `@@PHASE_LOG` as the original writes it may leave out `stream` and `timestamp`: they
+/// default to `stdout` and `0.0`.
+#[test]
+fn a_phase_log_without_stream_or_timestamp_defaults_them() {
+    let action: PipelineAction =
+        serde_json::from_str(r#"{"type": "@@PHASE_LOG", "payload": {"name": "parse", "line": "hi"}}"#)
+            .expect("a PHASE_LOG without stream and timestamp");
+    let PipelineAction::PhaseLog { stream, timestamp, .. } = action else {
+        panic!("{action:?}")
+    };
+    assert_eq!((stream, timestamp), (milo::capture::Stream::Stdout, 0.0));
+}
+
+/// `log_count` is `len(phase.logs)` as in the original (the lines kept, at most `max_logs`);
+/// `log_total` counts every line. The start's wall-clock time is kept from
+/// `@@PIPELINE_START`.
+#[test]
+fn the_timeline_counts_kept_lines_and_keeps_the_start_time() {
+    let pipeline = Pipeline::new("p", [Phase::new("talk", ok).max_logs(2)]).unwrap();
+    let store: Store<PipelineState, PipelineAction> = Store::new(pipeline.build_reducer(), None).unwrap();
+    store
+        .dispatch(PipelineAction::PipelineStart {
+            started_at: Some(1_700_000_000.5),
+            name: "p".into(),
+            timestamp: 0.0,
+        })
+        .unwrap();
+    for n in 0..5 {
+        store
+            .dispatch(PipelineAction::PhaseLog {
+                name: "talk".into(),
+                line: format!("line {n}").into(),
+                stream: milo::capture::Stream::Stdout,
+                timestamp: 0.1,
+            })
+            .unwrap();
+    }
+    let state = store.get_state();
+    assert_eq!(state.started_at, Some(1_700_000_000.5));
+    let tl = pipeline_to_timeline(&state);
+    assert_eq!(tl["started_at"], 1_700_000_000.5);
+    assert_eq!(tl["phases"][0]["log_count"], 2);
+    assert_eq!(tl["phases"][0]["log_total"], 5);
+}
+
+/// A real run carries the wall-clock start in `@@PIPELINE_START`.
+#[tokio::test]
+async fn a_run_records_its_wall_clock_start() {
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let pipeline = build();
+    let store: Store<PipelineState, PipelineAction> = Store::new(pipeline.build_reducer(), None).unwrap();
+    pipeline.run_with(&store, Default::default()).await.unwrap();
+    let started = store.get_state().started_at.expect("a start time");
+    assert!(
+        started >= before - 1.0 && started < before + 60.0,
+        "{started} vs {before}"
+    );
 }

@@ -136,6 +136,7 @@ mod tests {
         let mut s = r.apply(None, &PipelineAction::Init {});
         for a in [
             PipelineAction::PipelineStart {
+                started_at: None,
                 name: "p".into(),
                 timestamp: 0.0,
             },

@@ -42,6 +42,7 @@ fn store() -> Store<PipelineState, A> {
     let store = Store::new(pipeline.build_reducer(), None).unwrap();
     store
         .dispatch(A::PipelineStart {
+            started_at: None,
             name: "site".into(),
             timestamp: 0.0,
         })
@@ -341,6 +342,7 @@ fn hostile() -> Store<PipelineState, A> {
     let pipeline = Pipeline::new("p\x1b[Hwn", [Phase::new(evil, ok)]).unwrap();
     let s = Store::new(pipeline.build_reducer(), None).unwrap();
     s.dispatch(A::PipelineStart {
+        started_at: None,
         name: "p\x1b[Hwn".into(),
         timestamp: 0.0,
     })
@@ -390,6 +392,7 @@ fn the_plain_view_sanitises_names_and_errors_and_marks_output() {
         Some("[evil] failed after 0ms: badthing")
     );
     let start = A::PipelineStart {
+        started_at: None,
         name: "p\x1b[Hwn".into(),
         timestamp: 0.0,
     };

@@ -515,7 +515,7 @@ fn inspect_and_history_commands_sanitise_what_they_print_on_a_terminal() {
 
 [[phase]]
 name = "a"
-description = "desc\u001b]0;pwned-title\u0007ription"
+description = "description"
 run = "printf '\\033]52;c;eA==\\007clip\\033[2Jboard\\n'"
 "#;
     let t = Test::with(toml).args(["run", "--ui", "plain"]);

@@ -39,6 +39,10 @@ pub enum PipelineAction {
         name: Arc<str>,
         /// Seconds since the pipeline started (0).
         timestamp: f64,
+        /// When it started, in seconds since the Unix epoch (wall-clock time; the other
+        /// timestamps are relative to it). `None` in journals written before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_at: Option<f64>,
     },
     /// `@@PHASE_START`: an attempt of a phase began.
     #[serde(rename = "@@PHASE_START")]
@@ -115,9 +119,11 @@ pub enum PipelineAction {
         name: Arc<str>,
         /// The line, without its newline.
         line: Arc<str>,
-        /// `stdout` or `stderr`.
+        /// `stdout` or `stderr` (`stdout` when absent, as in the specification's original).
+        #[serde(default)]
         stream: Stream,
-        /// Seconds since the pipeline started.
+        /// Seconds since the pipeline started (`0.0` when absent).
+        #[serde(default)]
         timestamp: f64,
     },
     /// `@@PIPELINE_COMPLETE`: every phase completed or was skipped.

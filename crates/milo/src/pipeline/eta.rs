@@ -174,6 +174,7 @@ mod tests {
         assert_eq!(Eta::new(medians.clone(), 1).remaining(&s, 4.0), Some(40.0));
         for a in [
             PipelineAction::PipelineStart {
+                started_at: None,
                 name: "p".into(),
                 timestamp: 0.0,
             },
@@ -223,6 +224,7 @@ mod tests {
         let mut s = r.apply(None, &PipelineAction::Init {});
         for a in [
             PipelineAction::PipelineStart {
+                started_at: None,
                 name: "p".into(),
                 timestamp: 0.0,
             },
@@ -279,6 +281,7 @@ mod tests {
         let mut s = r.apply(None, &PipelineAction::Init {});
         for a in [
             PipelineAction::PipelineStart {
+                started_at: None,
                 name: "p".into(),
                 timestamp: 0.0,
             },

@@ -168,7 +168,13 @@ where
     }
 
     async fn run(mut self) -> SagaResult<RunReport> {
+        // Wall-clock time travels in the action, so the reducer stays pure.
+        let started_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs_f64());
         self.put(PipelineAction::PipelineStart {
+            started_at,
             name: self.p.def.name.clone(),
             timestamp: 0.0,
         })?;

@@ -120,6 +120,8 @@ pub struct PipelineState {
     pub current_phase: Option<Arc<str>>,
     /// Seconds since the pipeline started, as of the newest action.
     pub elapsed: f64,
+    /// When the pipeline started, in seconds since the Unix epoch (from `@@PIPELINE_START`).
+    pub started_at: Option<f64>,
     /// Every phase, in declaration order.
     pub phases: Phases,
     /// Why the pipeline failed, when it did.
@@ -158,6 +160,7 @@ impl PipelineState {
             phases,
             error: None,
             in_progress: 0,
+            started_at: None,
             done_weight: 0.0,
             def,
         }
@@ -298,8 +301,9 @@ fn reduce(state: Arc<PipelineState>, action: &PipelineAction) -> Arc<PipelineSta
     let i = index.unwrap_or(0);
     match action {
         A::Init {} | A::SagaCancelled { .. } | A::SagaError { .. } => return state,
-        A::PipelineStart { .. } => {
+        A::PipelineStart { started_at, .. } => {
             next.status = Status::Running;
+            next.started_at = *started_at;
         }
         A::PhaseStart {
             name,

@@ -145,10 +145,20 @@ where
         E: Into<SagaError>,
         Fut: Future<Output = Result<T, E>> + Send,
     {
+        self.call_as(Effect::Call(label.to_owned()), label, fut).await
+    }
+
+    /// A call recorded (by the test interpreter) as `effect`.
+    async fn call_as<T, E, Fut>(&self, effect: Effect<A>, label: &str, fut: Fut) -> SagaResult<T>
+    where
+        T: Send + 'static,
+        E: Into<SagaError>,
+        Fut: Future<Output = Result<T, E>> + Send,
+    {
         match &self.rt {
             Rt::Live(_) => fut.await.map_err(Into::into),
             Rt::Test(t) => {
-                t.record(Effect::Call(label.to_owned()));
+                t.record(effect);
                 match t.answer::<T>(label) {
                     Some(answer) => answer,
                     None if t.passthrough() => fut.await.map_err(Into::into),
@@ -166,7 +176,7 @@ where
         E: Into<SagaError>,
         Fut: Future<Output = Result<T, E>> + Send,
     {
-        AssertUnwindSafe(self.call(label, fut))
+        AssertUnwindSafe(self.call_as(Effect::TryCall(label.to_owned()), label, fut))
             .catch_unwind()
             .await
             .unwrap_or_else(|p| Err(SagaError::Panicked(panic_message(&*p))))
@@ -223,7 +233,10 @@ where
                 }
             }
             Rt::Test(t) => {
-                t.record(Effect::Take(pattern.describe()));
+                t.record(match timeout {
+                    None => Effect::Take(pattern.describe()),
+                    Some(d) => Effect::TakeTimeout(pattern.describe(), d),
+                });
                 match t.next_take() {
                     Some(a) => Ok(Some(a)),
                     None if timeout.is_some() => Ok(None),

@@ -13,12 +13,16 @@ pub enum Effect<A> {
     Put(A),
     /// `select`: the state was read.
     Select,
-    /// `call` / `try_call`: an async call, by label.
+    /// `call`: an async call, by label.
     Call(String),
+    /// `try_call`: an async call whose panic becomes an error, by label.
+    TryCall(String),
     /// `call_blocking`: a sync call on the blocking pool, by label.
     CallBlocking(String),
     /// `take`: waited for an action matching the described pattern.
     Take(String),
+    /// `take_timeout`: waited at most this long for an action matching the described pattern.
+    TakeTimeout(String, Duration),
     /// `delay`: waited this long.
     Delay(Duration),
     /// `fork`: started an attached child saga, by label.
