@@ -21,6 +21,10 @@ pub fn pipeline(file: &PipelineFile, only: &[String]) -> Result<Pipeline, CliErr
         .capture_output(file.capture_output)
         .fail_fast(file.fail_fast)
         .with_secrets(secret_values(file, std::env::vars_os()));
+    let pipeline = match file.max_result_size {
+        Some(bytes) => pipeline.max_result_size(bytes),
+        None => pipeline,
+    };
     Ok(match file.jobs {
         Some(j) => pipeline.jobs(j),
         None => pipeline,

@@ -342,3 +342,15 @@ async fn the_environment_is_the_one_the_shell_passes_on() {
         }
     }
 }
+
+/// A program found on PATH (once, then from the cache) is exec'd by its path but sees its own
+/// name as argv[0], as it would from the shell.
+#[tokio::test]
+async fn a_program_found_on_path_sees_its_name_as_argv0() {
+    for _ in 0..2 {
+        let (res, lines) = run(CommandSpec::new("cat /proc/self/cmdline")).await;
+        assert!(res.is_ok(), "{res:?}");
+        let out = texts(&lines, Stream::Stdout).join("\n");
+        assert!(out.starts_with("cat\0/proc/self/cmdline"), "{out:?}");
+    }
+}

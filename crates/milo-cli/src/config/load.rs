@@ -27,10 +27,18 @@ const TOP_KEYS: &[&str] = &[
     "jobs",
     "secrets",
     "secret_patterns",
+    "max_result_size",
     "defaults",
     "phase",
 ];
-const PIPELINE_KEYS: &[&str] = &["capture_output", "fail_fast", "jobs", "secrets", "secret_patterns"];
+const PIPELINE_KEYS: &[&str] = &[
+    "capture_output",
+    "fail_fast",
+    "jobs",
+    "secrets",
+    "secret_patterns",
+    "max_result_size",
+];
 const PHASE_KEYS: &[&str] = &[
     "name",
     "run",
@@ -65,6 +73,7 @@ pub(super) struct Loaded {
     pub(super) jobs: Option<usize>,
     pub(super) secrets: Vec<String>,
     pub(super) secret_patterns: Option<Vec<String>>,
+    pub(super) max_result_size: Option<u64>,
     pub(super) phases: Vec<PhaseDef>,
     pub(super) places: Vec<PhasePlaces>,
     /// Settings that are valid but cannot do what they seem to ask for.
@@ -181,6 +190,7 @@ impl Cx<'_> {
         let mut capture_output = true;
         let mut fail_fast = false;
         let mut jobs = None;
+        let mut max_result_size = None;
         let mut secrets = Vec::new();
         let mut secret_patterns = None;
         let mut defaults = Settings::default();
@@ -202,6 +212,7 @@ impl Cx<'_> {
                         }
                         jobs = Some(usize::try_from(n).map_err(|_| self.too_large("jobs", Scope::Top, value))?);
                     }
+                    "max_result_size" => max_result_size = Some(self.size("max_result_size", value)?),
                     "secrets" => secrets = self.names("secrets", value, "`secrets = [\"API_TOKEN\"]`")?,
                     "secret_patterns" => {
                         secret_patterns =
@@ -243,6 +254,7 @@ impl Cx<'_> {
             jobs,
             secrets,
             secret_patterns,
+            max_result_size,
             phases,
             places,
             warnings: Vec::new(),
@@ -752,6 +764,24 @@ impl Cx<'_> {
     }
 
     /// An integer ≥ 0.
+    /// A size in bytes: an integer, or a string with a unit (`"64 MiB"`, `"512KiB"`, `"1GB"`).
+    fn size(&self, key: &str, value: &Value<'_>) -> Result<u64, ConfigError> {
+        let bytes = match value.get_ref() {
+            DeValue::String(s) => parse_size(s).map_err(|why| {
+                self.invalid(value, format!("`{key}` {why}")).help_line(format!(
+                    "write bytes or a size with a unit: `{key} = \"64MiB\"` (B, KB, MB, GB, KiB, MiB, GiB)"
+                ))
+            })?,
+            _ => self.unsigned(key, Scope::Top, value)?,
+        };
+        if bytes == 0 {
+            return Err(self
+                .invalid(value, format!("`{key}` must be more than 0 bytes"))
+                .help_line(format!("remove `{key}` for the default of 16 MiB")));
+        }
+        Ok(bytes)
+    }
+
     fn unsigned(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<u64, ConfigError> {
         match value.get_ref() {
             DeValue::Integer(i) => match i128::from_str_radix(i.as_str(), i.radix()) {
@@ -1041,5 +1071,43 @@ mod tests {
         assert_eq!(closest("command", keys.clone()), None);
         assert_eq!(closest("retries", POLICY_KEYS.iter().copied()), Some("max_retries"));
         assert_eq!(closest("phases", TOP_KEYS.iter().copied()), Some("phase"));
+    }
+}
+
+/// `"64MiB"`, `"512 KiB"`, `"1GB"`, `"100"` as bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("is {text:?}: expected a whole number of bytes, optionally with a unit"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("has the unknown unit {other:?}")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("is {text:?}, which is too large"))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_and_without_units() {
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert!(parse_size("5 lots").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("huge").is_err());
+        assert!(parse_size("99999999999999 GiB").unwrap_err().contains("too large"));
     }
 }

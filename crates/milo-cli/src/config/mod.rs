@@ -83,6 +83,8 @@ pub struct PipelineFile {
     pub fail_fast: bool,
     /// How many phases may run at once; `None`: the available parallelism.
     pub jobs: Option<usize>,
+    /// The largest result a phase may write to `MILO_OUTPUT`, in bytes (`None`: 16 MiB).
+    pub max_result_size: Option<u64>,
     /// `secrets`: variables whose values are masked, whatever their names.
     pub secrets: Vec<String>,
     /// `secret_patterns` ([`DEFAULT_SECRET_PATTERNS`] when absent): names whose values are
@@ -213,6 +215,7 @@ impl PipelineFile {
             capture_output: loaded.capture_output,
             fail_fast: loaded.fail_fast,
             jobs: loaded.jobs,
+            max_result_size: loaded.max_result_size,
             secrets: loaded.secrets,
             secret_patterns: loaded
                 .secret_patterns

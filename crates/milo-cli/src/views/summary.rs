@@ -36,7 +36,7 @@ pub fn status_word(status: Status) -> &'static str {
 
 /// Seconds as a compact duration.
 pub fn secs(s: f64) -> String {
-    format_duration(std::time::Duration::from_secs_f64(s.max(0.0)))
+    format_duration(std::time::Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(std::time::Duration::MAX))
 }
 
 /// `✓ name  1.2s` plus `: error` for failures and skips.

@@ -254,3 +254,15 @@ fn the_pipeline_file_must_be_a_regular_file() {
     t.run().code(2).stderr_has("is a character device");
     t.then(["check", "-f", "link.toml"]).run().code(0);
 }
+
+#[test]
+fn max_result_size_sets_the_limit() {
+    let t = Test::with(
+        "name = \"x\"\nmax_result_size = \"1KiB\"\n[[phase]]\nname = \"big\"\nrun = \"head -c 2000 /dev/zero > $MILO_OUTPUT\"\n",
+    )
+    .args(["run", "--ui", "plain"]);
+    t.run().code(1).stdout_has("is larger than the limit of 1 KiB");
+    let t = Test::with("name = \"x\"\nmax_result_size = \"5 lots\"\n[[phase]]\nname = \"a\"\nrun = \"true\"\n")
+        .args(["check"]);
+    t.run().code(2).stderr_has("milo.toml:2:19").stderr_has("unknown unit");
+}

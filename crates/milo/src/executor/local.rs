@@ -215,12 +215,51 @@ fn direct_command(
         return None;
     }
     let pwd = shell_pwd(spec, cwd_id).ok()?;
-    let mut cmd = command(program, spec, container);
+    let mut cmd = match (!program.contains('/')).then(|| lookup(program, spec)).flatten() {
+        // Exec'd by its path, with the name as argv[0], as the shell would.
+        Some(path) => {
+            let mut cmd = command(path, spec, container);
+            cmd.arg0(program);
+            cmd
+        }
+        None => command(program, spec, container),
+    };
     cmd.args(args);
     if let Some(pwd) = pwd {
         cmd.env("PWD", pwd);
     }
     Some(cmd)
+}
+
+/// Where `program` is on the PATH the command gets — the phase's own, else milo's — looked up
+/// once per program and PATH, as a shell's command hash table does, instead of by every spawn
+/// (which tries each PATH entry in turn: one failed `execve` per entry before the right one).
+/// A cached path that is no longer an executable file is looked up again. `None` (let the
+/// spawn search) when the PATH has a relative entry, whose meaning depends on the directory.
+fn lookup(program: &str, spec: &CommandSpec) -> Option<PathBuf> {
+    use std::collections::HashMap;
+    use std::os::unix::fs::PermissionsExt;
+    static CACHE: parking_lot::Mutex<Option<HashMap<(String, OsString), PathBuf>>> = parking_lot::Mutex::new(None);
+    let path = match spec.env.iter().rfind(|(k, _)| k == "PATH") {
+        Some((_, v)) => OsString::from(v),
+        None => std::env::var_os("PATH")?,
+    };
+    if std::env::split_paths(&path).any(|d| !d.is_absolute()) {
+        return None;
+    }
+    let key = (program.to_owned(), path);
+    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if let Some(found) = CACHE
+        .lock()
+        .as_ref()
+        .and_then(|c| c.get(&key))
+        .filter(|p| executable(p))
+    {
+        return Some(found.clone());
+    }
+    let found = which::which_in(program, Some(&key.1), "/").ok()?;
+    CACHE.lock().get_or_insert_with(HashMap::new).insert(key, found.clone());
+    Some(found)
 }
 
 /// Whether the command's environment has a variable that `sh` would not pass on as it is:
