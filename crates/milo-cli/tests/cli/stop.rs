@@ -116,9 +116,10 @@ fn all_gone(markers: &[String], within: Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// Each containment mechanism this machine offers: a cgroup where one can be made, and the
+/// Each containment mechanism: a cgroup (v2 first, else v1), a cgroup v1 (where this machine
+/// has a writable v1 hierarchy; else it falls back like any machine without one), and the
 /// process-tree fallback (subreaper and marker) that must hold on its own.
-const MECHANISMS: [&str; 2] = ["cgroup", "tree"];
+const MECHANISMS: [&str; 3] = ["cgroup", "cgroup-v1", "tree"];
 
 fn escape_test(mechanism: &str, stop: Option<Signal>, extra_toml: &str, tail: &str) {
     let ms = markers();

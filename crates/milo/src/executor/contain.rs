@@ -42,8 +42,8 @@ use super::procfs::{self, ProcStat};
 /// The environment variable that marks every process of a container (`<milo pid>-<start>-<n>`).
 pub const MARKER_VAR: &str = "MILO_JOB";
 
-/// Chooses the mechanism for tests and for machines where a cgroup is unwanted: `cgroup` or
-/// `tree` (`auto`, the default, prefers a cgroup).
+/// Chooses the mechanism for tests and for machines where a cgroup is unwanted: `cgroup`,
+/// `cgroup-v1` (skip v2) or `tree` (`auto`, the default, prefers a cgroup, v2 first).
 pub const MECHANISM_VAR: &str = "MILO_CONTAINMENT";
 
 /// How commands are contained in this process.
@@ -155,6 +155,20 @@ fn orphans() -> Vec<i32> {
         .collect()
 }
 
+/// Reaps the orphans that have exited, at most every 100 ms: a zombie costs nothing but its
+/// pid while it waits, and looking for them reads a file per thread.
+fn reap_orphans_soon() {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    {
+        let mut last = LAST.lock();
+        if last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+            return;
+        }
+        *last = Some(Instant::now());
+    }
+    reap_orphans();
+}
+
 /// Reaps the orphans that have exited (once a subreaper, nothing else waits for them).
 pub fn reap_orphans() {
     if !SUBREAPER.load(Ordering::Relaxed) {
@@ -250,12 +264,10 @@ fn pool() -> Option<&'static Pool> {
         if wanted == "tree" {
             return None;
         }
-        let pool = cgroup_parent(Mechanism::CgroupV2)
-            .and_then(|parent| Pool::create(Mechanism::CgroupV2, &parent))
-            .or_else(|| {
-                cgroup_parent(Mechanism::CgroupV1).and_then(|parent| Pool::create(Mechanism::CgroupV1, &parent))
-            });
-        if pool.is_none() && wanted == "cgroup" {
+        let v2 = || cgroup_parent(Mechanism::CgroupV2).and_then(|parent| Pool::create(Mechanism::CgroupV2, &parent));
+        let v1 = || cgroup_parent(Mechanism::CgroupV1).and_then(|parent| Pool::create(Mechanism::CgroupV1, &parent));
+        let pool = if wanted == "cgroup-v1" { v1() } else { v2().or_else(v1) };
+        if pool.is_none() && wanted.starts_with("cgroup") {
             tracing::warn!("{MECHANISM_VAR}=cgroup, but no cgroup could be created; containing by process tree");
         }
         pool
@@ -632,7 +644,6 @@ impl Container {
         };
         if !running {
             self.gone = true;
-            reap_orphans();
         }
         running
     }
@@ -640,14 +651,20 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        if !self.gone {
+        let gone = self.gone;
+        if !gone {
             let _ = self.signal(Signal::SIGKILL);
         }
-        reap_orphans();
+        reap_orphans_soon();
         if let Some((dir, _)) = self.cgroup.take()
             && let Some(pool) = pool()
         {
-            pool.give_back(dir);
+            if gone {
+                // Seen empty just now: reuse it without reading it again.
+                pool.free.lock().push(dir);
+            } else {
+                pool.give_back(dir);
+            }
         }
     }
 }
