@@ -544,28 +544,11 @@ impl Container {
         (MARKER_VAR, &self.marker)
     }
 
-    /// What the child runs between fork and exec (see `LocalExecutor`'s `pre_exec`): a new
-    /// session, death with its parent, and the move into the cgroup. Only async-signal-safe
-    /// system calls on values prepared here; no allocation.
-    pub(crate) fn child_setup(&self) -> impl FnMut() -> io::Result<()> + Send + Sync + 'static {
-        let parent = nix::unistd::getpid();
-        // The child's own copy, owned by the command (so open until the spawn returns).
-        let procs = self.procs.as_ref().and_then(|f| f.try_clone().ok());
-        move || {
-            if let Some(fd) = &procs {
-                // Best effort: a command that cannot join its cgroup still runs, contained by
-                // its session and process tree.
-                let _ = nix::unistd::write(fd, b"0");
-            }
-            nix::unistd::setsid().map_err(io::Error::from)?;
-            #[cfg(target_os = "linux")]
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
-            // The parent may have died before the line above: then nothing would kill us.
-            if nix::unistd::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
-            }
-            Ok(())
-        }
+    /// `cgroup.procs` of the container's cgroup, for the child to write itself into before
+    /// it execs (see `spawn`).
+    pub(crate) fn cgroup_procs(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.procs.as_ref().map(|f| f.as_fd())
     }
 
     /// Records the main process once started; the cgroup file is no longer needed.

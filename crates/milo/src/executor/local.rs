@@ -5,16 +5,15 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::OnceLock;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use tokio::process::{Child, Command};
+use std::os::fd::OwnedFd;
 
 use super::argv;
 use super::contain::{self, Container};
-use super::{CommandError, CommandSpec, Executor, ExitFuture, ExitOutcome, GroupSignal, Launched, OutputReader};
+use super::{CommandError, CommandSpec, Executor, ExitFuture, GroupSignal, Launched, OutputReader};
 
 /// Runs commands as local processes, through `sh -c "<command>"` — or, when the command is
 /// just a program and its arguments, the program itself, exec'd directly as GNU make does.
@@ -89,7 +88,7 @@ impl Executor for LocalExecutor {
         let direct_cmd =
             argv::simple_argv(&spec.command).and_then(|words| direct_command(spec, &words, cwd_id, &container));
         let started = match direct_cmd {
-            Some(mut cmd) => match spawn(&mut cmd) {
+            Some(cmd) => match spawn(&cmd, &container) {
                 Ok(child) => {
                     tracing::trace!(command = %spec.command, "started the program directly, without a shell");
                     Some(child)
@@ -110,7 +109,7 @@ impl Executor for LocalExecutor {
         };
         let mut child = match started {
             Some(child) => child,
-            None => spawn(&mut shell_command(spec, &container)).map_err(|e| {
+            None => spawn(&shell_command(spec, &container), &container).map_err(|e| {
                 let reason = match (e.kind(), &spec.cwd) {
                     (io::ErrorKind::NotFound, _) => {
                         format!("`sh` was not found ({e}); make sure a POSIX shell is on PATH")
@@ -121,65 +120,117 @@ impl Executor for LocalExecutor {
                 spawn_error(reason, e)
             })?,
         };
-        let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) else {
-            return Err(spawn_error(
-                "the process vanished right after it started".to_owned(),
-                io::Error::other("no process id"),
-            ));
-        };
+        let pid = child.pid;
         tracing::debug!(pid, command = %spec.command, "started command");
         container.started(Pid::from_raw(pid));
-        let stdout = child.stdout.take().map(|r| Box::new(r) as OutputReader);
-        let stderr = child.stderr.take().map(|r| Box::new(r) as OutputReader);
+        let reader = |fd: Option<OwnedFd>| -> Result<Option<OutputReader>, CommandError> {
+            fd.map(|fd| {
+                tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+                    .map(|r| Box::new(r) as OutputReader)
+                    .map_err(|e| spawn_error(format!("could not read the command's output: {e}"), e))
+            })
+            .transpose()
+        };
+        let stdout = reader(child.stdout.take())?;
+        let stderr = reader(child.stderr.take())?;
         Ok(Box::new(LocalLaunched {
             pid,
             container,
-            child: Some(child),
+            waited: false,
             stdout,
             stderr,
         }))
     }
 }
 
-/// Spawns `cmd`, recording the child as the executor's own (see [`contain`]).
-fn spawn(cmd: &mut Command) -> io::Result<Child> {
+/// A command about to be started: what [`spawn`](super::spawn::spawn) needs, owned.
+struct Plan {
+    program: PathBuf,
+    argv: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    cwd: Option<PathBuf>,
+    capture: bool,
+}
+
+impl Plan {
+    fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.argv.push(arg.as_ref().to_owned());
+        self
+    }
+
+    fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
+        self.env.push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+}
+
+/// A started command: its pid and the read ends of its output pipes.
+struct Child {
+    pid: i32,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+}
+
+/// Starts `plan` in `container`, recording the child as the executor's own (see [`contain`]).
+/// A program named without a `/` is looked up on the PATH it will get.
+fn spawn(plan: &Plan, container: &Container) -> io::Result<Child> {
+    let found;
+    let program = if plan.program.as_os_str().as_encoded_bytes().contains(&b'/') {
+        plan.program.as_path()
+    } else {
+        let path = plan
+            .env
+            .iter()
+            .rfind(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default();
+        let cwd = plan.cwd.clone().unwrap_or_else(|| PathBuf::from("."));
+        found = which::which_in(&plan.program, Some(path), cwd)
+            .map_err(|e| io::Error::new(io::ErrorKind::NotFound, format!("{}: {e}", plan.program.display())))?;
+        found.as_path()
+    };
+    let request = super::spawn::Request {
+        program,
+        argv: plan.argv.iter().map(OsString::as_os_str).collect(),
+        env: plan.env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str())).collect(),
+        cwd: plan.cwd.as_deref(),
+        capture: plan.capture,
+        cgroup: container.cgroup_procs(),
+    };
     contain::spawn_registered(|| {
-        let child = cmd.spawn()?;
-        let pid = child.id();
-        Ok((child, pid))
+        let child = super::spawn::spawn(&request)?;
+        let pid = u32::try_from(child.pid).ok();
+        Ok((
+            Child {
+                pid: child.pid,
+                stdout: child.stdout,
+                stderr: child.stderr,
+            },
+            pid,
+        ))
     })
 }
 
 /// `program` set up to run as `spec` says: in its container (a new session, so leading a new
 /// process group with no controlling terminal; killed if milo dies; in its cgroup), stdin
 /// `/dev/null`, `spec`'s environment and working directory, output piped or passed through.
-fn command(program: impl AsRef<OsStr>, spec: &CommandSpec, container: &Container) -> Command {
-    let mut cmd = Command::new(program);
+fn command(program: impl AsRef<OsStr>, spec: &CommandSpec, container: &Container) -> Plan {
+    let program = program.as_ref();
     let (marker, value) = container.marker();
-    cmd.stdin(Stdio::null())
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(marker, value);
-    #[allow(unsafe_code)]
-    // SAFETY: the closure runs in the forked child before exec. It makes only async-signal-safe
-    // system calls (write, setsid, prctl, getpid) on values prepared before the fork, does not
-    // allocate, and touches no lock: so it cannot deadlock or corrupt state another thread of
-    // the parent held at the fork.
-    unsafe {
-        cmd.pre_exec(container.child_setup());
+    let mut env: Vec<(OsString, OsString)> = spec.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+    env.push((marker.into(), value.into()));
+    Plan {
+        program: PathBuf::from(program),
+        argv: vec![program.to_owned()],
+        env,
+        cwd: spec.cwd.clone(),
+        capture: spec.capture,
     }
-    if let Some(cwd) = &spec.cwd {
-        cmd.current_dir(cwd);
-    }
-    if spec.capture {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    } else {
-        cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
-    }
-    cmd
 }
 
 /// `sh -c "<command>"`.
-fn shell_command(spec: &CommandSpec, container: &Container) -> Command {
+fn shell_command(spec: &CommandSpec, container: &Container) -> Plan {
     // `sh` is looked up on PATH once, not by every spawn (which tries each PATH entry in
     // turn); a phase that sets its own PATH gets the lookup done against that PATH.
     let shell = if spec.env.iter().any(|(k, _)| k == "PATH") {
@@ -199,7 +250,7 @@ fn direct_command(
     words: &[&str],
     cwd_id: Option<(u64, u64)>,
     container: &Container,
-) -> Option<Command> {
+) -> Option<Plan> {
     let (&program, args) = words.split_first()?;
     if !program.contains('/') && !spec.env.iter().any(|(k, _)| k == "PATH") && std::env::var_os("PATH").is_none() {
         // No PATH at all: the shell searches its own default one, `execvp` another.
@@ -219,12 +270,14 @@ fn direct_command(
         // Exec'd by its path, with the name as argv[0], as the shell would.
         Some(path) => {
             let mut cmd = command(path, spec, container);
-            cmd.arg0(program);
+            cmd.argv[0] = program.into();
             cmd
         }
         None => command(program, spec, container),
     };
-    cmd.args(args);
+    for a in args {
+        cmd.arg(a);
+    }
     if let Some(pwd) = pwd {
         cmd.env("PWD", pwd);
     }
@@ -319,7 +372,8 @@ struct LocalLaunched {
     pid: i32,
     /// Everything the command started.
     container: Container,
-    child: Option<Child>,
+    /// The exit future was handed out.
+    waited: bool,
     stdout: Option<OutputReader>,
     stderr: Option<OutputReader>,
 }
@@ -334,19 +388,21 @@ impl Launched for LocalLaunched {
     }
 
     fn take_exit(&mut self) -> Option<ExitFuture> {
-        let mut child = self.child.take()?;
+        if std::mem::replace(&mut self.waited, true) {
+            return None;
+        }
         let pid = self.pid;
         Some(Box::pin(async move {
-            let status = child.wait().await;
-            // Waited for: no longer one of the executor's children.
-            contain::unregister(pid);
-            let status = status?;
-            use std::os::unix::process::ExitStatusExt;
-            Ok(match (status.code(), status.signal()) {
-                (Some(code), _) => ExitOutcome::Code(code),
-                (None, Some(sig)) => ExitOutcome::Signal(sig),
-                (None, None) => ExitOutcome::Code(-1),
-            })
+            // Forgets the child once waited for — or once nobody will wait, so that the
+            // orphan reaper takes it.
+            struct Forget(i32);
+            impl Drop for Forget {
+                fn drop(&mut self) {
+                    contain::unregister(self.0);
+                }
+            }
+            let _forget = Forget(pid);
+            super::spawn::wait(pid).await
         }))
     }
 

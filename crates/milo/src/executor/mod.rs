@@ -28,6 +28,7 @@ mod argv;
 pub mod contain;
 mod local;
 pub mod procfs;
+mod spawn;
 
 use std::future::Future;
 use std::io;
