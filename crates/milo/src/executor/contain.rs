@@ -111,12 +111,10 @@ pub fn become_subreaper() -> io::Result<()> {
 static CHILDREN: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
 
 /// Runs `spawn` and records the child it returns as one of the executor's own.
-pub(crate) fn spawn_registered<T>(spawn: impl FnOnce() -> io::Result<(T, Option<u32>)>) -> io::Result<T> {
+pub(crate) fn spawn_registered<T>(spawn: impl FnOnce() -> io::Result<(T, i32)>) -> io::Result<T> {
     let mut children = CHILDREN.lock();
     let (child, pid) = spawn()?;
-    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-        children.get_or_insert_with(HashSet::new).insert(pid);
-    }
+    children.get_or_insert_with(HashSet::new).insert(pid);
     Ok(child)
 }
 
@@ -142,7 +140,8 @@ fn direct_children() -> Vec<i32> {
 }
 
 /// Children of this process that the executor did not start: processes re-parented to the
-/// subreaper.
+/// subreaper. The children are listed before the registry is locked, so a child spawned
+/// meanwhile is registered (spawns hold the lock) by the time it is filtered out.
 fn orphans() -> Vec<i32> {
     if !SUBREAPER.load(Ordering::Relaxed) {
         return Vec::new();
@@ -169,39 +168,28 @@ fn reap_orphans_soon() {
     reap_orphans();
 }
 
-/// Reaps the orphans that have exited (once a subreaper, nothing else waits for them).
+/// Reaps the orphans that have exited (once a subreaper, nothing else waits for them). The
+/// executor's own children are never among them: see [`orphans`].
 pub fn reap_orphans() {
-    if !SUBREAPER.load(Ordering::Relaxed) {
-        return;
-    }
-    let children = direct_children();
-    let registered = CHILDREN.lock();
-    for pid in children {
-        if registered.as_ref().is_some_and(|r| r.contains(&pid)) {
-            continue;
-        }
+    for pid in orphans() {
         if procfs::stat(pid).is_some_and(|s| s.is_dead()) {
             let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
         }
     }
 }
 
-/// Whether process `pid` carries `marker` in its (initial) environment.
-fn has_marker(pid: i32, marker: &str) -> bool {
-    let Ok(env) = fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
-    let want = format!("{MARKER_VAR}={marker}");
-    env.split(|&b| b == 0).any(|kv| kv == want.as_bytes())
+/// The `MILO_JOB` marker in process `pid`'s (initial) environment, if it has one.
+fn marker_of(pid: i32) -> Option<String> {
+    let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{MARKER_VAR}=");
+    env.split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
-/// Whether process `pid`'s marker starts with `prefix`.
-fn marker_starts_with(pid: i32, prefix: &str) -> bool {
-    let Ok(env) = fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
-    let want = format!("{MARKER_VAR}={prefix}");
-    env.split(|&b| b == 0).any(|kv| kv.starts_with(want.as_bytes()))
+/// Whether process `pid` carries `marker`.
+fn has_marker(pid: i32, marker: &str) -> bool {
+    marker_of(pid).is_some_and(|m| m == marker)
 }
 
 /// `roots` and all their descendants among `all`.
@@ -497,7 +485,12 @@ pub fn sweep_stale(run_dirs: &[PathBuf]) {
     let me = std::process::id() as i32;
     if let Some(all) = procfs::processes() {
         for p in all.filter(|p| p.pid != me && !p.is_dead()) {
-            if dead.iter().any(|tag| marker_starts_with(p.pid, &format!("{tag}-"))) {
+            let Some(marker) = marker_of(p.pid) else { continue };
+            if dead.iter().any(|tag| {
+                marker
+                    .strip_prefix(tag.as_str())
+                    .is_some_and(|rest| rest.starts_with('-'))
+            }) {
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
             }
         }

@@ -13,6 +13,7 @@ use std::os::fd::OwnedFd;
 
 use super::argv;
 use super::contain::{self, Container};
+use super::spawn::Spawned;
 use super::{CommandError, CommandSpec, Executor, ExitFuture, GroupSignal, Launched, OutputReader};
 
 /// Runs commands as local processes, through `sh -c "<command>"` — or, when the command is
@@ -164,16 +165,9 @@ impl Plan {
     }
 }
 
-/// A started command: its pid and the read ends of its output pipes.
-struct Child {
-    pid: i32,
-    stdout: Option<OwnedFd>,
-    stderr: Option<OwnedFd>,
-}
-
 /// Starts `plan` in `container`, recording the child as the executor's own (see [`contain`]).
 /// A program named without a `/` is looked up on the PATH it will get.
-fn spawn(plan: &Plan, container: &Container) -> io::Result<Child> {
+fn spawn(plan: &Plan, container: &Container) -> io::Result<Spawned> {
     let found;
     let program = if plan.program.as_os_str().as_encoded_bytes().contains(&b'/') {
         plan.program.as_path()
@@ -200,15 +194,8 @@ fn spawn(plan: &Plan, container: &Container) -> io::Result<Child> {
     };
     contain::spawn_registered(|| {
         let child = super::spawn::spawn(&request)?;
-        let pid = u32::try_from(child.pid).ok();
-        Ok((
-            Child {
-                pid: child.pid,
-                stdout: child.stdout,
-                stderr: child.stderr,
-            },
-            pid,
-        ))
+        let pid = child.pid;
+        Ok((child, pid))
     })
 }
 
