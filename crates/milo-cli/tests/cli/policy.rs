@@ -91,12 +91,9 @@ fn a_skipped_phase_shows_why() {
         .stdout_has("command exited with status 9");
 }
 
-/// A phase waiting to retry has started: when an unrelated phase fails (no `--fail-fast`) it
-/// finishes its attempts like a running phase would, while nothing new starts.
-#[test]
-fn a_phase_waiting_to_retry_finishes_its_attempts_after_another_fails() {
-    let t = Test::with(
-        r#"
+/// `flaky-net` fails once and succeeds on its retry (after 1 s); `broken` fails at once, while
+/// `flaky-net` waits to retry; `later` depends on `flaky-net`.
+const RETRY_WHILE_ANOTHER_FAILS: &str = r#"
 name = "x"
 [defaults]
 parallel = true
@@ -111,9 +108,13 @@ run = "sleep 0.2; exit 4"
 name = "later"
 depends_on = ["flaky-net"]
 run = "touch later.ran"
-"#,
-    )
-    .args(["run", "--ui", "plain", "--timeline", "t.json"]);
+"#;
+
+/// A phase waiting to retry has started: when an unrelated phase fails (no `--fail-fast`) it
+/// finishes its attempts like a running phase would, while nothing new starts.
+#[test]
+fn a_phase_waiting_to_retry_finishes_its_attempts_after_another_fails() {
+    let t = Test::with(RETRY_WHILE_ANOTHER_FAILS).args(["run", "--ui", "plain", "--timeline", "t.json"]);
     t.run().code(1);
     let tl = t.json("t.json");
     assert_eq!(phase(&tl, "flaky-net")["status"], "completed", "{tl:#}");
@@ -125,21 +126,7 @@ run = "touch later.ran"
 /// `--fail-fast` still cancels a phase waiting to retry at once.
 #[test]
 fn fail_fast_cancels_a_phase_waiting_to_retry() {
-    let t = Test::with(
-        r#"
-name = "x"
-[defaults]
-parallel = true
-[[phase]]
-name = "flaky-net"
-run = "if [ -e tried ]; then echo ok; else touch tried; exit 1; fi"
-policy = { on_fail = "retry", max_retries = 3, retry_delay = "2s" }
-[[phase]]
-name = "broken"
-run = "sleep 0.2; exit 4"
-"#,
-    )
-    .args(["run", "--ui", "plain", "--fail-fast", "--timeline", "t.json"]);
+    let t = Test::with(RETRY_WHILE_ANOTHER_FAILS).args(["run", "--ui", "plain", "--fail-fast", "--timeline", "t.json"]);
     t.run().code(1);
     let tl = t.json("t.json");
     assert_eq!(phase(&tl, "flaky-net")["status"], "cancelled", "{tl:#}");
