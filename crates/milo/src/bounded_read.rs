@@ -23,13 +23,13 @@ pub enum BoundedReadError {
         path: String,
     },
     /// The path names a symbolic link where only a file is accepted.
-    #[error("{path} is a symbolic link; write a regular file there instead")]
+    #[error("{path} is a symbolic link, not a regular file")]
     Symlink {
         /// The path.
         path: String,
     },
     /// The path names something other than a regular file.
-    #[error("{path} is a {kind}, not a regular file; write a regular file there instead")]
+    #[error("{path} is a {kind}, not a regular file")]
     NotRegular {
         /// The path.
         path: String,

@@ -184,10 +184,10 @@ pub fn load(path: impl AsRef<Path>) -> Result<PipelineFile, ConfigError> {
             format!("no pipeline file at `{}`", path.display()),
         )
         .help_line("run `milo init` to create one, or name another file with `-f FILE`")),
-        Err(e) => Err(ConfigError::new(
-            ErrorKind::Io,
-            format!("cannot read the pipeline file: {e}"),
-        )),
+        Err(e) => Err(
+            ConfigError::new(ErrorKind::Io, format!("cannot read the pipeline file: {e}"))
+                .help_line("`-f` must name a regular file, or a link to one"),
+        ),
     }
 }
 

@@ -138,6 +138,9 @@ pub(crate) async fn run_command_phase(
                     BoundedReadError::TooLarge { .. } => {
                         "; write less, or raise the pipeline's `max_result_size`"
                     }
+                    BoundedReadError::Symlink { .. } | BoundedReadError::NotRegular { .. } => {
+                        "; write the result into MILO_OUTPUT as a regular file"
+                    }
                     _ => "",
                 }
             ))),
