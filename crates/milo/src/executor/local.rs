@@ -218,13 +218,8 @@ fn command(program: impl AsRef<OsStr>, spec: &CommandSpec, container: &Container
 
 /// `sh -c "<command>"`.
 fn shell_command(spec: &CommandSpec, container: &Container) -> Plan {
-    // `sh` is looked up on PATH once, not by every spawn (which tries each PATH entry in
-    // turn); a phase that sets its own PATH gets the lookup done against that PATH.
-    let shell = if spec.env.iter().any(|(k, _)| k == "PATH") {
-        Path::new("sh")
-    } else {
-        shell_path()
-    };
+    // `sh` is looked up once per PATH (the phase's own, if it sets one), as a program is.
+    let shell = lookup("sh", spec).unwrap_or_else(|| PathBuf::from("sh"));
     let mut cmd = command(shell, spec, container);
     cmd.arg("-c").arg(&spec.command);
     cmd
@@ -340,18 +335,6 @@ fn shell_pwd(spec: &CommandSpec, cwd_id: Option<(u64, u64)>) -> io::Result<Optio
         return Ok(None);
     }
     std::fs::canonicalize(dir).map(Some)
-}
-
-/// The absolute path of `sh` on this process's PATH, found once; plain `sh` (a PATH search by
-/// each spawn, and its usual "not found" error) when the lookup fails.
-fn shell_path() -> &'static Path {
-    static SHELL: OnceLock<PathBuf> = OnceLock::new();
-    SHELL.get_or_init(|| {
-        which::which("sh")
-            .ok()
-            .filter(|p| p.is_absolute())
-            .unwrap_or_else(|| PathBuf::from("sh"))
-    })
 }
 
 struct LocalLaunched {
