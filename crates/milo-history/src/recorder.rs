@@ -325,6 +325,8 @@ pub(crate) fn apply(
         match action {
             // Lines of unknown phases: journal only, as the reducer ignores them too.
             A::PhaseLog { .. } => {}
+            // The decision is in the journal; its columns come with the phase rows' schema.
+            A::PhaseDecision { .. } => {}
             A::PhaseStart {
                 name,
                 attempt,

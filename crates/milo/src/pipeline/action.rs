@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::incremental::Decision;
 use crate::action::{Action, Builtin};
 use crate::capture::Stream;
 
@@ -51,6 +52,19 @@ pub enum PipelineAction {
         name: Arc<str>,
         /// 1 for the first attempt.
         attempt: u32,
+        /// Seconds since the pipeline started.
+        timestamp: f64,
+    },
+    /// `@@PHASE_DECISION`: an incremental phase was checked before its first attempt. Put
+    /// before its `@@PHASE_START` when it runs; when it is up to date or restored, its
+    /// recorded lines follow as `@@PHASE_LOG` (replayed) and then its `@@PHASE_COMPLETE`.
+    #[serde(rename = "@@PHASE_DECISION")]
+    PhaseDecision {
+        /// The phase.
+        name: Arc<str>,
+        /// Its key, verdict and reason.
+        #[serde(flatten)]
+        decision: Decision,
         /// Seconds since the pipeline started.
         timestamp: f64,
     },
@@ -154,6 +168,7 @@ impl PipelineAction {
         use PipelineAction::*;
         match self {
             PhaseStart { name, .. }
+            | PhaseDecision { name, .. }
             | PhaseComplete { name, .. }
             | PhaseFailed { name, .. }
             | PhaseSkipped { name, .. }
@@ -170,6 +185,7 @@ impl PipelineAction {
         match self {
             PipelineStart { timestamp, .. }
             | PhaseStart { timestamp, .. }
+            | PhaseDecision { timestamp, .. }
             | PhaseComplete { timestamp, .. }
             | PhaseFailed { timestamp, .. }
             | PhaseSkipped { timestamp, .. }
@@ -189,6 +205,7 @@ impl PipelineAction {
         match self {
             PipelineStart { timestamp, .. }
             | PhaseStart { timestamp, .. }
+            | PhaseDecision { timestamp, .. }
             | PhaseComplete { timestamp, .. }
             | PhaseFailed { timestamp, .. }
             | PhaseSkipped { timestamp, .. }
@@ -222,6 +239,7 @@ impl Action for PipelineAction {
             SagaError { .. } => "@@SAGA_ERROR",
             PipelineStart { .. } => "@@PIPELINE_START",
             PhaseStart { .. } => "@@PHASE_START",
+            PhaseDecision { .. } => "@@PHASE_DECISION",
             PhaseComplete { .. } => "@@PHASE_COMPLETE",
             PhaseFailed { .. } => "@@PHASE_FAILED",
             PhaseSkipped { .. } => "@@PHASE_SKIPPED",

@@ -135,6 +135,8 @@ pub struct Pipeline {
     pub(crate) executor: Arc<dyn Executor>,
     /// Values masked in every dispatched action (see [`Secrets`](super::Secrets)).
     pub(crate) secrets: super::Secrets,
+    /// Decides which phases are up to date (see [`Incremental`](super::Incremental)).
+    pub(crate) incremental: Option<Arc<dyn super::Incremental>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -167,6 +169,7 @@ impl Pipeline {
             result_limit: crate::bounded_read::DEFAULT_RESULT_LIMIT,
             executor: Arc::new(LocalExecutor),
             secrets: super::Secrets::default(),
+            incremental: None,
         })
     }
 
@@ -232,6 +235,13 @@ impl Pipeline {
     /// Where command phases run (default: local processes).
     pub fn executor(mut self, executor: Arc<dyn Executor>) -> Self {
         self.executor = executor;
+        self
+    }
+
+    /// Skips phases that `incremental` finds up to date, and records those that ran (see
+    /// [`Incremental`](super::Incremental)). Without it every phase runs.
+    pub fn incremental(mut self, incremental: Arc<dyn super::Incremental>) -> Self {
+        self.incremental = Some(incremental);
         self
     }
 

@@ -11,6 +11,7 @@ mod detail;
 mod error;
 mod eta;
 mod graph;
+mod incremental;
 mod log_ring;
 mod phase;
 mod phases;
@@ -28,6 +29,7 @@ pub use detail::{DetailReducer, Key, PipelineViewState, ViewAction, ViewEvent, m
 pub use error::{PipelineError, shown_cycle_steps};
 pub use eta::Eta;
 pub use graph::{DEFAULT_GRACE, PhaseInfo, Pipeline, PipelineDef};
+pub use incremental::{Check, Decision, DepResult, Dependency, Incremental, Recorded, Verdict};
 pub use log_ring::LogRing;
 pub use phase::{
     CommandPhase, DEFAULT_MAX_LOGS, IntoPhaseOutput, Opaque, Phase, PhaseContext, PhaseOutput, PhaseWriter,

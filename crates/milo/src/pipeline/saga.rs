@@ -25,6 +25,7 @@ use tracing::Instrument;
 use super::action::PipelineAction;
 use super::command::{RunFiles, run_command_phase};
 use super::graph::Pipeline;
+use super::incremental::{Check, Decision, DepResult, Dependency, Incremental};
 use super::phase::{Handler, LineSink, PhaseContext, PhaseOutput};
 use super::policy::OnFail;
 use super::state::Status;
@@ -64,8 +65,14 @@ enum Outcome {
     Cancelled,
 }
 
+/// What an attempt ended with, and the decision made before the phase's first attempt.
+struct Ended {
+    outcome: Outcome,
+    decision: Option<Decision>,
+}
+
 enum Msg {
-    Done(usize, Outcome),
+    Done(usize, Ended),
     RetryDue(usize),
 }
 
@@ -106,6 +113,8 @@ struct Scheduler<S, A> {
     waiting: Vec<usize>,
     attempt: Vec<u32>,
     results: Vec<Option<PhaseOutput>>,
+    /// Each incremental phase's decision, once made (its key reaches its dependents).
+    decisions: Vec<Option<Decision>>,
     ready: BinaryHeap<Reverse<usize>>,
     running: usize,
     retry_timers: HashMap<usize, SagaHandle<()>>,
@@ -147,6 +156,7 @@ where
             waiting,
             attempt: vec![0; n],
             results: vec![None; n],
+            decisions: vec![None; n],
             ready: BinaryHeap::new(),
             running: 0,
             retry_timers: HashMap::new(),
@@ -198,9 +208,9 @@ where
                 }
             };
             match msg {
-                Some(Msg::Done(i, outcome)) => {
+                Some(Msg::Done(i, ended)) => {
                     self.running -= 1;
-                    self.settle(i, outcome).await?;
+                    self.end_attempt(i, ended).await?;
                 }
                 Some(Msg::RetryDue(i)) => {
                     if self.retry_timers.remove(&i).is_none() {
@@ -335,8 +345,8 @@ where
                 let handle = self
                     .cx
                     .fork(self.p.def.phases[i].name.clone(), move |cx| async move {
-                        let outcome = job.run(&cx).await;
-                        let _ = tx.send(Msg::Done(i, outcome));
+                        let ended = job.run(&cx).await;
+                        let _ = tx.send(Msg::Done(i, ended));
                         Ok(())
                     })
                     .await;
@@ -350,8 +360,8 @@ where
                 }
                 self.ready.pop();
                 let job = self.job(i);
-                let outcome = job.run(&self.cx).await;
-                self.settle(i, outcome).await?;
+                let ended = job.run(&self.cx).await;
+                self.end_attempt(i, ended).await?;
             }
         }
         Ok(())
@@ -368,7 +378,27 @@ where
         let name = info.name.clone();
         let cancel = self.run_token.child_token();
         let sink = self.sink(name.clone());
+        // The decision is made once, before the first attempt (or again after an attempt
+        // whose check failed); retries record under it.
+        let incremental = self.p.incremental.clone().filter(|inc| inc.is_incremental(&name));
+        let decided = self.decisions[i].clone();
+        let deps = match (&incremental, &decided) {
+            (Some(_), None) => info
+                .deps
+                .iter()
+                .map(|&d| OwnedDep {
+                    name: self.p.def.phases[d].name.clone(),
+                    key: self.decisions[d].as_ref().map(|d| d.key.clone()),
+                    result: self.results[d].as_ref().map(|r| r.as_json().clone()),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         Job {
+            incremental,
+            decided,
+            deps,
+            max_logs: info.max_logs,
             ctx: PhaseContext {
                 pipeline: self.p.def.name.clone(),
                 name,
@@ -418,6 +448,14 @@ where
                 };
             })
         }
+    }
+
+    /// Keeps the decision an attempt made, then settles its outcome.
+    async fn end_attempt(&mut self, i: usize, ended: Ended) -> SagaResult<()> {
+        if ended.decision.is_some() {
+            self.decisions[i] = ended.decision;
+        }
+        self.settle(i, ended.outcome).await
     }
 
     /// Applies a phase's outcome: unlocks dependents, schedules a retry, or stops the run.
@@ -488,8 +526,24 @@ where
     }
 }
 
+/// A dependency as the scheduler knows it, for a check on a blocking thread.
+struct OwnedDep {
+    name: Arc<str>,
+    key: Option<Arc<str>>,
+    /// `None` when it was skipped.
+    result: Option<Arc<serde_json::Value>>,
+}
+
 /// One attempt of one phase.
 struct Job {
+    /// Set when the phase is incremental.
+    incremental: Option<Arc<dyn Incremental>>,
+    /// The decision of an earlier attempt: a retry runs under it, without a new check.
+    decided: Option<Decision>,
+    /// The dependencies to check against, when there is no decision yet.
+    deps: Vec<OwnedDep>,
+    /// How many captured lines to record for replay.
+    max_logs: usize,
     ctx: PhaseContext,
     handler: Handler,
     timeout: Option<Duration>,
@@ -502,18 +556,93 @@ struct Job {
 }
 
 impl Job {
-    async fn run<S, A>(self, cx: &Cx<S, A>) -> Outcome
+    /// Asks the [`Incremental`] about this phase on a blocking thread (it reads files).
+    async fn check(&mut self) -> Result<Check, String> {
+        let Some(inc) = self.incremental.clone() else {
+            return Ok(Check::Always);
+        };
+        if let Some(d) = &self.decided {
+            return Ok(Check::Run(d.clone()));
+        }
+        let deps = std::mem::take(&mut self.deps);
+        let name = self.ctx.name.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let deps: Vec<Dependency<'_>> = deps
+                .iter()
+                .map(|d| Dependency {
+                    name: &d.name,
+                    key: d.key.as_deref(),
+                    result: match &d.result {
+                        Some(r) => DepResult::Completed(r),
+                        None => DepResult::Skipped,
+                    },
+                })
+                .collect();
+            inc.check(&name, &deps)
+        })
+        .await;
+        match checked {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => Err(format!("panicked: {}", panic_message(&*e.into_panic()))),
+            Err(_) => Err("the check was cancelled".into()),
+        }
+    }
+
+    async fn run<S, A>(mut self, cx: &Cx<S, A>) -> Ended
     where
         S: Send + Sync + 'static,
         A: Action + Clone + From<PipelineAction>,
     {
         let name = self.ctx.name.clone();
         let attempt = self.ctx.attempt;
-        let ts = |cx: &Cx<S, A>| cx.now().saturating_duration_since(self.start).as_secs_f64();
+        let ts = |cx: &Cx<S, A>, start: Instant| cx.now().saturating_duration_since(start).as_secs_f64();
+        let start = self.start;
+        let secrets = self.secrets.clone();
         let put = |cx: &Cx<S, A>, a: PipelineAction| {
-            if let Err(e) = cx.put(A::from(self.secrets.mask_action(a))) {
+            if let Err(e) = cx.put(A::from(secrets.mask_action(a))) {
                 tracing::warn!("dispatch failed: {e}");
             }
+        };
+        let newly_decided = self.incremental.is_some() && self.decided.is_none();
+        let checked = self.check().await;
+        let (decision, check_error) = match checked {
+            Ok(Check::Always) => (None, None),
+            Ok(Check::Run(d)) => (Some(d), None),
+            Ok(Check::Fresh(d, recorded)) => {
+                let failed = self.failed.lock();
+                if (*failed && attempt == 1) || self.ctx.cancel.is_cancelled() {
+                    return Ended {
+                        outcome: Outcome::NotStarted,
+                        decision: None,
+                    };
+                }
+                put(
+                    cx,
+                    PipelineAction::PhaseDecision {
+                        name: name.clone(),
+                        decision: d.clone(),
+                        timestamp: ts(cx, start),
+                    },
+                );
+                for (stream, line) in recorded.logs {
+                    (self.ctx.sink)(stream, line);
+                }
+                let output = PhaseOutput::json(recorded.result);
+                put(
+                    cx,
+                    PipelineAction::PhaseComplete {
+                        name,
+                        result: output.as_json().clone(),
+                        timestamp: ts(cx, start),
+                        reused_from: None,
+                    },
+                );
+                return Ended {
+                    outcome: Outcome::Completed(output),
+                    decision: Some(d),
+                };
+            }
+            Err(e) => (None, Some(format!("could not tell whether it is up to date: {e}"))),
         };
         {
             // Under the lock a failure is put with, so no start follows a failure; and never
@@ -521,32 +650,76 @@ impl Job {
             // it, by an interrupt, fail-fast, `q` or `cancel_pipeline`).
             let failed = self.failed.lock();
             if (*failed && attempt == 1) || self.ctx.cancel.is_cancelled() {
-                return Outcome::NotStarted;
+                return Ended {
+                    outcome: Outcome::NotStarted,
+                    decision: None,
+                };
+            }
+            if let Some(d) = decision.as_ref().filter(|_| newly_decided) {
+                put(
+                    cx,
+                    PipelineAction::PhaseDecision {
+                        name: name.clone(),
+                        decision: d.clone(),
+                        timestamp: ts(cx, start),
+                    },
+                );
             }
             put(
                 cx,
                 PipelineAction::PhaseStart {
                     name: name.clone(),
                     attempt,
-                    timestamp: ts(cx),
+                    timestamp: ts(cx, start),
                 },
             );
         }
+        // An incremental phase's lines are kept (the newest `max_logs`, masked) to replay
+        // when it is next up to date.
+        let collected = decision.as_ref().map(|_| {
+            let lines = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+            let (inner, keep, max) = (self.ctx.sink.clone(), lines.clone(), self.max_logs);
+            let secrets = self.secrets.clone();
+            self.ctx.sink = Arc::new(move |stream, line: String| {
+                {
+                    let mut kept = keep.lock();
+                    if kept.len() >= max {
+                        kept.pop_front();
+                    }
+                    if max > 0 {
+                        kept.push_back((stream, secrets.mask(&line).into_owned()));
+                    }
+                }
+                inner(stream, line)
+            });
+            lines
+        });
         let policy = self.policy;
-        let result = cx
-            .try_call(
-                &name,
-                execute(self.handler, self.ctx, self.timeout, self.grace, self.executor),
-            )
-            .await;
-        match result {
+        let (incremental, failed) = (self.incremental.clone(), self.failed.clone());
+        let mut result = match check_error {
+            Some(e) => Err(SagaError::Failed(e)),
+            None => {
+                cx.try_call(
+                    &name,
+                    execute(self.handler, self.ctx, self.timeout, self.grace, self.executor),
+                )
+                .await
+            }
+        };
+        if let (Ok(output), Some(inc), Some(d), Some(lines)) = (&result, incremental, &decision, &collected) {
+            let logs: Vec<(Stream, String)> = std::mem::take(&mut *lines.lock()).into();
+            if let Err(e) = record(inc, name.clone(), d.clone(), output.as_json().clone(), logs).await {
+                result = Err(SagaError::Failed(e));
+            }
+        }
+        let outcome = match result {
             Ok(output) => {
                 put(
                     cx,
                     PipelineAction::PhaseComplete {
                         name,
                         result: output.as_json().clone(),
-                        timestamp: ts(cx),
+                        timestamp: ts(cx, start),
                         reused_from: None,
                     },
                 );
@@ -565,7 +738,7 @@ impl Job {
                             error,
                             max_retries: policy.max_retries,
                             delay: delay.as_secs_f64(),
-                            timestamp: ts(cx),
+                            timestamp: ts(cx, start),
                         },
                     );
                     Outcome::Retry(delay)
@@ -575,25 +748,41 @@ impl Job {
                         PipelineAction::PhaseSkipped {
                             name,
                             error: error.clone(),
-                            timestamp: ts(cx),
+                            timestamp: ts(cx, start),
                         },
                     );
                     Outcome::Skipped
                 } else {
-                    let mut failed = self.failed.lock();
+                    let mut failed = failed.lock();
                     put(
                         cx,
                         PipelineAction::PhaseFailed {
                             name,
                             error: error.clone(),
-                            timestamp: ts(cx),
+                            timestamp: ts(cx, start),
                         },
                     );
                     *failed = true;
                     Outcome::Failed(error)
                 }
             }
-        }
+        };
+        Ended { outcome, decision }
+    }
+}
+
+/// Records a successful attempt under `decision` on a blocking thread (it stores outputs).
+async fn record(
+    inc: Arc<dyn Incremental>,
+    name: Arc<str>,
+    decision: Decision,
+    result: Arc<serde_json::Value>,
+    logs: Vec<(Stream, String)>,
+) -> Result<(), String> {
+    match tokio::task::spawn_blocking(move || inc.record(&name, &decision, &result, &logs)).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(format!("panicked: {}", panic_message(&*e.into_panic()))),
+        Err(_) => Err("recording was cancelled".into()),
     }
 }
 

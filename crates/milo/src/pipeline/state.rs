@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::action::PipelineAction;
 use super::graph::{PhaseInfo, PipelineDef};
+use super::incremental::{Decision, Verdict};
 use super::log_ring::LogRing;
 use super::phases::Phases;
 use crate::capture::Stream;
@@ -103,8 +104,20 @@ pub struct PhaseStatus {
     pub result: Option<Arc<serde_json::Value>>,
     /// Set when the result was reused from an earlier run.
     pub reused_from: Option<String>,
+    /// For an incremental phase: its key, whether it ran, was up to date or was restored,
+    /// and why. When it was up to date or restored, its logs are the recorded ones, replayed.
+    pub decision: Option<Arc<Decision>>,
     /// The phase's definition.
     pub info: Arc<PhaseInfo>,
+}
+
+impl PhaseStatus {
+    /// `UpToDate` or `Restored` when the phase completed without running because it was
+    /// up to date; `None` when it ran (or has not ended).
+    pub fn fresh(&self) -> Option<Verdict> {
+        let verdict = self.decision.as_ref()?.verdict;
+        (self.status == Status::Completed && verdict.is_fresh()).then_some(verdict)
+    }
 }
 
 /// The observable state of a pipeline run.
@@ -148,6 +161,7 @@ impl PipelineState {
                 log_count: 0,
                 result: None,
                 reused_from: None,
+                decision: None,
                 info: info.clone(),
             })
         }));
@@ -322,6 +336,10 @@ fn reduce(state: Arc<PipelineState>, action: &PipelineAction) -> Arc<PipelineSta
                 p.elapsed = (timestamp - p.started_at.unwrap_or(*timestamp)).max(0.0);
             });
             next.current_phase = Some(name.clone());
+        }
+        A::PhaseDecision { decision, .. } => {
+            let decision = Arc::new(decision.clone());
+            next.update(i, |p| p.decision = Some(decision));
         }
         A::PhaseComplete {
             result,
