@@ -1,0 +1,310 @@
+//! Which files a phase's `sources` globs match: patterns are compiled once, each include is
+//! walked from its literal base directory only, `!` patterns exclude, and `.milo/` and the
+//! phase's own declared outputs are never sources.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
+
+use crate::error::{CacheError, Result};
+use crate::stat::Stat;
+
+/// One include pattern.
+#[derive(Debug)]
+struct Include {
+    /// As written (reasons group added files by it).
+    pattern: String,
+    /// The literal directory prefix, relative to cwd ("" for cwd itself).
+    base: String,
+    matcher: GlobMatcher,
+    /// Also matches everything under the path (a literal pattern naming a directory).
+    under: Option<GlobMatcher>,
+}
+
+/// A phase's compiled `sources`.
+#[derive(Debug)]
+pub struct SourceSet {
+    includes: Vec<Include>,
+    excludes: GlobSet,
+    outputs: Vec<String>,
+}
+
+/// A matched source file.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Relative to cwd, `/`-separated.
+    pub rel: String,
+    /// Absolute.
+    pub path: PathBuf,
+    /// Its stat now.
+    pub stat: Stat,
+}
+
+fn glob(phase: &str, pattern: &str) -> Result<GlobMatcher> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| CacheError::Glob {
+            phase: phase.to_owned(),
+            pattern: pattern.to_owned(),
+            message: e.kind().to_string(),
+        })
+}
+
+fn is_meta(c: char) -> bool {
+    matches!(c, '*' | '?' | '[' | '{' | '\\')
+}
+
+/// `./a//b/` → `a/b`.
+pub fn normalize(pattern: &str) -> String {
+    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let joined = parts.join("/");
+    if pattern.starts_with('/') {
+        format!("/{joined}")
+    } else {
+        joined
+    }
+}
+
+impl SourceSet {
+    /// Compiles `sources` of phase `phase`, excluding its normalized `outputs`.
+    pub fn compile(phase: &str, sources: &[String], outputs: &[String]) -> Result<SourceSet> {
+        let mut includes = Vec::new();
+        let mut excludes = GlobSetBuilder::new();
+        for raw in sources {
+            if let Some(ex) = raw.strip_prefix('!') {
+                let ex = normalize(ex);
+                excludes.add(glob_of(phase, raw, &ex)?);
+                excludes.add(glob_of(phase, raw, &format!("{ex}/**"))?);
+                continue;
+            }
+            let pattern = normalize(raw);
+            let literal: Vec<&str> = pattern.split('/').take_while(|part| !part.contains(is_meta)).collect();
+            let all_literal = literal.len() == pattern.split('/').count();
+            let base = if all_literal {
+                pattern.clone()
+            } else {
+                literal.join("/")
+            };
+            let matcher = glob(phase, &pattern)?;
+            let under = if all_literal {
+                Some(glob(phase, &format!("{pattern}/**"))?)
+            } else {
+                None
+            };
+            includes.push(Include {
+                pattern: raw.clone(),
+                base,
+                matcher,
+                under,
+            });
+        }
+        let excludes = excludes.build().map_err(|e| CacheError::Glob {
+            phase: phase.to_owned(),
+            pattern: sources.join(", "),
+            message: e.to_string(),
+        })?;
+        Ok(SourceSet {
+            includes,
+            excludes,
+            outputs: outputs.to_vec(),
+        })
+    }
+
+    /// The include pattern (as written) that first matches `rel`, if any.
+    pub fn group_of(&self, rel: &str) -> Option<&str> {
+        self.includes
+            .iter()
+            .find(|inc| inc.matcher.is_match(rel) || inc.under.as_ref().is_some_and(|u| u.is_match(rel)))
+            .map(|inc| inc.pattern.as_str())
+    }
+
+    fn excluded(&self, rel: &str) -> bool {
+        rel.split('/').any(|c| c == ".milo")
+            || self
+                .outputs
+                .iter()
+                .any(|o| rel == o || (rel.starts_with(o.as_str()) && rel.as_bytes().get(o.len()) == Some(&b'/')))
+            || self.excludes.is_match(rel)
+    }
+
+    /// Every file matched now, sorted by relative path, each once.
+    pub fn walk(&self, cwd: &Path) -> Result<Vec<SourceFile>> {
+        let mut found: BTreeMap<String, SourceFile> = BTreeMap::new();
+        // Includes sharing a base are walked once, against all of them.
+        let mut bases: BTreeMap<&str, Vec<&Include>> = BTreeMap::new();
+        for inc in &self.includes {
+            bases.entry(inc.base.as_str()).or_default().push(inc);
+        }
+        // A base under another base is covered by the outer walk.
+        let keys: Vec<&str> = bases.keys().copied().collect();
+        let mut merged: BTreeMap<&str, Vec<&Include>> = BTreeMap::new();
+        for key in keys {
+            let outer = merged
+                .keys()
+                .copied()
+                .find(|b: &&str| b.is_empty() || key == *b || key.starts_with(&format!("{b}/")));
+            let incs = bases.remove(key).unwrap_or_default();
+            match outer {
+                Some(b) => merged.entry(b).or_default().extend(incs),
+                None => {
+                    merged.insert(key, incs);
+                }
+            }
+        }
+        for (base, incs) in merged {
+            self.walk_base(cwd, base, &incs, &mut found)?;
+        }
+        Ok(found.into_values().collect())
+    }
+
+    fn walk_base(
+        &self,
+        cwd: &Path,
+        base: &str,
+        incs: &[&Include],
+        found: &mut BTreeMap<String, SourceFile>,
+    ) -> Result<()> {
+        let root = if base.is_empty() {
+            cwd.to_path_buf()
+        } else {
+            cwd.join(base)
+        };
+        let matches = |rel: &str| {
+            incs.iter()
+                .any(|inc| inc.matcher.is_match(rel) || inc.under.as_ref().is_some_and(|u| u.is_match(rel)))
+        };
+        let mut walker = walkdir::WalkDir::new(&root).follow_links(false).into_iter();
+        while let Some(entry) = walker.next() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    if e.depth() == 0 && e.io_error().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) {
+                        return Ok(());
+                    }
+                    let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.clone());
+                    let source = e
+                        .into_io_error()
+                        .unwrap_or_else(|| std::io::Error::other("a symbolic link loop"));
+                    return Err(CacheError::Io {
+                        action: "list (for sources)",
+                        path,
+                        source,
+                    });
+                }
+            };
+            let rel = rel_of(base, entry.path().strip_prefix(&root).unwrap_or(entry.path()));
+            if entry.file_type().is_dir() {
+                if entry.depth() > 0 && self.excluded(&rel) {
+                    walker.skip_current_dir();
+                }
+                continue;
+            }
+            if self.excluded(&rel) || !matches(&rel) || found.contains_key(&rel) {
+                continue;
+            }
+            // Symbolic links are followed to what they point at; a dangling one, or one to a
+            // directory, is not a source file.
+            let meta = if entry.file_type().is_symlink() {
+                match std::fs::metadata(entry.path()) {
+                    Ok(m) if m.is_file() => m,
+                    _ => continue,
+                }
+            } else {
+                entry.metadata().map_err(|e| CacheError::Io {
+                    action: "stat (a source)",
+                    path: entry.path().to_path_buf(),
+                    source: e
+                        .into_io_error()
+                        .unwrap_or_else(|| std::io::Error::other("stat failed")),
+                })?
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            found.insert(
+                rel.clone(),
+                SourceFile {
+                    rel,
+                    path: entry.path().to_path_buf(),
+                    stat: Stat::of(&meta),
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+fn glob_of(phase: &str, raw: &str, pattern: &str) -> Result<globset::Glob> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| CacheError::Glob {
+            phase: phase.to_owned(),
+            pattern: raw.to_owned(),
+            message: e.kind().to_string(),
+        })
+}
+
+/// `base` + the path below it, `/`-separated.
+pub fn rel_of(base: &str, below: &Path) -> String {
+    let mut rel = String::from(base);
+    for c in below.components() {
+        if !rel.is_empty() {
+            rel.push('/');
+        }
+        rel.push_str(&c.as_os_str().to_string_lossy());
+    }
+    rel
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(dir: &Path, rel: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, rel).unwrap();
+    }
+
+    fn rels(set: &SourceSet, dir: &Path) -> Vec<String> {
+        set.walk(dir).unwrap().into_iter().map(|f| f.rel).collect()
+    }
+
+    #[test]
+    fn globs_excludes_milo_and_outputs() {
+        let d = tempfile::tempdir().unwrap();
+        for f in [
+            "src/a.c",
+            "src/b.h",
+            "src/sub/c.c",
+            "src/gen/d.c",
+            "src/.milo/e.c",
+            "build/x.c",
+            "top.c",
+            "lib/one.rs",
+        ] {
+            touch(d.path(), f);
+        }
+        let srcs: Vec<String> = ["src/**/*.c", "!src/gen", "*.c", "build/**", "lib", "nothing/*.c"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let set = SourceSet::compile("p", &srcs, &["build".into()]).unwrap();
+        assert_eq!(rels(&set, d.path()), ["lib/one.rs", "src/a.c", "src/sub/c.c", "top.c"]);
+        assert_eq!(set.group_of("src/new.c"), Some("src/**/*.c"));
+        let braces = SourceSet::compile("p", &["src/{a,b}.?".into(), "src/[a-b].c".into()], &[]).unwrap();
+        assert_eq!(rels(&braces, d.path()), ["src/a.c", "src/b.h"]);
+    }
+
+    #[test]
+    fn a_bad_glob_names_the_phase_and_pattern() {
+        let err = SourceSet::compile("p", &["src/[".into()], &[]).unwrap_err().to_string();
+        assert!(err.contains("phase `p`") && err.contains("src/["), "{err}");
+    }
+}
