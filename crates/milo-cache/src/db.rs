@@ -99,6 +99,9 @@ pub struct NewRecord<'a> {
     pub now: i64,
 }
 
+/// (records, objects, bytes, per phase (name, records, stored records)).
+pub type Counts = (u64, u64, u64, Vec<(String, u64, u64)>);
+
 /// What an eviction did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Evicted {
@@ -152,11 +155,18 @@ impl Db {
             if !self.path.exists() {
                 return Ok(None);
             }
-            let conn = Connection::open_with_flags(
-                &self.path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(self.err())?;
+            // A read-only connection to a WAL database creates `-wal` and `-shm` files when
+            // they are absent (no writer has the index open). Then nothing is changing it
+            // and it is opened as immutable, which creates nothing; while a writer is
+            // active, both files exist and are only shared.
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+            let wal = self.path.with_file_name("index.db-wal");
+            let uri = format!(
+                "file:{}{}",
+                uri_path(&self.path),
+                if wal.exists() { "" } else { "?immutable=1" }
+            );
+            let conn = Connection::open_with_flags(uri, flags).map_err(self.err())?;
             setup(&conn, true).map_err(self.err())?;
             return Ok(Some(conn));
         }
@@ -259,8 +269,8 @@ impl Db {
             .flatten())
     }
 
-    /// Marks records as used now.
-    pub fn touch(&self, ids: &[i64], now: i64) -> Result<()> {
+    /// Marks records (id, when) as used.
+    pub fn touch(&self, ids: &[(i64, i64)]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -268,8 +278,8 @@ impl Db {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
                 let mut st = tx.prepare_cached("UPDATE records SET used_ns = MAX(used_ns, ?2) WHERE id = ?1")?;
-                for id in ids {
-                    st.execute(params![id, now])?;
+                for (id, at) in ids {
+                    st.execute(params![id, at])?;
                 }
             }
             tx.commit()
@@ -385,7 +395,7 @@ impl Db {
     }
 
     /// (records, objects, bytes, per phase (name, records, stored records)).
-    pub fn status(&self) -> Result<Option<(u64, u64, u64, Vec<(String, u64, u64)>)>> {
+    pub fn status(&self) -> Result<Option<Counts>> {
         self.with(|c| {
             let records: i64 = c.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?;
             let (objects, bytes): (i64, i64) =
@@ -457,4 +467,18 @@ fn collect_unreferenced(tx: &rusqlite::Transaction<'_>, mut candidates: Vec<Stri
         }
     }
     Ok(gone)
+}
+
+/// `path` for a `file:` URI (`%`, `?` and `#` escaped).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -204,7 +204,9 @@ mod tests {
             },
         );
         let mut d = c.clone();
-        d.deps.get_mut("d").map(|x| x.key = Some(String::new()));
+        if let Some(x) = d.deps.get_mut("d") {
+            x.key = Some(String::new());
+        }
         assert_ne!(c.key("p"), d.key("p"));
     }
 }

@@ -142,7 +142,7 @@ pub struct Cache {
     db: Db,
     cas: Cas,
     pending: Mutex<HashMap<String, Pending>>,
-    used: Mutex<Vec<i64>>,
+    used: Mutex<Vec<(i64, i64)>>,
 }
 
 fn normalize_output(phase: &str, raw: &str) -> Result<String, CacheError> {
@@ -219,7 +219,7 @@ impl Cache {
         if self.options.read_only {
             return Ok(());
         }
-        self.db.touch(&ids, now_ns())
+        self.db.touch(&ids)
     }
 
     fn forced(&self, phase: &str) -> bool {
@@ -352,10 +352,10 @@ impl Cache {
                 };
                 if diffs.is_empty() {
                     if found.latest {
-                        self.used.lock().push(found.id);
+                        self.used.lock().push((found.id, seen));
                     } else if !self.options.read_only {
                         // It becomes the phase's latest record: reasons are diffed against it.
-                        self.db.touch(&[found.id], now_ns())?;
+                        self.db.touch(&[(found.id, now_ns())])?;
                     }
                     Check::Fresh(decision(Verdict::UpToDate, "up to date".into()), recorded()?)
                 } else {
@@ -381,7 +381,7 @@ impl Cache {
                     } else {
                         outputs::restore(cwd, &self.cas, &manifest, &scanned)?;
                         restored_entries(cwd, &manifest, &mut stats);
-                        self.db.touch(&[found.id], now_ns())?;
+                        self.db.touch(&[(found.id, now_ns())])?;
                         Check::Fresh(
                             decision(Verdict::Restored, format!("{why} (restored from cache)")),
                             recorded()?,

@@ -81,6 +81,7 @@ fn link_target(path: &Path) -> Result<String> {
 
 /// What the outputs `rels` (relative to `cwd`) are now, hashing files through the stat cache.
 /// Returns each output's state and the stat entries of its files.
+#[allow(clippy::type_complexity)]
 pub fn scan(
     cwd: &Path,
     rels: &[String],
