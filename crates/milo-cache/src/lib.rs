@@ -40,7 +40,7 @@ use parking_lot::Mutex;
 use rayon::prelude::*;
 
 pub use error::CacheError;
-pub use manage::{CacheStatus, PhaseCount, PruneReport, clean, prune, status};
+pub use manage::{CacheStatus, PhaseCount, PruneReport, clean, human_bytes, prune, status};
 
 use cas::Cas;
 use db::{Db, NewRecord};

@@ -105,6 +105,31 @@ fn wildcard(pattern: &str, name: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
+/// An error unless `file` has a phase `name`: "there is no phase `tst` … did you mean `test`?"
+pub fn check_phase_name(file: &PipelineFile, name: &str) -> Result<(), CliError> {
+    if file.phases.iter().any(|p| p.name == name) {
+        return Ok(());
+    }
+    let closest = file
+        .phases
+        .iter()
+        .map(|p| (strsim::levenshtein(&p.name, name), p.name.as_str()))
+        .min()
+        .filter(|(d, _)| *d <= 3)
+        .map(|(_, n)| format!("did you mean `{n}`? "))
+        .unwrap_or_default();
+    let all = file
+        .phases
+        .iter()
+        .map(|p| format!("`{}`", p.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(CliError::usage(
+        format!("there is no phase `{name}` in {}", file.path.display()),
+        Some(format!("{closest}phases: {all}")),
+    ))
+}
+
 /// The names of `only` and everything they depend on, transitively; `None` for all phases.
 fn select<'a>(file: &'a PipelineFile, only: &[String]) -> Result<Option<BTreeSet<&'a str>>, CliError> {
     if only.is_empty() {
@@ -114,28 +139,9 @@ fn select<'a>(file: &'a PipelineFile, only: &[String]) -> Result<Option<BTreeSet
     let mut selected = BTreeSet::new();
     let mut todo: Vec<&str> = Vec::new();
     for name in only {
-        match by_name.get_key_value(name.as_str()) {
-            Some((k, _)) => todo.push(k),
-            None => {
-                let closest = file
-                    .phases
-                    .iter()
-                    .map(|p| (strsim::levenshtein(&p.name, name), p.name.as_str()))
-                    .min()
-                    .filter(|(d, _)| *d <= 3)
-                    .map(|(_, n)| format!("did you mean `{n}`? "))
-                    .unwrap_or_default();
-                let all = file
-                    .phases
-                    .iter()
-                    .map(|p| format!("`{}`", p.name))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(CliError::usage(
-                    format!("there is no phase `{name}` in {}", file.path.display()),
-                    Some(format!("{closest}phases: {all}")),
-                ));
-            }
+        check_phase_name(file, name)?;
+        if let Some((k, _)) = by_name.get_key_value(name.as_str()) {
+            todo.push(k);
         }
     }
     while let Some(name) = todo.pop() {

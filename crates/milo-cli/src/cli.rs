@@ -94,6 +94,9 @@ SIGTERM, SIGINT or SIGHUP (or the client closing stdin) stop a run in progress a
 `milo run` (a second Ctrl-C kills its commands at once), then the server exits: 0 when the
 client closed stdin, 130 after a signal.")]
     Mcp(McpArgs),
+    /// Show, clean or prune the cache of phase outputs (.milo/cache beside the pipeline file).
+    #[command(after_help = "Examples:\n  milo cache status\n  milo cache prune --max-size 2GiB\n  milo cache clean")]
+    Cache(CacheArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  milo completions bash > ~/.local/share/bash-completion/completions/milo\n  milo completions fish > ~/.config/fish/completions/milo.fish"
@@ -102,6 +105,36 @@ client closed stdin, 130 after a signal.")]
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub action: CacheAction,
+    #[command(flatten)]
+    pub file: FileArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// How many entries and objects the cache holds, and their size.
+    Status,
+    /// Delete everything in the cache: stored outputs and what was recorded about earlier
+    /// runs (every incremental phase then runs again).
+    Clean,
+    /// Evict the outputs of the least recently used entries until the cache holds at most
+    /// --max-size (phases whose outputs are in place stay up to date).
+    Prune {
+        /// The size to prune to, such as 2GiB or 500MB.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+        max_size: u64,
+    },
+}
+
+/// A size flag: bytes, or a number with a unit (`2GiB`, `500MB`).
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    crate::config::parse_size(s)
+        .map_err(|why| format!("`{s}` {why}: write bytes or a size with a unit such as 2GiB or 500MB"))
 }
 
 #[derive(Debug, Args)]
@@ -315,9 +348,22 @@ pub struct RunArgs {
     /// Run only PHASE and what it depends on (repeatable).
     #[arg(long = "only", value_name = "PHASE")]
     pub only: Vec<String>,
-    /// Print what would run, in order, with commands; run nothing.
+    /// Print what would run, in order, with commands; run nothing. With --explain, also say
+    /// which phases are up to date and why the others would run (nothing is written).
     #[arg(long)]
     pub dry_run: bool,
+    /// Say, for every phase with `sources` or `outputs`, why it ran or why it did not
+    /// ("src/main.c changed", "up to date", "output build/app was deleted (restored from cache)").
+    #[arg(long)]
+    pub explain: bool,
+    /// Run phases even when they are up to date, and record their new keys: all of them, or
+    /// PHASE (repeatable: `--force=compile --force=test`).
+    #[arg(long, value_name = "PHASE", num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    pub force: Vec<String>,
+    /// Neither restore outputs from the cache nor store them in it (up-to-date phases with
+    /// their outputs in place still do not run).
+    #[arg(long)]
+    pub no_cache: bool,
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = Ui::Auto)]
     pub ui: Ui,

@@ -11,6 +11,7 @@ pub mod color;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod incremental;
 pub mod memory;
 pub mod signals;
 pub mod views;

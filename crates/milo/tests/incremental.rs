@@ -22,8 +22,11 @@ struct Fake {
     always: Vec<String>,
     fail_record: Vec<String>,
     checks: Mutex<Vec<(String, Vec<String>)>>,
-    records: Mutex<Vec<(String, Arc<str>, serde_json::Value, Vec<(Stream, String)>)>>,
+    records: Mutex<Vec<RecordCall>>,
 }
+
+/// One call of `record`: phase, key, result, lines.
+type RecordCall = (String, Arc<str>, serde_json::Value, Vec<(Stream, String)>);
 
 impl Incremental for Fake {
     fn is_incremental(&self, phase: &str) -> bool {

@@ -1,5 +1,6 @@
 //! One module per subcommand; [`dispatch`] routes the parsed command line to it.
 
+mod cache;
 mod history;
 mod init;
 mod inspect;
@@ -28,6 +29,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Logs(args) => history::logs(&args),
         Command::Replay(args) => history::replay(&args),
         Command::Report(args) => history::report(&args),
+        Command::Cache(args) => cache::cache(&args),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "milo", &mut out);

@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use milo::pipeline::{Eta, Pipeline, PipelineState, RunOptions, Status, pipeline_to_timeline};
+use milo::pipeline::{Eta, Pipeline, PipelineState, RunOptions, Status, Verdict, pipeline_to_timeline};
 use tokio_util::sync::CancellationToken;
 
 use super::write_stdout;
@@ -17,7 +17,7 @@ use crate::views::View;
 use crate::views::json::JsonView;
 use crate::views::plain::PlainView;
 use crate::views::progress::ProgressView;
-use crate::{build, color, config, signals};
+use crate::{build, color, config, incremental, signals};
 
 pub fn run(args: RunArgs) -> Result<u8, CliError> {
     let file = config::load(&args.file.file)?;
@@ -25,6 +25,17 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
     let only: Vec<String> = args.only.iter().chain(&args.targets).cloned().collect();
     let mut pipeline = build::pipeline(&file, &only)?;
     super::print_warnings(&file);
+    let flags = incremental::Flags {
+        force: args.force.clone(),
+        no_cache: args.no_cache,
+        read_only: args.dry_run,
+    };
+    let cache = incremental::open(&file, &pipeline, &flags)?;
+    if let Some(cache) = &cache
+        && !args.dry_run
+    {
+        pipeline = pipeline.incremental(cache.clone());
+    }
     // The parsed file is not needed any more; a 10,000-phase file holds megabytes.
     drop(file);
     if let Some(j) = args.jobs {
@@ -49,7 +60,11 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         pipeline = pipeline.capture_output(false);
     }
     if args.dry_run {
-        write_stdout(dry_run(&pipeline).as_bytes())?;
+        let why = match (&cache, args.explain) {
+            (Some(cache), true) => Some(incremental::explain_dry_run(&pipeline, cache)),
+            _ => None,
+        };
+        write_stdout(dry_run(&pipeline, why.as_deref()).as_bytes())?;
         return Ok(0);
     }
     let ui = match args.ui {
@@ -150,6 +165,18 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         .build()
         .map_err(|e| CliError::Internal(format!("could not start the async runtime: {e}")))?;
     let (status, state, written) = runtime.block_on(execute(pipeline, session))?;
+    if args.explain {
+        let text = incremental::explain_run(&state);
+        // Beside the summary; with --ui json on stderr, so stdout stays one action per line.
+        let written = match ui {
+            Ui::Plain | Ui::Tui | Ui::Auto => write_stdout(text.as_bytes()),
+            Ui::Json | Ui::Progress => {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+                Ok(())
+            }
+        };
+        written?;
+    }
     if let Some(path) = &args.timeline {
         let json =
             serde_json::to_vec_pretty(&pipeline_to_timeline(&state)).map_err(|e| CliError::Internal(e.to_string()))?;
@@ -492,7 +519,8 @@ async fn start_mcp(
     Ok(McpServer { hub, task, shutdown })
 }
 
-fn dry_run(p: &Pipeline) -> String {
+/// The plan of a dry run; with `why` (`--explain`), each phase's verdict under it.
+fn dry_run(p: &Pipeline, why: Option<&[Option<(Verdict, String)>]>) -> String {
     let mut out = format!(
         "{}: would run {} (jobs {}), nothing is run\n",
         p.name(),
@@ -518,6 +546,15 @@ fn dry_run(p: &Pipeline) -> String {
             for line in lines {
                 let _ = writeln!(out, "         {line}");
             }
+        }
+        if let Some(why) = why {
+            let text = match &why[i] {
+                None => "runs: it has no `sources` or `outputs`".to_owned(),
+                Some((Verdict::Run, reason)) => format!("would run: {reason}"),
+                Some((Verdict::UpToDate, _)) => "up to date".to_owned(),
+                Some((Verdict::Restored, reason)) => format!("would be restored: {reason}"),
+            };
+            let _ = writeln!(out, "       → {}", crate::color::Palette::plain().clean(&text));
         }
     }
     out

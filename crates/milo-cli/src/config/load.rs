@@ -28,6 +28,7 @@ const TOP_KEYS: &[&str] = &[
     "secrets",
     "secret_patterns",
     "max_result_size",
+    "cache_max_size",
     "defaults",
     "phase",
 ];
@@ -38,6 +39,7 @@ const PIPELINE_KEYS: &[&str] = &[
     "secrets",
     "secret_patterns",
     "max_result_size",
+    "cache_max_size",
 ];
 const PHASE_KEYS: &[&str] = &[
     "name",
@@ -51,6 +53,10 @@ const PHASE_KEYS: &[&str] = &[
     "cwd",
     "env",
     "policy",
+    "sources",
+    "outputs",
+    "env_inputs",
+    "cache",
 ];
 const PHASE_ONLY_KEYS: &[&str] = &["name", "run", "depends_on"];
 const DEFAULTS_KEYS: &[&str] = &[
@@ -62,6 +68,10 @@ const DEFAULTS_KEYS: &[&str] = &[
     "cwd",
     "env",
     "policy",
+    "sources",
+    "outputs",
+    "env_inputs",
+    "cache",
 ];
 const POLICY_KEYS: &[&str] = &["on_fail", "max_retries", "retry_delay", "retry_backoff"];
 
@@ -74,6 +84,7 @@ pub(super) struct Loaded {
     pub(super) secrets: Vec<String>,
     pub(super) secret_patterns: Option<Vec<String>>,
     pub(super) max_result_size: Option<u64>,
+    pub(super) cache_max_size: Option<u64>,
     pub(super) phases: Vec<PhaseDef>,
     pub(super) places: Vec<PhasePlaces>,
     /// Settings that are valid but cannot do what they seem to ask for.
@@ -162,6 +173,10 @@ struct Settings {
     retry_delay: Option<Duration>,
     retry_backoff: Option<RetryBackoff>,
     policy_spans: PolicySpans,
+    sources: Option<Vec<String>>,
+    outputs: Option<Vec<String>>,
+    env_inputs: Option<Vec<String>>,
+    cache: Option<bool>,
 }
 
 struct Cx<'a> {
@@ -191,6 +206,7 @@ impl Cx<'_> {
         let mut fail_fast = false;
         let mut jobs = None;
         let mut max_result_size = None;
+        let mut cache_max_size = None;
         let mut secrets = Vec::new();
         let mut secret_patterns = None;
         let mut defaults = Settings::default();
@@ -213,6 +229,7 @@ impl Cx<'_> {
                         jobs = Some(usize::try_from(n).map_err(|_| self.too_large("jobs", Scope::Top, value))?);
                     }
                     "max_result_size" => max_result_size = Some(self.size("max_result_size", value)?),
+                    "cache_max_size" => cache_max_size = Some(self.size("cache_max_size", value)?),
                     "secrets" => secrets = self.names("secrets", value, "`secrets = [\"API_TOKEN\"]`")?,
                     "secret_patterns" => {
                         secret_patterns =
@@ -255,6 +272,7 @@ impl Cx<'_> {
             secrets,
             secret_patterns,
             max_result_size,
+            cache_max_size,
             phases,
             places,
             warnings: Vec::new(),
@@ -573,6 +591,24 @@ impl Cx<'_> {
                     }
                 }
             }
+            "sources" => s.sources = Some(self.paths("sources", scope, value, true)?),
+            "outputs" => s.outputs = Some(self.paths("outputs", scope, value, false)?),
+            "env_inputs" => {
+                let names = self.string_list("env_inputs", scope, value, "`env_inputs = [\"CC\", \"CFLAGS\"]`")?;
+                for (name, entry) in &names {
+                    if name.is_empty() || name.contains(['=', '\0']) {
+                        return Err(self.invalid(
+                            entry,
+                            format!(
+                                "`env_inputs`{} entries must be environment variable names: non-empty, without `=` or NUL",
+                                scope.suffix()
+                            ),
+                        ));
+                    }
+                }
+                s.env_inputs = Some(names.into_iter().map(|(n, _)| n).collect());
+            }
+            "cache" => s.cache = Some(self.boolean("cache", scope, value)?),
             "policy" => {
                 let table = self.table(
                     "policy",
@@ -722,6 +758,72 @@ impl Cx<'_> {
             .help_line(format!(
                 "the operating system cannot pass a NUL in a command, an environment variable or a path: remove it from `{key}`"
             )))
+    }
+
+    /// An array of strings, each with its value (for located errors about one entry).
+    fn string_list<'v, 'i>(
+        &self,
+        key: &str,
+        scope: Scope<'_>,
+        value: &'v Value<'i>,
+        example: &str,
+    ) -> Result<Vec<(String, &'v Value<'i>)>, ConfigError> {
+        let DeValue::Array(entries) = value.get_ref() else {
+            return Err(self
+                .wrong_type(key, scope, value, "an array of strings")
+                .help_line(format!("write {example}")));
+        };
+        entries
+            .iter()
+            .map(|entry| Ok((self.string(key, scope, entry)?, entry)))
+            .collect()
+    }
+
+    /// `sources` (globs, a leading `!` excludes) or `outputs` (plain paths): relative to the
+    /// phase's `cwd`, non-empty, without NUL; a glob must parse, an output must not be one.
+    fn paths(&self, key: &str, scope: Scope<'_>, value: &Value<'_>, globs: bool) -> Result<Vec<String>, ConfigError> {
+        let example = if globs {
+            "`sources = [\"src/**/*.c\", \"Makefile\"]`"
+        } else {
+            "`outputs = [\"build/app\"]`"
+        };
+        let entries = self.string_list(key, scope, value, example)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (path, entry) in entries {
+            let path = self.no_nul(key, scope, entry, path)?;
+            let bare = path.strip_prefix('!').unwrap_or(&path);
+            if bare.trim().is_empty() {
+                return Err(self.invalid(entry, format!("`{key}`{} entries must not be empty", scope.suffix())));
+            }
+            if globs {
+                if let Err(why) = globset::GlobBuilder::new(bare).literal_separator(true).build() {
+                    return Err(self
+                        .invalid(
+                            entry,
+                            format!(
+                                "`{key}`{}: {bare:?} is not a valid glob: {}",
+                                scope.suffix(),
+                                why.kind()
+                            ),
+                        )
+                        .help_line(
+                            "globs use `*`, `?`, `**` for any depth, `{a,b}` and `[abc]`; a leading `!` excludes",
+                        ));
+                }
+            } else if path.contains(['*', '?', '[', '{']) || path.starts_with('!') {
+                return Err(self
+                    .invalid(
+                        entry,
+                        format!(
+                            "`{key}`{}: {path:?} looks like a glob; outputs are paths",
+                            scope.suffix()
+                        ),
+                    )
+                    .help_line("name each file or directory the phase writes: `outputs = [\"build/app\", \"dist\"]`"));
+            }
+            out.push(path);
+        }
+        Ok(out)
     }
 
     /// An array of environment variable names (or `*` patterns of them): non-empty, no `=`.
@@ -963,6 +1065,10 @@ fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> (Option<Sp
     phase.cwd = own.cwd.or_else(|| d.cwd.clone());
     phase.env = d.env.clone();
     phase.env.extend(own.env);
+    phase.sources = own.sources.or_else(|| d.sources.clone()).unwrap_or_default();
+    phase.outputs = own.outputs.or_else(|| d.outputs.clone()).unwrap_or_default();
+    phase.env_inputs = own.env_inputs.or_else(|| d.env_inputs.clone()).unwrap_or_default();
+    phase.cache = own.cache.or(d.cache).unwrap_or(true);
     let base = PhasePolicy::default();
     let spans = PolicySpans {
         max_retries: match own.max_retries {
@@ -1075,7 +1181,7 @@ mod tests {
 }
 
 /// `"64MiB"`, `"512 KiB"`, `"1GB"`, `"100"` as bytes.
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);

@@ -27,7 +27,12 @@
 //!
 //! Phase keys: `name` and `run` (required), `description`, `depends_on`, `parallel`, `weight`,
 //! `max_logs`, `timeout`, `cwd`, `env`, `policy` (`on_fail`, `max_retries`, `retry_delay`,
-//! `retry_backoff`). `[defaults]` takes any phase key but `name`, `run` and `depends_on`; a
+//! `retry_backoff`), and for incremental runs `sources` (globs relative to the phase's `cwd`;
+//! `**`, `{a,b}`, a leading `!` excludes), `outputs` (files or directories), `env_inputs`
+//! (names of variables of milo's environment) and `cache` (default true). A phase with
+//! `sources` or `outputs` runs only when one of them, its definition, an `env_inputs` value or
+//! a dependency's result changed; `cache_max_size` (top level, default 5 GiB) bounds the
+//! cache of outputs. `[defaults]` takes any phase key but `name`, `run` and `depends_on`; a
 //! phase's own value wins, `env` tables merge (the phase's variables win) and a phase's `policy`
 //! replaces only the fields it names. Durations (`timeout`, `retry_delay`) are seconds (a
 //! number) or strings such as `"1m30s"` (see [`duration`]); `timeout = "none"` removes a default
@@ -58,6 +63,7 @@ use std::time::Duration;
 use milo::pipeline::{PhasePolicy, PipelineError};
 
 pub use error::{ConfigError, ErrorKind, Location};
+pub(crate) use load::parse_size;
 
 use error::SourceFile;
 
@@ -85,6 +91,8 @@ pub struct PipelineFile {
     pub jobs: Option<usize>,
     /// The largest result a phase may write to `MILO_OUTPUT`, in bytes (`None`: 16 MiB).
     pub max_result_size: Option<u64>,
+    /// The most the output cache may hold, in bytes (`None`: 5 GiB).
+    pub cache_max_size: Option<u64>,
     /// `secrets`: variables whose values are masked, whatever their names.
     pub secrets: Vec<String>,
     /// `secret_patterns` ([`DEFAULT_SECRET_PATTERNS`] when absent): names whose values are
@@ -122,6 +130,14 @@ pub struct PhaseDef {
     pub env: BTreeMap<String, String>,
     /// What happens on failure.
     pub policy: PhasePolicy,
+    /// Globs of the files its result depends on, relative to its `cwd` (`!` excludes).
+    pub sources: Vec<String>,
+    /// The files and directories it produces, relative to its `cwd`.
+    pub outputs: Vec<String>,
+    /// Environment variables of milo's own environment its result depends on.
+    pub env_inputs: Vec<String>,
+    /// Whether its outputs are stored in and restored from the cache (default true).
+    pub cache: bool,
 }
 
 impl PhaseDef {
@@ -140,6 +156,10 @@ impl PhaseDef {
             cwd: None,
             env: BTreeMap::new(),
             policy: PhasePolicy::default(),
+            sources: Vec::new(),
+            outputs: Vec::new(),
+            env_inputs: Vec::new(),
+            cache: true,
         }
     }
 }
@@ -216,6 +236,7 @@ impl PipelineFile {
             fail_fast: loaded.fail_fast,
             jobs: loaded.jobs,
             max_result_size: loaded.max_result_size,
+            cache_max_size: loaded.cache_max_size,
             secrets: loaded.secrets,
             secret_patterns: loaded
                 .secret_patterns

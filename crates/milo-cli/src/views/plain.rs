@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use milo::capture::Stream;
-use milo::pipeline::{PipelineAction, PipelineState, Status};
+use milo::pipeline::{PipelineAction, PipelineState, Status, Verdict};
 
-use super::summary::{secs, summary};
+use super::summary::{fresh_word, secs, summary};
 use super::{Feed, View, WriteStatus, write_batched};
 use crate::color::{DIM, Palette, RED};
 
@@ -52,8 +52,22 @@ pub fn line(action: &PipelineAction, state: &PipelineState, paint: Palette) -> O
             )
         }
         A::PhaseStart { name, attempt, .. } if *attempt > 1 => format!("{} started (attempt {attempt})", n(name)),
-        A::PhaseStart { name, .. } => format!("{} started", n(name)),
-        A::PhaseLog { name, line, stream, .. } => log_line(name, *stream, line, paint),
+        A::PhaseStart { name, .. } => match state.phase(name).and_then(|p| p.decision.as_ref()) {
+            // An incremental phase says why it runs.
+            Some(d) => format!(
+                "{} started {}",
+                n(name),
+                paint.paint(DIM, format!("({})", paint.clean(&d.reason)))
+            ),
+            None => format!("{} started", n(name)),
+        },
+        A::PhaseLog { name, line, stream, .. } => {
+            let text = log_line(name, *stream, line, paint);
+            if replayed(state, name) {
+                return Some(mark_replayed(&text, name, paint));
+            }
+            text
+        }
         A::PhaseComplete {
             name,
             reused_from: Some(run),
@@ -63,6 +77,19 @@ pub fn line(action: &PipelineAction, state: &PipelineState, paint: Palette) -> O
             n(name),
             word(Status::Completed, "completed")
         ),
+        A::PhaseComplete { name, .. } if state.phase(name).is_some_and(|p| p.fresh().is_some()) => {
+            let p = state.phase(name)?;
+            let verdict = p.fresh()?;
+            match p.decision.as_ref().filter(|_| verdict == Verdict::Restored) {
+                Some(d) => format!(
+                    "{} {} {}",
+                    n(name),
+                    word(Status::Completed, fresh_word(verdict)),
+                    paint.paint(DIM, format!("({})", paint.clean(&d.reason)))
+                ),
+                None => format!("{} {}", n(name), word(Status::Completed, fresh_word(verdict))),
+            }
+        }
         A::PhaseComplete { name, .. } => format!(
             "{} {} in {}",
             n(name),
@@ -117,6 +144,26 @@ pub fn line(action: &PipelineAction, state: &PipelineState, paint: Palette) -> O
     })
 }
 
+/// The marker before the stream marker of a line replayed from an earlier run (a phase that
+/// was up to date shows the lines it printed then): `[phase] ↺ │ line`.
+pub const REPLAYED_MARKER: &str = "↺";
+
+/// Whether phase `name`'s lines are replayed ones: it was found up to date or restored.
+pub fn replayed(state: &PipelineState, name: &str) -> bool {
+    state
+        .phase(name)
+        .and_then(|p| p.decision.as_ref())
+        .is_some_and(|d| d.verdict.is_fresh())
+}
+
+fn mark_replayed(text: &str, name: &str, paint: Palette) -> String {
+    let head = format!("[{}] ", paint.clean(name));
+    match text.strip_prefix(&head) {
+        Some(rest) => format!("{head}{} {rest}", paint.paint(DIM, REPLAYED_MARKER)),
+        None => text.to_owned(),
+    }
+}
+
 /// `[name] │ line` (stdout) or `[name] ! line` (stderr), sanitised (the writer thread writes
 /// the same text in parts).
 pub fn log_line(name: &str, stream: Stream, line: &str, paint: Palette) -> String {
@@ -133,6 +180,7 @@ impl PlainView {
         let feed = Feed::start(
             store,
             move |a, s: &Arc<PipelineState>| match a {
+                PipelineAction::PhaseLog { name, .. } if replayed(s, name) => line(a, s, paint).map(Item::Line),
                 PipelineAction::PhaseLog {
                     name, line: l, stream, ..
                 } => Some(Item::Log(name.clone(), *stream, l.clone())),

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use milo::format_duration;
-use milo::pipeline::{PhaseStatus, PipelineState, Status};
+use milo::pipeline::{PhaseStatus, PipelineState, Status, Verdict};
 
 use crate::color::{BOLD, DIM, Palette};
 
@@ -50,6 +50,9 @@ pub fn finished_line(p: &PhaseStatus, paint: Palette) -> String {
     if let Some(run) = &p.reused_from {
         let _ = write!(line, "  {}", paint.paint(DIM, format!("(from run {run})")));
     }
+    if let Some(verdict) = p.fresh() {
+        let _ = write!(line, "  {}", paint.paint(DIM, format!("({})", fresh_word(verdict))));
+    }
     if p.attempt > 1 {
         let _ = write!(line, "  ({} attempts)", p.attempt);
     }
@@ -61,6 +64,26 @@ pub fn finished_line(p: &PhaseStatus, paint: Palette) -> String {
         );
     }
     line
+}
+
+/// `up to date` or `restored`: what a phase that did not need to run is shown as.
+pub fn fresh_word(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Restored => "restored",
+        _ => "up to date",
+    }
+}
+
+/// For an incremental phase: whether it ran and why, such as `ran: src/main.c changed`,
+/// `up to date` or `restored: output build/app was deleted (restored from cache)`.
+pub fn explanation(p: &PhaseStatus) -> Option<String> {
+    let d = p.decision.as_ref()?;
+    Some(match d.verdict {
+        Verdict::Run if p.started_at.is_some() => format!("ran: {}", d.reason),
+        Verdict::Run => format!("would run: {}", d.reason),
+        Verdict::UpToDate => "up to date".to_owned(),
+        Verdict::Restored => format!("restored: {}", d.reason),
+    })
 }
 
 /// The last lines a phase logged, indented under it.
@@ -77,7 +100,28 @@ pub fn tail(p: &PhaseStatus, n: usize, paint: Palette) -> Vec<String> {
 pub fn summary(state: &PipelineState, paint: Palette) -> String {
     let mut out = String::new();
     let count = |s: Status| state.phases.iter().filter(|p| p.status == s).count();
-    let mut counts = vec![format!("{} completed", count(Status::Completed))];
+    let fresh = state.phases.iter().filter(|p| p.fresh().is_some()).count();
+    let incremental = state.phases.iter().any(|p| p.decision.is_some());
+    let mut counts = if !incremental {
+        vec![format!("{} completed", count(Status::Completed))]
+    } else {
+        // `3 ran, 17 up to date (2 restored)`: up to date counts the restored ones too.
+        let mut counts = vec![format!("{} ran", count(Status::Completed) - fresh)];
+        if fresh > 0 {
+            let restored = state
+                .phases
+                .iter()
+                .filter(|p| p.fresh() == Some(Verdict::Restored))
+                .count();
+            let restored = if restored > 0 {
+                format!(" ({restored} restored)")
+            } else {
+                String::new()
+            };
+            counts.push(format!("{fresh} up to date{restored}"));
+        }
+        counts
+    };
     for s in [Status::Failed, Status::Skipped, Status::Cancelled, Status::Pending] {
         let n = count(s);
         if n > 0 {

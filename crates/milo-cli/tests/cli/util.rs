@@ -95,9 +95,16 @@ impl Test {
 
     /// Runs `milo` with the arguments, in the directory.
     pub fn run(&self) -> Run {
+        self.run_args(self.args.iter().map(String::as_str))
+    }
+
+    /// Runs `milo` with `args` instead of the test's arguments (same directory and
+    /// environment), leaving the test as it is.
+    pub fn run_args<'a>(&self, args: impl IntoIterator<Item = &'a str>) -> Run {
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
         let mut cmd = assert_cmd::Command::cargo_bin("milo").expect("the milo binary");
         cmd.current_dir(self.dir.path())
-            .args(&self.args)
+            .args(&args)
             .env("COLUMNS", "80")
             .env_remove("RUST_LOG")
             .timeout(LIMIT);
@@ -110,7 +117,7 @@ impl Test {
         let start = Instant::now();
         let out = cmd.output().expect("run milo");
         Run {
-            command: format!("milo {}", self.args.join(" ")),
+            command: format!("milo {}", args.join(" ")),
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
