@@ -3,7 +3,10 @@
 //! calls them.
 //!
 //! * [`history`]: `milo history [-n N] [--json]`, recent runs.
-//! * [`show`]: `milo show [RUN] [--json]`, one run's phases.
+//! * [`show`]: `milo show [RUN] [--json]`, one run's phases: an incremental phase that did
+//!   not run reads `up to date` or `restored` instead of `completed`, every incremental
+//!   phase is followed by its reason (`— src/main.c changed`), and the run's line counts
+//!   them (`3 ran, 17 up to date (2 restored)`).
 //! * [`logs`]: `milo logs [RUN] PHASE [--stream stdout|stderr]`, a phase's full output
 //!   (without RUN: from the newest run that ran PHASE).
 //! * [`replay`]: `milo replay [RUN] [--json]`, verify the journal and print the replayed
@@ -211,8 +214,45 @@ fn header(r: &RunSummary, resumed_gone: bool) -> String {
     s
 }
 
+/// How a phase's state reads: `up to date` / `restored` for an incremental phase that
+/// completed without running, else its status.
+pub fn state_label<'a>(status: &'a str, fresh: Option<&str>) -> &'a str {
+    match fresh {
+        Some("up_to_date") => "up to date",
+        Some("restored") => "restored",
+        _ => status,
+    }
+}
+
+/// `3 ran, 17 up to date (2 restored)`: the phases that ran (started at least once) and those
+/// that were up to date (restored ones included, and counted apart).
+pub fn decision_counts(ran: usize, fresh: usize, restored: usize) -> String {
+    let mut s = format!("{ran} ran, {fresh} up to date");
+    if restored > 0 {
+        let _ = write!(s, " ({restored} restored)");
+    }
+    s
+}
+
+/// `  — why` for an incremental phase: its reason (terminal-safe, one line), unless it only
+/// repeats the state label.
+fn reason_suffix(reason: Option<&str>, label: &str) -> String {
+    match reason.map(|r| milo::text::sanitize(r, milo::text::Sgr::Drop)) {
+        Some(r) if !r.is_empty() && r != label => format!("  — {r}"),
+        _ => String::new(),
+    }
+}
+
 fn render_show(d: &RunDetail, resumed_gone: bool) -> String {
     let mut s = header(&d.run, resumed_gone);
+    if d.phases.iter().any(|p| p.verdict.is_some()) {
+        // The run's summary line counts the phases that did not run.
+        let ran = d.phases.iter().filter(|p| p.attempts > 0).count();
+        let fresh = d.phases.iter().filter(|p| p.fresh().is_some()).count();
+        let restored = d.phases.iter().filter(|p| p.fresh() == Some("restored")).count();
+        let first = s.find('\n').unwrap_or(s.len());
+        s.insert_str(first, &format!(" · {}", decision_counts(ran, fresh, restored)));
+    }
     let name_w = d
         .phases
         .iter()
@@ -226,10 +266,11 @@ fn render_show(d: &RunDetail, resumed_gone: bool) -> String {
         "PHASE", "STATUS", "ATTEMPTS", "DURATION", "LINES"
     );
     for p in &d.phases {
+        let label = state_label(&p.status, p.fresh());
         let mut line = format!(
             "{:<name_w$}  {:<11}  {:>8}  {:>8}  {:>7}",
             p.name,
-            p.status,
+            label,
             p.attempts,
             p.duration.map(secs).unwrap_or_default(),
             p.log_count
@@ -237,6 +278,7 @@ fn render_show(d: &RunDetail, resumed_gone: bool) -> String {
         if let Some(from) = &p.reused_from {
             let _ = write!(line, "  from run {from}");
         }
+        line.push_str(&reason_suffix(p.reason.as_deref(), label));
         if let Some(e) = p.error.as_deref().filter(|e| !e.is_empty()) {
             let first = e.lines().next().unwrap_or("");
             let _ = write!(line, "  {first}");
@@ -429,10 +471,13 @@ pub fn replay(db: &Path, run: Option<&str>, json: bool, out: &mut dyn Write) -> 
     );
     for name in order {
         let Some(p) = by_name.get(name) else { continue };
+        let status = p["status"].as_str().unwrap_or("");
+        let fresh = p["verdict"].as_str().filter(|_| status == "completed");
+        let label = state_label(status, fresh);
         let mut line = format!(
             "{:<name_w$}  {:<10}  {:>8}  {:>8}  {:>8}  {:>7}",
             name,
-            p["status"].as_str().unwrap_or(""),
+            label,
             p["started_at"].as_f64().map(secs).unwrap_or_default(),
             secs(p["elapsed"].as_f64().unwrap_or(0.0)),
             p["attempt"].as_u64().unwrap_or(0),
@@ -441,6 +486,7 @@ pub fn replay(db: &Path, run: Option<&str>, json: bool, out: &mut dyn Write) -> 
         if let Some(from) = p["reused_from"].as_str() {
             let _ = write!(line, "  from run {from}");
         }
+        line.push_str(&reason_suffix(p["reason"].as_str(), label));
         if let Some(e) = p["error"].as_str() {
             let _ = write!(line, "  {}", e.lines().next().unwrap_or(""));
         }

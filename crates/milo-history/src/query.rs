@@ -81,6 +81,23 @@ pub struct PhaseRecord {
     pub log_count: i64,
     /// The hash deciding whether it is unchanged (see [`phase_hash`]).
     pub phase_hash: String,
+    /// For an incremental phase (`@@PHASE_DECISION`): the key it was decided under.
+    pub key: Option<String>,
+    /// For an incremental phase: `run`, `up_to_date` or `restored`.
+    pub verdict: Option<String>,
+    /// For an incremental phase: why it ran or did not (`src/main.c changed`, `never ran`…).
+    pub reason: Option<String>,
+}
+
+impl PhaseRecord {
+    /// `Some("up_to_date")` or `Some("restored")` when the phase completed without running
+    /// (an incremental phase whose outputs were up to date, or restored from the cache);
+    /// `None` when it ran, or has not completed.
+    pub fn fresh(&self) -> Option<&str> {
+        self.verdict
+            .as_deref()
+            .filter(|v| self.status == "completed" && matches!(*v, "up_to_date" | "restored"))
+    }
 }
 
 /// A run and its phases, as shown by `milo show`.
@@ -374,7 +391,8 @@ impl History {
         let summary = self.run(run)?;
         let id = summary.id;
         let mut stmt = self.conn.prepare(
-            "SELECT name, status, attempts, started_at, finished_at, error, result, reused_from, log_count, phase_hash
+            "SELECT name, status, attempts, started_at, finished_at, error, result, reused_from, log_count, phase_hash,
+                    decision_key, verdict, reason
              FROM phases WHERE run_id = ?1 ORDER BY idx",
         )?;
         let rows = stmt.query_map([id], |r| {
@@ -393,6 +411,9 @@ impl History {
                 reused_from: r.get(7)?,
                 log_count: r.get(8)?,
                 phase_hash: r.get(9)?,
+                key: r.get(10)?,
+                verdict: r.get(11)?,
+                reason: r.get(12)?,
             })
         })?;
         let mut phases: Vec<PhaseRecord> = rows.collect::<Result<_, _>>()?;
@@ -758,9 +779,11 @@ impl History {
             Option<String>,
             Option<String>,
             i64,
+            [Option<String>; 3],
         );
         let mut stmt = self.conn.prepare(
-            "SELECT idx, name, status, attempts, started_at, finished_at, error, result, reused_from, log_count
+            "SELECT idx, name, status, attempts, started_at, finished_at, error, result, reused_from, log_count,
+                    decision_key, verdict, reason
              FROM phases WHERE run_id = ?1 ORDER BY idx",
         )?;
         let stored: Vec<Stored> = stmt
@@ -776,6 +799,7 @@ impl History {
                     r.get(7)?,
                     r.get(8)?,
                     r.get(9)?,
+                    [r.get(10)?, r.get(11)?, r.get(12)?],
                 ))
             })?
             .collect::<Result<_, _>>()?;
@@ -829,6 +853,12 @@ impl History {
                 differs("origin (reused from)", opt(&s.8), opt(&row.reused_from))
             } else if s.9 != row.log_count {
                 differs("line count", s.9.to_string(), row.log_count.to_string())
+            } else if s.10[0] != row.key {
+                differs("decision key", opt(&s.10[0]), opt(&row.key))
+            } else if s.10[1].as_deref() != row.verdict {
+                differs("verdict", opt(&s.10[1]), opt(&row.verdict.map(str::to_owned)))
+            } else if s.10[2] != row.reason {
+                differs("decision reason", opt(&s.10[2]), opt(&row.reason))
             } else {
                 None
             };
@@ -1122,8 +1152,9 @@ impl History {
     }
 
     /// The plan to resume a failed, cancelled or interrupted run of `pipeline` (`None` = the
-    /// newest run of this pipeline): a phase is reused when it completed, its phase hash is
-    /// unchanged, and every phase it depends on is reused too (a dependency that runs again
+    /// newest run of this pipeline): a phase is reused when it completed (an incremental phase
+    /// that was up to date or restored counts as completed, with its recorded result), its
+    /// phase hash is unchanged, and every phase it depends on is reused too (a dependency that runs again
     /// may produce something else).
     pub fn resume_plan(&self, run: Option<RunId>, pipeline: &Pipeline) -> Result<ResumePlan, HistoryError> {
         let id = self.resolve(run, Some(pipeline.name()))?;
@@ -1196,13 +1227,15 @@ impl History {
     }
 
     /// The median duration (seconds) of each phase over the `recent` most recent completed
-    /// runs of `pipeline`, counting only phases that ran (not reused ones). Empty when there
-    /// is no such run.
+    /// runs of `pipeline`, counting only phases that ran (not reused ones, nor incremental
+    /// ones that were up to date or restored: they took no time of their own). Empty when
+    /// there is no such run.
     pub fn median_durations_over(&self, pipeline: &str, recent: usize) -> Result<HashMap<String, f64>, HistoryError> {
         let mut stmt = self.conn.prepare(
             "SELECT p.name, p.finished_at - p.started_at FROM phases p
              WHERE p.run_id IN (SELECT id FROM runs WHERE pipeline = ?1 AND status = 'completed' ORDER BY id DESC LIMIT ?2)
                AND p.status = 'completed' AND p.reused_from IS NULL
+               AND (p.verdict IS NULL OR p.verdict = 'run')
                AND p.started_at IS NOT NULL AND p.finished_at IS NOT NULL",
         )?;
         let rows = stmt.query_map(params![pipeline, i64::try_from(recent).unwrap_or(i64::MAX)], |r| {

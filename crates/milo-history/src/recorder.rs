@@ -325,8 +325,11 @@ pub(crate) fn apply(
         match action {
             // Lines of unknown phases: journal only, as the reducer ignores them too.
             A::PhaseLog { .. } => {}
-            // The decision is in the journal; its columns come with the phase rows' schema.
-            A::PhaseDecision { .. } => {}
+            A::PhaseDecision { name, decision, .. } => touch(name, &mut |p| {
+                p.key = Some(decision.key.to_string());
+                p.verdict = Some(decision.verdict.as_str());
+                p.reason = Some(decision.reason.to_string());
+            }),
             A::PhaseStart {
                 name,
                 attempt,
@@ -393,6 +396,11 @@ pub(crate) struct PhaseRow {
     pub(crate) result: Option<String>,
     pub(crate) reused_from: Option<String>,
     pub(crate) log_count: i64,
+    /// The decision of an incremental phase (`@@PHASE_DECISION`): its key, verdict (`run`,
+    /// `up_to_date`, `restored`) and reason.
+    pub(crate) key: Option<String>,
+    pub(crate) verdict: Option<&'static str>,
+    pub(crate) reason: Option<String>,
     pub(crate) name: String,
     /// The open log chunk and its first sequence number.
     chunk: chunk::Encoder,
@@ -410,6 +418,9 @@ impl PhaseRow {
             result: None,
             reused_from: None,
             log_count: 0,
+            key: None,
+            verdict: None,
+            reason: None,
             name: name.to_owned(),
             chunk: chunk::Encoder::default(),
             chunk_first: 0,
@@ -647,7 +658,8 @@ impl Writer {
         }
         let mut stmt = self.conn.prepare_cached(
             "UPDATE phases SET status = ?3, attempts = ?4, started_at = ?5, finished_at = ?6, error = ?7,
-                    result = ?8, reused_from = ?9, log_count = ?10
+                    result = ?8, reused_from = ?9, log_count = ?10, decision_key = ?11, verdict = ?12,
+                    reason = ?13
              WHERE run_id = ?1 AND name = ?2",
         )?;
         for &i in &changed {
@@ -663,7 +675,10 @@ impl Writer {
                 p.error,
                 p.result,
                 p.reused_from,
-                p.log_count
+                p.log_count,
+                p.key,
+                p.verdict,
+                p.reason
             ])?;
         }
         Ok(())

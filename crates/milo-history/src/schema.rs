@@ -11,7 +11,11 @@
 //!   run ended, see [`key`](crate::key)), and why the recording stopped before the run
 //!   ended (`recording_error`: a write failed, or the recording process went away).
 //! * `phases`: one row per phase of a run: status, attempts, timings (seconds since the run
-//!   started), error, result JSON, the run it was reused from, log line count, phase hash.
+//!   started), error, result JSON, the run it was reused from, log line count, phase hash,
+//!   and for an incremental phase its decision (`@@PHASE_DECISION`, since schema version 5):
+//!   `decision_key` (the digest it was decided under), `verdict` (`run`, `up_to_date` or
+//!   `restored`) and `reason`; all three NULL for a phase that is not incremental, or in a
+//!   run recorded before version 5.
 //! * `logs`: every captured line, in chunks of consecutive lines of one phase (see
 //!   [`chunk`](crate::chunk)), each line with its journal sequence number and tag; `last_seq`
 //!   is the journal length when the chunk was written and `hash` the chain head then.
@@ -109,6 +113,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN chain TEXT;
     ALTER TABLE runs ADD COLUMN seal BLOB;
     ALTER TABLE runs ADD COLUMN recording_error TEXT;
+    ",
+    // 4 → 5: incremental runs: each phase's decision (`@@PHASE_DECISION`), NULL for phases
+    // that are not incremental and for every phase of the runs recorded before.
+    "
+    ALTER TABLE phases ADD COLUMN decision_key TEXT;
+    ALTER TABLE phases ADD COLUMN verdict TEXT;
+    ALTER TABLE phases ADD COLUMN reason TEXT;
     ",
 ];
 

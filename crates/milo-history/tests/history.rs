@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use milo::capture::Stream;
-use milo::pipeline::{Phase, PhasePolicy, Pipeline, PipelineAction, RunOptions, Status, pipeline_to_timeline};
+use milo::pipeline::{
+    Check, Decision, Dependency, Incremental, Phase, PhasePolicy, Pipeline, PipelineAction, RunOptions, Status,
+    Verdict, pipeline_to_timeline,
+};
 use milo_history::{History, HistoryError, RecordOptions, RunStatus, Verification, cli};
 use serde_json::json;
 
@@ -802,6 +805,9 @@ fn a_version_2_database_moves_its_definitions_out_of_the_run_rows() {
          ALTER TABLE runs DROP COLUMN chain;
          ALTER TABLE runs DROP COLUMN seal;
          ALTER TABLE runs DROP COLUMN recording_error;
+         ALTER TABLE phases DROP COLUMN decision_key;
+         ALTER TABLE phases DROP COLUMN verdict;
+         ALTER TABLE phases DROP COLUMN reason;
          PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -841,4 +847,239 @@ fn a_version_2_database_moves_its_definitions_out_of_the_run_rows() {
         history.replay(Some(third.run)).unwrap().timeline().unwrap(),
         third.timeline
     );
+}
+
+/// An [`Incremental`] that finds `gen` restored from the cache, `lib` up to date (each with a
+/// recorded result and line), and runs `compile` because a source changed; `plain` is not
+/// incremental.
+struct Decider;
+
+impl Incremental for Decider {
+    fn is_incremental(&self, phase: &str) -> bool {
+        phase != "plain"
+    }
+
+    fn check(&self, phase: &str, _deps: &[Dependency<'_>]) -> Result<Check, String> {
+        let decision = |verdict, reason: &str| Decision {
+            key: format!("key-{phase}").into(),
+            verdict,
+            reason: reason.into(),
+        };
+        let recorded = || milo::pipeline::Recorded {
+            result: json!({ "from": phase }),
+            logs: vec![(Stream::Stdout, format!("{phase} said this before"))],
+        };
+        Ok(match phase {
+            "gen" => Check::Fresh(
+                decision(Verdict::Restored, "output out/gen was deleted (restored from cache)"),
+                recorded(),
+            ),
+            "lib" => Check::Fresh(decision(Verdict::UpToDate, "up to date"), recorded()),
+            // A file name is user-controlled: the escape must not reach a terminal.
+            _ => Check::Run(decision(Verdict::Run, "src/main\u{1b}[2J.c changed")),
+        })
+    }
+
+    fn record(&self, _: &str, _: &Decision, _: &serde_json::Value, _: &[(Stream, String)]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn incremental_pipeline(plain_fails: bool) -> Pipeline {
+    Pipeline::new(
+        "inc",
+        [
+            Phase::new("gen", |_| Ok::<_, String>(json!("ran"))),
+            Phase::new("lib", |_| Ok::<_, String>(json!("ran"))).depends_on(["gen"]),
+            Phase::new("compile", |cx| {
+                cx.log(Stream::Stdout, "compiling");
+                std::thread::sleep(Duration::from_millis(20));
+                Ok::<_, String>(json!("binary"))
+            })
+            .depends_on(["lib"]),
+            Phase::new("plain", move |_| {
+                if plain_fails {
+                    Err("plain broke".to_owned())
+                } else {
+                    Ok(())
+                }
+            })
+            .depends_on(["compile"]),
+        ],
+    )
+    .unwrap()
+    .capture_output(true)
+    .incremental(Arc::new(Decider))
+}
+
+#[test]
+fn decisions_are_recorded_verified_shown_and_kept_out_of_the_medians() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    let pipeline = incremental_pipeline(false);
+    let rec = record(&history, &pipeline, RunOptions::default(), None);
+    assert_eq!(rec.status, Status::Completed);
+    assert!(
+        rec.actions
+            .iter()
+            .any(|a| matches!(a, PipelineAction::PhaseDecision { .. }))
+    );
+
+    // The phase rows carry each decision; `fresh` tells the phases that did not run.
+    let detail = history.show(Some(rec.run)).unwrap();
+    let phase = |n: &str| detail.phases.iter().find(|p| p.name == n).unwrap().clone();
+    let gen_phase = phase("gen");
+    assert_eq!(gen_phase.status, "completed");
+    assert_eq!(gen_phase.key.as_deref(), Some("key-gen"));
+    assert_eq!(gen_phase.verdict.as_deref(), Some("restored"));
+    assert_eq!(gen_phase.fresh(), Some("restored"));
+    assert_eq!(gen_phase.attempts, 0);
+    assert_eq!(gen_phase.result, Some(json!({"from": "gen"})));
+    assert_eq!(gen_phase.log_count, 1);
+    assert_eq!(phase("lib").fresh(), Some("up_to_date"));
+    let compile = phase("compile");
+    assert_eq!(compile.verdict.as_deref(), Some("run"));
+    assert_eq!(compile.fresh(), None);
+    assert_eq!(compile.reason.as_deref(), Some("src/main\u{1b}[2J.c changed"));
+    let plain = phase("plain");
+    assert_eq!((plain.key, plain.verdict, plain.reason), (None, None, None));
+    // The replayed lines are the phase's logs.
+    assert_eq!(
+        history.logs(Some(rec.run), "gen", None).unwrap()[0].line,
+        "gen said this before"
+    );
+
+    // The journal replays to the same timeline, decisions included, and the rows agree.
+    let replay = history.replay(Some(rec.run)).unwrap();
+    assert!(replay.verification.is_intact(), "{}", replay.verification);
+    let timeline = replay.timeline().unwrap();
+    assert_eq!(timeline, rec.timeline);
+    assert_eq!(timeline["phases"][0]["verdict"], "restored");
+
+    // `milo show`: the state, the reason (terminal-safe), and the counts on the run's line.
+    let mut out = Vec::new();
+    cli::show(&db(&dir), None, false, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(first.ends_with(" · 2 ran, 2 up to date (1 restored)"), "{text}");
+    let line = |n: &str| text.lines().find(|l| l.starts_with(n)).unwrap().to_owned();
+    assert!(line("gen ").contains("restored"), "{text}");
+    assert!(!line("gen ").contains("completed"), "{text}");
+    assert!(
+        line("gen ").ends_with("  — output out/gen was deleted (restored from cache)"),
+        "{text}"
+    );
+    assert!(line("lib ").contains("up to date"), "{text}");
+    assert!(
+        line("lib ").trim_end().ends_with('1'),
+        "the reason repeats the state: {text}"
+    );
+    assert!(line("compile").contains("completed"), "{text}");
+    assert!(line("compile").ends_with("  — src/main.c changed"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(line("plain").trim_end().ends_with('0'), "{text}");
+    // `milo replay` reads the same states.
+    let mut out = Vec::new();
+    cli::replay(&db(&dir), None, false, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("lib") && l.contains("up to date")),
+        "{text}"
+    );
+    assert!(text.contains("— src/main.c changed"), "{text}");
+
+    // Fresh phases took no time of their own: no median from them.
+    let medians = history.median_durations("inc").unwrap();
+    assert!(
+        !medians.contains_key("gen") && !medians.contains_key("lib"),
+        "{medians:?}"
+    );
+    assert!(medians["compile"] >= 0.015, "{medians:?}");
+
+    // The verdict is checked like every other column of the row.
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    conn.execute(
+        "UPDATE phases SET verdict = 'run' WHERE run_id = ?1 AND name = 'gen'",
+        [rec.run],
+    )
+    .unwrap();
+    let v = history.verify(Some(rec.run)).unwrap();
+    assert!(
+        matches!(&v, Verification::Disagrees { reason } if reason.contains("`gen`'s verdict")),
+        "{v:?}"
+    );
+    conn.execute(
+        "UPDATE phases SET verdict = 'restored', reason = 'forged' WHERE run_id = ?1 AND name = 'gen'",
+        [rec.run],
+    )
+    .unwrap();
+    let v = history.verify(Some(rec.run)).unwrap();
+    assert!(
+        matches!(&v, Verification::Disagrees { reason } if reason.contains("decision reason")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn resuming_counts_a_fresh_phase_as_completed_with_its_recorded_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    let rec = record(&history, &incremental_pipeline(true), RunOptions::default(), None);
+    assert_eq!(rec.status, Status::Failed);
+    let plan = history.resume_plan(None, &incremental_pipeline(false)).unwrap();
+    assert_eq!(plan.rerun, ["plain"]);
+    assert_eq!(plan.reuse["gen"], (json!({"from": "gen"}), rec.run.to_string()));
+    assert_eq!(plan.reuse["lib"], (json!({"from": "lib"}), rec.run.to_string()));
+    assert_eq!(plan.reuse["compile"], (json!("binary"), rec.run.to_string()));
+}
+
+#[test]
+fn a_version_4_database_gains_the_decision_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = library_pipeline();
+    let (old, timeline) = {
+        let history = History::open(&db(&dir)).unwrap();
+        let rec = record(&history, &pipeline, RunOptions::default(), None);
+        (rec.run, rec.timeline)
+    };
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE phases DROP COLUMN decision_key;
+         ALTER TABLE phases DROP COLUMN verdict;
+         ALTER TABLE phases DROP COLUMN reason;
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let history = History::open(&db(&dir)).unwrap();
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, milo_history::SCHEMA_VERSION);
+    assert_eq!(milo_history::SCHEMA_VERSION, 5);
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('phases')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for c in ["decision_key", "verdict", "reason"] {
+        assert!(columns.iter().any(|n| n == c), "{c}: {columns:?}");
+    }
+    // The old run: no decisions, still verified, the same timeline, shown as before.
+    let replay = history.replay(Some(old)).unwrap();
+    assert!(replay.verification.is_intact(), "{}", replay.verification);
+    assert_eq!(replay.timeline().unwrap(), timeline);
+    let detail = history.show(Some(old)).unwrap();
+    assert!(detail.phases.iter().all(|p| p.verdict.is_none() && p.key.is_none()));
+    let mut out = Vec::new();
+    cli::show(&db(&dir), Some(&old.to_string()), false, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains("up to date") && !text.contains(" ran,"), "{text}");
+    // A new incremental run records its decisions.
+    let rec = record(&history, &incremental_pipeline(false), RunOptions::default(), None);
+    let detail = history.show(Some(rec.run)).unwrap();
+    assert_eq!(detail.phases[0].verdict.as_deref(), Some("restored"));
+    assert!(history.verify(Some(rec.run)).unwrap().is_intact());
 }

@@ -1,6 +1,7 @@
 //! The resources: their URIs, how a URI is parsed, and the JSON each one serves.
 //!
-//! * [`TIMELINE_URI`]: [`pipeline_to_timeline`] of the active or last run, or
+//! * [`TIMELINE_URI`]: [`pipeline_to_timeline`] of the active or last run (each phase with
+//!   its decision when it is incremental: `key`, `verdict`, `reason`; null otherwise), or
 //!   `{"pipeline": null, "status": "no active pipeline", "phases": []}` before any run.
 //! * [`GRAPH_URI`]: `{"pipeline", "phases", "execution_order", "levels"}`, each phase a
 //!   [`PhaseInfo`] as `milo phases --json` prints it (name, description, depends_on, parallel,

@@ -122,7 +122,9 @@ impl ServerHandler for MiloServer {
                 .with_title("Pipeline timeline")
                 .with_description(
                     "The execution timeline of the active or last run as JSON: status, progress and \
-                     each phase's status, timing and errors. Subscribe for live updates.",
+                     each phase's status, timing and errors, and for an incremental phase its \
+                     decision (key, verdict run/up_to_date/restored, reason). Subscribe for live \
+                     updates.",
                 )
                 .with_mime_type(JSON),
             Resource::new(GRAPH_URI, "graph")

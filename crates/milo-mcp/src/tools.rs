@@ -94,7 +94,8 @@ pub(crate) fn tools() -> Vec<Tool> {
         Tool::new(
             GET_TIMELINE,
             "The execution timeline of the active or last run: status, progress, and each \
-             phase's status, timing, attempts, errors and log count.",
+             phase's status, timing, attempts, errors and log count, and for an incremental \
+             phase its key, verdict (run, up_to_date or restored) and the reason.",
             no_args_schema(),
         )
         .with_title("Get timeline")

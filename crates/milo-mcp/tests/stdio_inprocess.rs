@@ -394,3 +394,106 @@ async fn an_attached_run_is_served_and_cancelled_through_its_token() -> TestResu
     client.cancel().await?;
     Ok(())
 }
+
+/// `prepare` restored from the cache (with a recorded line), `work` runs because a file
+/// changed; `finish` is not incremental.
+struct Decider;
+
+impl milo::pipeline::Incremental for Decider {
+    fn is_incremental(&self, phase: &str) -> bool {
+        phase != "finish"
+    }
+
+    fn check(&self, phase: &str, _deps: &[milo::pipeline::Dependency<'_>]) -> Result<milo::pipeline::Check, String> {
+        use milo::pipeline::{Check, Decision, Recorded, Verdict};
+        let key = format!("key-{phase}").into();
+        Ok(if phase == "prepare" {
+            Check::Fresh(
+                Decision {
+                    key,
+                    verdict: Verdict::Restored,
+                    reason: "output out/prepared was deleted (restored from cache)".into(),
+                },
+                Recorded {
+                    result: json!({"prepared": true}),
+                    logs: vec![(milo::capture::Stream::Stdout, "preparing (recorded)".into())],
+                },
+            )
+        } else {
+            Check::Run(Decision {
+                key,
+                verdict: Verdict::Run,
+                reason: "src/work.c changed".into(),
+            })
+        })
+    }
+
+    fn record(
+        &self,
+        _: &str,
+        _: &milo::pipeline::Decision,
+        _: &Value,
+        _: &[(milo::capture::Stream, String)],
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_carries_each_decision_and_updates_announce_it() -> TestResult {
+    let gate = Arc::new(Semaphore::new(0));
+    let hub = Hub::new(pipeline(gate.clone()).incremental(Arc::new(Decider)));
+    let (client, mut updates) = legacy_client(hub.clone()).await;
+    let prepare_logs = logs_uri("prepare");
+    #[allow(deprecated)]
+    {
+        client.subscribe(SubscribeRequestParams::new(TIMELINE_URI)).await?;
+        client
+            .subscribe(SubscribeRequestParams::new(prepare_logs.clone()))
+            .await?;
+    }
+    ok(call(&client, "run_pipeline", json!({})).await?);
+    let during = wait_timeline(&client, "work to wait at the gate", work_waiting).await;
+    let phase = |t: &Value, name: &str| -> Value {
+        t["phases"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == json!(name)))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let prepare = phase(&during, "prepare");
+    assert_eq!(prepare["status"], "completed");
+    assert_eq!(prepare["verdict"], "restored");
+    assert_eq!(prepare["key"], "key-prepare");
+    assert_eq!(
+        prepare["reason"],
+        "output out/prepared was deleted (restored from cache)"
+    );
+    assert_eq!(prepare["attempt"], 0);
+    assert_eq!(prepare["result"], json!({"prepared": true}));
+    let work = phase(&during, "work");
+    assert_eq!(
+        (&work["status"], &work["verdict"], &work["reason"]),
+        (&json!("running"), &json!("run"), &json!("src/work.c changed"))
+    );
+    let finish = phase(&during, "finish");
+    for field in ["key", "verdict", "reason"] {
+        assert!(finish.get(field).is_some_and(Value::is_null), "{field}: {finish}");
+    }
+    // The replayed line is the restored phase's log; its resource and the timeline were
+    // announced.
+    let lines = read_json(&client, &prepare_logs).await?;
+    assert_eq!(lines[0]["line"], "preparing (recorded)");
+    let sent = drain(&mut updates, Duration::from_millis(300)).await;
+    assert!(sent.iter().any(|(u, _)| u == TIMELINE_URI), "{sent:?}");
+    assert!(sent.iter().any(|(u, _)| *u == prepare_logs), "{sent:?}");
+    // The tool reads the same timeline.
+    let tool = ok(call(&client, "get_timeline", Value::Null).await?);
+    assert_eq!(phase(&tool, "prepare")["verdict"], "restored");
+    assert_eq!(phase(&tool, "work")["reason"], "src/work.c changed");
+    gate.add_permits(1);
+    let done = wait_timeline(&client, "the run to complete", ended("completed")).await;
+    assert_eq!(phase(&done, "work")["verdict"], "run");
+    client.cancel().await?;
+    Ok(())
+}

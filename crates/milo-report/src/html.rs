@@ -4,14 +4,18 @@
 //! The page holds, in order:
 //! * a header: pipeline, run, status, elapsed time, error;
 //! * the Gantt chart (`<svg class="gantt">`): one row per phase in execution order, one
-//!   `<rect class="bar" data-phase=… data-attempt=…>` per attempt coloured by its status,
+//!   `<rect class="bar" data-phase=… data-attempt=…>` per attempt coloured by its status
+//!   (an incremental phase that did not run: one thin `bar fresh` of class `s-up_to_date` or
+//!   `s-restored` where it completed, labelled `up to date` or `restored`; the reason of
+//!   every incremental phase is in its tooltip and `data-reason`),
 //!   dashed lines for the waits between retries, the critical path outlined (`critical`
 //!   class), a time axis; hovering a bar shows phase, attempt, start, duration and error
 //!   (a JavaScript tooltip, or the SVG `<title>` without JavaScript). The chart's
 //!   `data-x0` and `data-px-per-sec` give the mapping from seconds to `x`;
 //! * the dependency graph (`<svg class="graph">`), parallel phases dashed and marked `∥`;
-//! * the phase table: status, attempts, duration, share of the run, and with history the
-//!   median duration and a sparkline of earlier runs;
+//! * the phase table: status (`up to date` / `restored` for the phases that did not run),
+//!   the reason of incremental phases, attempts, duration, share of the run, and with
+//!   history the median duration and a sparkline of earlier runs;
 //! * each phase's logs in a `<details>`, stderr lines marked.
 //!
 //! Every piece of text is escaped ([`escape`]); no data is placed inside the `<script>`, so a
@@ -84,6 +88,8 @@ fn status_class(status: &str) -> &'static str {
         "running" => "running",
         "pending" => "pending",
         "interrupted" => "interrupted",
+        "up_to_date" => "up_to_date",
+        "restored" => "restored",
         _ => "other",
     }
 }
@@ -117,6 +123,17 @@ fn tick_step(span: f64, target: f64) -> f64 {
         .unwrap_or(10.0 * pow)
 }
 
+/// The CSS class of a phase's state: its verdict when it did not run, else its status.
+fn phase_class(p: &ReportPhase) -> &'static str {
+    status_class(p.fresh().unwrap_or(&p.status))
+}
+
+/// How a segment's state reads: `up to date` / `restored` for the one of a phase that did not
+/// run, else its status.
+fn segment_label(status: &str) -> &str {
+    milo_history::cli::state_label(status, Some(status))
+}
+
 /// The report page of `run`.
 pub fn render_html(run: &ReportRun) -> String {
     let critical = run.critical_path();
@@ -142,7 +159,7 @@ pub fn render_html(run: &ReportRun) -> String {
     header(&mut h, run, &title, &critical);
     h.push_str("<section id=\"timeline\">\n<h2>Timeline</h2>\n");
     gantt(&mut h, run, &on_path);
-    legend(&mut h);
+    legend(&mut h, run);
     h.push_str("</section>\n");
     h.push_str("<section id=\"graph\">\n<h2>Dependencies</h2>\n");
     graph(&mut h, run, &critical);
@@ -185,6 +202,9 @@ fn header(h: &mut String, run: &ReportRun, title: &str, critical: &[usize]) {
         plural(run.phases.len(), "phase"),
         plural(attempts as usize, "attempt")
     );
+    if let Some(counts) = run.decision_summary() {
+        let _ = write!(h, " · <span class=\"decisions\">{}</span>", escape(&counts));
+    }
     if !critical.is_empty() {
         let names: Vec<&str> = critical.iter().map(|&i| run.phases[i].name.as_str()).collect();
         let _ = write!(h, " · critical path: {}", escape(&names.join(" → ")));
@@ -273,20 +293,42 @@ fn gantt(h: &mut String, run: &ReportRun, on_path: &[bool]) {
             }
             let x = x_of(s.start);
             let width = (x_of(s.end) - x).max(0.0);
-            let mut tip = format!(
-                "{} · attempt {} · {}\nstart +{} · duration {}",
-                p.name,
-                s.attempt,
-                s.status,
-                format_secs(s.start),
-                format_secs(s.duration())
-            );
+            let fresh = matches!(s.status.as_str(), "up_to_date" | "restored");
+            let mut tip = if fresh {
+                format!(
+                    "{} · {}\nat +{}",
+                    p.name,
+                    segment_label(&s.status),
+                    format_secs(s.start)
+                )
+            } else {
+                format!(
+                    "{} · attempt {} · {}\nstart +{} · duration {}",
+                    p.name,
+                    s.attempt,
+                    s.status,
+                    format_secs(s.start),
+                    format_secs(s.duration())
+                )
+            };
+            if let Some(r) = &p.reason {
+                let _ = write!(tip, "\n{r}");
+            }
             if let Some(e) = &s.error {
                 let _ = write!(tip, "\n{e}");
             }
+            // Only incremental phases have these attributes: the others' bars stay as they were.
+            let mut extra = String::new();
+            if fresh {
+                let _ = write!(extra, " data-label=\"{}\"", escape(segment_label(&s.status)));
+            }
+            if let Some(r) = &p.reason {
+                let _ = write!(extra, " data-reason=\"{}\"", escape(r));
+            }
             let _ = write!(
                 h,
-                "<rect class=\"bar s-{}{crit}\" data-phase=\"{}\" data-attempt=\"{}\" data-status=\"{}\" data-start=\"{}\" data-end=\"{}\" data-error=\"{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"2\"><title>{}</title></rect>",
+                "<rect class=\"bar{} s-{}{crit}\" data-phase=\"{}\" data-attempt=\"{}\" data-status=\"{}\" data-start=\"{}\" data-end=\"{}\" data-error=\"{}\"{extra} x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"2\"><title>{}</title></rect>",
+                if fresh { " fresh" } else { "" },
                 status_class(&s.status),
                 escape(&p.name),
                 s.attempt,
@@ -296,10 +338,20 @@ fn gantt(h: &mut String, run: &ReportRun, on_path: &[bool]) {
                 escape(s.error.as_deref().unwrap_or("")),
                 num(x),
                 num(bar_y),
-                num(width.max(1.0)),
+                num(width.max(if fresh { 3.0 } else { 1.0 })),
                 num(BAR_H),
                 escape(&tip),
             );
+            if fresh {
+                let _ = write!(
+                    h,
+                    "<text class=\"note fresh-label\" data-phase=\"{}\" x=\"{}\" y=\"{}\">{}</text>",
+                    escape(&p.name),
+                    num((x + 7.0).min(GANTT_WIDTH - GANTT_RIGHT - 60.0)),
+                    num(y + ROW_H / 2.0 + 4.0),
+                    escape(segment_label(&s.status)),
+                );
+            }
         }
         if p.segments.is_empty() {
             let note = match &p.reused_from {
@@ -319,7 +371,7 @@ fn gantt(h: &mut String, run: &ReportRun, on_path: &[bool]) {
     h.push_str("</svg></div>\n");
 }
 
-fn legend(h: &mut String) {
+fn legend(h: &mut String, run: &ReportRun) {
     h.push_str("<p class=\"legend\">");
     for s in [
         "completed",
@@ -332,6 +384,9 @@ fn legend(h: &mut String) {
     ] {
         let label = if s == "retried" { "failed attempt (retried)" } else { s };
         let _ = write!(h, "<span><i class=\"sw s-{s}\"></i>{label}</span>");
+    }
+    if run.phases.iter().any(|p| p.fresh().is_some()) {
+        h.push_str("<span><i class=\"sw s-up_to_date\"></i>up to date (did not run)</span><span><i class=\"sw s-restored\"></i>restored from the cache</span>");
     }
     h.push_str("<span><i class=\"sw crit\"></i>critical path ★</span><span><i class=\"sw wait\"></i>wait before retry</span></p>\n");
 }
@@ -409,14 +464,17 @@ fn graph(h: &mut String, run: &ReportRun, critical: &[usize]) {
     }
     for (i, p) in run.phases.iter().enumerate() {
         let (x, y) = pos(i);
-        let mut classes = format!("node s-{}", status_class(&p.status));
+        let mut classes = format!("node s-{}", phase_class(p));
         if critical.contains(&i) {
             classes.push_str(" critical");
         }
         if p.parallel {
             classes.push_str(" parallel");
         }
-        let mut tip = format!("{} · {}", p.name, p.status);
+        let mut tip = format!("{} · {}", p.name, p.state_label());
+        if let Some(r) = &p.reason {
+            let _ = write!(tip, "\n{r}");
+        }
         if p.parallel {
             tip.push_str(" · parallel");
         }
@@ -453,7 +511,7 @@ fn sparkline(p: &ReportPhase) -> String {
         return String::new();
     }
     let mut points: Vec<f64> = p.history.clone();
-    let current = p.duration().filter(|_| p.reused_from.is_none());
+    let current = p.duration().filter(|_| p.reused_from.is_none() && p.fresh().is_none());
     if let Some(d) = current {
         points.push(d);
     }
@@ -513,12 +571,17 @@ fn table(h: &mut String, run: &ReportRun, on_path: &[bool]) {
             } else {
                 ""
             },
-            status_class(&p.status),
-            escape(&p.status),
+            phase_class(p),
+            escape(p.state_label()),
             p.reused_from
                 .as_ref()
                 .map(|r| format!(" <span class=\"muted\">from run {}</span>", escape(r)))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &p.reason
+                    .as_deref()
+                    .filter(|r| *r != p.state_label())
+                    .map(|r| format!(" <span class=\"reason\">— {}</span>", escape(r)))
+                    .unwrap_or_default(),
             p.attempts,
             duration.map(format_secs).unwrap_or_default(),
         );
@@ -616,7 +679,7 @@ fn logs(h: &mut String, run: &ReportRun) {
 }
 
 const CSS: &str = r#"
-:root{--fg:#1d2330;--muted:#6b7280;--bg:#fff;--row:#f6f7f9;--grid:#e3e6eb;--ok:#2e9d57;--fail:#d64545;--retry:#f0a33a;--skip:#9aa3ae;--cancel:#8c6bc8;--run:#3b82f6;--intr:#5b6470;--pend:#d5d9df;--crit:#111}
+:root{--fg:#1d2330;--muted:#6b7280;--bg:#fff;--row:#f6f7f9;--grid:#e3e6eb;--ok:#2e9d57;--fail:#d64545;--retry:#f0a33a;--skip:#9aa3ae;--cancel:#8c6bc8;--run:#3b82f6;--intr:#5b6470;--pend:#d5d9df;--crit:#111;--fresh:#14a3a3;--restored:#7c9a2e}
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg);margin:0;padding:20px 28px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:26px 0 8px}
@@ -635,6 +698,8 @@ svg text{font:12px system-ui,sans-serif;fill:var(--fg)}
 .s-retried,.s-retrying{fill:var(--retry);background:var(--retry)}.s-skipped{fill:var(--skip);background:var(--skip)}
 .s-cancelled{fill:var(--cancel);background:var(--cancel)}.s-running{fill:var(--run);background:var(--run)}
 .s-interrupted,.s-other{fill:var(--intr);background:var(--intr)}.s-pending{fill:var(--pend);background:var(--pend)}
+.s-up_to_date{fill:var(--fresh);background:var(--fresh)}.s-restored{fill:var(--restored);background:var(--restored)}
+.gantt .note.fresh-label{fill:var(--fresh);font-style:normal;font-size:11px}.reason{color:var(--muted);font-size:12px}
 .badge{display:inline-block;color:#fff;border-radius:9px;padding:0 8px;font-size:12px;font-weight:600;vertical-align:middle}
 .badge.s-pending{color:var(--fg)}
 .legend{display:flex;flex-wrap:wrap;gap:14px;color:var(--muted);font-size:12px;margin:6px 0}
@@ -692,10 +757,11 @@ const JS: &str = r#"
     var d = e.currentTarget.dataset;
     tip.textContent = "";
     var head = document.createElement("b");
-    head.textContent = d.phase + " · attempt " + d.attempt + " · " + d.status;
+    head.textContent = d.phase + (d.label ? " · " + d.label : " · attempt " + d.attempt + " · " + d.status);
     tip.appendChild(head);
     var start = Number(d.start), end = Number(d.end);
-    tip.appendChild(document.createTextNode("start +" + fmt(start) + " · duration " + fmt(end - start)));
+    tip.appendChild(document.createTextNode(d.label ? "at +" + fmt(start) : "start +" + fmt(start) + " · duration " + fmt(end - start)));
+    if (d.reason) tip.appendChild(document.createTextNode("\n" + d.reason));
     if (d.error) tip.appendChild(document.createTextNode("\n" + d.error));
     tip.hidden = false;
     move(e);

@@ -45,7 +45,14 @@ pub struct ReportPhase {
     pub attempts: u32,
     /// The run its result was reused from (`milo run --resume`).
     pub reused_from: Option<String>,
-    /// Its attempts, in order; the waits between retries are the gaps between them.
+    /// For an incremental phase: the key it was decided under.
+    pub key: Option<String>,
+    /// For an incremental phase: `run`, `up_to_date` or `restored`.
+    pub verdict: Option<String>,
+    /// For an incremental phase: why it ran or did not (`src/main.c changed`…).
+    pub reason: Option<String>,
+    /// Its attempts, in order (a phase that was up to date or restored: one empty segment at
+    /// the moment it completed, with status `up_to_date` or `restored` and attempt 0); the waits between retries are the gaps between them.
     pub segments: Vec<Segment>,
     /// Its captured output, in order.
     pub logs: Vec<LogLine>,
@@ -101,11 +108,27 @@ impl ReportPhase {
             error: None,
             attempts: 0,
             reused_from: None,
+            key: None,
+            verdict: None,
+            reason: None,
             segments: Vec::new(),
             logs: Vec::new(),
             log_count: 0,
             history: Vec::new(),
         }
+    }
+
+    /// `Some("up_to_date")` or `Some("restored")` when the phase completed without running
+    /// (an incremental phase that was up to date, or restored from the cache).
+    pub fn fresh(&self) -> Option<&str> {
+        self.verdict
+            .as_deref()
+            .filter(|v| self.status == "completed" && matches!(*v, "up_to_date" | "restored"))
+    }
+
+    /// How its state reads: `up to date`, `restored`, else its status.
+    pub fn state_label(&self) -> &str {
+        milo_history::cli::state_label(&self.status, self.fresh())
     }
 
     /// When its first attempt started.
@@ -136,6 +159,20 @@ impl ReportPhase {
         } else {
             (v[n / 2 - 1] + v[n / 2]) / 2.0
         })
+    }
+}
+
+impl ReportRun {
+    /// `3 ran, 17 up to date (2 restored)` when any phase is incremental, else `None`: the
+    /// phases that started at least once, and those that completed without running.
+    pub fn decision_summary(&self) -> Option<String> {
+        if self.phases.iter().all(|p| p.verdict.is_none()) {
+            return None;
+        }
+        let ran = self.phases.iter().filter(|p| p.attempts > 0).count();
+        let fresh = self.phases.iter().filter(|p| p.fresh().is_some()).count();
+        let restored = self.phases.iter().filter(|p| p.fresh() == Some("restored")).count();
+        Some(milo_history::cli::decision_counts(ran, fresh, restored))
     }
 }
 

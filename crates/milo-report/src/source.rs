@@ -1,6 +1,8 @@
 //! Building a [`ReportRun`]: from a recorded run in the history ([`ReportRun::from_history`],
 //! every attempt from the journal, the full logs, earlier runs' durations) or from a
 //! `--timeline` JSON file ([`ReportRun::from_timeline`], one segment per phase, no logs).
+//! Both carry each incremental phase's decision (key, verdict, reason); a phase that was up
+//! to date or restored gets one empty segment where it completed.
 
 use std::collections::HashMap;
 
@@ -33,6 +35,9 @@ impl ReportRun {
                 phase.error = p.error.clone().filter(|e| !e.is_empty());
                 phase.attempts = p.attempts;
                 phase.reused_from = p.reused_from.clone();
+                phase.key = p.key.clone();
+                phase.verdict = p.verdict.clone();
+                phase.reason = p.reason.clone();
                 phase.log_count = u64::try_from(p.log_count).unwrap_or(0);
                 phase
             })
@@ -72,7 +77,16 @@ impl ReportRun {
             let Some(&i) = action.phase().and_then(|n| index.get(n)) else {
                 continue;
             };
-            apply(&mut phases[i].segments, &action);
+            let phase = &mut phases[i];
+            // An up-to-date or restored phase never starts: it is drawn where it completed.
+            if let (PipelineAction::PhaseComplete { timestamp, .. }, Some(fresh)) = (&action, phase.fresh())
+                && !phase.segments.iter().any(|s| s.end.is_nan())
+            {
+                let fresh = fresh.to_owned();
+                phase.segments.push(fresh_segment(*timestamp, fresh));
+                continue;
+            }
+            apply(&mut phase.segments, &action);
         }
         let elapsed = end_of_run.unwrap_or_else(|| last_seen.max(detail.run.duration.unwrap_or(0.0)));
         for phase in &mut phases {
@@ -114,7 +128,8 @@ impl ReportRun {
         for run in earlier {
             let Ok(old) = history.show(Some(run)) else { continue };
             for p in old.phases {
-                if p.status != "completed" || p.reused_from.is_some() {
+                // Only the phases that ran: reused, up-to-date and restored ones took no time.
+                if p.status != "completed" || p.reused_from.is_some() || p.fresh().is_some() {
                     continue;
                 }
                 if let (Some(&i), Some(d)) = (index.get(&p.name), p.duration.filter(|d| d.is_finite())) {
@@ -170,6 +185,9 @@ impl ReportRun {
                 .and_then(|a| u32::try_from(a).ok())
                 .unwrap_or(0);
             phase.reused_from = str_of(p, "reused_from");
+            phase.key = str_of(p, "key");
+            phase.verdict = str_of(p, "verdict");
+            phase.reason = str_of(p, "reason");
             // `log_total` (every line) where the timeline has it; `log_count` is the lines kept.
             phase.log_count = p
                 .get("log_total")
@@ -180,7 +198,10 @@ impl ReportRun {
             let started = field("started_at")?;
             let finished = field("finished_at")?;
             let elapsed_here = field("elapsed")?.unwrap_or(0.0);
-            if let Some(start) = started {
+            if let (Some(fresh), Some(at)) = (phase.fresh(), finished.or(started)) {
+                let fresh = fresh.to_owned();
+                phase.segments.push(fresh_segment(at, fresh));
+            } else if let Some(start) = started {
                 let end = finished.unwrap_or((start + elapsed_here).max(elapsed));
                 phase.segments.push(Segment {
                     attempt: phase.attempts.max(1),
@@ -240,6 +261,18 @@ fn readable(t: f64) -> String {
         t.to_string()
     } else {
         format!("{t:e}")
+    }
+}
+
+/// The segment of a phase that completed at `at` without running (`status` `up_to_date` or
+/// `restored`): no attempt, no duration.
+fn fresh_segment(at: f64, status: String) -> Segment {
+    Segment {
+        attempt: 0,
+        start: at,
+        end: at,
+        status,
+        error: None,
     }
 }
 

@@ -5,7 +5,10 @@
 //! microseconds since the run started, `pid` 1 and a `tid` per lane: tid 0 holds the whole
 //! run, and phases that ran at the same time get different tids (see
 //! [`ReportRun::lanes`]), so overlapping phases never collide. Each attempt is its own event
-//! (`cat` `phase`), and each wait between retries too (`cat` `retry-wait`).
+//! (`cat` `phase`), and each wait between retries too (`cat` `retry-wait`). An incremental
+//! phase's events carry its `verdict` (`run`, `up_to_date`, `restored`), `reason` and `key`
+//! in `args`; one that did not run is a zero-length event with status `up_to_date` or
+//! `restored`.
 
 use serde_json::{Value, json};
 
@@ -41,7 +44,7 @@ pub fn render_chrome_trace(run: &ReportRun) -> Value {
         let tid = lane + 1;
         for (k, s) in phase.segments.iter().enumerate() {
             let start = s.start.max(0.0);
-            events.push(json!({
+            let mut event = json!({
                 "name": phase.name,
                 "cat": "phase",
                 "ph": "X",
@@ -57,7 +60,13 @@ pub fn render_chrome_trace(run: &ReportRun) -> Value {
                     "depends_on": phase.depends_on,
                     "critical": critical.contains(&i),
                 },
-            }));
+            });
+            if let Some(verdict) = &phase.verdict {
+                event["args"]["verdict"] = json!(verdict);
+                event["args"]["reason"] = json!(phase.reason);
+                event["args"]["key"] = json!(phase.key);
+            }
+            events.push(event);
             if let Some(next) = phase.segments.get(k + 1)
                 && next.start > s.end
             {

@@ -493,3 +493,204 @@ fn a_report_from_the_history_has_every_attempt_logs_and_earlier_runs() {
     assert!(err.to_string().contains("is not a milo timeline"), "{err}");
     assert_eq!(err.exit_code(), 2);
 }
+
+/// Finds `gen` restored, `lib` up to date, and runs `compile` (a source changed); `plain`
+/// is not incremental.
+struct Decider;
+
+impl milo::pipeline::Incremental for Decider {
+    fn is_incremental(&self, phase: &str) -> bool {
+        phase != "plain"
+    }
+
+    fn check(&self, phase: &str, _deps: &[milo::pipeline::Dependency<'_>]) -> Result<milo::pipeline::Check, String> {
+        use milo::pipeline::{Check, Decision, Recorded, Verdict};
+        let decision = |verdict, reason: &str| Decision {
+            key: format!("key-{phase}").into(),
+            verdict,
+            reason: reason.into(),
+        };
+        let recorded = || Recorded {
+            result: json!(1),
+            logs: vec![(Stream::Stdout, format!("{phase} said <this> before"))],
+        };
+        Ok(match phase {
+            "gen" => Check::Fresh(decision(Verdict::Restored, "out/gen was deleted"), recorded()),
+            "lib" => Check::Fresh(decision(Verdict::UpToDate, "up to date"), recorded()),
+            _ => Check::Run(decision(Verdict::Run, "src/<main>.c changed")),
+        })
+    }
+
+    fn record(&self, _: &str, _: &milo::pipeline::Decision, _: &Value, _: &[(Stream, String)]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn incremental_pipeline() -> Pipeline {
+    Pipeline::new(
+        "inc",
+        [
+            Phase::new("gen", |_| Ok::<_, String>(())),
+            Phase::new("lib", |_| Ok::<_, String>(())).depends_on(["gen"]),
+            Phase::new("compile", |_| {
+                std::thread::sleep(Duration::from_millis(10));
+                Ok::<_, String>(())
+            })
+            .depends_on(["lib"]),
+            Phase::new("plain", |_| Ok::<_, String>(())).depends_on(["compile"]),
+        ],
+    )
+    .unwrap()
+    .capture_output(true)
+    .incremental(Arc::new(Decider))
+}
+
+/// What the page shows of an incremental run, from either source.
+fn check_fresh_page(run: &ReportRun) {
+    let phase = |n: &str| run.phases.iter().find(|p| p.name == n).unwrap();
+    assert_eq!(phase("gen").fresh(), Some("restored"));
+    assert_eq!(phase("lib").fresh(), Some("up_to_date"));
+    assert_eq!(phase("compile").fresh(), None);
+    assert_eq!(phase("compile").reason.as_deref(), Some("src/<main>.c changed"));
+    assert_eq!(phase("plain").verdict, None);
+    assert_eq!(
+        run.decision_summary().as_deref(),
+        Some("2 ran, 2 up to date (1 restored)")
+    );
+
+    let html = render_html(run);
+    let doc = Html::parse_document(&html);
+    assert!(doc.errors.is_empty(), "{:?}", doc.errors);
+    let summary = doc.select(&sel("p.summary .decisions")).next().unwrap();
+    assert_eq!(summary.text().collect::<String>(), "2 ran, 2 up to date (1 restored)");
+    // One thin bar each, of their own class, labelled, with the reason in the tooltip.
+    let bar = |n: &str| {
+        doc.select(&sel(&format!("rect.bar[data-phase=\"{n}\"]")))
+            .next()
+            .unwrap_or_else(|| panic!("no bar for {n}"))
+    };
+    let gen_bar = bar("gen");
+    assert!(gen_bar.value().classes().any(|c| c == "fresh"));
+    assert!(gen_bar.value().classes().any(|c| c == "s-restored"));
+    assert_eq!(attr(&gen_bar, "data-status"), "restored");
+    assert_eq!(attr(&gen_bar, "data-label"), "restored");
+    assert_eq!(attr(&gen_bar, "data-reason"), "out/gen was deleted");
+    let title: String = gen_bar.select(&sel("title")).next().unwrap().text().collect();
+    assert!(
+        title.starts_with("gen · restored\n") && title.ends_with("out/gen was deleted"),
+        "{title}"
+    );
+    let lib_bar = bar("lib");
+    assert!(lib_bar.value().classes().any(|c| c == "s-up_to_date"));
+    assert_eq!(attr(&lib_bar, "data-label"), "up to date");
+    let labels: Vec<String> = doc
+        .select(&sel("svg.gantt text.fresh-label"))
+        .map(|t| t.text().collect())
+        .collect();
+    assert_eq!(labels, ["restored", "up to date"]);
+    // A phase that ran keeps its colour, and shows why it ran (as text, not markup).
+    let compile = bar("compile");
+    assert!(compile.value().classes().any(|c| c == "s-completed"));
+    assert!(!compile.value().classes().any(|c| c == "fresh"));
+    assert_eq!(attr(&compile, "data-reason"), "src/<main>.c changed");
+    // A phase that is not incremental has no decision attributes at all.
+    assert!(bar("plain").value().attr("data-reason").is_none());
+    // The table: the state instead of `completed`, and the reasons.
+    let row = |n: &str| -> String {
+        doc.select(&sel(&format!("table.phases tr[data-phase=\"{n}\"]")))
+            .next()
+            .unwrap()
+            .text()
+            .collect()
+    };
+    assert!(row("gen").contains("restored — out/gen was deleted"), "{}", row("gen"));
+    assert!(
+        row("lib").contains("up to date") && !row("lib").contains('—'),
+        "{}",
+        row("lib")
+    );
+    assert!(
+        row("compile").contains("completed — src/<main>.c changed"),
+        "{}",
+        row("compile")
+    );
+    assert!(doc.select(&sel("table.phases .badge.s-up_to_date")).count() == 1);
+    assert!(html.contains("up to date (did not run)"), "the legend");
+
+    // The trace: verdict and reason in args, only for incremental phases.
+    let trace = render_chrome_trace(run);
+    let events = check_trace(&trace);
+    let event = |n: &str| events.iter().find(|e| e["name"] == n).unwrap().clone();
+    assert_eq!(event("gen")["args"]["verdict"], "restored");
+    assert_eq!(event("gen")["args"]["reason"], "out/gen was deleted");
+    assert_eq!(event("gen")["args"]["status"], "restored");
+    assert_eq!(event("gen")["dur"], 0.0);
+    assert_eq!(event("compile")["args"]["verdict"], "run");
+    assert_eq!(event("compile")["args"]["key"], "key-compile");
+    assert!(event("plain")["args"].get("verdict").is_none());
+}
+
+#[test]
+fn fresh_phases_are_drawn_apart_and_counted_from_the_history_and_a_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join(".milo").join("history.db");
+    let history = History::open(&db).unwrap();
+    let pipeline = incremental_pipeline();
+    let timeline = {
+        let recorder = history.recorder(&pipeline, RecordOptions::default()).unwrap();
+        let (report, state) = rt().block_on(async {
+            let store = pipeline.store().unwrap();
+            let _sub = recorder.subscribe(&store);
+            let report = pipeline.run_with(&store, RunOptions::default()).await.unwrap();
+            (report, store.get_state())
+        });
+        assert_eq!(report.status, Status::Completed);
+        recorder.finish(report.status, 0).unwrap();
+        pipeline_to_timeline(&state)
+    };
+    let from_history = ReportRun::from_history(&history, None).unwrap();
+    let gen_phase = &from_history.phases[0];
+    assert_eq!(gen_phase.segments.len(), 1, "{:?}", gen_phase.segments);
+    assert_eq!(
+        (gen_phase.segments[0].attempt, gen_phase.segments[0].status.as_str()),
+        (0, "restored")
+    );
+    assert_eq!(gen_phase.duration(), Some(0.0));
+    assert_eq!(gen_phase.logs[0].line, "gen said <this> before");
+    check_fresh_page(&from_history);
+    let from_timeline = ReportRun::from_timeline(&timeline).unwrap();
+    check_fresh_page(&from_timeline);
+
+    // A second run: the fresh phases' zero durations are not their history.
+    let recorder = history.recorder(&pipeline, RecordOptions::default()).unwrap();
+    let report = rt().block_on(async {
+        let store = pipeline.store().unwrap();
+        let _sub = recorder.subscribe(&store);
+        pipeline.run_with(&store, RunOptions::default()).await.unwrap()
+    });
+    recorder.finish(report.status, 0).unwrap();
+    let second = ReportRun::from_history(&history, None).unwrap();
+    let phase = |n: &str| second.phases.iter().find(|p| p.name == n).unwrap();
+    assert!(phase("gen").history.is_empty() && phase("lib").history.is_empty());
+    assert_eq!(phase("compile").history.len(), 1);
+}
+
+#[test]
+fn a_timeline_without_decisions_draws_as_before() {
+    let run = ReportRun::from_timeline(&common::known_timeline()).unwrap();
+    assert!(run.phases.iter().all(|p| p.verdict.is_none()));
+    assert_eq!(run.decision_summary(), None);
+    let html = render_html(&run);
+    let doc = Html::parse_document(&html);
+    for absent in [
+        "[data-reason]",
+        "[data-label]",
+        ".fresh-label",
+        ".fresh",
+        ".decisions",
+        ".reason",
+    ] {
+        assert_eq!(doc.select(&sel(absent)).count(), 0, "{absent}");
+    }
+    assert!(!html.contains("up to date (did not run)"));
+}

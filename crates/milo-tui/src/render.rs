@@ -7,14 +7,20 @@
 //!
 //! The screen, top to bottom: a header (name, status, elapsed, ETA), a progress bar, the
 //! pipeline's error when it failed, the phase list in execution order, the selected phase's log
-//! pane when expanded, and a footer with the keys of the current mode. Rows are dropped from
+//! pane when expanded, and a footer with the keys of the current mode.
+//!
+//! An incremental phase that did not run reads `≡ … up to date` (blue) or `⇣ … restored`
+//! (light blue) in the list instead of `✓`, and the gauge counts them (`· 17 up to date (2
+//! restored)`). The log pane's title says so too, and ends with an incremental phase's reason
+//! (`· src/main.c changed`); the lines of a phase that did not run, replayed from the run that
+//! recorded them, are marked `↺` (and the title says `↺ replayed from an earlier run`). Rows are dropped from
 //! the bottom of that list of priorities as the terminal shrinks: every size, down to 0×0,
 //! draws something sensible and never panics.
 
 use std::time::Duration;
 
 use milo::capture::Stream;
-use milo::pipeline::{Eta, Key, PhaseStatus, PipelineViewState, Status};
+use milo::pipeline::{Eta, Key, PhaseStatus, PipelineViewState, Status, Verdict};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -285,6 +291,20 @@ fn status_symbol(status: Status, tick: u64) -> &'static str {
     }
 }
 
+/// The symbol, colour and label of an incremental phase that completed without running.
+fn fresh_look(verdict: Verdict) -> (&'static str, Color, &'static str) {
+    match verdict {
+        Verdict::Restored => ("⇣", Color::LightBlue, "restored"),
+        _ => ("≡", Color::Blue, "up to date"),
+    }
+}
+
+/// Whether `phase`'s lines are replayed from an earlier run (it was decided up to date or
+/// restored, so it never runs in this one).
+fn replayed(phase: &PhaseStatus) -> bool {
+    phase.decision.as_ref().is_some_and(|d| d.verdict.is_fresh())
+}
+
 /// `secs` as milo prints durations (`850ms`, `1.5s`, `2m3s`).
 fn duration(secs: f64) -> String {
     let secs = if secs.is_finite() { secs.max(0.0) } else { 0.0 };
@@ -345,7 +365,15 @@ fn gauge_line(view: &PipelineViewState, width: u16) -> Line<'static> {
         .iter()
         .filter(|s| matches!(s.status, Status::Completed | Status::Skipped))
         .count();
-    let count = format!("  {done}/{}", p.phases.len());
+    let fresh = p.phases.iter().filter(|s| s.fresh().is_some()).count();
+    let restored = p.phases.iter().filter(|s| s.fresh() == Some(Verdict::Restored)).count();
+    let mut count = format!("  {done}/{}", p.phases.len());
+    if fresh > 0 {
+        count.push_str(&format!(" · {fresh} up to date"));
+        if restored > 0 {
+            count.push_str(&format!(" ({restored} restored)"));
+        }
+    }
     let fixed = 1 + percent.chars().count() + count.chars().count();
     let bar = usize::from(width).saturating_sub(fixed);
     let filled = ((bar as f64) * progress).round() as usize;
@@ -420,14 +448,15 @@ fn render_phases(frame: &mut Frame, area: Rect, view: &PipelineViewState, clock:
 
 /// One phase's row; `latest` is its newest output line, to show after the description.
 fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock, latest: Option<&str>) -> Row<'static> {
-    let color = status_color(phase.status);
+    let fresh = phase.fresh().map(fresh_look);
+    let (symbol, color) = match fresh {
+        Some((symbol, color, _)) => (symbol, color),
+        None => (status_symbol(phase.status, clock.tick), status_color(phase.status)),
+    };
     let marker = if selected { "›" } else { " " };
     let symbol = Cell::from(Line::from(vec![
         Span::styled(marker, Style::new().fg(Color::White).add_modifier(Modifier::BOLD)),
-        Span::styled(
-            status_symbol(phase.status, clock.tick),
-            Style::new().fg(color).add_modifier(Modifier::BOLD),
-        ),
+        Span::styled(symbol, Style::new().fg(color).add_modifier(Modifier::BOLD)),
     ]));
     let live = matches!(phase.status, Status::Running | Status::Retrying);
     let secs = match (live, phase.started_at) {
@@ -436,6 +465,8 @@ fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock, latest: Option<
         (_, None) if phase.status == Status::Completed => Some(phase.elapsed),
         (_, None) => None,
     };
+    // A phase that did not run took no time of its own: its label says what it was instead.
+    let secs = secs.filter(|_| fresh.is_none());
     let time = secs.map(duration).unwrap_or_default();
     let mut detail = Vec::new();
     let max_attempts = phase.info.policy.max_retries.saturating_add(1);
@@ -461,6 +492,9 @@ fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock, latest: Option<
             format!("reused from {} ", one_line(from)),
             Style::new().fg(Color::DarkGray),
         ));
+    }
+    if let Some((_, color, label)) = fresh {
+        detail.push(Span::styled(format!("{label} "), Style::new().fg(color)));
     }
     if !phase.info.description.is_empty() {
         detail.push(Span::styled(
@@ -519,14 +553,38 @@ fn render_logs(frame: &mut Frame, area: Rect, view: &PipelineViewState) {
     } else {
         String::new()
     };
-    let title = Line::from(vec![
+    let replay = replayed(phase);
+    let mut title = vec![
         Span::raw(" "),
         Span::styled(sanitize(&phase.name), Style::new().add_modifier(Modifier::BOLD)),
-        Span::styled(
-            format!(" · {range}{dropped} · follow: {follow} "),
-            Style::new().fg(Color::Gray),
-        ),
-    ]);
+    ];
+    // An incremental phase: that it did not run (up to date, restored), then after the
+    // range why it runs or did not (last: the longest part, cut first when narrow).
+    let mut reason = None;
+    if let Some(d) = &phase.decision {
+        let why = one_line(&d.reason);
+        if d.verdict.is_fresh() {
+            let (_, color, label) = fresh_look(d.verdict);
+            title.push(Span::styled(format!(" · {label}"), Style::new().fg(color)));
+            reason = (why != label).then_some(why);
+        } else {
+            reason = Some(why);
+        }
+    }
+    title.push(Span::styled(
+        format!(" · {range}{dropped} · follow: {follow} "),
+        Style::new().fg(Color::Gray),
+    ));
+    if replay && total > 0 {
+        title.push(Span::styled(
+            "· ↺ replayed from an earlier run ",
+            Style::new().fg(Color::DarkGray),
+        ));
+    }
+    if let Some(reason) = reason {
+        title.push(Span::styled(format!("· {reason} "), Style::new().fg(Color::Gray)));
+    }
+    let title = Line::from(title);
     let block = Block::new()
         .borders(Borders::TOP)
         .border_style(Style::new().fg(Color::DarkGray))
@@ -536,12 +594,25 @@ fn render_logs(frame: &mut Frame, area: Rect, view: &PipelineViewState) {
         .iter()
         .skip(first)
         .take(height)
-        .map(|l| match l.stream {
-            Stream::Stderr => Line::from(vec![
+        .map(|l| match (l.stream, replay) {
+            (Stream::Stderr, false) => Line::from(vec![
                 Span::styled("! ", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
                 Span::styled(sanitize(&l.line), Style::new().fg(Color::LightRed)),
             ]),
-            Stream::Stdout => Line::from(vec![Span::raw("  "), Span::raw(sanitize(&l.line))]),
+            (Stream::Stdout, false) => Line::from(vec![Span::raw("  "), Span::raw(sanitize(&l.line))]),
+            // Replayed from the run that recorded them: marked, and dimmed.
+            (Stream::Stderr, true) => Line::from(vec![
+                Span::styled("!", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
+                Span::styled("↺", Style::new().fg(Color::DarkGray)),
+                Span::styled(
+                    sanitize(&l.line),
+                    Style::new().fg(Color::LightRed).add_modifier(Modifier::DIM),
+                ),
+            ]),
+            (Stream::Stdout, true) => Line::from(vec![
+                Span::styled("↺ ", Style::new().fg(Color::DarkGray)),
+                Span::styled(sanitize(&l.line), Style::new().add_modifier(Modifier::DIM)),
+            ]),
         })
         .collect();
     frame.render_widget(Paragraph::new(lines).block(block), area);

@@ -539,3 +539,114 @@ fn a_followed_list_ends_on_the_failed_phase() {
     let moved = milo_tui::PhaseList { follow: false, ..list };
     assert!(moved.follow_keys(&h.view()).is_empty());
 }
+
+fn decision(name: &str, verdict: milo::pipeline::Verdict, reason: &str, timestamp: f64) -> PipelineAction {
+    PipelineAction::PhaseDecision {
+        name: name.into(),
+        decision: milo::pipeline::Decision {
+            key: format!("key-{name}").into(),
+            verdict,
+            reason: reason.into(),
+        },
+        timestamp,
+    }
+}
+
+/// An incremental run: discover up to date, parse restored (both with replayed lines), render
+/// running because a file changed (its name holds an escape), the others not incremental.
+fn incremental() -> Harness {
+    use milo::pipeline::Verdict;
+    let h = Harness::new();
+    h.start()
+        .put(decision("discover", Verdict::UpToDate, "up to date", 0.0))
+        .log("discover", Stream::Stdout, "found 42 pages", 0.0)
+        .complete("discover", 0.0)
+        .put(decision(
+            "parse",
+            Verdict::Restored,
+            "output build/parse.json was deleted (restored from cache)",
+            0.1,
+        ))
+        .log("parse", Stream::Stdout, "parsed 42 files", 0.1)
+        .log("parse", Stream::Stderr, "posts/7.md: no title", 0.1)
+        .complete("parse", 0.1)
+        .put(decision("render", Verdict::Run, "posts/\u{1b}[2J01.md changed", 0.2))
+        .phase_start("render", 1, 0.2)
+        .log("render", Stream::Stdout, "rendered posts/01.md", 0.3);
+    h
+}
+
+#[test]
+fn up_to_date_and_restored_phases_look_apart_and_are_counted() {
+    let h = incremental();
+    let terminal = draw(&h.view(), 80, 12, 1.0, 0);
+    let text = terminal.backend().to_string();
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{text}"))
+            .to_owned()
+    };
+    assert!(
+        line("discover").contains("≡ discover") && line("discover").contains("up to date"),
+        "{text}"
+    );
+    assert!(
+        !line("discover").contains('✓') && !line("discover").contains("0ms"),
+        "{text}"
+    );
+    assert!(
+        line("parse").contains("⇣ parse") && line("parse").contains("restored"),
+        "{text}"
+    );
+    assert!(text.contains("2/5 · 2 up to date (1 restored)"), "{text}");
+    // Distinct colours: neither is the green of a phase that ran.
+    let buffer = terminal.backend().buffer();
+    let row_of = |name: &str| text.lines().position(|l| l.contains(&format!(" {name} "))).unwrap() as u16;
+    assert_eq!(buffer[(1, row_of("discover"))].fg, Color::Blue);
+    assert_eq!(buffer[(1, row_of("parse"))].fg, Color::LightBlue);
+    // A phase that ran completes as before.
+    h.complete("render", 1.0);
+    let text = screen(&h.view(), 80, 12, 1.0, 0);
+    assert!(text.contains("✓ render"), "{text}");
+    assert!(text.contains("3/5 · 2 up to date (1 restored)"), "{text}");
+}
+
+#[test]
+fn the_log_pane_gives_the_reason_and_marks_replayed_lines() {
+    let h = incremental();
+    // parse: restored, its lines replayed.
+    h.resize(130, 20).key(Key::Down).key(Key::Enter);
+    let terminal = draw(&h.view(), 130, 20, 1.0, 0);
+    let text = terminal.backend().to_string();
+    assert!(
+        text.contains(
+            " parse · restored · 1-2/2 · follow: on · ↺ replayed from an earlier run · output build/parse.json was deleted"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("↺ parsed 42 files"), "{text}");
+    assert!(text.contains("!↺posts/7.md: no title"), "{text}");
+    // discover: up to date, the reason only says so.
+    h.key(Key::Enter).key(Key::Up).key(Key::Enter);
+    let text = screen(&h.view(), 130, 20, 1.0, 0);
+    assert!(
+        text.contains(" discover · up to date · 1-1/1 · follow: on · ↺ replayed from an earlier run ─"),
+        "{text}"
+    );
+    assert!(text.contains("↺ found 42 pages"), "{text}");
+    // render: ran, and why (the file name cannot drive the terminal); its lines are its own.
+    h.key(Key::Enter)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Down)
+        .key(Key::Enter);
+    let text = screen(&h.view(), 130, 20, 1.0, 0);
+    assert!(
+        text.contains(" render · 1-1/1 · follow: on · posts/01.md changed ─"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(!text.contains("replayed") && !text.contains('↺'), "{text}");
+    assert!(text.contains("  rendered posts/01.md"), "{text}");
+}

@@ -10,6 +10,11 @@
 //! (dependencies run one after another) and the remaining work spread over `jobs` workers;
 //! non-parallel phases count as running alone.
 //!
+//! A phase of an incremental run that was up to date or restored from the cache took no time
+//! of its own (~0 s): one decided so and not completed yet is expected to take 0 s, and the
+//! time such phases took never counts as a pace (as for phases reused by `--resume`). The
+//! history's medians leave them out too.
+//!
 //! [`Eta::progress`] is the share of the weight done, running phases included for the part
 //! of their expected duration they have run (at most [`RUNNING_CAP`] of it until they
 //! complete), so a bar moves while long phases run instead of only when one ends.
@@ -88,7 +93,7 @@ fn clamp_now(state: &PipelineState, now: f64) -> f64 {
 }
 
 /// Seconds per unit of weight: from the phases with a median, else from the phases of this
-/// run that completed (not reused), else unknown.
+/// run that completed by running (not reused, not up to date or restored), else unknown.
 fn seconds_per_weight(state: &PipelineState, medians: &HashMap<String, f64>) -> Option<f64> {
     let def = state.def();
     let (known_secs, known_weight) = def
@@ -103,7 +108,7 @@ fn seconds_per_weight(state: &PipelineState, medians: &HashMap<String, f64>) -> 
         .phases
         .iter()
         .zip(&state.phases)
-        .filter(|(_, p)| p.status == Status::Completed && p.reused_from.is_none())
+        .filter(|(_, p)| p.status == Status::Completed && p.reused_from.is_none() && p.fresh().is_none())
         .fold((0.0, 0.0), |(s, w), (info, p)| (s + p.elapsed, w + info.weight));
     (done_weight > 0.0).then(|| done_secs / done_weight)
 }
@@ -124,7 +129,9 @@ fn estimate_remaining(state: &PipelineState, now: f64, medians: &HashMap<String,
     let mut remaining = vec![0.0f64; n];
     for (i, info) in def.phases.iter().enumerate() {
         let Some(p) = state.phases.get(i) else { continue };
-        if p.status.is_finished() {
+        // Finished, or decided up to date or restored (its recorded lines are being replayed):
+        // nothing left to run.
+        if p.status.is_finished() || p.decision.as_ref().is_some_and(|d| d.verdict.is_fresh()) {
             continue;
         }
         let expected = expected_secs(info, medians, per_weight)?;
@@ -272,6 +279,54 @@ mod tests {
         // With a median for b, b's own expectation is used.
         let medians = HashMap::from([("b".to_owned(), 4.0)]);
         assert_eq!(Eta::new(medians, 1).progress(&s, 2.0), 0.25 + 0.25 / 4.0);
+    }
+
+    #[test]
+    fn fresh_phases_take_no_time_and_set_no_pace() {
+        use crate::pipeline::{Decision, Verdict};
+        let p = Pipeline::new(
+            "p",
+            [noop("a"), noop("b").depends_on(["a"]), noop("c").depends_on(["b"])],
+        )
+        .unwrap();
+        let r = p.build_reducer();
+        let mut s = r.apply(None, &PipelineAction::Init {});
+        let decide = |name: &str, verdict| PipelineAction::PhaseDecision {
+            name: name.into(),
+            decision: Decision {
+                key: "k".into(),
+                verdict,
+                reason: "up to date".into(),
+            },
+            timestamp: 3.0,
+        };
+        for a in [
+            PipelineAction::PipelineStart {
+                started_at: None,
+                name: "p".into(),
+                timestamp: 0.0,
+            },
+            // `a` is up to date, completed at 3 s (after a slow check): no pace from it.
+            decide("a", Verdict::UpToDate),
+            PipelineAction::PhaseComplete {
+                name: "a".into(),
+                result: Arc::new(serde_json::Value::Null),
+                timestamp: 3.0,
+                reused_from: None,
+            },
+        ] {
+            s = r.apply(Some(&s), &a);
+        }
+        assert_eq!(s.phase("a").unwrap().fresh(), Some(Verdict::UpToDate));
+        assert_eq!(Eta::from_weights(1).remaining(&s, 3.0), None);
+        // With medians, b and c remain; once `b` is decided restored it counts for nothing.
+        let medians = HashMap::from([("b".to_owned(), 5.0), ("c".to_owned(), 7.0)]);
+        assert_eq!(Eta::new(medians.clone(), 1).remaining(&s, 3.0), Some(12.0));
+        s = r.apply(Some(&s), &decide("b", Verdict::Restored));
+        assert_eq!(Eta::new(medians.clone(), 1).remaining(&s, 3.0), Some(7.0));
+        // A phase decided to run is expected to take its time.
+        s = r.apply(Some(&s), &decide("c", Verdict::Run));
+        assert_eq!(Eta::new(medians, 1).remaining(&s, 3.0), Some(7.0));
     }
 
     #[test]
