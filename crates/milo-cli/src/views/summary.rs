@@ -141,7 +141,7 @@ pub fn summary(state: &PipelineState, paint: Palette) -> String {
     let mut ran: Vec<_> = state
         .phases
         .iter()
-        .filter(|p| p.started_at.is_some() && p.reused_from.is_none())
+        .filter(|p| p.started_at.is_some() && p.reused_from.is_none() && p.fresh().is_none())
         .collect();
     ran.sort_by(|a, b| b.elapsed.total_cmp(&a.elapsed).then_with(|| a.name.cmp(&b.name)));
     if ran.len() > 1 {
