@@ -20,7 +20,7 @@ fn run_example(name: &str, args: &[&str]) -> (Test, Run) {
 
 #[test]
 fn every_example_is_valid() {
-    for name in ["site-build", "flaky", "failing", "skipped"] {
+    for name in ["site-build", "flaky", "failing", "skipped", "incremental"] {
         let file = example_dir(name).join("milo.toml");
         Test::empty()
             .args(["check", "-f", file.to_str().unwrap()])
@@ -111,4 +111,29 @@ fn skipped_exits_0_and_report_sees_null() {
         .stdout_line("[report] │ {\"lint\":null}")
         .stdout_has("1 completed, 1 skipped");
     assert_eq!(phase(&t.json("t.json"), "lint")["status"], "skipped");
+}
+
+#[test]
+fn the_incremental_example_reruns_what_changed_and_restores_what_was_deleted() {
+    let src = example_dir("incremental");
+    let mut t = Test::with(&std::fs::read_to_string(src.join("milo.toml")).expect("example exists"));
+    for dir in ["content", "theme"] {
+        for entry in std::fs::read_dir(src.join(dir)).expect("example files") {
+            let path = entry.expect("entry").path();
+            let name = format!("{dir}/{}", path.file_name().and_then(|n| n.to_str()).expect("name"));
+            t = t.file(&name, &std::fs::read_to_string(&path).expect("read"));
+        }
+    }
+    let t = t.args(["run", "--ui", "plain", "--explain"]);
+    t.run().code(0).stdout_has("index lists 3 pages").stdout_has("3 ran");
+    t.run().code(0).stdout_has("0 ran, 3 up to date");
+    std::fs::write(t.path("content/faq.md"), "# FAQ\n\nEdited.\n").expect("edit");
+    t.run()
+        .code(0)
+        .stdout_has("2 ran, 1 up to date")
+        .stdout_has("content/faq.md changed");
+    std::fs::remove_dir_all(t.path("public")).expect("remove the site");
+    t.run().code(0).stdout_has("0 ran, 3 up to date (3 restored)");
+    assert!(t.read("public/pages/faq.html").contains("Edited."));
+    assert!(t.read("public/index.html").contains("usage.html"));
 }
