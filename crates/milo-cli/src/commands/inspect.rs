@@ -43,14 +43,28 @@ fn policy_text(info: &PhaseInfo) -> String {
 }
 
 pub fn phases(args: &ListArgs) -> Result<u8, CliError> {
-    let p = load(&args.file)?;
+    let f = config::load(&args.file.file)?;
+    let p = build::pipeline(&f, &[])?;
     let def = p.def();
+    let by_name: std::collections::HashMap<&str, &config::PhaseDef> =
+        f.phases.iter().map(|d| (d.name.as_str(), d)).collect();
     let mut text = String::new();
     if args.json {
         // `PhaseInfo` is the phase's definition as JSON: name, description, depends_on,
-        // parallel, weight, max_logs, policy, timeout, command, level.
-        let list = &def.phases;
-        text = serde_json::to_string_pretty(list).map_err(|e| CliError::Internal(e.to_string()))? + "\n";
+        // parallel, weight, max_logs, policy, timeout, command, level; plus what makes it
+        // incremental: sources, outputs, env_inputs, cache.
+        let mut list = Vec::with_capacity(def.phases.len());
+        for info in &def.phases {
+            let mut v = serde_json::to_value(&**info).map_err(|e| CliError::Internal(e.to_string()))?;
+            if let (Some(obj), Some(d)) = (v.as_object_mut(), by_name.get(&*info.name)) {
+                obj.insert("sources".into(), json!(d.sources));
+                obj.insert("outputs".into(), json!(d.outputs));
+                obj.insert("env_inputs".into(), json!(d.env_inputs));
+                obj.insert("cache".into(), json!(d.cache));
+            }
+            list.push(v);
+        }
+        text = serde_json::to_string_pretty(&list).map_err(|e| CliError::Internal(e.to_string()))? + "\n";
     } else {
         for i in &def.phases {
             let deps = if i.depends_on.is_empty() {
@@ -69,6 +83,20 @@ pub fn phases(args: &ListArgs) -> Result<u8, CliError> {
                 i.weight,
                 policy_text(i)
             );
+            if let Some(d) = by_name.get(&*i.name) {
+                for (label, list) in [
+                    ("sources", &d.sources),
+                    ("outputs", &d.outputs),
+                    ("env inputs", &d.env_inputs),
+                ] {
+                    if !list.is_empty() {
+                        let _ = writeln!(text, "  {label}: {}", list.join(", "));
+                    }
+                }
+                if !d.cache && (!d.sources.is_empty() || !d.outputs.is_empty()) {
+                    let _ = writeln!(text, "  cache: off");
+                }
+            }
         }
     }
     write_stdout(text.as_bytes())?;

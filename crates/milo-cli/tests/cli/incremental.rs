@@ -488,3 +488,21 @@ outputs = ["build/*.o"]
         .stderr_has("is not a valid glob")
         .stderr_has("looks like a glob; outputs are paths");
 }
+
+#[test]
+fn phases_lists_sources_outputs_and_env_inputs() {
+    let t = project();
+    t.run_args(["phases"])
+        .code(0)
+        .stdout_has("  sources: src/*.txt")
+        .stdout_has("  outputs: out/gen.txt")
+        .stdout_has("  env inputs: FLAVOUR");
+    let json: serde_json::Value = serde_json::from_str(&t.run_args(["phases", "--json"]).stdout).expect("JSON");
+    let gen_phase = json
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == "gen"))
+        .expect("gen");
+    assert_eq!(gen_phase["sources"], serde_json::json!(["src/*.txt"]));
+    assert_eq!(gen_phase["outputs"], serde_json::json!(["out/gen.txt"]));
+    assert_eq!(gen_phase["cache"], true);
+}
