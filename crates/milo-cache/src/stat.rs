@@ -96,32 +96,46 @@ pub struct Want<'a> {
 /// parallel otherwise. Returns them in order, and the entries (new ones for hashed files)
 /// with whether any was hashed.
 pub fn digests(files: &[Want<'_>], cache: &StatMap, seen_ns: i64) -> Result<(Vec<String>, Vec<Entry>, bool)> {
-    let hashed: Vec<Result<(String, Entry, bool)>> = files
-        .par_iter()
-        .with_min_len(8)
-        .map(|f| {
-            if let Some(e) = cache.get(f.rel).filter(|e| e.valid_for(&f.stat)) {
-                return Ok((e.digest.clone(), e.clone(), false));
+    // The no-op case is all hits: no thread pool for it.
+    let mut digests: Vec<Option<String>> = Vec::with_capacity(files.len());
+    let mut entries: Vec<Option<Entry>> = Vec::with_capacity(files.len());
+    let mut misses = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        match cache.get(f.rel).filter(|e| e.valid_for(&f.stat)) {
+            Some(e) => {
+                digests.push(Some(e.digest.clone()));
+                entries.push(Some(e.clone()));
             }
-            let digest = file_digest(f.path, f.stat.size)?;
-            let entry = Entry {
-                stat: f.stat,
-                seen_ns,
-                digest: digest.clone(),
-            };
-            Ok((digest, entry, true))
-        })
-        .collect();
-    let mut out = Vec::with_capacity(files.len());
-    let mut entries = Vec::with_capacity(files.len());
-    let mut any = false;
-    for r in hashed {
-        let (d, e, h) = r?;
-        out.push(d);
-        entries.push(e);
-        any |= h;
+            None => {
+                digests.push(None);
+                entries.push(None);
+                misses.push(i);
+            }
+        }
     }
-    Ok((out, entries, any))
+    let hash = |&i: &usize| -> Result<(usize, String)> {
+        let f = &files[i];
+        Ok((i, file_digest(f.path, f.stat.size)?))
+    };
+    let hashed: Vec<(usize, String)> = if misses.len() <= 1 {
+        misses.iter().map(hash).collect::<Result<_>>()?
+    } else {
+        misses.par_iter().with_max_len(4).map(hash).collect::<Result<_>>()?
+    };
+    let any = !hashed.is_empty();
+    for (i, digest) in hashed {
+        entries[i] = Some(Entry {
+            stat: files[i].stat,
+            seen_ns,
+            digest: digest.clone(),
+        });
+        digests[i] = Some(digest);
+    }
+    Ok((
+        digests.into_iter().flatten().collect(),
+        entries.into_iter().flatten().collect(),
+        any,
+    ))
 }
 
 /// The compact encoding of a [`StatMap`] (one blob per phase).
