@@ -123,7 +123,10 @@ impl SourceSet {
     }
 
     fn excluded(&self, rel: &str) -> bool {
-        rel.split('/').any(|c| c == ".milo")
+        // `.milo/`, and the temporary siblings a restore (maybe in another milo run) builds
+        // an output in.
+        rel.split('/')
+            .any(|c| c == ".milo" || (c.starts_with('.') && c.contains(".milo-restore-")))
             || self
                 .outputs
                 .iter()
