@@ -379,13 +379,19 @@ impl Cache {
                             recorded()?,
                         )
                     } else {
-                        outputs::restore(cwd, &self.cas, &manifest, &scanned)?;
-                        restored_entries(cwd, &manifest, &mut stats);
-                        self.db.touch(&[(found.id, now_ns())])?;
-                        Check::Fresh(
-                            decision(Verdict::Restored, format!("{why} (restored from cache)")),
-                            recorded()?,
-                        )
+                        match outputs::restore(cwd, &self.cas, &manifest, &scanned) {
+                            Ok(()) => {
+                                restored_entries(cwd, &manifest, &mut stats);
+                                self.db.touch(&[(found.id, now_ns())])?;
+                                Check::Fresh(
+                                    decision(Verdict::Restored, format!("{why} (restored from cache)")),
+                                    recorded()?,
+                                )
+                            }
+                            // A restore that cannot complete (an object removed by a
+                            // concurrent prune, a full disk…) costs a run, not a failure.
+                            Err(e) => Check::Run(decision(Verdict::Run, format!("{why} (could not restore: {e})"))),
+                        }
                     }
                 }
             }

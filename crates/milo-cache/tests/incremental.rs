@@ -239,6 +239,22 @@ fn without_the_cache_a_missing_output_reruns() {
 }
 
 #[test]
+fn a_missing_object_costs_a_run_not_a_failure() {
+    let w = World::new();
+    let defs = chain(&w);
+    w.run(&defs);
+    std::fs::remove_dir_all(w.cache_dir.join("objects")).unwrap();
+    w.remove("out/a.txt");
+    let o = w.run(&defs);
+    assert_eq!(o.status, Status::Completed);
+    assert_eq!(o.ran(), ["a"]);
+    assert_eq!(o.reason("a"), "output out/a.txt was deleted");
+    // Its record stored the object again.
+    w.remove("out/a.txt");
+    assert_eq!(w.run(&defs).verdict("a"), Verdict::Restored);
+}
+
+#[test]
 fn reverting_a_source_restores_the_earlier_outputs() {
     let w = World::new();
     let defs = chain(&w);
