@@ -1,5 +1,5 @@
 //! Incremental runs for milo: [`Cache`] implements the core's
-//! [`Incremental`](milo::pipeline::Incremental) seam for phases that declare `sources` and
+//! [`Incremental`] seam for phases that declare `sources` and
 //! `outputs`. A phase's key digests its definition, its source files' contents, its
 //! environment inputs and its direct dependencies' keys and results; a phase whose key
 //! matches an earlier success and whose outputs are as recorded is up to date, one whose
@@ -11,6 +11,21 @@
 //! * `tmp/`: objects being written (renamed into `objects/` when complete).
 //!
 //! Management for `milo cache status|clean|prune`: [`status`], [`clean`], [`prune`].
+//!
+//! # Reasons
+//! A decision's reason is one of: `never ran`; `forced (--force)`; `up to date`; or a list
+//! joined with `; ` (the first three, then `and N more`) of: `<part> changed` (a
+//! definition part, by name), `outputs changed`, `<path> changed`, `<path> added`,
+//! `N files added to <pattern>`, `<path> removed`, `N files removed from <pattern>`,
+//! `<VAR> changed`, `<VAR> is no longer an input`, ``dependency `<name>` produced a
+//! different result``, ``dependency `<name>` changed`` (new key, same result),
+//! ``dependency `<name>` will run`` (its result is unknown: dry runs),
+//! ``dependency `<name>` added``/``removed``, `output <path> was deleted`,
+//! `output <path> was modified`, `output <dir>/<entry> was added` (an extra file in a
+//! directory output). A restore appends ` (restored from cache)` (read-only:
+//! ` (would restore from cache)`); a restore from an older record than the latest says
+//! `<path> changed back to an earlier version`. A restore that fails appends
+//! ` (could not restore: <error>)` and the phase runs.
 //!
 //! # Dry runs (`read_only`)
 //! A read-only cache decides exactly as a writable one would and writes nothing: no
