@@ -100,6 +100,30 @@ fn noop(c: &mut Criterion) {
             }
         })
     });
+    // Baselines under the same load: the bare stat walk every no-op needs (std's read_dir
+    // and a stat of each entry), and find(1) stat'ing the same files.
+    g.bench_function("baseline_stat_walk_100x100", |b| {
+        b.iter(|| {
+            let mut n = 0u64;
+            for p in 0..100 {
+                for e in std::fs::read_dir(root.join(format!("src/p{p}"))).unwrap() {
+                    n += e.unwrap().metadata().unwrap().len();
+                }
+            }
+            n
+        })
+    });
+    g.bench_function("baseline_find_100x100", |b| {
+        b.iter(|| {
+            let status = std::process::Command::new("find")
+                .arg(root.join("src"))
+                .args(["-type", "f", "-printf", "%s %T@ %i %C@\\n"])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        })
+    });
     g.bench_function("noop_100x100_parallel", |b| {
         b.iter(|| {
             specs.par_iter().for_each(|s| {

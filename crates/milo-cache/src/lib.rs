@@ -322,17 +322,21 @@ impl Cache {
             .iter()
             .map(|f| Want {
                 rel: &f.rel,
-                path: &f.path,
                 stat: f.stat,
             })
             .collect();
-        let (digests, entries, _) = stat::digests(&wants, &cache, seen)?;
-        let mut stats: StatMap = HashMap::with_capacity(files.len() + 8);
-        let mut sources = BTreeMap::new();
-        for ((f, digest), entry) in files.iter().zip(digests).zip(entries) {
-            sources.insert(f.rel.clone(), digest);
-            stats.insert(f.rel.clone(), entry);
-        }
+        let (digests, mut fresh) = stat::digests(cwd, &wants, &cache, seen)?;
+        // Whether the phase's stat row must be rewritten (files hashed, added or gone).
+        let mut dirty = fresh.iter().any(Option::is_some);
+        let sources: BTreeMap<String, String> = files.iter().map(|f| f.rel.clone()).zip(digests).collect();
+        // The row's entries, built only when needed (a run, a rewrite).
+        let mut source_stats = || -> StatMap {
+            files
+                .iter()
+                .zip(fresh.iter_mut())
+                .filter_map(|(f, e)| Some((f.rel.clone(), e.take().or_else(|| cache.get(&f.rel).cloned())?)))
+                .collect()
+        };
         let ingredients = self.ingredients(c, sources, deps);
         let key = ingredients.key(name);
         let decision = |verdict, reason: String| Decision {
@@ -341,6 +345,7 @@ impl Cache {
             reason: Arc::from(reason),
         };
 
+        let mut out_stats: Vec<(String, Entry)> = Vec::new();
         let found = if self.forced(name) {
             None
         } else {
@@ -355,8 +360,9 @@ impl Cache {
             Some(found) => {
                 let manifest: Vec<Output> = serde_json::from_str(&found.manifest).map_err(Self::corrupt(name))?;
                 let rels: Vec<String> = manifest.iter().map(|o| o.path.clone()).collect();
-                let (scanned, out_entries) = outputs::scan(cwd, &rels, &cache, seen)?;
-                stats.extend(out_entries);
+                let (scanned, out_entries, out_hashed) = outputs::scan(cwd, &rels, &cache, seen)?;
+                dirty |= out_hashed || cache.len() != files.len() + out_entries.len();
+                out_stats = out_entries;
                 let diffs = outputs::differences(&manifest, &scanned);
                 let recorded = || -> Result<Recorded, CacheError> {
                     Ok(Recorded {
@@ -396,7 +402,8 @@ impl Cache {
                     } else {
                         match outputs::restore(cwd, &self.cas, &manifest, &scanned) {
                             Ok(()) => {
-                                restored_entries(cwd, &manifest, &mut stats);
+                                restored_entries(cwd, &manifest, &mut out_stats);
+                                dirty = true;
                                 self.db.touch(&[(found.id, now_ns())])?;
                                 Check::Fresh(
                                     decision(Verdict::Restored, format!("{why} (restored from cache)")),
@@ -411,11 +418,16 @@ impl Cache {
                 }
             }
         };
-        let dirty = stats.len() != cache.len() || stats.iter().any(|(rel, e)| cache.get(rel) != Some(e));
-        if dirty && !self.options.read_only {
+        let run = matches!(check, Check::Run(_));
+        if !(dirty || run) {
+            return Ok(check);
+        }
+        let mut stats = source_stats();
+        stats.extend(out_stats);
+        if !self.options.read_only && (dirty || stats.len() != cache.len()) {
             self.db.save_stats(name, &encode_map(&stats))?;
         }
-        if matches!(check, Check::Run(_)) {
+        if run {
             self.pending.lock().insert(
                 name.to_owned(),
                 Pending {
@@ -450,7 +462,8 @@ impl Cache {
             })?;
         let seen = now_ns();
         let cwd = c.spec.cwd.as_path();
-        let (scanned, out_entries) = outputs::scan(cwd, &c.outputs, &pending.stats, seen).map_err(|e| e.to_string())?;
+        let (scanned, out_entries, _) =
+            outputs::scan(cwd, &c.outputs, &pending.stats, seen).map_err(|e| e.to_string())?;
         let mut manifest = Vec::with_capacity(scanned.len());
         for (rel, s) in c.outputs.iter().zip(scanned) {
             match s {
@@ -515,7 +528,7 @@ impl Cache {
 
 /// Stat entries for the files just restored, with their recorded digests (they are racy:
 /// the next check hashes them again, which also verifies the restore).
-fn restored_entries(cwd: &Path, manifest: &[Output], stats: &mut StatMap) {
+fn restored_entries(cwd: &Path, manifest: &[Output], stats: &mut Vec<(String, Entry)>) {
     let seen = now_ns();
     for o in manifest {
         let files = std::iter::once((o.path.clone(), &o.node))
@@ -524,14 +537,14 @@ fn restored_entries(cwd: &Path, manifest: &[Output], stats: &mut StatMap) {
             if let Node::File { digest, .. } = node
                 && let Ok(meta) = std::fs::symlink_metadata(cwd.join(&rel))
             {
-                stats.insert(
+                stats.push((
                     rel,
                     Entry {
                         stat: stat::Stat::of(&meta),
                         seen_ns: seen,
                         digest: digest.clone(),
                     },
-                );
+                ));
             }
         }
     }

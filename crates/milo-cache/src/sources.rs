@@ -33,10 +33,8 @@ pub struct SourceSet {
 /// A matched source file.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
-    /// Relative to cwd, `/`-separated.
+    /// Relative to cwd, `/`-separated (`cwd.join(rel)` is the file).
     pub rel: String,
-    /// Absolute.
-    pub path: PathBuf,
     /// Its stat now.
     pub stat: Stat,
 }
@@ -136,7 +134,7 @@ impl SourceSet {
 
     /// Every file matched now, sorted by relative path, each once.
     pub fn walk(&self, cwd: &Path) -> Result<Vec<SourceFile>> {
-        let mut found: BTreeMap<String, SourceFile> = BTreeMap::new();
+        let mut found: BTreeMap<String, Stat> = BTreeMap::new();
         // Includes sharing a base are walked once, against all of them.
         let mut bases: BTreeMap<&str, Vec<&Include>> = BTreeMap::new();
         for inc in &self.includes {
@@ -161,16 +159,10 @@ impl SourceSet {
         for (base, incs) in merged {
             self.walk_base(cwd, base, &incs, &mut found)?;
         }
-        Ok(found.into_values().collect())
+        Ok(found.into_iter().map(|(rel, stat)| SourceFile { rel, stat }).collect())
     }
 
-    fn walk_base(
-        &self,
-        cwd: &Path,
-        base: &str,
-        incs: &[&Include],
-        found: &mut BTreeMap<String, SourceFile>,
-    ) -> Result<()> {
+    fn walk_base(&self, cwd: &Path, base: &str, incs: &[&Include], found: &mut BTreeMap<String, Stat>) -> Result<()> {
         let root = if base.is_empty() {
             cwd.to_path_buf()
         } else {
@@ -203,7 +195,8 @@ impl SourceSet {
             }
             walk.dir(&root, base, 1, found)
         } else {
-            walk.file(root, base.to_owned(), meta.file_type(), || Ok(meta.clone()), found)
+            let ft = meta.file_type();
+            walk.file(|| root, base.to_owned(), ft, || Ok(meta), found)
         }
     }
 }
@@ -228,7 +221,7 @@ impl Walk<'_> {
             .any(|inc| inc.matcher.is_match(rel) || inc.under.as_ref().is_some_and(|u| u.is_match(rel)))
     }
 
-    fn dir(&self, dir: &Path, rel: &str, depth: usize, found: &mut BTreeMap<String, SourceFile>) -> Result<()> {
+    fn dir(&self, dir: &Path, rel: &str, depth: usize, found: &mut BTreeMap<String, Stat>) -> Result<()> {
         if self.max_depth.is_some_and(|max| depth > max) {
             return Ok(());
         }
@@ -251,41 +244,34 @@ impl Walk<'_> {
                 }
                 continue;
             }
-            self.file(entry.path(), child, ft, || entry.metadata(), found)?;
+            self.file(|| entry.path(), child, ft, || entry.metadata(), found)?;
         }
         Ok(())
     }
 
     fn file(
         &self,
-        path: PathBuf,
+        path: impl FnOnce() -> PathBuf,
         rel: String,
         ft: std::fs::FileType,
         meta: impl FnOnce() -> std::io::Result<std::fs::Metadata>,
-        found: &mut BTreeMap<String, SourceFile>,
+        found: &mut BTreeMap<String, Stat>,
     ) -> Result<()> {
-        if found.contains_key(&rel) || self.set.excluded(&rel) || !self.matches(&rel) {
+        if self.set.excluded(&rel) || !self.matches(&rel) || found.contains_key(&rel) {
             return Ok(());
         }
         // Symbolic links are followed to what they point at; a dangling one, or one to a
         // directory, is not a source file.
         let meta = if ft.is_symlink() {
-            match std::fs::metadata(&path) {
+            match std::fs::metadata(path()) {
                 Ok(m) if m.is_file() => m,
                 _ => return Ok(()),
             }
         } else {
-            meta().map_err(CacheError::io("stat (a source)", &path))?
+            meta().map_err(|e| CacheError::io("stat (a source)", path())(e))?
         };
         if meta.is_file() {
-            found.insert(
-                rel.clone(),
-                SourceFile {
-                    rel,
-                    path,
-                    stat: Stat::of(&meta),
-                },
-            );
+            found.insert(rel, Stat::of(&meta));
         }
         Ok(())
     }
