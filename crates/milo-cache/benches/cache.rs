@@ -180,6 +180,33 @@ fn restore(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    // Baseline under the same load: cp -r of the same directory.
+    let reference = root.join("reference");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(root.join("out/site"))
+        .arg(&reference)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let copy = root.join("copy");
+    g.bench_function("baseline_cp_r_32MiB", |b| {
+        b.iter_batched(
+            || {
+                let _ = std::fs::remove_dir_all(&copy);
+            },
+            |()| {
+                let status = std::process::Command::new("cp")
+                    .arg("-r")
+                    .arg(&reference)
+                    .arg(&copy)
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            },
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
 }
 
