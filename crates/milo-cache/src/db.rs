@@ -117,6 +117,9 @@ pub struct Evicted {
 
 fn setup(conn: &Connection, read_only: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(30))?;
+    // Pages are read through a shared mapping rather than copied into each connection's
+    // page cache: a thousand phases' stat rows stay cheap to look up from every thread.
+    conn.pragma_update(None, "mmap_size", 256i64 << 20)?;
     if !read_only {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;

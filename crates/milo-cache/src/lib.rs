@@ -1,5 +1,5 @@
 //! Incremental runs for milo: [`Cache`] implements the core's
-//! [`Incremental`](milo::pipeline::Incremental) seam for phases that declare `sources` and
+//! [`Incremental`] seam for phases that declare `sources` and
 //! `outputs`. A phase's key digests its definition, its source files' contents, its
 //! environment inputs and its direct dependencies' keys and results; a phase whose key
 //! matches an earlier success and whose outputs are as recorded is up to date, one whose
@@ -11,6 +11,21 @@
 //! * `tmp/`: objects being written (renamed into `objects/` when complete).
 //!
 //! Management for `milo cache status|clean|prune`: [`status`], [`clean`], [`prune`].
+//!
+//! # Reasons
+//! A decision's reason is one of: `never ran`; `forced (--force)`; `up to date`; or a list
+//! joined with `; ` (the first three, then `and N more`) of: `<part> changed` (a
+//! definition part, by name), `outputs changed`, `<path> changed`, `<path> added`,
+//! `N files added to <pattern>`, `<path> removed`, `N files removed from <pattern>`,
+//! `<VAR> changed`, `<VAR> is no longer an input`, ``dependency `<name>` produced a
+//! different result``, ``dependency `<name>` changed`` (new key, same result),
+//! ``dependency `<name>` will run`` (its result is unknown: dry runs),
+//! ``dependency `<name>` added``/``removed``, `output <path> was deleted`,
+//! `output <path> was modified`, `output <dir>/<entry> was added` (an extra file in a
+//! directory output). A restore appends ` (restored from cache)` (read-only:
+//! ` (would restore from cache)`); a restore from an older record than the latest says
+//! `<path> changed back to an earlier version`. A restore that fails appends
+//! ` (could not restore: <error>)` and the phase runs.
 //!
 //! # Dry runs (`read_only`)
 //! A read-only cache decides exactly as a writable one would and writes nothing: no
@@ -307,17 +322,21 @@ impl Cache {
             .iter()
             .map(|f| Want {
                 rel: &f.rel,
-                path: &f.path,
                 stat: f.stat,
             })
             .collect();
-        let (digests, entries, _) = stat::digests(&wants, &cache, seen)?;
-        let mut stats: StatMap = HashMap::with_capacity(files.len() + 8);
-        let mut sources = BTreeMap::new();
-        for ((f, digest), entry) in files.iter().zip(digests).zip(entries) {
-            sources.insert(f.rel.clone(), digest);
-            stats.insert(f.rel.clone(), entry);
-        }
+        let (digests, mut fresh) = stat::digests(cwd, &wants, &cache, seen)?;
+        // Whether the phase's stat row must be rewritten (files hashed, added or gone).
+        let mut dirty = fresh.iter().any(Option::is_some);
+        let sources: BTreeMap<String, String> = files.iter().map(|f| f.rel.clone()).zip(digests).collect();
+        // The row's entries, built only when needed (a run, a rewrite).
+        let mut source_stats = || -> StatMap {
+            files
+                .iter()
+                .zip(fresh.iter_mut())
+                .filter_map(|(f, e)| Some((f.rel.clone(), e.take().or_else(|| cache.get(&f.rel).cloned())?)))
+                .collect()
+        };
         let ingredients = self.ingredients(c, sources, deps);
         let key = ingredients.key(name);
         let decision = |verdict, reason: String| Decision {
@@ -326,6 +345,7 @@ impl Cache {
             reason: Arc::from(reason),
         };
 
+        let mut out_stats: Vec<(String, Entry)> = Vec::new();
         let found = if self.forced(name) {
             None
         } else {
@@ -340,8 +360,9 @@ impl Cache {
             Some(found) => {
                 let manifest: Vec<Output> = serde_json::from_str(&found.manifest).map_err(Self::corrupt(name))?;
                 let rels: Vec<String> = manifest.iter().map(|o| o.path.clone()).collect();
-                let (scanned, out_entries) = outputs::scan(cwd, &rels, &cache, seen)?;
-                stats.extend(out_entries);
+                let (scanned, out_entries, out_hashed) = outputs::scan(cwd, &rels, &cache, seen)?;
+                dirty |= out_hashed || cache.len() != files.len() + out_entries.len();
+                out_stats = out_entries;
                 let diffs = outputs::differences(&manifest, &scanned);
                 let recorded = || -> Result<Recorded, CacheError> {
                     Ok(Recorded {
@@ -379,22 +400,34 @@ impl Cache {
                             recorded()?,
                         )
                     } else {
-                        outputs::restore(cwd, &self.cas, &manifest, &scanned)?;
-                        restored_entries(cwd, &manifest, &mut stats);
-                        self.db.touch(&[(found.id, now_ns())])?;
-                        Check::Fresh(
-                            decision(Verdict::Restored, format!("{why} (restored from cache)")),
-                            recorded()?,
-                        )
+                        match outputs::restore(cwd, &self.cas, &manifest, &scanned) {
+                            Ok(()) => {
+                                restored_entries(cwd, &manifest, &mut out_stats);
+                                dirty = true;
+                                self.db.touch(&[(found.id, now_ns())])?;
+                                Check::Fresh(
+                                    decision(Verdict::Restored, format!("{why} (restored from cache)")),
+                                    recorded()?,
+                                )
+                            }
+                            // A restore that cannot complete (an object removed by a
+                            // concurrent prune, a full disk…) costs a run, not a failure.
+                            Err(e) => Check::Run(decision(Verdict::Run, format!("{why} (could not restore: {e})"))),
+                        }
                     }
                 }
             }
         };
-        let dirty = stats.len() != cache.len() || stats.iter().any(|(rel, e)| cache.get(rel) != Some(e));
-        if dirty && !self.options.read_only {
+        let run = matches!(check, Check::Run(_));
+        if !(dirty || run) {
+            return Ok(check);
+        }
+        let mut stats = source_stats();
+        stats.extend(out_stats);
+        if !self.options.read_only && (dirty || stats.len() != cache.len()) {
             self.db.save_stats(name, &encode_map(&stats))?;
         }
-        if matches!(check, Check::Run(_)) {
+        if run {
             self.pending.lock().insert(
                 name.to_owned(),
                 Pending {
@@ -429,7 +462,8 @@ impl Cache {
             })?;
         let seen = now_ns();
         let cwd = c.spec.cwd.as_path();
-        let (scanned, out_entries) = outputs::scan(cwd, &c.outputs, &pending.stats, seen).map_err(|e| e.to_string())?;
+        let (scanned, out_entries, _) =
+            outputs::scan(cwd, &c.outputs, &pending.stats, seen).map_err(|e| e.to_string())?;
         let mut manifest = Vec::with_capacity(scanned.len());
         for (rel, s) in c.outputs.iter().zip(scanned) {
             match s {
@@ -494,7 +528,7 @@ impl Cache {
 
 /// Stat entries for the files just restored, with their recorded digests (they are racy:
 /// the next check hashes them again, which also verifies the restore).
-fn restored_entries(cwd: &Path, manifest: &[Output], stats: &mut StatMap) {
+fn restored_entries(cwd: &Path, manifest: &[Output], stats: &mut Vec<(String, Entry)>) {
     let seen = now_ns();
     for o in manifest {
         let files = std::iter::once((o.path.clone(), &o.node))
@@ -503,14 +537,14 @@ fn restored_entries(cwd: &Path, manifest: &[Output], stats: &mut StatMap) {
             if let Node::File { digest, .. } = node
                 && let Ok(meta) = std::fs::symlink_metadata(cwd.join(&rel))
             {
-                stats.insert(
+                stats.push((
                     rel,
                     Entry {
                         stat: stat::Stat::of(&meta),
                         seen_ns: seen,
                         digest: digest.clone(),
                     },
-                );
+                ));
             }
         }
     }

@@ -61,7 +61,6 @@ pub enum Scanned {
 /// A file of an output that has to be hashed.
 struct Pending {
     rel: String,
-    path: PathBuf,
     stat: Stat,
     mode: u32,
 }
@@ -80,14 +79,14 @@ fn link_target(path: &Path) -> Result<String> {
 }
 
 /// What the outputs `rels` (relative to `cwd`) are now, hashing files through the stat cache.
-/// Returns each output's state and the stat entries of its files.
+/// Returns each output's state, the stat entries of its files, and whether any was hashed.
 #[allow(clippy::type_complexity)]
 pub fn scan(
     cwd: &Path,
     rels: &[String],
     cache: &StatMap,
     seen_ns: i64,
-) -> Result<(Vec<Scanned>, Vec<(String, StatEntry)>)> {
+) -> Result<(Vec<Scanned>, Vec<(String, StatEntry)>, bool)> {
     // First the shape (lstat / walk), then hash every file of every output in one parallel go.
     enum Shape {
         Missing,
@@ -109,7 +108,6 @@ pub fn scan(
         } else if ft.is_file() {
             pending.push(Pending {
                 rel: rel.clone(),
-                path,
                 stat: Stat::of(&meta),
                 mode: meta.permissions().mode() & 0o7777,
             });
@@ -152,7 +150,6 @@ pub fn scan(
                     })?;
                     pending.push(Pending {
                         rel: format!("{rel}/{below}"),
-                        path: entry.path().to_path_buf(),
                         stat: Stat::of(&meta),
                         mode: meta.permissions().mode() & 0o7777,
                     });
@@ -169,11 +166,24 @@ pub fn scan(
         .iter()
         .map(|p| Want {
             rel: &p.rel,
-            path: &p.path,
             stat: p.stat,
         })
         .collect();
-    let (digests, entries, _) = stat::digests(&wants, cache, seen_ns)?;
+    let (digests, fresh) = stat::digests(cwd, &wants, cache, seen_ns)?;
+    let hashed = fresh.iter().any(Option::is_some);
+    let entries: Vec<StatEntry> = fresh
+        .into_iter()
+        .zip(&pending)
+        .map(|(e, p)| match e {
+            Some(e) => e,
+            // A hit: the cache has it.
+            None => cache.get(&p.rel).cloned().unwrap_or(StatEntry {
+                stat: p.stat,
+                seen_ns,
+                digest: String::new(),
+            }),
+        })
+        .collect();
     let file = |i: usize| Node::File {
         digest: digests[i].clone(),
         size: pending[i].stat.size,
@@ -205,7 +215,7 @@ pub fn scan(
         })
         .collect();
     let entries = pending.into_iter().map(|p| p.rel).zip(entries).collect();
-    Ok((scanned, entries))
+    Ok((scanned, entries, hashed))
 }
 
 /// How the outputs on disk differ from the recorded ones, in words ("output build/app was

@@ -33,10 +33,8 @@ pub struct SourceSet {
 /// A matched source file.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
-    /// Relative to cwd, `/`-separated.
+    /// Relative to cwd, `/`-separated (`cwd.join(rel)` is the file).
     pub rel: String,
-    /// Absolute.
-    pub path: PathBuf,
     /// Its stat now.
     pub stat: Stat,
 }
@@ -123,7 +121,10 @@ impl SourceSet {
     }
 
     fn excluded(&self, rel: &str) -> bool {
-        rel.split('/').any(|c| c == ".milo")
+        // `.milo/`, and the temporary siblings a restore (maybe in another milo run) builds
+        // an output in.
+        rel.split('/')
+            .any(|c| c == ".milo" || (c.starts_with('.') && c.contains(".milo-restore-")))
             || self
                 .outputs
                 .iter()
@@ -133,7 +134,7 @@ impl SourceSet {
 
     /// Every file matched now, sorted by relative path, each once.
     pub fn walk(&self, cwd: &Path) -> Result<Vec<SourceFile>> {
-        let mut found: BTreeMap<String, SourceFile> = BTreeMap::new();
+        let mut found: BTreeMap<String, Stat> = BTreeMap::new();
         // Includes sharing a base are walked once, against all of them.
         let mut bases: BTreeMap<&str, Vec<&Include>> = BTreeMap::new();
         for inc in &self.includes {
@@ -158,81 +159,119 @@ impl SourceSet {
         for (base, incs) in merged {
             self.walk_base(cwd, base, &incs, &mut found)?;
         }
-        Ok(found.into_values().collect())
+        Ok(found.into_iter().map(|(rel, stat)| SourceFile { rel, stat }).collect())
     }
 
-    fn walk_base(
-        &self,
-        cwd: &Path,
-        base: &str,
-        incs: &[&Include],
-        found: &mut BTreeMap<String, SourceFile>,
-    ) -> Result<()> {
+    fn walk_base(&self, cwd: &Path, base: &str, incs: &[&Include], found: &mut BTreeMap<String, Stat>) -> Result<()> {
         let root = if base.is_empty() {
             cwd.to_path_buf()
         } else {
             cwd.join(base)
         };
-        let matches = |rel: &str| {
-            incs.iter()
-                .any(|inc| inc.matcher.is_match(rel) || inc.under.as_ref().is_some_and(|u| u.is_match(rel)))
+        // How deep below the root a match can be (unbounded with `**` or a directory
+        // pattern).
+        let base_depth = depth_of(base);
+        let max_depth = incs
+            .iter()
+            .map(|inc| match inc.under {
+                Some(_) => None,
+                None if inc.pattern.contains("**") => None,
+                None => Some(depth_of(&normalize(&inc.pattern)).saturating_sub(base_depth)),
+            })
+            .try_fold(0usize, |acc, d| d.map(|d| acc.max(d)));
+        let walk = Walk {
+            set: self,
+            incs,
+            max_depth,
         };
-        let mut walker = walkdir::WalkDir::new(&root).follow_links(false).into_iter();
-        while let Some(entry) = walker.next() {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    if e.depth() == 0 && e.io_error().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) {
-                        return Ok(());
-                    }
-                    let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.clone());
-                    let source = e
-                        .into_io_error()
-                        .unwrap_or_else(|| std::io::Error::other("a symbolic link loop"));
-                    return Err(CacheError::Io {
-                        action: "list (for sources)",
-                        path,
-                        source,
-                    });
-                }
-            };
-            let rel = rel_of(base, entry.path().strip_prefix(&root).unwrap_or(entry.path()));
-            if entry.file_type().is_dir() {
-                if entry.depth() > 0 && self.excluded(&rel) {
-                    walker.skip_current_dir();
-                }
-                continue;
+        let meta = match std::fs::symlink_metadata(&root) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(CacheError::io("stat (for sources)", &root)(e)),
+        };
+        if meta.is_dir() {
+            if !base.is_empty() && self.excluded(base) {
+                return Ok(());
             }
-            if self.excluded(&rel) || !matches(&rel) || found.contains_key(&rel) {
-                continue;
-            }
-            // Symbolic links are followed to what they point at; a dangling one, or one to a
-            // directory, is not a source file.
-            let meta = if entry.file_type().is_symlink() {
-                match std::fs::metadata(entry.path()) {
-                    Ok(m) if m.is_file() => m,
-                    _ => continue,
-                }
+            walk.dir(&root, base, 1, found)
+        } else {
+            let ft = meta.file_type();
+            walk.file(|| root, base.to_owned(), ft, || Ok(meta), found)
+        }
+    }
+}
+
+fn depth_of(rel: &str) -> usize {
+    rel.split('/').filter(|c| !c.is_empty()).count()
+}
+
+/// One walk from a literal base: `std::fs::read_dir` (file types from the directory
+/// entries, stats relative to the directory's descriptor), pruning excluded directories and
+/// those deeper than any pattern can match.
+struct Walk<'a> {
+    set: &'a SourceSet,
+    incs: &'a [&'a Include],
+    max_depth: Option<usize>,
+}
+
+impl Walk<'_> {
+    fn matches(&self, rel: &str) -> bool {
+        self.incs
+            .iter()
+            .any(|inc| inc.matcher.is_match(rel) || inc.under.as_ref().is_some_and(|u| u.is_match(rel)))
+    }
+
+    fn dir(&self, dir: &Path, rel: &str, depth: usize, found: &mut BTreeMap<String, Stat>) -> Result<()> {
+        if self.max_depth.is_some_and(|max| depth > max) {
+            return Ok(());
+        }
+        let list_err = |e| CacheError::io("list (for sources)", dir)(e);
+        for entry in std::fs::read_dir(dir).map_err(list_err)? {
+            let entry = entry.map_err(list_err)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let child = if rel.is_empty() {
+                name.into_owned()
             } else {
-                entry.metadata().map_err(|e| CacheError::Io {
-                    action: "stat (a source)",
-                    path: entry.path().to_path_buf(),
-                    source: e
-                        .into_io_error()
-                        .unwrap_or_else(|| std::io::Error::other("stat failed")),
-                })?
+                format!("{rel}/{name}")
             };
-            if !meta.is_file() {
+            let ft = entry
+                .file_type()
+                .map_err(CacheError::io("stat (a source)", entry.path()))?;
+            if ft.is_dir() {
+                if !self.set.excluded(&child) {
+                    self.dir(&entry.path(), &child, depth + 1, found)?;
+                }
                 continue;
             }
-            found.insert(
-                rel.clone(),
-                SourceFile {
-                    rel,
-                    path: entry.path().to_path_buf(),
-                    stat: Stat::of(&meta),
-                },
-            );
+            self.file(|| entry.path(), child, ft, || entry.metadata(), found)?;
+        }
+        Ok(())
+    }
+
+    fn file(
+        &self,
+        path: impl FnOnce() -> PathBuf,
+        rel: String,
+        ft: std::fs::FileType,
+        meta: impl FnOnce() -> std::io::Result<std::fs::Metadata>,
+        found: &mut BTreeMap<String, Stat>,
+    ) -> Result<()> {
+        if self.set.excluded(&rel) || !self.matches(&rel) || found.contains_key(&rel) {
+            return Ok(());
+        }
+        // Symbolic links are followed to what they point at; a dangling one, or one to a
+        // directory, is not a source file.
+        let meta = if ft.is_symlink() {
+            match std::fs::metadata(path()) {
+                Ok(m) if m.is_file() => m,
+                _ => return Ok(()),
+            }
+        } else {
+            meta().map_err(|e| CacheError::io("stat (a source)", path())(e))?
+        };
+        if meta.is_file() {
+            found.insert(rel, Stat::of(&meta));
         }
         Ok(())
     }

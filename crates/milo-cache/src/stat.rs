@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
@@ -84,44 +84,53 @@ pub fn now_ns() -> i64 {
 
 /// A file whose digest is wanted.
 pub struct Want<'a> {
-    /// Relative path (the stat cache's key).
+    /// Relative to the root (the stat cache's key).
     pub rel: &'a str,
-    /// Absolute path.
-    pub path: &'a PathBuf,
     /// Its stat now.
     pub stat: Stat,
 }
 
-/// The digests of `files`, from `cache` where the stat matches and is not racy, hashed in
-/// parallel otherwise. Returns them in order, and the entries (new ones for hashed files)
-/// with whether any was hashed.
-pub fn digests(files: &[Want<'_>], cache: &StatMap, seen_ns: i64) -> Result<(Vec<String>, Vec<Entry>, bool)> {
-    let hashed: Vec<Result<(String, Entry, bool)>> = files
-        .par_iter()
-        .with_min_len(8)
-        .map(|f| {
-            if let Some(e) = cache.get(f.rel).filter(|e| e.valid_for(&f.stat)) {
-                return Ok((e.digest.clone(), e.clone(), false));
+/// The digests of `files` (relative to `root`), from `cache` where the stat matches and is
+/// not racy, hashed in parallel otherwise. Returns them in order, and for each hashed file
+/// its new entry (`None` where the cache's entry is still good).
+pub fn digests(
+    root: &Path,
+    files: &[Want<'_>],
+    cache: &StatMap,
+    seen_ns: i64,
+) -> Result<(Vec<String>, Vec<Option<Entry>>)> {
+    // The no-op case is all hits: no thread pool, no allocation beyond the digests.
+    let mut digests: Vec<String> = Vec::with_capacity(files.len());
+    let mut fresh: Vec<Option<Entry>> = Vec::with_capacity(files.len());
+    let mut misses = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        match cache.get(f.rel).filter(|e| e.valid_for(&f.stat)) {
+            Some(e) => digests.push(e.digest.clone()),
+            None => {
+                digests.push(String::new());
+                misses.push(i);
             }
-            let digest = file_digest(f.path, f.stat.size)?;
-            let entry = Entry {
-                stat: f.stat,
-                seen_ns,
-                digest: digest.clone(),
-            };
-            Ok((digest, entry, true))
-        })
-        .collect();
-    let mut out = Vec::with_capacity(files.len());
-    let mut entries = Vec::with_capacity(files.len());
-    let mut any = false;
-    for r in hashed {
-        let (d, e, h) = r?;
-        out.push(d);
-        entries.push(e);
-        any |= h;
+        }
+        fresh.push(None);
     }
-    Ok((out, entries, any))
+    let hash = |&i: &usize| -> Result<(usize, String)> {
+        let f = &files[i];
+        Ok((i, file_digest(&root.join(f.rel), f.stat.size)?))
+    };
+    let hashed: Vec<(usize, String)> = if misses.len() <= 1 {
+        misses.iter().map(hash).collect::<Result<_>>()?
+    } else {
+        misses.par_iter().with_max_len(4).map(hash).collect::<Result<_>>()?
+    };
+    for (i, digest) in hashed {
+        fresh[i] = Some(Entry {
+            stat: files[i].stat,
+            seen_ns,
+            digest: digest.clone(),
+        });
+        digests[i] = digest;
+    }
+    Ok((digests, fresh))
 }
 
 /// The compact encoding of a [`StatMap`] (one blob per phase).

@@ -121,6 +121,24 @@ fn added_and_removed_files_are_named_or_counted() {
 }
 
 #[test]
+fn many_reasons_are_capped() {
+    let w = World::new();
+    let defs = chain(&w);
+    for i in 0..5 {
+        w.write(&format!("src/d/{i}.txt"), "x");
+    }
+    w.run(&defs);
+    for i in 0..5 {
+        w.write(&format!("src/d/{i}.txt"), "y");
+    }
+    let o = w.run(&defs);
+    assert_eq!(
+        o.reason("d"),
+        "src/d/0.txt changed; src/d/1.txt changed; src/d/2.txt changed; and 2 more"
+    );
+}
+
+#[test]
 fn files_under_milo_and_the_phase_outputs_are_not_sources() {
     let w = World::new();
     w.write("gen/in.txt", "i");
@@ -218,6 +236,22 @@ fn without_the_cache_a_missing_output_reruns() {
     let o = w.run(&defs);
     assert_eq!(o.ran(), ["d"]);
     assert_eq!(o.reason("d"), "output out/d.txt was deleted");
+}
+
+#[test]
+fn a_missing_object_costs_a_run_not_a_failure() {
+    let w = World::new();
+    let defs = chain(&w);
+    w.run(&defs);
+    std::fs::remove_dir_all(w.cache_dir.join("objects")).unwrap();
+    w.remove("out/a.txt");
+    let o = w.run(&defs);
+    assert_eq!(o.status, Status::Completed);
+    assert_eq!(o.ran(), ["a"]);
+    assert_eq!(o.reason("a"), "output out/a.txt was deleted");
+    // Its record stored the object again.
+    w.remove("out/a.txt");
+    assert_eq!(w.run(&defs).verdict("a"), Verdict::Restored);
 }
 
 #[test]
@@ -513,14 +547,15 @@ fn env_inputs_rerun_when_they_change() {
     let run = |value: Option<&str>| {
         let exe = std::env::current_exe().unwrap();
         let mut cmd = std::process::Command::new(exe);
-        cmd.args(["--exact", "env_inputs_rerun_when_they_change", "--nocapture"])
+        cmd.args(["--exact", "env_inputs_rerun_when_they_change"])
             .env("MILO_CACHE_ENV_CHILD", &w.root);
         match value {
             Some(v) => cmd.env("MILO_CACHE_TEST_CFLAGS", v),
             None => cmd.env_remove("MILO_CACHE_TEST_CFLAGS"),
         };
-        let status = cmd.status().unwrap();
-        assert!(status.success());
+        // Its own test harness output stays out of this one's.
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
         w.read("verdict")
     };
     assert_eq!(run(Some("-O2")), "e|never ran");
