@@ -73,6 +73,8 @@ pub struct Found {
     pub stored: bool,
     /// Whether it is the phase's most recently used record.
     pub latest: bool,
+    /// When it was last used (ns since the epoch).
+    pub used_ns: i64,
 }
 
 /// A record to write.
@@ -241,7 +243,7 @@ impl Db {
             .with(|c| {
                 c.prepare_cached(
                     "SELECT id, result, logs, manifest, stored,
-                            used_ns >= (SELECT MAX(used_ns) FROM records WHERE phase = ?1)
+                            used_ns >= (SELECT MAX(used_ns) FROM records WHERE phase = ?1), used_ns
                      FROM records WHERE phase = ?1 AND key = ?2",
                 )?
                 .query_row([phase, key], |r| {
@@ -252,6 +254,7 @@ impl Db {
                         manifest: r.get(3)?,
                         stored: r.get(4)?,
                         latest: r.get(5)?,
+                        used_ns: r.get(6)?,
                     })
                 })
                 .optional()

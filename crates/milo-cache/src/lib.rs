@@ -67,6 +67,10 @@ use stat::{Entry, StatMap, Want, now_ns};
 /// The default bound of the object store: 5 GiB.
 pub const DEFAULT_MAX_SIZE: u64 = 5 << 30;
 
+/// How stale a record's "last used" time may get before a check that finds it up to date
+/// writes it again (eviction is least recently used first, to this precision).
+const USED_GRANULARITY_NS: i64 = 3_600 * 1_000_000_000;
+
 /// One phase as far as incremental runs are concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhaseSpec {
@@ -373,7 +377,11 @@ impl Cache {
                 };
                 if diffs.is_empty() {
                     if found.latest {
-                        self.used.lock().push((found.id, seen));
+                        // Least-recently-used order to the hour is enough for eviction: a
+                        // no-op run of a thousand phases writes nothing.
+                        if seen.saturating_sub(found.used_ns) > USED_GRANULARITY_NS {
+                            self.used.lock().push((found.id, seen));
+                        }
                     } else if !self.options.read_only {
                         // It becomes the phase's latest record: reasons are diffed against it.
                         self.db.touch(&[(found.id, now_ns())])?;

@@ -566,7 +566,7 @@ impl Job {
         }
         let deps = std::mem::take(&mut self.deps);
         let name = self.ctx.name.clone();
-        let checked = tokio::task::spawn_blocking(move || {
+        let checked = blocking(move || {
             let deps: Vec<Dependency<'_>> = deps
                 .iter()
                 .map(|d| Dependency {
@@ -581,11 +581,7 @@ impl Job {
             inc.check(&name, &deps)
         })
         .await;
-        match checked {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => Err(format!("panicked: {}", panic_message(&*e.into_panic()))),
-            Err(_) => Err("the check was cancelled".into()),
-        }
+        checked.unwrap_or_else(|e| Err(format!("the check {e}")))
     }
 
     async fn run<S, A>(mut self, cx: &Cx<S, A>) -> Ended
@@ -779,10 +775,26 @@ async fn record(
     result: Arc<serde_json::Value>,
     logs: Vec<(Stream, String)>,
 ) -> Result<(), String> {
-    match tokio::task::spawn_blocking(move || inc.record(&name, &decision, &result, &logs)).await {
-        Ok(r) => r,
+    blocking(move || inc.record(&name, &decision, &result, &logs))
+        .await
+        .unwrap_or_else(|e| Err(format!("recording {e}")))
+}
+
+/// Runs `f`, which may block (it reads files), without stalling the runtime: in place on a
+/// multi-threaded runtime (the worker hands its other tasks on, no thread to wake up and
+/// wait for: a check that finds a phase up to date takes microseconds), else on a blocking
+/// thread. A panic is an error saying so.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi = Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if multi {
+        return tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
+            .map_err(|p| format!("panicked: {}", panic_message(&*p)));
+    }
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Ok(r),
         Err(e) if e.is_panic() => Err(format!("panicked: {}", panic_message(&*e.into_panic()))),
-        Err(_) => Err("recording was cancelled".into()),
+        Err(_) => Err("was cancelled".into()),
     }
 }
 
