@@ -64,17 +64,28 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// `1 entry`, `2 entries`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 impl fmt::Display for CacheStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} entries, {} objects, {}",
-            self.entries,
-            self.objects,
+            "{}, {}, {}",
+            count(self.entries, "entry", "entries"),
+            count(self.objects, "object", "objects"),
             human_bytes(self.bytes)
         )?;
         for p in &self.phases {
-            writeln!(f, "  {}: {} entries ({} restorable)", p.phase, p.entries, p.stored)?;
+            writeln!(
+                f,
+                "  {}: {} ({} restorable)",
+                p.phase,
+                count(p.entries, "entry", "entries"),
+                p.stored
+            )?;
         }
         Ok(())
     }
@@ -84,9 +95,9 @@ impl fmt::Display for PruneReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "evicted {} entries, removed {} objects, freed {}; {} left",
-            self.evicted_entries,
-            self.removed_objects,
+            "evicted {}, removed {}, freed {}; {} left",
+            count(self.evicted_entries, "entry", "entries"),
+            count(self.removed_objects, "object", "objects"),
             human_bytes(self.freed_bytes),
             human_bytes(self.remaining_bytes)
         )
