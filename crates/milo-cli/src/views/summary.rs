@@ -207,4 +207,89 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn up_to_date_and_restored_phases_are_shown_and_counted_apart() {
+        use milo::pipeline::{Decision, Verdict};
+        let ok = |_: &milo::pipeline::PhaseContext| Ok::<_, String>(());
+        let p = Pipeline::new(
+            "p",
+            [
+                Phase::new("a", ok),
+                Phase::new("b", ok),
+                Phase::new("c", ok),
+                Phase::new("d", ok),
+            ],
+        )
+        .unwrap();
+        let r = p.build_reducer();
+        let decision = |verdict, reason: &str| Decision {
+            key: "k".into(),
+            verdict,
+            reason: reason.into(),
+        };
+        let mut actions = vec![PipelineAction::PipelineStart {
+            started_at: None,
+            name: "p".into(),
+            timestamp: 0.0,
+        }];
+        for (name, verdict, reason) in [
+            ("a", Verdict::UpToDate, "up to date"),
+            ("b", Verdict::Restored, "output x was deleted (restored from cache)"),
+            ("c", Verdict::Run, "src/c.txt changed"),
+        ] {
+            actions.push(PipelineAction::PhaseDecision {
+                name: name.into(),
+                decision: decision(verdict, reason),
+                timestamp: 0.1,
+            });
+            if verdict == Verdict::Run {
+                actions.push(PipelineAction::PhaseStart {
+                    name: name.into(),
+                    attempt: 1,
+                    timestamp: 0.1,
+                });
+            }
+            actions.push(PipelineAction::PhaseComplete {
+                name: name.into(),
+                result: std::sync::Arc::new(serde_json::Value::Null),
+                timestamp: 0.2,
+                reused_from: None,
+            });
+        }
+        for name in ["d"] {
+            actions.push(PipelineAction::PhaseStart {
+                name: name.into(),
+                attempt: 1,
+                timestamp: 0.1,
+            });
+            actions.push(PipelineAction::PhaseComplete {
+                name: name.into(),
+                result: std::sync::Arc::new(serde_json::Value::Null),
+                timestamp: 0.3,
+                reused_from: None,
+            });
+        }
+        actions.push(PipelineAction::PipelineComplete { timestamp: 0.3 });
+        let mut s = r.apply(None, &PipelineAction::Init {});
+        for a in &actions {
+            s = r.apply(Some(&s), a);
+        }
+        let text = summary(&s, Palette::plain());
+        assert!(
+            text.starts_with("✓ p completed in 300ms — 2 ran, 2 up to date (1 restored)\n"),
+            "{text}"
+        );
+        let line = |n: &str| finished_line(s.phase(n).unwrap(), Palette::plain());
+        assert!(line("a").ends_with("(up to date)"), "{}", line("a"));
+        assert!(line("b").ends_with("(restored)"), "{}", line("b"));
+        assert!(!line("c").contains("up to date"), "{}", line("c"));
+        assert_eq!(
+            explanation(s.phase("c").unwrap()).as_deref(),
+            Some("ran: src/c.txt changed")
+        );
+        assert_eq!(explanation(s.phase("d").unwrap()), None);
+        // The slowest phases are the ones that ran.
+        assert!(!text.contains("slowest: a") && !text.contains(" b "), "{text}");
+    }
 }
