@@ -257,19 +257,18 @@ mod tests {
                 reused_from: None,
             });
         }
-        for name in ["d"] {
-            actions.push(PipelineAction::PhaseStart {
-                name: name.into(),
-                attempt: 1,
-                timestamp: 0.1,
-            });
-            actions.push(PipelineAction::PhaseComplete {
-                name: name.into(),
-                result: std::sync::Arc::new(serde_json::Value::Null),
-                timestamp: 0.3,
-                reused_from: None,
-            });
-        }
+        // `d` is not incremental.
+        actions.push(PipelineAction::PhaseStart {
+            name: "d".into(),
+            attempt: 1,
+            timestamp: 0.1,
+        });
+        actions.push(PipelineAction::PhaseComplete {
+            name: "d".into(),
+            result: std::sync::Arc::new(serde_json::Value::Null),
+            timestamp: 0.3,
+            reused_from: None,
+        });
         actions.push(PipelineAction::PipelineComplete { timestamp: 0.3 });
         let mut s = r.apply(None, &PipelineAction::Init {});
         for a in &actions {
