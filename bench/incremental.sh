@@ -73,7 +73,7 @@ EOF
             if (layer > 0) printf "depends_on = [%s]\n", deps > toml
             printf "out/p%d:%s%s\n\tcat src/p%d/*.txt > out/p%d\n", i, srcs, mdeps, i, i > mk
             printf "build out/p%d: cat%s%s\n  p = p%d\n", i, srcs, mdeps, i > nj
-            printf "  p%d:\n    cmds: [\"cat src/p%d/*.txt > out/p%d\"]\n    sources: [\"src/p%d/*.txt\"]\n    generates: [\"out/p%d\"]\n    method: checksum\n", i, i, i, i, i > tk
+            printf "  p%d:\n    run: once\n    cmds: [\"cat src/p%d/*.txt > out/p%d\"]\n    sources: [\"src/p%d/*.txt\"]\n    generates: [\"out/p%d\"]\n    method: checksum\n", i, i, i, i, i > tk
             if (layer > 0) printf "    deps: [%s]\n", tdeps > tk
             if (int((n - 1) / w) == layer) all = all " out/p" i
         }
