@@ -54,6 +54,8 @@
 pub mod duration;
 mod error;
 mod load;
+pub mod matrix;
+pub mod params;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -64,6 +66,7 @@ use milo::pipeline::{PhasePolicy, PipelineError};
 
 pub use error::{ConfigError, ErrorKind, Location};
 pub(crate) use load::parse_size;
+pub use params::{Param, ParamInputs, ParamSource, ParamType, ParamValue};
 
 use error::SourceFile;
 
@@ -98,7 +101,9 @@ pub struct PipelineFile {
     /// `secret_patterns` ([`DEFAULT_SECRET_PATTERNS`] when absent): names whose values are
     /// masked.
     pub secret_patterns: Vec<String>,
-    /// The phases, in declaration order.
+    /// The parameters (`[params.NAME]`), in declaration order, with their values.
+    pub params: Vec<Param>,
+    /// The phases, in declaration order (a matrix phase's instances in its place).
     pub phases: Vec<PhaseDef>,
     source: String,
     places: Vec<PhasePlaces>,
@@ -138,6 +143,17 @@ pub struct PhaseDef {
     pub env_inputs: Vec<String>,
     /// Whether its outputs are stored in and restored from the cache (default true).
     pub cache: bool,
+    /// For an instance of a matrix phase: the phase and the instance's values.
+    pub matrix: Option<MatrixCell>,
+}
+
+/// What makes a phase an instance of a matrix phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixCell {
+    /// The matrix phase's name as written (`test`); the instance is `test[python=3.12]`.
+    pub phase: String,
+    /// The instance's values, in key order.
+    pub values: matrix::Combo,
 }
 
 impl PhaseDef {
@@ -160,6 +176,7 @@ impl PhaseDef {
             outputs: Vec::new(),
             env_inputs: Vec::new(),
             cache: true,
+            matrix: None,
         }
     }
 }
@@ -182,14 +199,22 @@ struct PhasePlaces {
 /// Reads and checks the pipeline file at `path`.
 ///
 /// A missing file is an [`ErrorKind::NotFound`] error suggesting `milo init` or `-f FILE`.
+///
+/// Parameters take their values from `MILO_PARAM_*` in the environment, else their defaults;
+/// a required one without a value is accepted (see [`load_with`]).
 pub fn load(path: impl AsRef<Path>) -> Result<PipelineFile, ConfigError> {
+    load_with(path, &ParamInputs::new(Vec::new(), false))
+}
+
+/// [`load`] with the parameter values of `inputs` (`-p`, the environment).
+pub fn load_with(path: impl AsRef<Path>, inputs: &ParamInputs) -> Result<PipelineFile, ConfigError> {
     use milo::bounded_read::{BoundedReadError, Links, read_regular};
     let path = path.as_ref();
     // Only a regular file, read without blocking and up to a limit: `-f` naming a FIFO or a
     // link to /dev/zero is an error, not a hang or a memory blow-up.
     match read_regular(path, PIPELINE_FILE_LIMIT, Links::Follow) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => PipelineFile::parse(path, text),
+            Ok(text) => PipelineFile::parse_with(path, text, inputs),
             Err(e) => Err(ConfigError::new(
                 ErrorKind::Io,
                 format!(
@@ -218,6 +243,15 @@ impl PipelineFile {
     /// Checks `text` as the pipeline file `path` (used for messages and [`dir`](Self::dir); the
     /// file itself is not read).
     pub fn parse(path: impl Into<PathBuf>, text: impl Into<String>) -> Result<Self, ConfigError> {
+        Self::parse_with(path, text, &ParamInputs::default())
+    }
+
+    /// [`parse`](Self::parse) with the parameter values of `inputs`.
+    pub fn parse_with(
+        path: impl Into<PathBuf>,
+        text: impl Into<String>,
+        inputs: &ParamInputs,
+    ) -> Result<Self, ConfigError> {
         let path = path.into();
         let source = text.into();
         let parent = match path.parent() {
@@ -229,7 +263,7 @@ impl PipelineFile {
             path: &path,
             text: &source,
         };
-        let loaded = load::parse(src, &dir)?;
+        let loaded = load::parse(src, &dir, inputs)?;
         Ok(Self {
             name: loaded.name,
             capture_output: loaded.capture_output,
@@ -241,6 +275,7 @@ impl PipelineFile {
             secret_patterns: loaded
                 .secret_patterns
                 .unwrap_or_else(|| DEFAULT_SECRET_PATTERNS.iter().map(|p| (*p).to_owned()).collect()),
+            params: loaded.params,
             phases: loaded.phases,
             places: loaded.places,
             warnings: loaded.warnings,
@@ -254,6 +289,30 @@ impl PipelineFile {
     /// without `on_fail = "retry"`…), as located warnings (`warning: …` when displayed).
     pub fn warnings(&self) -> &[ConfigError] {
         &self.warnings
+    }
+
+    /// The phases `selector` names: the phase of that name; every instance of the matrix phase
+    /// of that name; or, for `test[python=3.12,*]`, the matching instances. Empty if none.
+    pub fn select(&self, selector: &str) -> Vec<&str> {
+        if let Some(p) = self.phase(selector) {
+            return vec![p.name.as_str()];
+        }
+        let pattern = matrix::Selector::parse(selector);
+        self.phases
+            .iter()
+            .filter(|p| {
+                p.matrix.as_ref().is_some_and(|c| match &pattern {
+                    Some(s) => s.matches(&c.phase, &c.values),
+                    None => c.phase == selector,
+                })
+            })
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
+    /// The required parameters that have no value (accepted by [`load`], not by a run).
+    pub fn missing_params(&self) -> impl Iterator<Item = &Param> {
+        self.params.iter().filter(|p| p.value.is_none())
     }
 
     /// The phase called `name`.
@@ -347,3 +406,12 @@ impl PipelineFile {
 
 #[cfg(test)]
 mod tests;
+
+/// The run's parameter values, in declaration order, as `MILO_PARAM_*` exports them (a list
+/// comma-joined); a required parameter without a value is left out. For the run history.
+pub fn resolved_params(file: &PipelineFile) -> Vec<(String, String)> {
+    file.params
+        .iter()
+        .filter_map(|p| Some((p.name.clone(), p.value.as_ref()?.to_string())))
+        .collect()
+}
