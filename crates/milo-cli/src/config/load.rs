@@ -283,14 +283,6 @@ impl Cx<'_> {
             })();
             self.keep(entry);
         }
-        let has_name = root.iter().any(|(k, _)| k.get_ref() == "name") || misspelled.contains(&"name");
-        if name.is_none() && !has_name {
-            self.errors.borrow_mut().push(
-                self.src
-                    .error(ErrorKind::MissingKey, 0..0, "the pipeline has no `name`")
-                    .help_line("add `name = \"my-pipeline\"` at the top of the file"),
-            );
-        }
         let params = self.params(params_value);
         self.vars.borrow_mut().params = params.clone();
         let defaults = match defaults_value {
@@ -303,6 +295,14 @@ impl Cx<'_> {
             },
             None => Settings::default(),
         };
+        let has_name = root.iter().any(|(k, _)| k.get_ref() == "name") || misspelled.contains(&"name");
+        if name.is_none() && !has_name {
+            self.errors.borrow_mut().push(
+                self.src
+                    .error(ErrorKind::MissingKey, 0..0, "the pipeline has no `name`")
+                    .help_line("add `name = \"my-pipeline\"` at the top of the file"),
+            );
+        }
         if phase_value.is_none() && misspelled.contains(&"phase") {
             return None;
         }

@@ -159,7 +159,9 @@ mod tests {
     #[test]
     fn selectors() {
         let c = combo(&[("python", "3.12"), ("suite", "unit")]);
-        let s = |t: &str| Selector::parse(t).expect("a selector");
+        fn s(t: &str) -> Selector<'_> {
+            Selector::parse(t).expect("a selector")
+        }
         assert!(s("test[python=3.12,*]").matches("test", &c));
         assert!(s("test[suite=unit, python=3.12]").matches("test", &c));
         assert!(!s("test[python=3.12]").matches("test", &c));
