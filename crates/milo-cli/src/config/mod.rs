@@ -43,6 +43,51 @@
 //! [`DEFAULT_SECRET_PATTERNS`]; `[]` turns patterns off), from the phases' `env` and from
 //! milo's own environment, are masked as `***` in everything milo shows or records.
 //!
+//! Parameters (see [`params`]):
+//!
+//! ```toml
+//! [params.target]
+//! type = "string"                 # string | int | float | bool | list (default "string")
+//! default = "debug"
+//! choices = ["debug", "release"]
+//! help = "Build profile"
+//!
+//! [params.version]
+//! required = true                 # a parameter needs a `default` or `required = true`
+//! ```
+//!
+//! A parameter's value is `-p NAME=VALUE` (given in [`ParamInputs::cli`]), else
+//! `MILO_PARAM_<NAME>` of the environment, else its `default`; a `list` is comma-separated
+//! there. An unknown `-p` name, a value of the wrong type or outside `choices`, and (when
+//! [`ParamInputs::require_all`]) a required parameter without a value are located
+//! [`ErrorKind::Param`] errors. The values are in [`PipelineFile::params`] and
+//! [`resolved_params`], and every phase's `env` gets `MILO_PARAM_<NAME>` (upper-cased, a list
+//! comma-joined; the phase's own `env` wins), so the cache key follows them.
+//!
+//! Templates: `run`, `cwd`, `env` values, `sources`, `outputs` and `description` (of phases and
+//! `[defaults]`) are minijinja templates rendered at load time with `params` and, in a matrix
+//! phase, `matrix`; an undefined variable is an error naming the phase, the key and the
+//! variable (strict undefined mode). Only `{{ … }}` and `{% … %}` are template syntax (the
+//! comment syntax is moved out of the way of the shell's `${#x}`); a literal `{{` is written
+//! `{{ "{{" }}`. A string without `{{` or `{%` is taken as it is.
+//!
+//! Matrix phases (see [`matrix`]):
+//!
+//! ```toml
+//! [[phase]]
+//! name = "test"
+//! run = "pytest --python {{ matrix.python }} -m {{ matrix.suite }}"
+//! matrix = { python = ["3.11", "3.12"], suite = ["unit", "integration"] }  # or "{{ params.pythons }}"
+//! matrix_exclude = [{ python = "3.11", suite = "integration" }]
+//! matrix_include = [{ python = "3.14", suite = "unit" }]
+//! ```
+//!
+//! expand into one [`PhaseDef`] per combination, named `test[python=3.12,suite=unit]` (keys in
+//! the order written), with [`PhaseDef::matrix`] set and `MILO_MATRIX_<KEY>` in its `env`.
+//! `depends_on = ["test"]` means every instance, `"test[python=3.12,*]"` the matching ones (a
+//! selector matching none is an error); [`PipelineFile::select`] resolves `--only` the same
+//! way. `[defaults]` cannot use `matrix`.
+//!
 //! The loader reports every mistake it can see cheaply (types, unknown keys, missing keys,
 //! duplicate phase names, dependencies on names that are not phases, control characters in
 //! names and descriptions, NUL characters in commands, paths and environment values) as a
