@@ -540,3 +540,56 @@ fn parse_origin(s: &str) -> Result<String, String> {
 pub fn branded(command: clap::Command) -> clap::Command {
     command.mut_subcommands(|sub| branded(sub.display_name("milo")))
 }
+
+impl Command {
+    /// The pipeline file argument of the command, if it reads one (`init` writes its file, so
+    /// it is not given here).
+    pub fn pipeline_file_mut(&mut self) -> Option<&mut FileArg> {
+        Some(match self {
+            Command::Run(a) => &mut a.file,
+            Command::Order(a) | Command::Phases(a) | Command::Params(a) => &mut a.file,
+            Command::Check(a) => &mut a.file,
+            Command::Graph(a) => &mut a.file,
+            Command::History(a) => match &mut a.command {
+                Some(HistoryCommand::Prune(p)) => &mut p.file,
+                None => &mut a.file,
+            },
+            Command::Show(a) | Command::Replay(a) => &mut a.file,
+            Command::Logs(a) => &mut a.file,
+            Command::Report(a) => &mut a.file,
+            Command::Mcp(a) => &mut a.file,
+            Command::Cache(a) => &mut a.file,
+            Command::Init(_) | Command::Completions { .. } => return None,
+        })
+    }
+}
+
+/// Whether `-f` was left at its default in `matches` (at the deepest level that has it).
+pub fn file_defaulted(matches: &clap::ArgMatches) -> bool {
+    let mut level = matches;
+    let mut defaulted = false;
+    loop {
+        if level.ids().any(|id| id.as_str() == "file")
+            && let Some(source) = level.value_source("file")
+        {
+            defaulted = source == clap::parser::ValueSource::DefaultValue;
+        }
+        match level.subcommand() {
+            Some((_, sub)) => level = sub,
+            None => return defaulted,
+        }
+    }
+}
+
+/// The nearest `milo.toml` in `start` or one of its parents, as a path relative to `start`
+/// (`milo.toml`, `../milo.toml`, `../../milo.toml`…), as cargo finds `Cargo.toml`.
+pub fn discover(start: &std::path::Path, name: &str) -> Option<PathBuf> {
+    let mut relative = PathBuf::new();
+    for dir in start.ancestors() {
+        if dir.join(name).is_file() {
+            return Some(relative.join(name));
+        }
+        relative.push("..");
+    }
+    None
+}

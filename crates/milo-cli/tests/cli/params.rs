@@ -395,3 +395,41 @@ fn matrix_mistakes_are_located() {
         .code(2)
         .stderr_has("the value \"a,b\" cannot be part of a phase name");
 }
+
+#[test]
+fn without_f_the_nearest_milo_toml_in_a_parent_is_used() {
+    let toml = "name = \"up\"\n[[phase]]\nname = \"where\"\nrun = \"pwd\"\n[[phase]]\nname = \"bad\"\nrun = \"true\"\ndepends_on = [\"nope\"]\n";
+    let t = Test::with(toml).file("a/b/keep", "");
+    let milo = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("milo")
+            .expect("the milo binary")
+            .current_dir(t.path("a/b"))
+            .args(args)
+            .timeout(crate::util::LIMIT)
+            .output()
+            .expect("run milo");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Errors name the file found.
+    let (code, _, err) = milo(&["check"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--> ../../milo.toml:8:15"), "{err}");
+    // Phases run in the file's directory.
+    let fixed = toml.replace("depends_on = [\"nope\"]\n", "");
+    std::fs::write(t.path("milo.toml"), fixed).expect("write");
+    let (code, out, err) = milo(&["run", "--ui", "plain", "--no-history"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let dir = t.dir().canonicalize().expect("canonical");
+    assert!(
+        out.contains(&format!("│ {}", dir.display())) || out.contains(&format!("│ {}", t.dir().display())),
+        "{out}"
+    );
+    // `-f` is taken as given.
+    let (code, _, err) = milo(&["check", "-f", "milo.toml"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no pipeline file at `milo.toml`"), "{err}");
+}
