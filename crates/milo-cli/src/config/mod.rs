@@ -88,6 +88,9 @@
 //! selector matching none is an error); [`PipelineFile::select`] resolves `--only` the same
 //! way. `[defaults]` cannot use `matrix`.
 //!
+//! Without `-f`, the `milo` command reads the nearest `milo.toml` of the current directory
+//! and its parents (`crate::cli::discover`), named relatively (`../milo.toml`).
+//!
 //! The loader reports every mistake it can see cheaply (types, unknown keys, missing keys,
 //! duplicate phase names, dependencies on names that are not phases, control characters in
 //! names and descriptions, NUL characters in commands, paths and environment values) as a
