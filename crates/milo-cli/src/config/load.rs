@@ -37,6 +37,8 @@ const TOP_KEYS: &[&str] = &[
     "cache_max_size",
     "defaults",
     "params",
+    "env",
+    "env_file",
     "phase",
 ];
 const PIPELINE_KEYS: &[&str] = &[
@@ -59,6 +61,7 @@ const PHASE_KEYS: &[&str] = &[
     "timeout",
     "cwd",
     "env",
+    "env_file",
     "policy",
     "sources",
     "outputs",
@@ -84,6 +87,7 @@ const DEFAULTS_KEYS: &[&str] = &[
     "timeout",
     "cwd",
     "env",
+    "env_file",
     "policy",
     "sources",
     "outputs",
@@ -126,6 +130,7 @@ pub(super) fn parse(src: SourceFile<'_>, dir: &Path, inputs: &ParamInputs) -> Re
         jinja: templates::environment(),
         vars: RefCell::new(templates::Vars::default()),
         broken: RefCell::new(Vec::new()),
+        pipeline_env: RefCell::new(BTreeMap::new()),
     };
     let loaded = cx.pipeline(root.get_ref());
     let mut errors = cx.errors.into_inner();
@@ -193,6 +198,8 @@ struct Settings {
     timeout: Option<Option<Duration>>,
     cwd: Option<PathBuf>,
     env: BTreeMap<String, String>,
+    /// The variables of `env_file`.
+    env_file: Option<BTreeMap<String, String>>,
     on_fail: Option<OnFail>,
     max_retries: Option<u32>,
     retry_delay: Option<Duration>,
@@ -218,6 +225,8 @@ struct Cx<'a> {
     vars: RefCell<templates::Vars>,
     /// Matrix phases whose matrix is wrong: their dependents are not reported as well.
     broken: RefCell<Vec<String>>,
+    /// The pipeline's `env_file` and `env`, under every phase's own.
+    pipeline_env: RefCell<BTreeMap<String, String>>,
 }
 
 impl Cx<'_> {
@@ -243,6 +252,7 @@ impl Cx<'_> {
         let mut secrets = Vec::new();
         let mut secret_patterns = None;
         let mut defaults_value = None;
+        let mut top_env = Settings::default();
         let mut params_value = None;
         let mut phase_value = None;
         let mut misspelled = Vec::new();
@@ -272,6 +282,9 @@ impl Cx<'_> {
                     // Read after the parameters, which their templates use.
                     "defaults" => defaults_value = Some(value),
                     "params" => params_value = Some((key, value)),
+                    "env" | "env_file" => {
+                        self.setting(key, value, Scope::Top, &mut top_env)?;
+                    }
                     "phase" => phase_value = Some(value),
                     _ => {
                         // `[[phases]]` means `[[phase]]`: one mistake, not also "no phases".
@@ -285,6 +298,11 @@ impl Cx<'_> {
         }
         let params = self.params(params_value);
         self.vars.borrow_mut().params = params.clone();
+        {
+            let mut env = top_env.env_file.take().unwrap_or_default();
+            env.extend(std::mem::take(&mut top_env.env));
+            *self.pipeline_env.borrow_mut() = env;
+        }
         let defaults = match defaults_value {
             Some(value) => match self.table("defaults", Scope::Top, value, "a table: `[defaults]`") {
                 Ok(table) => self.settings_table(table, Scope::Defaults),
@@ -523,6 +541,9 @@ impl Cx<'_> {
                 values: combo.clone(),
             });
         }
+        let mut env = self.pipeline_env.borrow().clone();
+        env.extend(std::mem::take(&mut phase.env));
+        phase.env = env;
         self.export(&mut phase);
         let places = PhasePlaces {
             header,
@@ -710,6 +731,7 @@ impl Cx<'_> {
                     }
                 }
             }
+            "env_file" => s.env_file = Some(self.env_file(scope, value)?),
             "sources" => s.sources = Some(self.paths("sources", scope, value, true)?),
             "outputs" => s.outputs = Some(self.paths("outputs", scope, value, false)?),
             "env_inputs" => {
@@ -1177,7 +1199,9 @@ fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> (Option<Sp
     phase.max_logs = own.max_logs.or(d.max_logs).unwrap_or(phase.max_logs);
     phase.timeout = own.timeout.or(d.timeout).unwrap_or(phase.timeout);
     phase.cwd = own.cwd.or_else(|| d.cwd.clone());
-    phase.env = d.env.clone();
+    // Lowest first: the `env_file` (the phase's, else `[defaults]`'), then `env`.
+    phase.env = own.env_file.or_else(|| d.env_file.clone()).unwrap_or_default();
+    phase.env.extend(d.env.clone());
     phase.env.extend(own.env);
     phase.sources = own.sources.or_else(|| d.sources.clone()).unwrap_or_default();
     phase.outputs = own.outputs.or_else(|| d.outputs.clone()).unwrap_or_default();

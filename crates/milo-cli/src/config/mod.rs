@@ -88,6 +88,13 @@
 //! selector matching none is an error); [`PipelineFile::select`] resolves `--only` the same
 //! way. `[defaults]` cannot use `matrix`.
 //!
+//! Env files: `env_file = ".env"` (or `{ path = ".env", required = false }`) at the top level,
+//! in `[defaults]` or in a phase, read with dotenvy relative to [`PipelineFile::dir`] when the
+//! file is loaded; a top-level `env` table too. A phase's [`PhaseDef::env`] holds, lowest
+//! first: the pipeline's `env_file`, the pipeline's `env`, the phase's `env_file` (else
+//! `[defaults]`'), `[defaults]`' `env`, the phase's `env` — then `MILO_PARAM_*` and
+//! `MILO_MATRIX_*` where not set.
+//!
 //! Without `-f`, the `milo` command reads the nearest `milo.toml` of the current directory
 //! and its parents (`crate::cli::discover`), named relatively (`../milo.toml`).
 //!

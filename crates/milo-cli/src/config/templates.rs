@@ -514,6 +514,105 @@ impl Cx<'_> {
         }
     }
 
+    // ---- env files ----
+
+    /// `env_file = ".env"` or `env_file = { path = ".env", required = false }`: the file's
+    /// variables (read with dotenvy, relative to the pipeline file's directory); a missing file
+    /// is an error unless `required = false`.
+    pub(super) fn env_file(
+        &self,
+        scope: Scope<'_>,
+        value: &Value<'_>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let (path_value, required) = match value.get_ref() {
+            DeValue::String(_) => (value, true),
+            DeValue::Table(t) => {
+                let mut path = None;
+                let mut required = true;
+                for (k, v) in in_file_order(t) {
+                    match k.get_ref().as_ref() {
+                        "path" => path = Some(v),
+                        "required" => required = self.boolean("env_file.required", scope, v)?,
+                        other => {
+                            return Err(self
+                                .src
+                                .error(
+                                    ErrorKind::UnknownKey,
+                                    k.span(),
+                                    format!("unknown key `{}` in `env_file`{}", shown(other), scope.suffix()),
+                                )
+                                .help_line("the keys of `env_file` are `path` and `required`"));
+                        }
+                    }
+                }
+                let Some(path) = path else {
+                    return Err(self
+                        .src
+                        .error(
+                            ErrorKind::MissingKey,
+                            value.span(),
+                            format!("`env_file`{} has no `path`", scope.suffix()),
+                        )
+                        .help_line("write `env_file = { path = \".env\", required = false }`"));
+                };
+                (path, required)
+            }
+            _ => {
+                return Err(self.wrong_type(
+                    "env_file",
+                    scope,
+                    value,
+                    "a path or `{ path = \".env\", required = false }`",
+                ));
+            }
+        };
+        let text = self.non_empty_string("env_file", scope, path_value)?;
+        let text = self.render("env_file", scope, path_value, text)?;
+        let text = self.no_nul("env_file", scope, path_value, text)?;
+        let path = self.dir.join(&text);
+        let iter = match dotenvy::from_path_iter(&path) {
+            Ok(iter) => iter,
+            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(BTreeMap::new());
+            }
+            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self
+                    .invalid(
+                        path_value,
+                        format!("`env_file`{}: there is no file `{}`", scope.suffix(), path.display()),
+                    )
+                    .help_line(format!(
+                        "create it, or make it optional: `env_file = {{ path = \"{text}\", required = false }}`"
+                    )));
+            }
+            Err(e) => {
+                return Err(self.invalid(
+                    path_value,
+                    format!("`env_file`{}: cannot read `{}`: {e}", scope.suffix(), path.display()),
+                ));
+            }
+        };
+        let mut vars = BTreeMap::new();
+        for item in iter {
+            match item {
+                Ok((k, v)) => {
+                    vars.insert(k, v);
+                }
+                Err(e) => {
+                    return Err(self.invalid(
+                        path_value,
+                        format!(
+                            "`env_file`{}: `{}` is not a valid env file: {e}",
+                            scope.suffix(),
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(vars)
+    }
+
     // ---- matrices ----
 
     /// The combinations of a phase's `matrix`, `matrix_exclude` and `matrix_include`; `None`

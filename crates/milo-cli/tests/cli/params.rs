@@ -433,3 +433,42 @@ fn without_f_the_nearest_milo_toml_in_a_parent_is_used() {
     assert_eq!(code, Some(2));
     assert!(err.contains("no pipeline file at `milo.toml`"), "{err}");
 }
+
+#[test]
+fn env_files_and_the_pipeline_env_in_order_of_precedence() {
+    let toml = r#"name = "e"
+env_file = ".env"
+env = { B = "pipeline-env", API_TOKEN = "hunter22" }
+
+[[phase]]
+name = "show"
+env_file = { path = "phase.env", required = false }
+env = { D = "phase-env" }
+run = "echo A=$A B=$B C=$C D=$D T=$API_TOKEN"
+"#;
+    let t = Test::with(toml)
+        .file(
+            ".env",
+            "A=pipeline-file\nB=pipeline-file\nC=pipeline-file\n# a comment\n",
+        )
+        .file("phase.env", "C=phase-file\nD=phase-file\n");
+    run(t, &[])
+        .code(0)
+        .stdout_has("A=pipeline-file B=pipeline-env C=phase-file D=phase-env T=***");
+    // An optional file may be missing; a required one may not.
+    let t = Test::with(toml).file(".env", "A=1\n");
+    run(t, &[]).code(0).stdout_has("A=1 B=pipeline-env C= D=phase-env");
+    Test::with(toml)
+        .args(["check"])
+        .run()
+        .code(2)
+        .stderr_has("`env_file`: there is no file")
+        .stderr_has("--> milo.toml:2:12")
+        .stderr_has("required = false");
+    Test::with(toml)
+        .file(".env", "A='unterminated\n")
+        .args(["check"])
+        .run()
+        .code(2)
+        .stderr_has("is not a valid env file");
+}
