@@ -467,8 +467,23 @@ impl Cx<'_> {
                 match key.get_ref().as_ref() {
                     "name" | "matrix" | "matrix_include" | "matrix_exclude" => {}
                     "run" => {
-                        let command = self.non_empty_string("run", scope, value)?;
-                        let command = self.render("run", scope, value, command)?;
+                        let command = match value.get_ref() {
+                            DeValue::Array(items) if !items.is_empty() => {
+                                let mut commands = Vec::with_capacity(items.len());
+                                for item in items.iter() {
+                                    let c = self.non_empty_string("run", scope, item)?;
+                                    commands.push(self.render("run", scope, item, c)?);
+                                }
+                                join_commands(&commands)
+                            }
+                            DeValue::Array(_) => {
+                                return Err(self.invalid(value, format!("`run`{} must not be empty", scope.suffix())));
+                            }
+                            _ => {
+                                let command = self.non_empty_string("run", scope, value)?;
+                                self.render("run", scope, value, command)?
+                            }
+                        };
                         if command.trim().is_empty() {
                             return Err(self.invalid(value, format!("`run`{} is empty once rendered", scope.suffix())));
                         }
@@ -1231,6 +1246,26 @@ fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> (Option<Sp
         retry_backoff: own.retry_backoff.or(d.retry_backoff).unwrap_or(base.retry_backoff),
     };
     (weight.map(|(_, span)| span), spans)
+}
+
+/// A `run` list as one script that runs the commands in order and stops at the first that
+/// fails, with its exit status: each command in a `{ …\n}` group (so that a trailing comment or
+/// a `;` list stays inside it) followed by `|| exit $?`, the last one as it is.
+pub(crate) fn join_commands(commands: &[String]) -> String {
+    match commands {
+        [one] => one.clone(),
+        _ => {
+            let mut script = String::new();
+            for (i, c) in commands.iter().enumerate() {
+                if i + 1 == commands.len() {
+                    script.push_str(c);
+                } else {
+                    script.push_str(&format!("{{ {}\n}} || exit $?\n", c.trim_end_matches('\n')));
+                }
+            }
+            script
+        }
+    }
 }
 
 /// The table's entries in the order they are written.

@@ -88,6 +88,9 @@
 //! selector matching none is an error); [`PipelineFile::select`] resolves `--only` the same
 //! way. `[defaults]` cannot use `matrix`.
 //!
+//! `run` may be a list of commands: one script that runs them in order and stops at the first
+//! failure (each but the last as `{ COMMAND\n} || exit $?`).
+//!
 //! Env files: `env_file = ".env"` (or `{ path = ".env", required = false }`) at the top level,
 //! in `[defaults]` or in a phase, read with dotenvy relative to [`PipelineFile::dir`] when the
 //! file is loaded; a top-level `env` table too. A phase's [`PhaseDef::env`] holds, lowest

@@ -472,3 +472,31 @@ run = "echo A=$A B=$B C=$C D=$D T=$API_TOKEN"
         .code(2)
         .stderr_has("is not a valid env file");
 }
+
+#[test]
+fn a_run_list_runs_in_order_and_stops_at_the_first_failure() {
+    let toml = r#"name = "l"
+[params.who]
+default = "world"
+[[phase]]
+name = "steps"
+run = ["echo one # a comment", "echo two; false", "echo never"]
+[[phase]]
+name = "ok"
+run = ["echo a", "echo hello {{ params.who }}"]
+"#;
+    let r = run(Test::with(toml), &["--only", "ok"]);
+    r.code(0).stdout_has("│ a").stdout_has("│ hello world");
+    let r = run(Test::with(toml), &["--only", "steps"]);
+    r.code(1)
+        .stdout_has("│ one")
+        .stdout_has("│ two")
+        .stdout_has("command exited with status 1")
+        .stdout_lacks("│ never");
+    Test::with(&toml.replace("[\"echo a\", ", "[1, "))
+        .args(["check"])
+        .run()
+        .code(2)
+        .stderr_has("`run` in phase `ok` must be a string")
+        .stderr_has("milo.toml:9:8");
+}
