@@ -105,25 +105,49 @@ fn wildcard(pattern: &str, name: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-/// An error unless `file` has a phase `name`: "there is no phase `tst` … did you mean `test`?"
-pub fn check_phase_name(file: &PipelineFile, name: &str) -> Result<(), CliError> {
-    if file.phases.iter().any(|p| p.name == name) {
-        return Ok(());
+/// The phases `name` selects (see [`PipelineFile::select`]); an error if none: "there is no
+/// phase `tst` … did you mean `test`?"
+pub fn check_phase_name<'a>(file: &'a PipelineFile, name: &str) -> Result<Vec<&'a str>, CliError> {
+    let selected = file.select(name);
+    if !selected.is_empty() {
+        return Ok(selected);
     }
-    let closest = file
-        .phases
+    // Matrix phases are offered by their own names, not each instance.
+    let mut names: Vec<&str> = Vec::new();
+    for p in &file.phases {
+        let n = p.matrix.as_ref().map_or(p.name.as_str(), |c| c.phase.as_str());
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    if crate::config::matrix::Selector::parse(name).is_some_and(|s| names.contains(&s.base)) {
+        return Err(CliError::usage(
+            format!(
+                "`{name}` matches no instance of a matrix phase in {}",
+                file.path.display()
+            ),
+            Some(format!(
+                "its instances: {}",
+                file.phases
+                    .iter()
+                    .filter(|p| p
+                        .matrix
+                        .as_ref()
+                        .is_some_and(|c| name.starts_with(&format!("{}[", c.phase))))
+                    .map(|p| format!("`{}`", p.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ));
+    }
+    let closest = names
         .iter()
-        .map(|p| (strsim::levenshtein(&p.name, name), p.name.as_str()))
+        .map(|n| (strsim::levenshtein(n, name), *n))
         .min()
         .filter(|(d, _)| *d <= 3)
         .map(|(_, n)| format!("did you mean `{n}`? "))
         .unwrap_or_default();
-    let all = file
-        .phases
-        .iter()
-        .map(|p| format!("`{}`", p.name))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let all = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
     Err(CliError::usage(
         format!("there is no phase `{name}` in {}", file.path.display()),
         Some(format!("{closest}phases: {all}")),
@@ -139,10 +163,7 @@ fn select<'a>(file: &'a PipelineFile, only: &[String]) -> Result<Option<BTreeSet
     let mut selected = BTreeSet::new();
     let mut todo: Vec<&str> = Vec::new();
     for name in only {
-        check_phase_name(file, name)?;
-        if let Some((k, _)) = by_name.get_key_value(name.as_str()) {
-            todo.push(k);
-        }
+        todo.extend(check_phase_name(file, name)?);
     }
     while let Some(name) = todo.pop() {
         if selected.insert(name)

@@ -39,6 +39,8 @@ Examples:
   milo run
   milo run -f build.toml --jobs 4 --fail-fast
   milo run test                 `test` and what it depends on (also: --only test)
+  milo run -p target=release -p pythons=3.12,3.13
+  milo run 'test[python=3.12,*]'   some instances of the matrix phase `test`
   milo run deploy --dry-run
   milo run --ui json | jq -c 'select(.type == \"@@PHASE_FAILED\")'
   milo run --timeline run.json
@@ -53,8 +55,12 @@ Exit status: 0 completed (skipped phases included), 1 failed, 2 usage or definit
     #[command(after_help = "Examples:\n  milo phases\n  milo phases --json | jq '.[].name'")]
     Phases(ListArgs),
     /// Validate the pipeline file without running anything (exit 0 if valid, 2 if not).
-    #[command(after_help = "Examples:\n  milo check\n  milo check -f ci.toml")]
-    Check(FileArg),
+    #[command(after_help = "Examples:\n  milo check\n  milo check -f ci.toml\n  milo check -p target=release")]
+    Check(CheckArgs),
+    /// List the pipeline's parameters: type, default, choices, help, and the value a run
+    /// would get (from -p, MILO_PARAM_NAME or the default).
+    #[command(after_help = "Examples:\n  milo params\n  milo params --json -p target=release")]
+    Params(ListArgs),
     /// Print the dependency graph as Graphviz dot or Mermaid.
     #[command(after_help = "Examples:\n  milo graph | dot -Tsvg > graph.svg\n  milo graph --format mermaid")]
     Graph(GraphArgs),
@@ -137,6 +143,23 @@ fn parse_size_arg(s: &str) -> Result<u64, String> {
         .map_err(|why| format!("`{s}` {why}: write bytes or a size with a unit such as 2GiB or 500MB"))
 }
 
+/// `-p NAME=VALUE`: parameter values.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ParamArgs {
+    /// Set parameter NAME to VALUE (repeatable; over MILO_PARAM_NAME and the file's default;
+    /// a list is comma-separated: -p pythons=3.11,3.12).
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub params: ParamArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct FileArg {
     /// The pipeline file.
@@ -148,6 +171,8 @@ pub struct FileArg {
 pub struct McpArgs {
     #[command(flatten)]
     pub file: FileArg,
+    #[command(flatten)]
+    pub params: ParamArgs,
     #[command(flatten)]
     pub db: DbArg,
     /// Don't record the runs started through MCP in the run history.
@@ -292,6 +317,8 @@ pub struct LogsArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub file: FileArg,
+    #[command(flatten)]
+    pub params: ParamArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -309,6 +336,8 @@ pub enum GraphFormat {
 pub struct GraphArgs {
     #[command(flatten)]
     pub file: FileArg,
+    #[command(flatten)]
+    pub params: ParamArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     pub format: GraphFormat,
@@ -332,6 +361,11 @@ pub enum Ui {
 pub struct RunArgs {
     #[command(flatten)]
     pub file: FileArg,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// List the pipeline's parameters (as `milo params` does) and run nothing.
+    #[arg(long)]
+    pub help_params: bool,
     /// Run at most N parallel phases at once (default: from the file, else available parallelism).
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
@@ -505,4 +539,57 @@ fn parse_origin(s: &str) -> Result<String, String> {
 /// prints `milo 0.1.0`, not clap's `milo-run 0.1.0`.
 pub fn branded(command: clap::Command) -> clap::Command {
     command.mut_subcommands(|sub| branded(sub.display_name("milo")))
+}
+
+impl Command {
+    /// The pipeline file argument of the command, if it reads one (`init` writes its file, so
+    /// it is not given here).
+    pub fn pipeline_file_mut(&mut self) -> Option<&mut FileArg> {
+        Some(match self {
+            Command::Run(a) => &mut a.file,
+            Command::Order(a) | Command::Phases(a) | Command::Params(a) => &mut a.file,
+            Command::Check(a) => &mut a.file,
+            Command::Graph(a) => &mut a.file,
+            Command::History(a) => match &mut a.command {
+                Some(HistoryCommand::Prune(p)) => &mut p.file,
+                None => &mut a.file,
+            },
+            Command::Show(a) | Command::Replay(a) => &mut a.file,
+            Command::Logs(a) => &mut a.file,
+            Command::Report(a) => &mut a.file,
+            Command::Mcp(a) => &mut a.file,
+            Command::Cache(a) => &mut a.file,
+            Command::Init(_) | Command::Completions { .. } => return None,
+        })
+    }
+}
+
+/// Whether `-f` was left at its default in `matches` (at the deepest level that has it).
+pub fn file_defaulted(matches: &clap::ArgMatches) -> bool {
+    let mut level = matches;
+    let mut defaulted = false;
+    loop {
+        if level.ids().any(|id| id.as_str() == "file")
+            && let Some(source) = level.value_source("file")
+        {
+            defaulted = source == clap::parser::ValueSource::DefaultValue;
+        }
+        match level.subcommand() {
+            Some((_, sub)) => level = sub,
+            None => return defaulted,
+        }
+    }
+}
+
+/// The nearest `milo.toml` in `start` or one of its parents, as a path relative to `start`
+/// (`milo.toml`, `../milo.toml`, `../../milo.toml`…), as cargo finds `Cargo.toml`.
+pub fn discover(start: &std::path::Path, name: &str) -> Option<PathBuf> {
+    let mut relative = PathBuf::new();
+    for dir in start.ancestors() {
+        if dir.join(name).is_file() {
+            return Some(relative.join(name));
+        }
+        relative.push("..");
+    }
+    None
 }

@@ -52,10 +52,15 @@ pub fn open(file: &PipelineFile, pipeline: &Pipeline, flags: &Flags) -> Result<O
     } else if flags.force.is_empty() {
         Force::None
     } else {
+        let mut names = BTreeSet::new();
         for name in &flags.force {
-            crate::build::check_phase_name(file, name)?;
+            names.extend(
+                crate::build::check_phase_name(file, name)?
+                    .into_iter()
+                    .map(str::to_owned),
+            );
         }
-        Force::Phases(flags.force.iter().cloned().collect::<BTreeSet<_>>())
+        Force::Phases(names)
     };
     let selected: BTreeSet<&str> = pipeline.def().phases.iter().map(|p| &*p.name).collect();
     let specs = file

@@ -25,10 +25,19 @@ use clap::{CommandFactory, FromArgMatches};
 pub fn main() -> ExitCode {
     memory::configure_allocator();
     let matches = cli::branded(cli::Cli::command()).get_matches();
-    let cli = match cli::Cli::from_arg_matches(&matches) {
+    let mut cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // Without `-f`, the nearest milo.toml in this directory or a parent, as cargo does.
+    if cli::file_defaulted(&matches)
+        && let Some(arg) = cli.command.pipeline_file_mut()
+        && !arg.file.is_file()
+        && let Ok(cwd) = std::env::current_dir()
+        && let Some(found) = cli::discover(&cwd, config::DEFAULT_FILE)
+    {
+        arg.file = found;
+    }
     let tui = matches!(&cli.command, cli::Command::Run(r) if r.ui == cli::Ui::Tui);
     if !tui {
         init_logging();

@@ -20,6 +20,8 @@ mod incremental;
 mod inspect;
 #[path = "cli/json.rs"]
 mod json;
+#[path = "cli/params.rs"]
+mod params;
 #[path = "cli/policy.rs"]
 mod policy;
 #[path = "cli/progress.rs"]

@@ -8,17 +8,24 @@ use serde_json::json;
 
 use super::{plural, print_warnings, write_stdout};
 use crate::build;
-use crate::cli::{FileArg, GraphArgs, GraphFormat, ListArgs};
+use crate::cli::{CheckArgs, FileArg, GraphArgs, GraphFormat, ListArgs, ParamArgs};
 use crate::config;
 use crate::error::CliError;
 
-fn load(file: &FileArg) -> Result<Pipeline, CliError> {
-    let f = config::load(&file.file)?;
+/// The file with the values of `-p` and `MILO_PARAM_*`; a required parameter without one is
+/// not an error (these commands run nothing).
+pub(super) fn load_file(file: &FileArg, params: &ParamArgs) -> Result<config::PipelineFile, CliError> {
+    let inputs = config::ParamInputs::new(params.params.clone(), false);
+    Ok(config::load_with(&file.file, &inputs)?)
+}
+
+fn load(file: &FileArg, params: &ParamArgs) -> Result<Pipeline, CliError> {
+    let f = load_file(file, params)?;
     build::pipeline(&f, &[])
 }
 
 pub fn order(args: &ListArgs) -> Result<u8, CliError> {
-    let p = load(&args.file)?;
+    let p = load(&args.file, &args.params)?;
     let order = p.execution_order();
     let text = if args.json {
         json!(order).to_string() + "\n"
@@ -43,7 +50,7 @@ fn policy_text(info: &PhaseInfo) -> String {
 }
 
 pub fn phases(args: &ListArgs) -> Result<u8, CliError> {
-    let f = config::load(&args.file.file)?;
+    let f = load_file(&args.file, &args.params)?;
     let p = build::pipeline(&f, &[])?;
     let def = p.def();
     let by_name: std::collections::HashMap<&str, &config::PhaseDef> =
@@ -61,11 +68,21 @@ pub fn phases(args: &ListArgs) -> Result<u8, CliError> {
                 obj.insert("outputs".into(), json!(d.outputs));
                 obj.insert("env_inputs".into(), json!(d.env_inputs));
                 obj.insert("cache".into(), json!(d.cache));
+                if let Some(cell) = &d.matrix {
+                    let values: serde_json::Map<String, serde_json::Value> =
+                        cell.values.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+                    obj.insert("matrix".into(), json!({ "phase": cell.phase, "values": values }));
+                }
             }
             list.push(v);
         }
         text = serde_json::to_string_pretty(&list).map_err(|e| CliError::Internal(e.to_string()))? + "\n";
     } else {
+        if !f.params.is_empty() {
+            text.push_str("parameters:\n");
+            text.push_str(&super::params::table(&f.params, "  "));
+            text.push('\n');
+        }
         for i in &def.phases {
             let deps = if i.depends_on.is_empty() {
                 "-".to_owned()
@@ -105,10 +122,11 @@ pub fn phases(args: &ListArgs) -> Result<u8, CliError> {
 
 /// `milo check`: the file's warnings on stderr, then (on stdout) that it is valid, with a
 /// note when phases that could run at the same time will run one at a time.
-pub fn check(args: &FileArg) -> Result<u8, CliError> {
-    let f = config::load(&args.file)?;
+pub fn check(args: &CheckArgs) -> Result<u8, CliError> {
+    let f = load_file(&args.file, &args.params)?;
     let p = build::pipeline(&f, &[])?;
     print_warnings(&f);
+    let args = &args.file;
     let parallel = p.def().phases.iter().filter(|i| i.parallel).count();
     let mut msg = format!(
         "{}: pipeline `{}` is valid: {} ({parallel} parallel), {}\n",
@@ -119,6 +137,14 @@ pub fn check(args: &FileArg) -> Result<u8, CliError> {
     );
     if let Some(note) = one_at_a_time(&p) {
         msg.push_str(&note);
+    }
+    for param in f.missing_params() {
+        let _ = writeln!(
+            msg,
+            "note: parameter `{0}` is required and has no value: checked with the placeholder `<{0}>`; a run needs `-p {0}=VALUE` (or {1})",
+            param.name,
+            param.env_name()
+        );
     }
     write_stdout(msg.as_bytes())?;
     Ok(0)
@@ -160,7 +186,7 @@ fn one_at_a_time(p: &Pipeline) -> Option<String> {
 }
 
 pub fn graph(args: &GraphArgs) -> Result<u8, CliError> {
-    let p = load(&args.file)?;
+    let p = load(&args.file, &args.params)?;
     let text = match args.format {
         GraphFormat::Dot => dot(&p),
         GraphFormat::Mermaid => mermaid(&p),

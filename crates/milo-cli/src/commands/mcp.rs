@@ -13,7 +13,10 @@ use crate::{build, config, signals};
 const INTERRUPTED: u8 = 130;
 
 pub fn serve(args: &McpArgs) -> Result<u8, CliError> {
-    let file = config::load(&args.file.file)?;
+    let file = config::load_with(
+        &args.file.file,
+        &config::ParamInputs::new(args.params.params.clone(), true),
+    )?;
     let pipeline = build::pipeline(&file, &[])?;
     drop(file);
     let history = if args.no_history {

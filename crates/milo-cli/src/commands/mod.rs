@@ -5,6 +5,7 @@ mod history;
 mod init;
 mod inspect;
 mod mcp;
+mod params;
 mod run;
 
 use std::io::{IsTerminal, Write};
@@ -21,6 +22,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Order(args) => inspect::order(&args),
         Command::Phases(args) => inspect::phases(&args),
         Command::Check(args) => inspect::check(&args),
+        Command::Params(args) => params::params(&args),
         Command::Graph(args) => inspect::graph(&args),
         Command::Init(args) => init::init(&args),
         Command::Mcp(args) => contained(|| mcp::serve(&args)),

@@ -20,7 +20,20 @@ use crate::views::progress::ProgressView;
 use crate::{build, color, config, incremental, signals};
 
 pub fn run(args: RunArgs) -> Result<u8, CliError> {
-    let file = config::load(&args.file.file)?;
+    if args.help_params {
+        return super::params::params(&crate::cli::ListArgs {
+            file: crate::cli::FileArg {
+                file: args.file.file.clone(),
+            },
+            params: args.params.clone(),
+            json: false,
+        });
+    }
+    let file = config::load_with(
+        &args.file.file,
+        &config::ParamInputs::new(args.params.params.clone(), true),
+    )?;
+    let params_line = super::params::line(&file);
     // `milo run test` is `milo run --only test`.
     let only: Vec<String> = args.only.iter().chain(&args.targets).cloned().collect();
     let mut pipeline = build::pipeline(&file, &only)?;
@@ -64,7 +77,12 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
             (Some(cache), true) => Some(incremental::explain_dry_run(&pipeline, cache)),
             _ => None,
         };
-        write_stdout(dry_run(&pipeline, why.as_deref()).as_bytes())?;
+        let mut text = dry_run(&pipeline, why.as_deref());
+        if let Some(line) = params_line {
+            let at = text.find('\n').map_or(text.len(), |i| i + 1);
+            text.insert_str(at, &format!("parameters: {line}\n"));
+        }
+        write_stdout(text.as_bytes())?;
         return Ok(0);
     }
     let ui = match args.ui {

@@ -52,6 +52,9 @@ pub enum ErrorKind {
     DuplicatePhase,
     /// A phase depends on a name that is not a phase.
     UnknownDependency,
+    /// A parameter value that is unknown, of the wrong type, not among the choices, or
+    /// missing (`-p NAME=VALUE`, `MILO_PARAM_NAME`).
+    Param,
     /// A [`milo::pipeline::PipelineError`] found by the core, pointed at its place in the file.
     Pipeline,
 }

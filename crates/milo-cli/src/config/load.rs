@@ -14,7 +14,13 @@ use toml::de::{DeTable, DeValue};
 
 use super::duration::{self, DurationError};
 use super::error::{ConfigError, ErrorKind, SourceFile};
-use super::{PhaseDef, PhasePlaces};
+use super::matrix::Combo;
+use super::params::{Param, ParamInputs};
+use super::{MatrixCell, PhaseDef, PhasePlaces};
+
+/// Parameters, templates and matrices: more `impl Cx`.
+#[path = "templates.rs"]
+mod templates;
 
 type Key<'i> = Spanned<Cow<'i, str>>;
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -30,6 +36,9 @@ const TOP_KEYS: &[&str] = &[
     "max_result_size",
     "cache_max_size",
     "defaults",
+    "params",
+    "env",
+    "env_file",
     "phase",
 ];
 const PIPELINE_KEYS: &[&str] = &[
@@ -52,13 +61,24 @@ const PHASE_KEYS: &[&str] = &[
     "timeout",
     "cwd",
     "env",
+    "env_file",
     "policy",
     "sources",
     "outputs",
     "env_inputs",
     "cache",
+    "matrix",
+    "matrix_include",
+    "matrix_exclude",
 ];
-const PHASE_ONLY_KEYS: &[&str] = &["name", "run", "depends_on"];
+const PHASE_ONLY_KEYS: &[&str] = &[
+    "name",
+    "run",
+    "depends_on",
+    "matrix",
+    "matrix_include",
+    "matrix_exclude",
+];
 const DEFAULTS_KEYS: &[&str] = &[
     "description",
     "parallel",
@@ -67,6 +87,7 @@ const DEFAULTS_KEYS: &[&str] = &[
     "timeout",
     "cwd",
     "env",
+    "env_file",
     "policy",
     "sources",
     "outputs",
@@ -85,6 +106,7 @@ pub(super) struct Loaded {
     pub(super) secret_patterns: Option<Vec<String>>,
     pub(super) max_result_size: Option<u64>,
     pub(super) cache_max_size: Option<u64>,
+    pub(super) params: Vec<Param>,
     pub(super) phases: Vec<PhaseDef>,
     pub(super) places: Vec<PhasePlaces>,
     /// Settings that are valid but cannot do what they seem to ask for.
@@ -97,16 +119,24 @@ pub(super) struct Loaded {
 /// checked on its own, and the errors come back together, in the order they were found: keys
 /// in the order of the file, then what is missing, then the dependencies (see
 /// [`ConfigError::many`]).
-pub(super) fn parse(src: SourceFile<'_>, dir: &Path) -> Result<Loaded, ConfigError> {
+pub(super) fn parse(src: SourceFile<'_>, dir: &Path, inputs: &ParamInputs) -> Result<Loaded, ConfigError> {
     let root = DeTable::parse(src.text).map_err(|e| syntax_error(src, &e))?;
     let cx = Cx {
         src,
         dir,
         errors: RefCell::new(Vec::new()),
         warnings: RefCell::new(Vec::new()),
+        inputs,
+        jinja: templates::environment(),
+        vars: RefCell::new(templates::Vars::default()),
+        broken: RefCell::new(Vec::new()),
+        pipeline_env: RefCell::new(BTreeMap::new()),
     };
     let loaded = cx.pipeline(root.get_ref());
-    let errors = cx.errors.into_inner();
+    let mut errors = cx.errors.into_inner();
+    // A matrix phase's instances share their text: a mistake in it is reported once.
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert(e.to_string()));
     match loaded {
         Some(mut loaded) if errors.is_empty() => {
             loaded.warnings = cx.warnings.into_inner();
@@ -168,6 +198,8 @@ struct Settings {
     timeout: Option<Option<Duration>>,
     cwd: Option<PathBuf>,
     env: BTreeMap<String, String>,
+    /// The variables of `env_file`.
+    env_file: Option<BTreeMap<String, String>>,
     on_fail: Option<OnFail>,
     max_retries: Option<u32>,
     retry_delay: Option<Duration>,
@@ -185,6 +217,16 @@ struct Cx<'a> {
     /// Every error found so far.
     errors: RefCell<Vec<ConfigError>>,
     warnings: RefCell<Vec<ConfigError>>,
+    /// Where parameter values come from.
+    inputs: &'a ParamInputs,
+    /// Renders `{{ params.x }}` and `{{ matrix.x }}`.
+    jinja: minijinja::Environment<'static>,
+    /// What the templates of the phase being read see.
+    vars: RefCell<templates::Vars>,
+    /// Matrix phases whose matrix is wrong: their dependents are not reported as well.
+    broken: RefCell<Vec<String>>,
+    /// The pipeline's `env_file` and `env`, under every phase's own.
+    pipeline_env: RefCell<BTreeMap<String, String>>,
 }
 
 impl Cx<'_> {
@@ -209,7 +251,9 @@ impl Cx<'_> {
         let mut cache_max_size = None;
         let mut secrets = Vec::new();
         let mut secret_patterns = None;
-        let mut defaults = Settings::default();
+        let mut defaults_value = None;
+        let mut top_env = Settings::default();
+        let mut params_value = None;
         let mut phase_value = None;
         let mut misspelled = Vec::new();
         for (key, value) in in_file_order(root) {
@@ -235,9 +279,11 @@ impl Cx<'_> {
                         secret_patterns =
                             Some(self.names("secret_patterns", value, "`secret_patterns = [\"*TOKEN*\"]`")?)
                     }
-                    "defaults" => {
-                        let table = self.table("defaults", Scope::Top, value, "a table: `[defaults]`")?;
-                        defaults = self.settings_table(table, Scope::Defaults);
+                    // Read after the parameters, which their templates use.
+                    "defaults" => defaults_value = Some(value),
+                    "params" => params_value = Some((key, value)),
+                    "env" | "env_file" => {
+                        self.setting(key, value, Scope::Top, &mut top_env)?;
                     }
                     "phase" => phase_value = Some(value),
                     _ => {
@@ -250,6 +296,23 @@ impl Cx<'_> {
             })();
             self.keep(entry);
         }
+        let params = self.params(params_value);
+        self.vars.borrow_mut().params = params.clone();
+        {
+            let mut env = top_env.env_file.take().unwrap_or_default();
+            env.extend(std::mem::take(&mut top_env.env));
+            *self.pipeline_env.borrow_mut() = env;
+        }
+        let defaults = match defaults_value {
+            Some(value) => match self.table("defaults", Scope::Top, value, "a table: `[defaults]`") {
+                Ok(table) => self.settings_table(table, Scope::Defaults),
+                Err(e) => {
+                    self.keep::<()>(Err(e));
+                    Settings::default()
+                }
+            },
+            None => Settings::default(),
+        };
         let has_name = root.iter().any(|(k, _)| k.get_ref() == "name") || misspelled.contains(&"name");
         if name.is_none() && !has_name {
             self.errors.borrow_mut().push(
@@ -261,7 +324,8 @@ impl Cx<'_> {
         if phase_value.is_none() && misspelled.contains(&"phase") {
             return None;
         }
-        let (phases, places) = self.phases(phase_value, &defaults)?;
+        let (mut phases, mut places) = self.phases(phase_value, &defaults)?;
+        self.expand_dependencies(&mut phases, &mut places);
         self.check_names(&phases, &places);
         self.check_policies(&phases, &places);
         Some(Loaded {
@@ -273,6 +337,7 @@ impl Cx<'_> {
             secret_patterns,
             max_result_size,
             cache_max_size,
+            params,
             phases,
             places,
             warnings: Vec::new(),
@@ -316,7 +381,7 @@ impl Cx<'_> {
                 )));
                 continue;
             };
-            if let Some((phase, place)) = self.phase(table, item.span(), i + 1, defaults) {
+            for (phase, place) in self.phase(table, item.span(), i + 1, defaults) {
                 phases.push(phase);
                 places.push(place);
             }
@@ -324,14 +389,59 @@ impl Cx<'_> {
         Some((phases, places))
     }
 
-    /// One phase; `None` if it has no usable name (the errors are kept). A phase with other
-    /// mistakes is still returned, so that the phases depending on it are checked too.
+    /// One phase, or the instances of a matrix phase; none if it has no usable name (the
+    /// errors are kept).
     fn phase(
         &self,
         table: &DeTable<'_>,
         header: Span,
         number: usize,
         defaults: &Settings,
+    ) -> Vec<(PhaseDef, PhasePlaces)> {
+        let is_matrix = table
+            .iter()
+            .any(|(k, _)| matches!(k.get_ref().as_ref(), "matrix" | "matrix_include" | "matrix_exclude"));
+        if !is_matrix {
+            return self
+                .phase_instance(table, header, number, defaults, None)
+                .into_iter()
+                .collect();
+        }
+        let base = table
+            .iter()
+            .find(|(k, _)| k.get_ref() == "name")
+            .and_then(|(_, v)| match v.get_ref() {
+                DeValue::String(s) => Some(s.to_string()),
+                _ => None,
+            });
+        let scope = Scope::Phase(base.as_deref(), number);
+        let Some(combos) = self.matrix(table, scope) else {
+            if let Some(base) = base {
+                self.broken.borrow_mut().push(base);
+            }
+            // Still read once, for its other mistakes.
+            let _ = self.phase_instance(table, header, number, defaults, Some(&Vec::new()));
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(combos.len());
+        for combo in combos {
+            self.vars.borrow_mut().matrix = Some(combo.clone());
+            out.extend(self.phase_instance(table, header.clone(), number, defaults, Some(&combo)));
+        }
+        self.vars.borrow_mut().matrix = None;
+        out
+    }
+
+    /// One phase (with `combo`: one instance of a matrix phase); `None` if it has no usable
+    /// name (the errors are kept). A phase with other mistakes is still returned, so that the
+    /// phases depending on it are checked too.
+    fn phase_instance(
+        &self,
+        table: &DeTable<'_>,
+        header: Span,
+        number: usize,
+        defaults: &Settings,
+        combo: Option<&Combo>,
     ) -> Option<(PhaseDef, PhasePlaces)> {
         // The name first, so that other messages can say which phase they are about.
         let name_entry = table.iter().find(|(k, _)| k.get_ref() == "name");
@@ -355,9 +465,28 @@ impl Cx<'_> {
         for (key, value) in in_file_order(table) {
             let entry = (|| -> Result<(), ConfigError> {
                 match key.get_ref().as_ref() {
-                    "name" => {}
+                    "name" | "matrix" | "matrix_include" | "matrix_exclude" => {}
                     "run" => {
-                        let command = self.non_empty_string("run", scope, value)?;
+                        let command = match value.get_ref() {
+                            DeValue::Array(items) if !items.is_empty() => {
+                                let mut commands = Vec::with_capacity(items.len());
+                                for item in items.iter() {
+                                    let c = self.non_empty_string("run", scope, item)?;
+                                    commands.push(self.render("run", scope, item, c)?);
+                                }
+                                join_commands(&commands)
+                            }
+                            DeValue::Array(_) => {
+                                return Err(self.invalid(value, format!("`run`{} must not be empty", scope.suffix())));
+                            }
+                            _ => {
+                                let command = self.non_empty_string("run", scope, value)?;
+                                self.render("run", scope, value, command)?
+                            }
+                        };
+                        if command.trim().is_empty() {
+                            return Err(self.invalid(value, format!("`run`{} is empty once rendered", scope.suffix())));
+                        }
                         run = Some(self.no_nul("run", scope, value, command)?);
                     }
                     "depends_on" => {
@@ -413,9 +542,24 @@ impl Cx<'_> {
                 )
                 .help_line("add the command to run: `run = \"...\"`")));
         }
+        let base_name = name.clone();
+        let name = match combo {
+            Some(combo) => super::matrix::instance_name(&name, combo),
+            None => name,
+        };
         let mut phase = PhaseDef::new(name, run.unwrap_or_default());
         phase.depends_on = depends_on;
         let (weight_span, policy_spans) = merge(&mut phase, defaults, own);
+        if let Some(combo) = combo {
+            phase.matrix = Some(MatrixCell {
+                phase: base_name,
+                values: combo.clone(),
+            });
+        }
+        let mut env = self.pipeline_env.borrow().clone();
+        env.extend(std::mem::take(&mut phase.env));
+        phase.env = env;
+        self.export(&mut phase);
         let places = PhasePlaces {
             header,
             name: name_span,
@@ -447,7 +591,7 @@ impl Cx<'_> {
         let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
         for (phase, place) in phases.iter().zip(places) {
             for (dep, span) in phase.depends_on.iter().zip(&place.depends_on) {
-                if first.contains_key(dep.as_str()) {
+                if first.contains_key(dep.as_str()) || self.is_broken_dependency(dep) {
                     continue;
                 }
                 let mut message = format!(
@@ -541,7 +685,11 @@ impl Cx<'_> {
         s: &mut Settings,
     ) -> Result<bool, ConfigError> {
         match key.get_ref().as_ref() {
-            "description" => s.description = Some(self.printable_or_empty("description", scope, value)?),
+            "description" => {
+                let text = self.string("description", scope, value)?;
+                let text = self.render("description", scope, value, text)?;
+                s.description = Some(self.no_controls("description", scope, value, text)?);
+            }
             "parallel" => s.parallel = Some(self.boolean("parallel", scope, value)?),
             "weight" => {
                 let weight = self.number("weight", scope, value)?;
@@ -568,6 +716,10 @@ impl Cx<'_> {
             }
             "cwd" => {
                 let cwd = self.non_empty_string("cwd", scope, value)?;
+                let cwd = self.render("cwd", scope, value, cwd)?;
+                if cwd.trim().is_empty() {
+                    return Err(self.invalid(value, format!("`cwd`{} is empty once rendered", scope.suffix())));
+                }
                 s.cwd = Some(self.dir.join(self.no_nul("cwd", scope, value, cwd)?));
             }
             "env" => {
@@ -585,12 +737,16 @@ impl Cx<'_> {
                         )));
                         continue;
                     }
-                    let text = self.string(&key, scope, v).and_then(|t| self.no_nul(&key, scope, v, t));
+                    let text = self
+                        .string(&key, scope, v)
+                        .and_then(|t| self.render(&key, scope, v, t))
+                        .and_then(|t| self.no_nul(&key, scope, v, t));
                     if let Some(text) = self.keep(text) {
                         s.env.insert(name.to_owned(), text);
                     }
                 }
             }
+            "env_file" => s.env_file = Some(self.env_file(scope, value)?),
             "sources" => s.sources = Some(self.paths("sources", scope, value, true)?),
             "outputs" => s.outputs = Some(self.paths("outputs", scope, value, false)?),
             "env_inputs" => {
@@ -714,12 +870,6 @@ impl Cx<'_> {
         self.no_controls(key, scope, value, s)
     }
 
-    /// [`printable`](Self::printable), but may be empty (a description).
-    fn printable_or_empty(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> Result<String, ConfigError> {
-        let s = self.string(key, scope, value)?;
-        self.no_controls(key, scope, value, s)
-    }
-
     /// `s` if it has no control character (C0, DEL or C1): a name or description with one could
     /// move the cursor, ring the bell or rewrite the screen of whoever looks at the run.
     fn no_controls(&self, key: &str, scope: Scope<'_>, value: &Value<'_>, s: String) -> Result<String, ConfigError> {
@@ -790,6 +940,7 @@ impl Cx<'_> {
         let entries = self.string_list(key, scope, value, example)?;
         let mut out = Vec::with_capacity(entries.len());
         for (path, entry) in entries {
+            let path = self.render(key, scope, entry, path)?;
             let path = self.no_nul(key, scope, entry, path)?;
             let bare = path.strip_prefix('!').unwrap_or(&path);
             if bare.trim().is_empty() {
@@ -1063,7 +1214,9 @@ fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> (Option<Sp
     phase.max_logs = own.max_logs.or(d.max_logs).unwrap_or(phase.max_logs);
     phase.timeout = own.timeout.or(d.timeout).unwrap_or(phase.timeout);
     phase.cwd = own.cwd.or_else(|| d.cwd.clone());
-    phase.env = d.env.clone();
+    // Lowest first: the `env_file` (the phase's, else `[defaults]`'), then `env`.
+    phase.env = own.env_file.or_else(|| d.env_file.clone()).unwrap_or_default();
+    phase.env.extend(d.env.clone());
     phase.env.extend(own.env);
     phase.sources = own.sources.or_else(|| d.sources.clone()).unwrap_or_default();
     phase.outputs = own.outputs.or_else(|| d.outputs.clone()).unwrap_or_default();
@@ -1093,6 +1246,26 @@ fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> (Option<Sp
         retry_backoff: own.retry_backoff.or(d.retry_backoff).unwrap_or(base.retry_backoff),
     };
     (weight.map(|(_, span)| span), spans)
+}
+
+/// A `run` list as one script that runs the commands in order and stops at the first that
+/// fails, with its exit status: each command in a `{ …\n}` group (so that a trailing comment or
+/// a `;` list stays inside it) followed by `|| exit $?`, the last one as it is.
+pub(crate) fn join_commands(commands: &[String]) -> String {
+    match commands {
+        [one] => one.clone(),
+        _ => {
+            let mut script = String::new();
+            for (i, c) in commands.iter().enumerate() {
+                if i + 1 == commands.len() {
+                    script.push_str(c);
+                } else {
+                    script.push_str(&format!("{{ {}\n}} || exit $?\n", c.trim_end_matches('\n')));
+                }
+            }
+            script
+        }
+    }
 }
 
 /// The table's entries in the order they are written.

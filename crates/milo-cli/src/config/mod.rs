@@ -43,6 +43,64 @@
 //! [`DEFAULT_SECRET_PATTERNS`]; `[]` turns patterns off), from the phases' `env` and from
 //! milo's own environment, are masked as `***` in everything milo shows or records.
 //!
+//! Parameters (see [`params`]):
+//!
+//! ```toml
+//! [params.target]
+//! type = "string"                 # string | int | float | bool | list (default "string")
+//! default = "debug"
+//! choices = ["debug", "release"]
+//! help = "Build profile"
+//!
+//! [params.version]
+//! required = true                 # a parameter needs a `default` or `required = true`
+//! ```
+//!
+//! A parameter's value is `-p NAME=VALUE` (given in [`ParamInputs::cli`]), else
+//! `MILO_PARAM_<NAME>` of the environment, else its `default`; a `list` is comma-separated
+//! there. An unknown `-p` name, a value of the wrong type or outside `choices`, and (when
+//! [`ParamInputs::require_all`]) a required parameter without a value are located
+//! [`ErrorKind::Param`] errors. The values are in [`PipelineFile::params`] and
+//! [`resolved_params`], and every phase's `env` gets `MILO_PARAM_<NAME>` (upper-cased, a list
+//! comma-joined; the phase's own `env` wins), so the cache key follows them.
+//!
+//! Templates: `run`, `cwd`, `env` values, `sources`, `outputs` and `description` (of phases and
+//! `[defaults]`) are minijinja templates rendered at load time with `params` and, in a matrix
+//! phase, `matrix`; an undefined variable is an error naming the phase, the key and the
+//! variable (strict undefined mode). Only `{{ … }}` and `{% … %}` are template syntax (the
+//! comment syntax is moved out of the way of the shell's `${#x}`); a literal `{{` is written
+//! `{{ "{{" }}`. A string without `{{` or `{%` is taken as it is.
+//!
+//! Matrix phases (see [`matrix`]):
+//!
+//! ```toml
+//! [[phase]]
+//! name = "test"
+//! run = "pytest --python {{ matrix.python }} -m {{ matrix.suite }}"
+//! matrix = { python = ["3.11", "3.12"], suite = ["unit", "integration"] }  # or "{{ params.pythons }}"
+//! matrix_exclude = [{ python = "3.11", suite = "integration" }]
+//! matrix_include = [{ python = "3.14", suite = "unit" }]
+//! ```
+//!
+//! expand into one [`PhaseDef`] per combination, named `test[python=3.12,suite=unit]` (keys in
+//! the order written), with [`PhaseDef::matrix`] set and `MILO_MATRIX_<KEY>` in its `env`.
+//! `depends_on = ["test"]` means every instance, `"test[python=3.12,*]"` the matching ones (a
+//! selector matching none is an error); [`PipelineFile::select`] resolves `--only` the same
+//! way. `[defaults]` cannot use `matrix`.
+//!
+//! `run` may be a list of commands: one script that runs them in order and stops at the first
+//! failure (each but the last as `{ COMMAND\n} || exit $?`).
+//!
+//! Env files: `env_file = ".env"` (or `{ path = ".env", required = false }`) at the top level,
+//! in `[defaults]` or in a phase, read with dotenvy relative to [`PipelineFile::dir`] when the
+//! file is loaded; a top-level `env` table too. A phase's [`PhaseDef::env`] holds, lowest
+//! first: the pipeline's `env_file`, the pipeline's `env`, the phase's `env_file` (else
+//! `[defaults]`'), `[defaults]`' `env`, the phase's `env` — then `MILO_PARAM_*` and
+//! `MILO_MATRIX_*` where not set.
+//!
+//! Without `-f`, the `milo` command reads the nearest `milo.toml` of the current directory
+//! and its parents (`crate::cli::discover`), named relatively (`../milo.toml`).
+//!
 //! The loader reports every mistake it can see cheaply (types, unknown keys, missing keys,
 //! duplicate phase names, dependencies on names that are not phases, control characters in
 //! names and descriptions, NUL characters in commands, paths and environment values) as a
@@ -54,6 +112,8 @@
 pub mod duration;
 mod error;
 mod load;
+pub mod matrix;
+pub mod params;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -64,6 +124,7 @@ use milo::pipeline::{PhasePolicy, PipelineError};
 
 pub use error::{ConfigError, ErrorKind, Location};
 pub(crate) use load::parse_size;
+pub use params::{Param, ParamInputs, ParamSource, ParamType, ParamValue};
 
 use error::SourceFile;
 
@@ -98,7 +159,9 @@ pub struct PipelineFile {
     /// `secret_patterns` ([`DEFAULT_SECRET_PATTERNS`] when absent): names whose values are
     /// masked.
     pub secret_patterns: Vec<String>,
-    /// The phases, in declaration order.
+    /// The parameters (`[params.NAME]`), in declaration order, with their values.
+    pub params: Vec<Param>,
+    /// The phases, in declaration order (a matrix phase's instances in its place).
     pub phases: Vec<PhaseDef>,
     source: String,
     places: Vec<PhasePlaces>,
@@ -138,6 +201,17 @@ pub struct PhaseDef {
     pub env_inputs: Vec<String>,
     /// Whether its outputs are stored in and restored from the cache (default true).
     pub cache: bool,
+    /// For an instance of a matrix phase: the phase and the instance's values.
+    pub matrix: Option<MatrixCell>,
+}
+
+/// What makes a phase an instance of a matrix phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixCell {
+    /// The matrix phase's name as written (`test`); the instance is `test[python=3.12]`.
+    pub phase: String,
+    /// The instance's values, in key order.
+    pub values: matrix::Combo,
 }
 
 impl PhaseDef {
@@ -160,6 +234,7 @@ impl PhaseDef {
             outputs: Vec::new(),
             env_inputs: Vec::new(),
             cache: true,
+            matrix: None,
         }
     }
 }
@@ -182,14 +257,22 @@ struct PhasePlaces {
 /// Reads and checks the pipeline file at `path`.
 ///
 /// A missing file is an [`ErrorKind::NotFound`] error suggesting `milo init` or `-f FILE`.
+///
+/// Parameters take their values from `MILO_PARAM_*` in the environment, else their defaults;
+/// a required one without a value is accepted (see [`load_with`]).
 pub fn load(path: impl AsRef<Path>) -> Result<PipelineFile, ConfigError> {
+    load_with(path, &ParamInputs::new(Vec::new(), false))
+}
+
+/// [`load`] with the parameter values of `inputs` (`-p`, the environment).
+pub fn load_with(path: impl AsRef<Path>, inputs: &ParamInputs) -> Result<PipelineFile, ConfigError> {
     use milo::bounded_read::{BoundedReadError, Links, read_regular};
     let path = path.as_ref();
     // Only a regular file, read without blocking and up to a limit: `-f` naming a FIFO or a
     // link to /dev/zero is an error, not a hang or a memory blow-up.
     match read_regular(path, PIPELINE_FILE_LIMIT, Links::Follow) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => PipelineFile::parse(path, text),
+            Ok(text) => PipelineFile::parse_with(path, text, inputs),
             Err(e) => Err(ConfigError::new(
                 ErrorKind::Io,
                 format!(
@@ -218,6 +301,15 @@ impl PipelineFile {
     /// Checks `text` as the pipeline file `path` (used for messages and [`dir`](Self::dir); the
     /// file itself is not read).
     pub fn parse(path: impl Into<PathBuf>, text: impl Into<String>) -> Result<Self, ConfigError> {
+        Self::parse_with(path, text, &ParamInputs::default())
+    }
+
+    /// [`parse`](Self::parse) with the parameter values of `inputs`.
+    pub fn parse_with(
+        path: impl Into<PathBuf>,
+        text: impl Into<String>,
+        inputs: &ParamInputs,
+    ) -> Result<Self, ConfigError> {
         let path = path.into();
         let source = text.into();
         let parent = match path.parent() {
@@ -229,7 +321,7 @@ impl PipelineFile {
             path: &path,
             text: &source,
         };
-        let loaded = load::parse(src, &dir)?;
+        let loaded = load::parse(src, &dir, inputs)?;
         Ok(Self {
             name: loaded.name,
             capture_output: loaded.capture_output,
@@ -241,6 +333,7 @@ impl PipelineFile {
             secret_patterns: loaded
                 .secret_patterns
                 .unwrap_or_else(|| DEFAULT_SECRET_PATTERNS.iter().map(|p| (*p).to_owned()).collect()),
+            params: loaded.params,
             phases: loaded.phases,
             places: loaded.places,
             warnings: loaded.warnings,
@@ -254,6 +347,30 @@ impl PipelineFile {
     /// without `on_fail = "retry"`…), as located warnings (`warning: …` when displayed).
     pub fn warnings(&self) -> &[ConfigError] {
         &self.warnings
+    }
+
+    /// The phases `selector` names: the phase of that name; every instance of the matrix phase
+    /// of that name; or, for `test[python=3.12,*]`, the matching instances. Empty if none.
+    pub fn select(&self, selector: &str) -> Vec<&str> {
+        if let Some(p) = self.phase(selector) {
+            return vec![p.name.as_str()];
+        }
+        let pattern = matrix::Selector::parse(selector);
+        self.phases
+            .iter()
+            .filter(|p| {
+                p.matrix.as_ref().is_some_and(|c| match &pattern {
+                    Some(s) => s.matches(&c.phase, &c.values),
+                    None => c.phase == selector,
+                })
+            })
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
+    /// The required parameters that have no value (accepted by [`load`], not by a run).
+    pub fn missing_params(&self) -> impl Iterator<Item = &Param> {
+        self.params.iter().filter(|p| p.value.is_none())
     }
 
     /// The phase called `name`.
@@ -347,3 +464,12 @@ impl PipelineFile {
 
 #[cfg(test)]
 mod tests;
+
+/// The run's parameter values, in declaration order, as `MILO_PARAM_*` exports them (a list
+/// comma-joined); a required parameter without a value is left out. For the run history.
+pub fn resolved_params(file: &PipelineFile) -> Vec<(String, String)> {
+    file.params
+        .iter()
+        .filter_map(|p| Some((p.name.clone(), p.value.as_ref()?.to_string())))
+        .collect()
+}
