@@ -940,39 +940,49 @@ impl Cx<'_> {
         let entries = self.string_list(key, scope, value, example)?;
         let mut out = Vec::with_capacity(entries.len());
         for (path, entry) in entries {
-            let path = self.render(key, scope, entry, path)?;
-            let path = self.no_nul(key, scope, entry, path)?;
-            let bare = path.strip_prefix('!').unwrap_or(&path);
-            if bare.trim().is_empty() {
-                return Err(self.invalid(entry, format!("`{key}`{} entries must not be empty", scope.suffix())));
-            }
-            if globs {
-                if let Err(why) = globset::GlobBuilder::new(bare).literal_separator(true).build() {
+            // Every entry's mistake is reported, not only the first.
+            let checked = (|| -> Result<String, ConfigError> {
+                let path = self.render(key, scope, entry, path)?;
+                let path = self.no_nul(key, scope, entry, path)?;
+                let bare = path.strip_prefix('!').unwrap_or(&path);
+                if bare.trim().is_empty() {
+                    return Err(self.invalid(entry, format!("`{key}`{} entries must not be empty", scope.suffix())));
+                }
+                if globs {
+                    if let Err(why) = globset::GlobBuilder::new(bare).literal_separator(true).build() {
+                        return Err(self
+                            .invalid(
+                                entry,
+                                format!(
+                                    "`{key}`{}: {bare:?} is not a valid glob: {}",
+                                    scope.suffix(),
+                                    why.kind()
+                                ),
+                            )
+                            .help_line(
+                                "globs use `*`, `?`, `**` for any depth, `{a,b}` and `[abc]`; a leading `!` excludes",
+                            ));
+                    }
+                } else if path.contains(['*', '?', '[', '{']) || path.starts_with('!') {
                     return Err(self
                         .invalid(
                             entry,
                             format!(
-                                "`{key}`{}: {bare:?} is not a valid glob: {}",
-                                scope.suffix(),
-                                why.kind()
+                                "`{key}`{}: {path:?} looks like a glob; outputs are paths",
+                                scope.suffix()
                             ),
                         )
                         .help_line(
-                            "globs use `*`, `?`, `**` for any depth, `{a,b}` and `[abc]`; a leading `!` excludes",
+                            "name each file or directory the phase writes: `outputs = [\"build/app\", \"dist\"]`",
                         ));
+                } else if let Some(problem) = output_problem(&path) {
+                    return Err(self
+                        .invalid(entry, format!("`{key}`{}: {path:?} {problem}", scope.suffix()))
+                        .help_line("outputs are files or directories inside the phase's `cwd`, such as `build/app`"));
                 }
-            } else if path.contains(['*', '?', '[', '{']) || path.starts_with('!') {
-                return Err(self
-                    .invalid(
-                        entry,
-                        format!(
-                            "`{key}`{}: {path:?} looks like a glob; outputs are paths",
-                            scope.suffix()
-                        ),
-                    )
-                    .help_line("name each file or directory the phase writes: `outputs = [\"build/app\", \"dist\"]`"));
-            }
-            out.push(path);
+                Ok(path)
+            })();
+            out.extend(self.keep(checked));
         }
         Ok(out)
     }
@@ -1265,6 +1275,23 @@ pub(crate) fn join_commands(commands: &[String]) -> String {
             }
             script
         }
+    }
+}
+
+/// Why `path` cannot be an output (the cache stores and restores outputs inside the phase's
+/// `cwd`, and `.milo/` is milo's own), or `None`.
+fn output_problem(path: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if path.starts_with('/') {
+        Some("is absolute: write it relative to the phase's `cwd`")
+    } else if parts.is_empty() {
+        Some("is the phase's `cwd` itself: name the files or directories the phase writes")
+    } else if parts.contains(&"..") {
+        Some("leaves the phase's `cwd` (`..`): set the phase's `cwd` to a directory that holds it")
+    } else if parts.contains(&".milo") {
+        Some("is inside `.milo/`, which belongs to milo")
+    } else {
+        None
     }
 }
 

@@ -487,6 +487,22 @@ outputs = ["build/*.o"]
         .code(2)
         .stderr_has("is not a valid glob")
         .stderr_has("looks like a glob; outputs are paths");
+    let toml = r#"
+name = "bad"
+[[phase]]
+name = "a"
+run = "true"
+outputs = ["/etc/passwd", "../elsewhere", ".", ".milo/x"]
+"#;
+    Test::with(toml)
+        .args(["check"])
+        .run()
+        .code(2)
+        .stderr_has("milo.toml:6:")
+        .stderr_has("is absolute")
+        .stderr_has("leaves the phase's `cwd`")
+        .stderr_has("is the phase's `cwd` itself")
+        .stderr_has("is inside `.milo/`");
 }
 
 #[test]
