@@ -130,6 +130,38 @@ struct Scheduler<S, A> {
     failed: Arc<Mutex<bool>>,
     /// Where command phases exchange results; removed with the run.
     files: Arc<RunFiles>,
+    /// Set on a live store: parallel attempts are first polled inline (see [`Inline`]).
+    inline: Option<Inline<S, A>>,
+}
+
+/// An inline poll that takes at least this long counts as slow (see [`Inline`]).
+const INLINE_SLOW: Duration = Duration::from_micros(200);
+
+/// Polling parallel attempts inline, on the scheduler's task, before forking them.
+///
+/// An attempt that ends in its first poll (an async handler that never waits) then costs what
+/// a non-parallel phase costs. One that waits (a command, a sync handler on the blocking pool,
+/// a sleep) is forked after that poll and runs concurrently as before. Only an async handler
+/// that computes for long without waiting would lose its concurrency by running here; so
+/// once more than 3 inline polls, and more than 1 in 100, have been slow, the run stops
+/// polling inline and forks every attempt (a preempted no-op is rarely slow; a
+/// computing handler always is).
+struct Inline<S, A> {
+    /// The scheduler's context, shared with the attempts polled inline.
+    cx: Arc<Cx<S, A>>,
+    polls: u64,
+    slow: u64,
+}
+
+impl<S, A> Inline<S, A> {
+    fn on(&self) -> bool {
+        !(self.slow > 3 && self.slow * 100 > self.polls)
+    }
+
+    fn note(&mut self, slow: bool) {
+        self.polls += 1;
+        self.slow += u64::from(slow);
+    }
 }
 
 impl<S, A> Scheduler<S, A>
@@ -147,7 +179,6 @@ where
         Self {
             files: Arc::new(RunFiles::new(p.result_limit)),
             p,
-            cx,
             options,
             start,
             run_token,
@@ -166,6 +197,12 @@ where
             interrupted: false,
             failure: None,
             failed: Arc::new(Mutex::new(false)),
+            inline: cx.store().is_some().then(|| Inline {
+                cx: Arc::new(cx.clone()),
+                polls: 0,
+                slow: 0,
+            }),
+            cx,
         }
     }
 
@@ -342,14 +379,49 @@ where
                 self.running += 1;
                 let job = self.job(i);
                 let tx = self.tx.clone();
-                let handle = self
-                    .cx
-                    .fork(self.p.def.phases[i].name.clone(), move |cx| async move {
-                        let ended = job.run(&cx).await;
-                        let _ = tx.send(Msg::Done(i, ended));
-                        Ok(())
-                    })
-                    .await;
+                let handle = match self.inline.as_ref().filter(|inline| inline.on()) {
+                    Some(inline) => {
+                        // Live run: the attempt is polled once here, and only forked if it
+                        // has to wait. An attempt that ends at once (an async handler that
+                        // never waits) then costs no task, no message and no wake-up.
+                        let cx = inline.cx.clone();
+                        let mut attempt = Box::pin(async move { job.run(&cx).await });
+                        let polled = Instant::now();
+                        let first = (&mut attempt).now_or_never();
+                        let slow = polled.elapsed() >= INLINE_SLOW;
+                        if let Some(inline) = self.inline.as_mut() {
+                            inline.note(slow);
+                        }
+                        if let Some(ended) = first {
+                            self.running -= 1;
+                            self.end_attempt(i, ended).await?;
+                            // The scheduler may run many attempts without waiting: give the
+                            // runtime its turn when this task's budget is spent.
+                            tokio::task::consume_budget().await;
+                            continue;
+                        }
+                        // The attempt waits: it goes on as a forked saga, as any other. It
+                        // uses the scheduler's context, which differs from the fork's only
+                        // in its token and tracker, and `Job::run` uses neither: it is
+                        // still cancelled with the fork, which drops it.
+                        self.cx
+                            .fork(self.p.def.phases[i].name.clone(), move |_| async move {
+                                let ended = attempt.await;
+                                let _ = tx.send(Msg::Done(i, ended));
+                                Ok(())
+                            })
+                            .await
+                    }
+                    None => {
+                        self.cx
+                            .fork(self.p.def.phases[i].name.clone(), move |cx| async move {
+                                let ended = job.run(&cx).await;
+                                let _ = tx.send(Msg::Done(i, ended));
+                                Ok(())
+                            })
+                            .await
+                    }
+                };
                 if !handle.is_finished() {
                     self.forks.push(handle);
                 }
