@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -130,30 +131,30 @@ struct Scheduler<S, A> {
     failed: Arc<Mutex<bool>>,
     /// Where command phases exchange results; removed with the run.
     files: Arc<RunFiles>,
-    /// Set on a live store: parallel attempts are first polled inline (see [`Inline`]).
-    inline: Option<Inline<S, A>>,
+    /// Whether parallel attempts are still polled inline first.
+    inline: Inline,
 }
 
 /// An inline poll that takes at least this long counts as slow (see [`Inline`]).
 const INLINE_SLOW: Duration = Duration::from_micros(200);
 
-/// Polling parallel attempts inline, on the scheduler's task, before forking them.
+/// How the scheduler's inline polls of parallel handlers went.
 ///
-/// An attempt that ends in its first poll (an async handler that never waits) then costs what
-/// a non-parallel phase costs. One that waits (a command, a sync handler on the blocking pool,
-/// a sleep) is forked after that poll and runs concurrently as before. Only an async handler
-/// that computes for long without waiting would lose its concurrency by running here; so
-/// once more than 3 inline polls, and more than 1 in 100, have been slow, the run stops
-/// polling inline and forks every attempt (a preempted no-op is rarely slow; a
-/// computing handler always is).
-struct Inline<S, A> {
-    /// The scheduler's context, shared with the attempts polled inline.
-    cx: Arc<Cx<S, A>>,
+/// On a live store a parallel attempt's handler is polled once on the scheduler's task before
+/// it is forked: one that ends in that poll (an async handler that never waits) then costs
+/// what a non-parallel phase costs, and one that waits (a command, a sync handler on the
+/// blocking pool, a sleep) is forked after it and runs concurrently as before. Only an async
+/// handler that computes for long without waiting would lose its concurrency by running
+/// there; so once more than 3 inline polls, and more than 1 in 100, have been slow, the run
+/// forks every attempt without polling it first (a no-op is rarely slow, even when its
+/// thread is preempted; a computing handler always is).
+#[derive(Debug, Default)]
+struct Inline {
     polls: u64,
     slow: u64,
 }
 
-impl<S, A> Inline<S, A> {
+impl Inline {
     fn on(&self) -> bool {
         !(self.slow > 3 && self.slow * 100 > self.polls)
     }
@@ -179,6 +180,7 @@ where
         Self {
             files: Arc::new(RunFiles::new(p.result_limit)),
             p,
+            cx,
             options,
             start,
             run_token,
@@ -197,12 +199,7 @@ where
             interrupted: false,
             failure: None,
             failed: Arc::new(Mutex::new(false)),
-            inline: cx.store().is_some().then(|| Inline {
-                cx: Arc::new(cx.clone()),
-                polls: 0,
-                slow: 0,
-            }),
-            cx,
+            inline: Inline::default(),
         }
     }
 
@@ -379,48 +376,55 @@ where
                 self.running += 1;
                 let job = self.job(i);
                 let tx = self.tx.clone();
-                let handle = match self.inline.as_ref().filter(|inline| inline.on()) {
-                    Some(inline) => {
-                        // Live run: the attempt is polled once here, and only forked if it
-                        // has to wait. An attempt that ends at once (an async handler that
-                        // never waits) then costs no task, no message and no wake-up.
-                        let cx = inline.cx.clone();
-                        let mut attempt = Box::pin(async move { job.run(&cx).await });
-                        let polled = Instant::now();
-                        let first = (&mut attempt).now_or_never();
-                        let slow = polled.elapsed() >= INLINE_SLOW;
-                        if let Some(inline) = self.inline.as_mut() {
-                            inline.note(slow);
-                        }
-                        if let Some(ended) = first {
+                let label = self.p.def.phases[i].name.clone();
+                let handle = if self.inline.on() && job.incremental.is_none() && self.cx.store().is_some() {
+                    // On a live store the handler is polled once here, and the attempt is
+                    // only forked if it has to wait: one that ends at once (an async handler
+                    // that never waits) costs no task, no message and no wake-up. The
+                    // attempt's actions and checks are those of `Job::run`.
+                    let (finish, mut execution) = match job.start(&self.cx) {
+                        Ok(started) => started,
+                        Err(ended) => {
                             self.running -= 1;
                             self.end_attempt(i, ended).await?;
-                            // The scheduler may run many attempts without waiting: give the
-                            // runtime its turn when this task's budget is spent.
-                            tokio::task::consume_budget().await;
                             continue;
                         }
-                        // The attempt waits: it goes on as a forked saga, as any other. It
-                        // uses the scheduler's context, which differs from the fork's only
-                        // in its token and tracker, and `Job::run` uses neither: it is
-                        // still cancelled with the fork, which drops it.
-                        self.cx
-                            .fork(self.p.def.phases[i].name.clone(), move |_| async move {
-                                let ended = attempt.await;
-                                let _ = tx.send(Msg::Done(i, ended));
-                                Ok(())
-                            })
-                            .await
+                    };
+                    let polled = Instant::now();
+                    let first = execution.poll_once();
+                    self.inline.note(polled.elapsed() >= INLINE_SLOW);
+                    if let Some(result) = first {
+                        let ended = Ended {
+                            outcome: finish.outcome(&self.cx, result),
+                            decision: None,
+                        };
+                        self.running -= 1;
+                        self.end_attempt(i, ended).await?;
+                        continue;
                     }
-                    None => {
-                        self.cx
-                            .fork(self.p.def.phases[i].name.clone(), move |cx| async move {
-                                let ended = job.run(&cx).await;
-                                let _ = tx.send(Msg::Done(i, ended));
-                                Ok(())
-                            })
-                            .await
-                    }
+                    self.cx
+                        .fork(label, move |cx| async move {
+                            // As under `try_call`, a panic is the attempt's error.
+                            let result = std::panic::AssertUnwindSafe(execution.finish())
+                                .catch_unwind()
+                                .await
+                                .unwrap_or_else(|p| Err(SagaError::Panicked(panic_message(&*p))));
+                            let ended = Ended {
+                                outcome: finish.outcome(&cx, result),
+                                decision: None,
+                            };
+                            let _ = tx.send(Msg::Done(i, ended));
+                            Ok(())
+                        })
+                        .await
+                } else {
+                    self.cx
+                        .fork(label, move |cx| async move {
+                            let ended = job.run(&cx).await;
+                            let _ = tx.send(Msg::Done(i, ended));
+                            Ok(())
+                        })
+                        .await
                 };
                 if !handle.is_finished() {
                     self.forks.push(handle);
@@ -660,6 +664,75 @@ impl Job {
         }
     }
 
+    /// Puts the attempt as started (after its decision, if given), unless it may not start:
+    /// `false` then.
+    fn begin<S, A>(&self, cx: &Cx<S, A>, decision: Option<&Decision>) -> bool
+    where
+        S: Send + Sync + 'static,
+        A: Action + Clone + From<PipelineAction>,
+    {
+        let ts = || cx.now().saturating_duration_since(self.start).as_secs_f64();
+        // Under the lock a failure is put with, so no start follows a failure; and never
+        // once the run is stopping (the token is cancelled before the scheduler hears of
+        // it, by an interrupt, fail-fast, `q` or `cancel_pipeline`).
+        let failed = self.failed.lock();
+        if (*failed && self.ctx.attempt == 1) || self.ctx.cancel.is_cancelled() {
+            return false;
+        }
+        if let Some(d) = decision {
+            put_masked(
+                cx,
+                &self.secrets,
+                PipelineAction::PhaseDecision {
+                    name: self.ctx.name.clone(),
+                    decision: d.clone(),
+                    timestamp: ts(),
+                },
+            );
+        }
+        put_masked(
+            cx,
+            &self.secrets,
+            PipelineAction::PhaseStart {
+                name: self.ctx.name.clone(),
+                attempt: self.ctx.attempt,
+                timestamp: ts(),
+            },
+        );
+        true
+    }
+
+    fn finish(&self) -> Finish {
+        Finish {
+            name: self.ctx.name.clone(),
+            attempt: self.ctx.attempt,
+            start: self.start,
+            policy: self.policy,
+            failed: self.failed.clone(),
+            secrets: self.secrets.clone(),
+        }
+    }
+
+    /// Starts an attempt of a phase that is not incremental as [`run`](Self::run) does, up to
+    /// its handler: what settles it, and its handler not yet polled. `Err` if it may not
+    /// start.
+    fn start<S, A>(self, cx: &Cx<S, A>) -> Result<(Finish, Execution), Ended>
+    where
+        S: Send + Sync + 'static,
+        A: Action + Clone + From<PipelineAction>,
+    {
+        debug_assert!(self.incremental.is_none());
+        if !self.begin(cx, None) {
+            return Err(Ended {
+                outcome: Outcome::NotStarted,
+                decision: None,
+            });
+        }
+        let finish = self.finish();
+        let execution = Execution::new(self.handler, self.ctx, self.timeout, self.grace, self.executor);
+        Ok((finish, execution))
+    }
+
     async fn run<S, A>(mut self, cx: &Cx<S, A>) -> Ended
     where
         S: Send + Sync + 'static,
@@ -716,35 +789,11 @@ impl Job {
             }
             Err(e) => (None, Some(format!("could not tell whether it is up to date: {e}"))),
         };
-        {
-            // Under the lock a failure is put with, so no start follows a failure; and never
-            // once the run is stopping (the token is cancelled before the scheduler hears of
-            // it, by an interrupt, fail-fast, `q` or `cancel_pipeline`).
-            let failed = self.failed.lock();
-            if (*failed && attempt == 1) || self.ctx.cancel.is_cancelled() {
-                return Ended {
-                    outcome: Outcome::NotStarted,
-                    decision: None,
-                };
-            }
-            if let Some(d) = decision.as_ref().filter(|_| newly_decided) {
-                put(
-                    cx,
-                    PipelineAction::PhaseDecision {
-                        name: name.clone(),
-                        decision: d.clone(),
-                        timestamp: ts(cx, start),
-                    },
-                );
-            }
-            put(
-                cx,
-                PipelineAction::PhaseStart {
-                    name: name.clone(),
-                    attempt,
-                    timestamp: ts(cx, start),
-                },
-            );
+        if !self.begin(cx, decision.as_ref().filter(|_| newly_decided)) {
+            return Ended {
+                outcome: Outcome::NotStarted,
+                decision: None,
+            };
         }
         // An incremental phase's lines are kept (the newest `max_logs`, masked) to replay
         // when it is next up to date.
@@ -766,8 +815,8 @@ impl Job {
             });
             lines
         });
-        let policy = self.policy;
-        let (incremental, failed) = (self.incremental.clone(), self.failed.clone());
+        let finish = self.finish();
+        let incremental = self.incremental.clone();
         let mut result = match check_error {
             Some(e) => Err(SagaError::Failed(e)),
             None => {
@@ -784,14 +833,39 @@ impl Job {
                 result = Err(SagaError::Failed(e));
             }
         }
-        let outcome = match result {
+        let outcome = finish.outcome(cx, result);
+        Ended { outcome, decision }
+    }
+}
+
+/// What settles an attempt once its handler has returned.
+struct Finish {
+    name: Arc<str>,
+    attempt: u32,
+    start: Instant,
+    policy: super::policy::PhasePolicy,
+    failed: Arc<Mutex<bool>>,
+    secrets: super::Secrets,
+}
+
+impl Finish {
+    /// Puts the attempt's end (`@@PHASE_COMPLETE`, `_RETRY`, `_SKIPPED` or `_FAILED`) and
+    /// tells the scheduler what to do next.
+    fn outcome<S, A>(self, cx: &Cx<S, A>, result: SagaResult<PhaseOutput>) -> Outcome
+    where
+        S: Send + Sync + 'static,
+        A: Action + Clone + From<PipelineAction>,
+    {
+        let ts = |cx: &Cx<S, A>, start: Instant| cx.now().saturating_duration_since(start).as_secs_f64();
+        match result {
             Ok(output) => {
-                put(
+                put_masked(
                     cx,
+                    &self.secrets,
                     PipelineAction::PhaseComplete {
-                        name,
+                        name: self.name,
                         result: output.as_json().clone(),
-                        timestamp: ts(cx, start),
+                        timestamp: ts(cx, self.start),
                         reused_from: None,
                     },
                 );
@@ -800,46 +874,59 @@ impl Job {
             Err(SagaError::Cancelled) => Outcome::Cancelled,
             Err(e) => {
                 let error = e.to_string();
-                if policy.retries_after(attempt) {
-                    let delay = policy.delay_after(attempt);
-                    put(
+                if self.policy.retries_after(self.attempt) {
+                    let delay = self.policy.delay_after(self.attempt);
+                    put_masked(
                         cx,
+                        &self.secrets,
                         PipelineAction::PhaseRetry {
-                            name,
-                            attempt,
+                            name: self.name,
+                            attempt: self.attempt,
                             error,
-                            max_retries: policy.max_retries,
+                            max_retries: self.policy.max_retries,
                             delay: delay.as_secs_f64(),
-                            timestamp: ts(cx, start),
+                            timestamp: ts(cx, self.start),
                         },
                     );
                     Outcome::Retry(delay)
-                } else if policy.on_fail == OnFail::Skip {
-                    put(
+                } else if self.policy.on_fail == OnFail::Skip {
+                    put_masked(
                         cx,
+                        &self.secrets,
                         PipelineAction::PhaseSkipped {
-                            name,
+                            name: self.name,
                             error: error.clone(),
-                            timestamp: ts(cx, start),
+                            timestamp: ts(cx, self.start),
                         },
                     );
                     Outcome::Skipped
                 } else {
-                    let mut failed = failed.lock();
-                    put(
+                    let mut failed = self.failed.lock();
+                    put_masked(
                         cx,
+                        &self.secrets,
                         PipelineAction::PhaseFailed {
-                            name,
+                            name: self.name,
                             error: error.clone(),
-                            timestamp: ts(cx, start),
+                            timestamp: ts(cx, self.start),
                         },
                     );
                     *failed = true;
                     Outcome::Failed(error)
                 }
             }
-        };
-        Ended { outcome, decision }
+        }
+    }
+}
+
+/// Dispatches `a`, masked; a failed dispatch is logged.
+fn put_masked<S, A>(cx: &Cx<S, A>, secrets: &super::Secrets, a: PipelineAction)
+where
+    S: Send + Sync + 'static,
+    A: Action + Clone + From<PipelineAction>,
+{
+    if let Err(e) = cx.put(A::from(secrets.mask_action(a))) {
+        tracing::warn!("dispatch failed: {e}");
     }
 }
 
@@ -858,9 +945,7 @@ async fn record(
     }
 }
 
-/// Runs a handler under its timeout and cancellation. On cancel or timeout the phase's token
-/// is cancelled and the handler gets the grace period to stop (commands use it to go from
-/// SIGTERM to SIGKILL) before it is dropped.
+/// Runs a handler under its timeout and cancellation (see [`Execution::finish`]).
 async fn execute(
     handler: Handler,
     ctx: PhaseContext,
@@ -868,58 +953,109 @@ async fn execute(
     grace: Duration,
     executor: Arc<dyn crate::executor::Executor>,
 ) -> SagaResult<PhaseOutput> {
-    let token = ctx.cancel.clone();
-    // In-process handlers run inside a `milo.phase` span, so `tracing` events they emit reach
-    // the phase's log through `phase_log_layer`.
-    let (span, sink_guard) = match &handler {
-        Handler::Command(_) => (tracing::Span::none(), None),
-        _ => {
-            let (span, guard) = phase_span(&ctx.name, ctx.attempt, &ctx.sink);
-            (span, Some(guard))
-        }
-    };
-    let mut work = match handler {
-        Handler::Sync(f) => async move {
-            let _sink = sink_guard;
-            match tokio::task::spawn_blocking(move || span.in_scope(|| f(&ctx))).await {
-                Ok(r) => r.map_err(SagaError::Failed),
-                Err(e) if e.is_panic() => Err(SagaError::Panicked(panic_message(&*e.into_panic()))),
-                Err(_) => Err(SagaError::Cancelled),
+    Execution::new(handler, ctx, timeout, grace, executor).finish().await
+}
+
+/// A handler's attempt, ready to be polled.
+struct Execution {
+    work: BoxFuture<'static, SagaResult<PhaseOutput>>,
+    token: CancellationToken,
+    timeout: Option<Duration>,
+    grace: Duration,
+}
+
+impl Execution {
+    fn new(
+        handler: Handler,
+        ctx: PhaseContext,
+        timeout: Option<Duration>,
+        grace: Duration,
+        executor: Arc<dyn crate::executor::Executor>,
+    ) -> Self {
+        let token = ctx.cancel.clone();
+        // In-process handlers run inside a `milo.phase` span, so `tracing` events they emit
+        // reach the phase's log through `phase_log_layer`.
+        let (span, sink_guard) = match &handler {
+            Handler::Command(_) => (tracing::Span::none(), None),
+            _ => {
+                let (span, guard) = phase_span(&ctx.name, ctx.attempt, &ctx.sink);
+                (span, Some(guard))
             }
-        }
-        .boxed(),
-        Handler::Async(f) => {
-            let fut = std::panic::AssertUnwindSafe(f(ctx).instrument(span)).catch_unwind();
-            async move {
+        };
+        let work = match handler {
+            Handler::Sync(f) => async move {
                 let _sink = sink_guard;
-                match fut.await {
+                match tokio::task::spawn_blocking(move || span.in_scope(|| f(&ctx))).await {
                     Ok(r) => r.map_err(SagaError::Failed),
-                    Err(p) => Err(SagaError::Panicked(panic_message(&*p))),
+                    Err(e) if e.is_panic() => Err(SagaError::Panicked(panic_message(&*e.into_panic()))),
+                    Err(_) => Err(SagaError::Cancelled),
                 }
             }
-            .boxed()
+            .boxed(),
+            Handler::Async(f) => {
+                let fut = std::panic::AssertUnwindSafe(f(ctx).instrument(span)).catch_unwind();
+                async move {
+                    let _sink = sink_guard;
+                    match fut.await {
+                        Ok(r) => r.map_err(SagaError::Failed),
+                        Err(p) => Err(SagaError::Panicked(panic_message(&*p))),
+                    }
+                }
+                .boxed()
+            }
+            Handler::Command(c) => run_command_phase(c, ctx, executor, grace).boxed(),
+        };
+        Self {
+            work,
+            token,
+            timeout,
+            grace,
         }
-        Handler::Command(c) => run_command_phase(c, ctx, executor, grace).boxed(),
-    };
-    let deadline = async {
-        match timeout {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
+    }
+
+    /// Polls the handler once, as the first poll of [`finish`](Self::finish) would (unless
+    /// the phase is already cancelled, which `finish` then handles): its result if it ended.
+    /// A panic is an error, as under `try_call`.
+    fn poll_once(&mut self) -> Option<SagaResult<PhaseOutput>> {
+        if self.token.is_cancelled() {
+            return None;
         }
-    };
-    // Biased towards cancellation: a handler that returns because it saw its token
-    // cancelled (fail-fast or an interrupt) leaves its phase cancelled, not completed.
-    tokio::select! {
-        biased;
-        _ = token.cancelled() => {
-            let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
-            Err(SagaError::Cancelled)
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (&mut self.work).now_or_never())) {
+            Ok(r) => r,
+            Err(p) => Some(Err(SagaError::Panicked(panic_message(&*p)))),
         }
-        r = &mut work => r,
-        _ = deadline => {
-            token.cancel();
-            let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
-            Err(SagaError::Timeout(timeout.unwrap_or_default()))
+    }
+
+    /// Runs the handler to its end. On cancel or timeout the phase's token is cancelled and
+    /// the handler gets the grace period to stop (commands use it to go from SIGTERM to
+    /// SIGKILL) before it is dropped.
+    async fn finish(self) -> SagaResult<PhaseOutput> {
+        let Self {
+            mut work,
+            token,
+            timeout,
+            grace,
+        } = self;
+        let deadline = async {
+            match timeout {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        // Biased towards cancellation: a handler that returns because it saw its token
+        // cancelled (fail-fast or an interrupt) leaves its phase cancelled, not completed.
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => {
+                let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
+                Err(SagaError::Cancelled)
+            }
+            r = &mut work => r,
+            _ = deadline => {
+                token.cancel();
+                let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
+                Err(SagaError::Timeout(timeout.unwrap_or_default()))
+            }
         }
     }
 }
