@@ -404,11 +404,7 @@ where
                     }
                     self.cx
                         .fork(label, move |cx| async move {
-                            // As under `try_call`, a panic is the attempt's error.
-                            let result = std::panic::AssertUnwindSafe(execution.finish())
-                                .catch_unwind()
-                                .await
-                                .unwrap_or_else(|p| Err(SagaError::Panicked(panic_message(&*p))));
+                            let result = execution.finish_caught().await;
                             let ended = Ended {
                                 outcome: finish.outcome(&cx, result),
                                 decision: None,
@@ -436,7 +432,26 @@ where
                 }
                 self.ready.pop();
                 let job = self.job(i);
-                let ended = job.run(&self.cx).await;
+                let ended = if job.incremental.is_none() && self.cx.store().is_some() {
+                    // What `Job::run` does, with the handler's first poll made before its
+                    // timeout and cancellation are waited on (most in-process handlers end
+                    // in it).
+                    match job.start(&self.cx) {
+                        Err(ended) => ended,
+                        Ok((finish, mut execution)) => {
+                            let result = match execution.poll_once() {
+                                Some(result) => result,
+                                None => execution.finish_caught().await,
+                            };
+                            Ended {
+                                outcome: finish.outcome(&self.cx, result),
+                                decision: None,
+                            }
+                        }
+                    }
+                } else {
+                    job.run(&self.cx).await
+                };
                 self.end_attempt(i, ended).await?;
             }
         }
@@ -1024,6 +1039,14 @@ impl Execution {
             Ok(r) => r,
             Err(p) => Some(Err(SagaError::Panicked(panic_message(&*p)))),
         }
+    }
+
+    /// [`finish`](Self::finish), where a panic is the attempt's error, as under `try_call`.
+    async fn finish_caught(self) -> SagaResult<PhaseOutput> {
+        std::panic::AssertUnwindSafe(self.finish())
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|p| Err(SagaError::Panicked(panic_message(&*p))))
     }
 
     /// Runs the handler to its end. On cancel or timeout the phase's token is cancelled and
