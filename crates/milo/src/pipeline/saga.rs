@@ -1082,3 +1082,26 @@ impl Execution {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Inline;
+
+    #[test]
+    fn inline_polling_stops_only_once_slow_polls_are_more_than_a_few_and_one_in_a_hundred() {
+        let mut inline = Inline::default();
+        // A few preempted no-ops among many quick ones keep it on.
+        for k in 0..1_000 {
+            inline.note(k % 250 == 0);
+        }
+        assert!(inline.on());
+        // Handlers that compute without waiting turn it off after four slow polls.
+        let mut inline = Inline::default();
+        for _ in 0..3 {
+            inline.note(true);
+        }
+        assert!(inline.on());
+        inline.note(true);
+        assert!(!inline.on());
+    }
+}
