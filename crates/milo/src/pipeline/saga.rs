@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -130,6 +131,38 @@ struct Scheduler<S, A> {
     failed: Arc<Mutex<bool>>,
     /// Where command phases exchange results; removed with the run.
     files: Arc<RunFiles>,
+    /// Whether parallel attempts are still polled inline first.
+    inline: Inline,
+}
+
+/// An inline poll that takes at least this long counts as slow (see [`Inline`]).
+const INLINE_SLOW: Duration = Duration::from_micros(200);
+
+/// How the scheduler's inline polls of parallel handlers went.
+///
+/// On a live store a parallel attempt's handler is polled once on the scheduler's task before
+/// it is forked: one that ends in that poll (an async handler that never waits) then costs
+/// what a non-parallel phase costs, and one that waits (a command, a sync handler on the
+/// blocking pool, a sleep) is forked after it and runs concurrently as before. Only an async
+/// handler that computes for long without waiting would lose its concurrency by running
+/// there; so once more than 3 inline polls, and more than 1 in 100, have been slow, the run
+/// forks every attempt without polling it first (a no-op is rarely slow, even when its
+/// thread is preempted; a computing handler always is).
+#[derive(Debug, Default)]
+struct Inline {
+    polls: u64,
+    slow: u64,
+}
+
+impl Inline {
+    fn on(&self) -> bool {
+        !(self.slow > 3 && self.slow * 100 > self.polls)
+    }
+
+    fn note(&mut self, slow: bool) {
+        self.polls += 1;
+        self.slow += u64::from(slow);
+    }
 }
 
 impl<S, A> Scheduler<S, A>
@@ -166,6 +199,7 @@ where
             interrupted: false,
             failure: None,
             failed: Arc::new(Mutex::new(false)),
+            inline: Inline::default(),
         }
     }
 
@@ -342,14 +376,52 @@ where
                 self.running += 1;
                 let job = self.job(i);
                 let tx = self.tx.clone();
-                let handle = self
-                    .cx
-                    .fork(self.p.def.phases[i].name.clone(), move |cx| async move {
-                        let ended = job.run(&cx).await;
-                        let _ = tx.send(Msg::Done(i, ended));
-                        Ok(())
-                    })
-                    .await;
+                let label = self.p.def.phases[i].name.clone();
+                let handle = if self.inline.on() && job.incremental.is_none() && self.cx.store().is_some() {
+                    // On a live store the handler is polled once here, and the attempt is
+                    // only forked if it has to wait: one that ends at once (an async handler
+                    // that never waits) costs no task, no message and no wake-up. The
+                    // attempt's actions and checks are those of `Job::run`.
+                    let (finish, mut execution) = match job.start(&self.cx) {
+                        Ok(started) => started,
+                        Err(ended) => {
+                            self.running -= 1;
+                            self.end_attempt(i, ended).await?;
+                            continue;
+                        }
+                    };
+                    let polled = Instant::now();
+                    let first = execution.poll_once();
+                    self.inline.note(polled.elapsed() >= INLINE_SLOW);
+                    if let Some(result) = first {
+                        let ended = Ended {
+                            outcome: finish.outcome(&self.cx, result),
+                            decision: None,
+                        };
+                        self.running -= 1;
+                        self.end_attempt(i, ended).await?;
+                        continue;
+                    }
+                    self.cx
+                        .fork(label, move |cx| async move {
+                            let result = execution.finish_caught().await;
+                            let ended = Ended {
+                                outcome: finish.outcome(&cx, result),
+                                decision: None,
+                            };
+                            let _ = tx.send(Msg::Done(i, ended));
+                            Ok(())
+                        })
+                        .await
+                } else {
+                    self.cx
+                        .fork(label, move |cx| async move {
+                            let ended = job.run(&cx).await;
+                            let _ = tx.send(Msg::Done(i, ended));
+                            Ok(())
+                        })
+                        .await
+                };
                 if !handle.is_finished() {
                     self.forks.push(handle);
                 }
@@ -360,7 +432,26 @@ where
                 }
                 self.ready.pop();
                 let job = self.job(i);
-                let ended = job.run(&self.cx).await;
+                let ended = if job.incremental.is_none() && self.cx.store().is_some() {
+                    // What `Job::run` does, with the handler's first poll made before its
+                    // timeout and cancellation are waited on (most in-process handlers end
+                    // in it).
+                    match job.start(&self.cx) {
+                        Err(ended) => ended,
+                        Ok((finish, mut execution)) => {
+                            let result = match execution.poll_once() {
+                                Some(result) => result,
+                                None => execution.finish_caught().await,
+                            };
+                            Ended {
+                                outcome: finish.outcome(&self.cx, result),
+                                decision: None,
+                            }
+                        }
+                    }
+                } else {
+                    job.run(&self.cx).await
+                };
                 self.end_attempt(i, ended).await?;
             }
         }
@@ -584,6 +675,75 @@ impl Job {
         checked.unwrap_or_else(|e| Err(format!("the check {e}")))
     }
 
+    /// Puts the attempt as started (after its decision, if given), unless it may not start:
+    /// `false` then.
+    fn begin<S, A>(&self, cx: &Cx<S, A>, decision: Option<&Decision>) -> bool
+    where
+        S: Send + Sync + 'static,
+        A: Action + Clone + From<PipelineAction>,
+    {
+        let ts = || cx.now().saturating_duration_since(self.start).as_secs_f64();
+        // Under the lock a failure is put with, so no start follows a failure; and never
+        // once the run is stopping (the token is cancelled before the scheduler hears of
+        // it, by an interrupt, fail-fast, `q` or `cancel_pipeline`).
+        let failed = self.failed.lock();
+        if (*failed && self.ctx.attempt == 1) || self.ctx.cancel.is_cancelled() {
+            return false;
+        }
+        if let Some(d) = decision {
+            put_masked(
+                cx,
+                &self.secrets,
+                PipelineAction::PhaseDecision {
+                    name: self.ctx.name.clone(),
+                    decision: d.clone(),
+                    timestamp: ts(),
+                },
+            );
+        }
+        put_masked(
+            cx,
+            &self.secrets,
+            PipelineAction::PhaseStart {
+                name: self.ctx.name.clone(),
+                attempt: self.ctx.attempt,
+                timestamp: ts(),
+            },
+        );
+        true
+    }
+
+    fn finish(&self) -> Finish {
+        Finish {
+            name: self.ctx.name.clone(),
+            attempt: self.ctx.attempt,
+            start: self.start,
+            policy: self.policy,
+            failed: self.failed.clone(),
+            secrets: self.secrets.clone(),
+        }
+    }
+
+    /// Starts an attempt of a phase that is not incremental as [`run`](Self::run) does, up to
+    /// its handler: what settles it, and its handler not yet polled. `Err` if it may not
+    /// start.
+    fn start<S, A>(self, cx: &Cx<S, A>) -> Result<(Finish, Execution), Ended>
+    where
+        S: Send + Sync + 'static,
+        A: Action + Clone + From<PipelineAction>,
+    {
+        debug_assert!(self.incremental.is_none());
+        if !self.begin(cx, None) {
+            return Err(Ended {
+                outcome: Outcome::NotStarted,
+                decision: None,
+            });
+        }
+        let finish = self.finish();
+        let execution = Execution::new(self.handler, self.ctx, self.timeout, self.grace, self.executor);
+        Ok((finish, execution))
+    }
+
     async fn run<S, A>(mut self, cx: &Cx<S, A>) -> Ended
     where
         S: Send + Sync + 'static,
@@ -640,35 +800,11 @@ impl Job {
             }
             Err(e) => (None, Some(format!("could not tell whether it is up to date: {e}"))),
         };
-        {
-            // Under the lock a failure is put with, so no start follows a failure; and never
-            // once the run is stopping (the token is cancelled before the scheduler hears of
-            // it, by an interrupt, fail-fast, `q` or `cancel_pipeline`).
-            let failed = self.failed.lock();
-            if (*failed && attempt == 1) || self.ctx.cancel.is_cancelled() {
-                return Ended {
-                    outcome: Outcome::NotStarted,
-                    decision: None,
-                };
-            }
-            if let Some(d) = decision.as_ref().filter(|_| newly_decided) {
-                put(
-                    cx,
-                    PipelineAction::PhaseDecision {
-                        name: name.clone(),
-                        decision: d.clone(),
-                        timestamp: ts(cx, start),
-                    },
-                );
-            }
-            put(
-                cx,
-                PipelineAction::PhaseStart {
-                    name: name.clone(),
-                    attempt,
-                    timestamp: ts(cx, start),
-                },
-            );
+        if !self.begin(cx, decision.as_ref().filter(|_| newly_decided)) {
+            return Ended {
+                outcome: Outcome::NotStarted,
+                decision: None,
+            };
         }
         // An incremental phase's lines are kept (the newest `max_logs`, masked) to replay
         // when it is next up to date.
@@ -690,8 +826,8 @@ impl Job {
             });
             lines
         });
-        let policy = self.policy;
-        let (incremental, failed) = (self.incremental.clone(), self.failed.clone());
+        let finish = self.finish();
+        let incremental = self.incremental.clone();
         let mut result = match check_error {
             Some(e) => Err(SagaError::Failed(e)),
             None => {
@@ -708,14 +844,39 @@ impl Job {
                 result = Err(SagaError::Failed(e));
             }
         }
-        let outcome = match result {
+        let outcome = finish.outcome(cx, result);
+        Ended { outcome, decision }
+    }
+}
+
+/// What settles an attempt once its handler has returned.
+struct Finish {
+    name: Arc<str>,
+    attempt: u32,
+    start: Instant,
+    policy: super::policy::PhasePolicy,
+    failed: Arc<Mutex<bool>>,
+    secrets: super::Secrets,
+}
+
+impl Finish {
+    /// Puts the attempt's end (`@@PHASE_COMPLETE`, `_RETRY`, `_SKIPPED` or `_FAILED`) and
+    /// tells the scheduler what to do next.
+    fn outcome<S, A>(self, cx: &Cx<S, A>, result: SagaResult<PhaseOutput>) -> Outcome
+    where
+        S: Send + Sync + 'static,
+        A: Action + Clone + From<PipelineAction>,
+    {
+        let ts = |cx: &Cx<S, A>, start: Instant| cx.now().saturating_duration_since(start).as_secs_f64();
+        match result {
             Ok(output) => {
-                put(
+                put_masked(
                     cx,
+                    &self.secrets,
                     PipelineAction::PhaseComplete {
-                        name,
+                        name: self.name,
                         result: output.as_json().clone(),
-                        timestamp: ts(cx, start),
+                        timestamp: ts(cx, self.start),
                         reused_from: None,
                     },
                 );
@@ -724,46 +885,59 @@ impl Job {
             Err(SagaError::Cancelled) => Outcome::Cancelled,
             Err(e) => {
                 let error = e.to_string();
-                if policy.retries_after(attempt) {
-                    let delay = policy.delay_after(attempt);
-                    put(
+                if self.policy.retries_after(self.attempt) {
+                    let delay = self.policy.delay_after(self.attempt);
+                    put_masked(
                         cx,
+                        &self.secrets,
                         PipelineAction::PhaseRetry {
-                            name,
-                            attempt,
+                            name: self.name,
+                            attempt: self.attempt,
                             error,
-                            max_retries: policy.max_retries,
+                            max_retries: self.policy.max_retries,
                             delay: delay.as_secs_f64(),
-                            timestamp: ts(cx, start),
+                            timestamp: ts(cx, self.start),
                         },
                     );
                     Outcome::Retry(delay)
-                } else if policy.on_fail == OnFail::Skip {
-                    put(
+                } else if self.policy.on_fail == OnFail::Skip {
+                    put_masked(
                         cx,
+                        &self.secrets,
                         PipelineAction::PhaseSkipped {
-                            name,
+                            name: self.name,
                             error: error.clone(),
-                            timestamp: ts(cx, start),
+                            timestamp: ts(cx, self.start),
                         },
                     );
                     Outcome::Skipped
                 } else {
-                    let mut failed = failed.lock();
-                    put(
+                    let mut failed = self.failed.lock();
+                    put_masked(
                         cx,
+                        &self.secrets,
                         PipelineAction::PhaseFailed {
-                            name,
+                            name: self.name,
                             error: error.clone(),
-                            timestamp: ts(cx, start),
+                            timestamp: ts(cx, self.start),
                         },
                     );
                     *failed = true;
                     Outcome::Failed(error)
                 }
             }
-        };
-        Ended { outcome, decision }
+        }
+    }
+}
+
+/// Dispatches `a`, masked; a failed dispatch is logged.
+fn put_masked<S, A>(cx: &Cx<S, A>, secrets: &super::Secrets, a: PipelineAction)
+where
+    S: Send + Sync + 'static,
+    A: Action + Clone + From<PipelineAction>,
+{
+    if let Err(e) = cx.put(A::from(secrets.mask_action(a))) {
+        tracing::warn!("dispatch failed: {e}");
     }
 }
 
@@ -798,9 +972,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
-/// Runs a handler under its timeout and cancellation. On cancel or timeout the phase's token
-/// is cancelled and the handler gets the grace period to stop (commands use it to go from
-/// SIGTERM to SIGKILL) before it is dropped.
+/// Runs a handler under its timeout and cancellation (see [`Execution::finish`]).
 async fn execute(
     handler: Handler,
     ctx: PhaseContext,
@@ -808,58 +980,140 @@ async fn execute(
     grace: Duration,
     executor: Arc<dyn crate::executor::Executor>,
 ) -> SagaResult<PhaseOutput> {
-    let token = ctx.cancel.clone();
-    // In-process handlers run inside a `milo.phase` span, so `tracing` events they emit reach
-    // the phase's log through `phase_log_layer`.
-    let (span, sink_guard) = match &handler {
-        Handler::Command(_) => (tracing::Span::none(), None),
-        _ => {
-            let (span, guard) = phase_span(&ctx.name, ctx.attempt, &ctx.sink);
-            (span, Some(guard))
-        }
-    };
-    let mut work = match handler {
-        Handler::Sync(f) => async move {
-            let _sink = sink_guard;
-            match tokio::task::spawn_blocking(move || span.in_scope(|| f(&ctx))).await {
-                Ok(r) => r.map_err(SagaError::Failed),
-                Err(e) if e.is_panic() => Err(SagaError::Panicked(panic_message(&*e.into_panic()))),
-                Err(_) => Err(SagaError::Cancelled),
+    Execution::new(handler, ctx, timeout, grace, executor).finish().await
+}
+
+/// A handler's attempt, ready to be polled.
+struct Execution {
+    work: BoxFuture<'static, SagaResult<PhaseOutput>>,
+    token: CancellationToken,
+    timeout: Option<Duration>,
+    grace: Duration,
+}
+
+impl Execution {
+    fn new(
+        handler: Handler,
+        ctx: PhaseContext,
+        timeout: Option<Duration>,
+        grace: Duration,
+        executor: Arc<dyn crate::executor::Executor>,
+    ) -> Self {
+        let token = ctx.cancel.clone();
+        // In-process handlers run inside a `milo.phase` span, so `tracing` events they emit
+        // reach the phase's log through `phase_log_layer`.
+        let (span, sink_guard) = match &handler {
+            Handler::Command(_) => (tracing::Span::none(), None),
+            _ => {
+                let (span, guard) = phase_span(&ctx.name, ctx.attempt, &ctx.sink);
+                (span, Some(guard))
             }
-        }
-        .boxed(),
-        Handler::Async(f) => {
-            let fut = std::panic::AssertUnwindSafe(f(ctx).instrument(span)).catch_unwind();
-            async move {
+        };
+        let work = match handler {
+            Handler::Sync(f) => async move {
                 let _sink = sink_guard;
-                match fut.await {
+                match tokio::task::spawn_blocking(move || span.in_scope(|| f(&ctx))).await {
                     Ok(r) => r.map_err(SagaError::Failed),
-                    Err(p) => Err(SagaError::Panicked(panic_message(&*p))),
+                    Err(e) if e.is_panic() => Err(SagaError::Panicked(panic_message(&*e.into_panic()))),
+                    Err(_) => Err(SagaError::Cancelled),
                 }
             }
-            .boxed()
+            .boxed(),
+            Handler::Async(f) => {
+                let fut = std::panic::AssertUnwindSafe(f(ctx).instrument(span)).catch_unwind();
+                async move {
+                    let _sink = sink_guard;
+                    match fut.await {
+                        Ok(r) => r.map_err(SagaError::Failed),
+                        Err(p) => Err(SagaError::Panicked(panic_message(&*p))),
+                    }
+                }
+                .boxed()
+            }
+            Handler::Command(c) => run_command_phase(c, ctx, executor, grace).boxed(),
+        };
+        Self {
+            work,
+            token,
+            timeout,
+            grace,
         }
-        Handler::Command(c) => run_command_phase(c, ctx, executor, grace).boxed(),
-    };
-    let deadline = async {
-        match timeout {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
+    }
+
+    /// Polls the handler once, as the first poll of [`finish`](Self::finish) would (unless
+    /// the phase is already cancelled, which `finish` then handles): its result if it ended.
+    /// A panic is an error, as under `try_call`.
+    fn poll_once(&mut self) -> Option<SagaResult<PhaseOutput>> {
+        if self.token.is_cancelled() {
+            return None;
         }
-    };
-    // Biased towards cancellation: a handler that returns because it saw its token
-    // cancelled (fail-fast or an interrupt) leaves its phase cancelled, not completed.
-    tokio::select! {
-        biased;
-        _ = token.cancelled() => {
-            let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
-            Err(SagaError::Cancelled)
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (&mut self.work).now_or_never())) {
+            Ok(r) => r,
+            Err(p) => Some(Err(SagaError::Panicked(panic_message(&*p)))),
         }
-        r = &mut work => r,
-        _ = deadline => {
-            token.cancel();
-            let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
-            Err(SagaError::Timeout(timeout.unwrap_or_default()))
+    }
+
+    /// [`finish`](Self::finish), where a panic is the attempt's error, as under `try_call`.
+    async fn finish_caught(self) -> SagaResult<PhaseOutput> {
+        std::panic::AssertUnwindSafe(self.finish())
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|p| Err(SagaError::Panicked(panic_message(&*p))))
+    }
+
+    /// Runs the handler to its end. On cancel or timeout the phase's token is cancelled and
+    /// the handler gets the grace period to stop (commands use it to go from SIGTERM to
+    /// SIGKILL) before it is dropped.
+    async fn finish(self) -> SagaResult<PhaseOutput> {
+        let Self {
+            mut work,
+            token,
+            timeout,
+            grace,
+        } = self;
+        let deadline = async {
+            match timeout {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        // Biased towards cancellation: a handler that returns because it saw its token
+        // cancelled (fail-fast or an interrupt) leaves its phase cancelled, not completed.
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => {
+                let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
+                Err(SagaError::Cancelled)
+            }
+            r = &mut work => r,
+            _ = deadline => {
+                token.cancel();
+                let _ = tokio::time::timeout(grace + Duration::from_secs(1), work).await;
+                Err(SagaError::Timeout(timeout.unwrap_or_default()))
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Inline;
+
+    #[test]
+    fn inline_polling_stops_only_once_slow_polls_are_more_than_a_few_and_one_in_a_hundred() {
+        let mut inline = Inline::default();
+        // A few preempted no-ops among many quick ones keep it on.
+        for k in 0..1_000 {
+            inline.note(k % 250 == 0);
+        }
+        assert!(inline.on());
+        // Handlers that compute without waiting turn it off after four slow polls.
+        let mut inline = Inline::default();
+        for _ in 0..3 {
+            inline.note(true);
+        }
+        assert!(inline.on());
+        inline.note(true);
+        assert!(!inline.on());
     }
 }

@@ -145,11 +145,12 @@ where
         E: Into<SagaError>,
         Fut: Future<Output = Result<T, E>> + Send,
     {
-        self.call_as(Effect::Call(label.to_owned()), label, fut).await
+        self.call_as(|| Effect::Call(label.to_owned()), label, fut).await
     }
 
-    /// A call recorded (by the test interpreter) as `effect`.
-    async fn call_as<T, E, Fut>(&self, effect: Effect<A>, label: &str, fut: Fut) -> SagaResult<T>
+    /// A call recorded (by the test interpreter) as `effect()` (only built there: a live call
+    /// allocates nothing for it).
+    async fn call_as<T, E, Fut>(&self, effect: impl FnOnce() -> Effect<A>, label: &str, fut: Fut) -> SagaResult<T>
     where
         T: Send + 'static,
         E: Into<SagaError>,
@@ -158,7 +159,7 @@ where
         match &self.rt {
             Rt::Live(_) => fut.await.map_err(Into::into),
             Rt::Test(t) => {
-                t.record(effect);
+                t.record(effect());
                 match t.answer::<T>(label) {
                     Some(answer) => answer,
                     None if t.passthrough() => fut.await.map_err(Into::into),
@@ -176,7 +177,7 @@ where
         E: Into<SagaError>,
         Fut: Future<Output = Result<T, E>> + Send,
     {
-        AssertUnwindSafe(self.call_as(Effect::TryCall(label.to_owned()), label, fut))
+        AssertUnwindSafe(self.call_as(|| Effect::TryCall(label.to_owned()), label, fut))
             .catch_unwind()
             .await
             .unwrap_or_else(|p| Err(SagaError::Panicked(panic_message(&*p))))
