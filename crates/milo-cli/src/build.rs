@@ -36,6 +36,7 @@ fn phase(file: &PipelineFile, def: &PhaseDef) -> Phase {
         run: def.run.clone(),
         cwd: Some(def.cwd.clone().unwrap_or_else(|| file.dir.clone())),
         env: def.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        shell: def.shell.clone(),
     };
     let p = Phase::command_with(def.name.as_str(), command)
         .depends_on(def.depends_on.iter().map(String::as_str))

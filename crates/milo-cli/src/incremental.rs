@@ -99,8 +99,12 @@ fn spec(file: &PipelineFile, p: &PhaseDef) -> PhaseSpec {
             ("command".into(), p.run.clone()),
             ("cwd".into(), cwd.display().to_string()),
             ("env".into(), env),
-            // Commands run as `sh -c` (or the program itself, which sh would run the same way).
-            ("shell".into(), "sh".into()),
+            // Commands run as `sh -c` (or the program itself, which sh would run the same way),
+            // or with the phase's `shell`.
+            (
+                "shell".into(),
+                p.shell.as_ref().map_or_else(|| "sh".to_owned(), |s| s.join(" ")),
+            ),
         ],
         cwd,
         sources: p.sources.clone(),

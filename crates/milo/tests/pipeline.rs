@@ -450,6 +450,7 @@ async fn command_phases_get_their_environment_and_pass_results() {
                     run: r#"pwd > "$MILO_OUTPUT""#.into(),
                     cwd: Some(std::env::temp_dir()),
                     env: vec![],
+                    shell: None,
                 },
             ),
         ],

@@ -67,6 +67,7 @@ const PHASE_KEYS: &[&str] = &[
     "outputs",
     "env_inputs",
     "cache",
+    "shell",
     "matrix",
     "matrix_include",
     "matrix_exclude",
@@ -93,6 +94,7 @@ const DEFAULTS_KEYS: &[&str] = &[
     "outputs",
     "env_inputs",
     "cache",
+    "shell",
 ];
 const POLICY_KEYS: &[&str] = &["on_fail", "max_retries", "retry_delay", "retry_backoff"];
 
@@ -209,6 +211,7 @@ struct Settings {
     outputs: Option<Vec<String>>,
     env_inputs: Option<Vec<String>>,
     cache: Option<bool>,
+    shell: Option<Vec<String>>,
 }
 
 struct Cx<'a> {
@@ -765,6 +768,7 @@ impl Cx<'_> {
                 s.env_inputs = Some(names.into_iter().map(|(n, _)| n).collect());
             }
             "cache" => s.cache = Some(self.boolean("cache", scope, value)?),
+            "shell" => s.shell = Some(self.shell(scope, value)?),
             "policy" => {
                 let table = self.table(
                     "policy",
@@ -908,6 +912,34 @@ impl Cx<'_> {
             .help_line(format!(
                 "the operating system cannot pass a NUL in a command, an environment variable or a path: remove it from `{key}`"
             )))
+    }
+
+    /// `shell`: the program and its arguments before the command line, as words separated by
+    /// spaces (`"bash -euo pipefail -c"`) or an array (`["bash", "-c"]`).
+    fn shell(&self, scope: Scope<'_>, value: &Value<'_>) -> Result<Vec<String>, ConfigError> {
+        let example = "`shell = \"bash -euo pipefail -c\"` or `shell = [\"bash\", \"-c\"]`";
+        let words: Vec<String> = match value.get_ref() {
+            DeValue::String(s) => s.split_whitespace().map(str::to_owned).collect(),
+            DeValue::Array(_) => self
+                .string_list("shell", scope, value, example)?
+                .into_iter()
+                .map(|(w, _)| w)
+                .collect(),
+            _ => {
+                return Err(self
+                    .wrong_type("shell", scope, value, "a string or an array of strings")
+                    .help_line(format!("write {example}")));
+            }
+        };
+        if words.is_empty() || words[0].is_empty() {
+            return Err(self
+                .invalid(value, format!("`shell`{} names no program", scope.suffix()))
+                .help_line(format!("write {example}; the command line is passed after these words")));
+        }
+        if words.iter().any(|w| w.contains('\0')) {
+            return Err(self.invalid(value, format!("`shell`{} holds a NUL character", scope.suffix())));
+        }
+        Ok(words)
     }
 
     /// An array of strings, each with its value (for located errors about one entry).
@@ -1232,6 +1264,7 @@ fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> (Option<Sp
     phase.outputs = own.outputs.or_else(|| d.outputs.clone()).unwrap_or_default();
     phase.env_inputs = own.env_inputs.or_else(|| d.env_inputs.clone()).unwrap_or_default();
     phase.cache = own.cache.or(d.cache).unwrap_or(true);
+    phase.shell = own.shell.or_else(|| d.shell.clone());
     let base = PhasePolicy::default();
     let spans = PolicySpans {
         max_retries: match own.max_retries {

@@ -29,7 +29,8 @@
 //! `max_logs`, `timeout`, `cwd`, `env`, `policy` (`on_fail`, `max_retries`, `retry_delay`,
 //! `retry_backoff`), and for incremental runs `sources` (globs relative to the phase's `cwd`;
 //! `**`, `{a,b}`, a leading `!` excludes), `outputs` (files or directories), `env_inputs`
-//! (names of variables of milo's environment) and `cache` (default true). A phase with
+//! (names of variables of milo's environment) and `cache` (default true); `shell` (words or
+//! an array: the shell and its arguments before the command line, default `sh -c`). A phase with
 //! `sources` or `outputs` runs only when one of them, its definition, an `env_inputs` value or
 //! a dependency's result changed; `cache_max_size` (top level, default 5 GiB) bounds the
 //! cache of outputs. `[defaults]` takes any phase key but `name`, `run` and `depends_on`; a
@@ -201,6 +202,8 @@ pub struct PhaseDef {
     pub env_inputs: Vec<String>,
     /// Whether its outputs are stored in and restored from the cache (default true).
     pub cache: bool,
+    /// The shell and its arguments before the command line (`None`: `sh -c`).
+    pub shell: Option<Vec<String>>,
     /// For an instance of a matrix phase: the phase and the instance's values.
     pub matrix: Option<MatrixCell>,
 }
@@ -234,6 +237,7 @@ impl PhaseDef {
             outputs: Vec::new(),
             env_inputs: Vec::new(),
             cache: true,
+            shell: None,
             matrix: None,
         }
     }

@@ -163,6 +163,19 @@ fn a_changed_command_reruns_and_is_named() {
 }
 
 #[test]
+fn a_changed_shell_reruns_and_is_named() {
+    let t = project();
+    t.run().code(0);
+    ran(&t);
+    let edited = PIPELINE.replace("[defaults]\n", "[defaults]\nshell = \"bash -c\"\n");
+    write(&t, "milo.toml", &edited);
+    t.run_args(["run", "--ui", "plain", "--explain"])
+        .code(0)
+        .stdout_has("shell changed");
+    assert_eq!(ran(&t), ["always", "build", "flavour", "gen"]);
+}
+
+#[test]
 fn a_changed_env_input_reruns_and_is_named() {
     let t = project();
     t.run().code(0);

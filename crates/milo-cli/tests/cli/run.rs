@@ -431,3 +431,58 @@ fn timeline_to_an_unwritable_place_is_an_error() {
         .code(1)
         .stderr_has("could not write the timeline to `no/such/dir/t.json`");
 }
+
+#[test]
+fn shell_runs_the_command_with_another_shell_and_its_options() {
+    let toml = r#"
+name = "shells"
+[defaults]
+shell = "bash -euo pipefail -c"
+[[phase]]
+name = "bash"
+run = 'echo "bash ${BASH_VERSION:+yes}"'
+[[phase]]
+name = "pipefail"
+run = "false | true"
+policy = { on_fail = "skip" }
+[[phase]]
+name = "plain-sh"
+shell = ["sh", "-c"]
+run = "false | true; echo sh-ok"
+"#;
+    Test::with(toml)
+        .args(["run", "--ui", "plain"])
+        .run()
+        .code(0)
+        .stdout_has("[bash] │ bash yes")
+        .stdout_has("[pipefail] skipped")
+        .stdout_has("[plain-sh] │ sh-ok");
+}
+
+#[test]
+fn a_missing_shell_or_an_empty_one_is_a_clear_error() {
+    let missing = r#"
+name = "shells"
+[[phase]]
+name = "a"
+shell = "no-such-shell-here -c"
+run = "true"
+"#;
+    Test::with(missing)
+        .args(["run", "--ui", "plain"])
+        .run()
+        .code(1)
+        .stdout_has("the shell `no-such-shell-here` was not found");
+    let empty = r#"
+name = "shells"
+[[phase]]
+name = "a"
+shell = "  "
+run = "true"
+"#;
+    Test::with(empty)
+        .args(["check"])
+        .run()
+        .code(2)
+        .stderr_has("`shell` in phase `a` names no program");
+}

@@ -86,8 +86,11 @@ impl Executor for LocalExecutor {
         }
 
         let mut container = Container::new();
-        let direct_cmd =
-            argv::simple_argv(&spec.command).and_then(|words| direct_command(spec, &words, cwd_id, &container));
+        // Only `sh -c` commands are started directly: another shell (`bash -euo pipefail -c`)
+        // changes what even a plain command line means.
+        let direct_cmd = argv::simple_argv(&spec.command)
+            .filter(|_| spec.shell.is_none())
+            .and_then(|words| direct_command(spec, &words, cwd_id, &container));
         let started = match direct_cmd {
             Some(cmd) => match spawn(&cmd, &container) {
                 Ok(child) => {
@@ -112,9 +115,10 @@ impl Executor for LocalExecutor {
             Some(child) => child,
             None => spawn(&shell_command(spec, &container), &container).map_err(|e| {
                 let reason = match (e.kind(), &spec.cwd) {
-                    (io::ErrorKind::NotFound, _) => {
-                        format!("`sh` was not found ({e}); make sure a POSIX shell is on PATH")
-                    }
+                    (io::ErrorKind::NotFound, _) => match spec.shell.as_ref().and_then(|s| s.first()) {
+                        Some(shell) => format!("the shell `{shell}` was not found ({e}); install it or fix `shell`"),
+                        None => format!("`sh` was not found ({e}); make sure a POSIX shell is on PATH"),
+                    },
                     (_, Some(cwd)) => format!("{e} (working directory {})", cwd.display()),
                     _ => e.to_string(),
                 };
@@ -216,12 +220,26 @@ fn command(program: impl AsRef<OsStr>, spec: &CommandSpec, container: &Container
     }
 }
 
-/// `sh -c "<command>"`.
+/// `sh -c "<command>"`, or the phase's own shell words followed by the command.
 fn shell_command(spec: &CommandSpec, container: &Container) -> Plan {
-    // `sh` is looked up once per PATH (the phase's own, if it sets one), as a program is.
-    let shell = lookup("sh", spec).unwrap_or_else(|| PathBuf::from("sh"));
+    let (program, args): (&str, &[String]) = match spec.shell.as_deref() {
+        Some([program, args @ ..]) => (program, args),
+        _ => ("sh", &[]),
+    };
+    // The shell is looked up once per PATH (the phase's own, if it sets one), as a program is.
+    let shell = if program.contains('/') {
+        PathBuf::from(program)
+    } else {
+        lookup(program, spec).unwrap_or_else(|| PathBuf::from(program))
+    };
     let mut cmd = command(shell, spec, container);
-    cmd.arg("-c").arg(&spec.command);
+    if spec.shell.is_none() {
+        cmd.arg("-c");
+    }
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.arg(&spec.command);
     cmd
 }
 

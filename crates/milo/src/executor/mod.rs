@@ -66,6 +66,8 @@ pub struct CommandSpec {
     /// Capture stdout/stderr line by line (`true`), or let them pass through to the
     /// orchestrator's own (`false`).
     pub capture: bool,
+    /// The shell and its arguments before the command line (`["bash", "-c"]`); `None`: `sh -c`.
+    pub shell: Option<Vec<String>>,
 }
 
 impl CommandSpec {
@@ -76,6 +78,7 @@ impl CommandSpec {
             cwd: None,
             env: Vec::new(),
             capture: true,
+            shell: None,
         }
     }
 

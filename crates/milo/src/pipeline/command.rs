@@ -116,6 +116,7 @@ pub(crate) async fn run_command_phase(
     let mut spec = CommandSpec::new(command.run.clone()).capture(ctx.capture);
     spec.cwd = command.cwd.clone();
     spec.env = command.env.clone();
+    spec.shell = command.shell.clone();
     spec.env.extend([
         ("MILO_OUTPUT".to_owned(), output_path.display().to_string()),
         ("MILO_INPUTS".to_owned(), inputs_path.display().to_string()),

@@ -129,6 +129,10 @@ pub struct CommandPhase {
     pub cwd: Option<PathBuf>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// The shell and its arguments before the command line, such as `["bash", "-euo",
+    /// "pipefail", "-c"]`; `None` for `sh -c` (a plain program with plain arguments is then
+    /// started directly, as `sh` would run it).
+    pub shell: Option<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -212,6 +216,7 @@ impl Phase {
                 run: run.into(),
                 cwd: None,
                 env: Vec::new(),
+                shell: None,
             },
         )
     }
