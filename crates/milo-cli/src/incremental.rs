@@ -71,7 +71,10 @@ pub fn open(file: &PipelineFile, pipeline: &Pipeline, flags: &Flags) -> Result<O
         .collect();
     let dir = cache_dir(&file.path);
     if !flags.read_only {
-        ignore_in_git(dir.parent().unwrap_or(Path::new(".milo")));
+        let milo_dir = dir.parent().unwrap_or(Path::new(".milo"));
+        if std::fs::create_dir_all(milo_dir).is_ok() {
+            milo_history::ignore_in_git(milo_dir);
+        }
     }
     let options = Options {
         dir,
@@ -111,22 +114,6 @@ fn spec(file: &PipelineFile, p: &PhaseDef) -> PhaseSpec {
         outputs: p.outputs.clone(),
         env_inputs: p.env_inputs.clone(),
         cache: p.cache,
-    }
-}
-
-/// Keeps `.milo` out of version control, as the history does (never over the user's own file).
-fn ignore_in_git(dir: &Path) {
-    if dir.file_name().is_some_and(|n| n == ".milo") && std::fs::create_dir_all(dir).is_ok() {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(dir.join(".gitignore"));
-        if let Ok(mut file) = file {
-            let _ = std::io::Write::write_all(
-                &mut file,
-                b"# Created by milo: its run history and cache stay out of git.\n*\n",
-            );
-        }
     }
 }
 

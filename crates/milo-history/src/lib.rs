@@ -115,15 +115,18 @@ pub fn default_db_path(pipeline_file: &Path) -> PathBuf {
 /// Keeps milo's own `.milo` directory out of version control, as pytest and ruff do with
 /// their caches: a `.gitignore` of `*` in it, written once (never over the user's own). A
 /// directory named otherwise (`--db elsewhere/h.db`) is the user's and is left alone. Best
-/// effort: the history works without it.
-fn ignore_in_git(dir: &Path) {
+/// effort: the history (and the cache, which calls it too) works without it.
+pub fn ignore_in_git(dir: &Path) {
     if dir.file_name().is_some_and(|n| n == ".milo") {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(dir.join(".gitignore"));
         if let Ok(mut file) = file {
-            let _ = std::io::Write::write_all(&mut file, b"# Created by milo: its run history stays out of git.\n*\n");
+            let _ = std::io::Write::write_all(
+                &mut file,
+                b"# Created by milo: its run history and cache stay out of git.\n*\n",
+            );
         }
     }
 }
