@@ -259,3 +259,21 @@ async fn phases_that_are_not_incremental_are_neither_checked_nor_recorded() {
     assert_eq!(after.1, ["plain:-:1", "skipper:key-skipper:skipped"]);
     assert!(fake.records.lock().iter().all(|r| r.0 != "plain"));
 }
+
+#[tokio::test]
+async fn recorded_lines_are_masked_once_when_recorded() {
+    let fake = Arc::new(Fake::default());
+    let p = Pipeline::new(
+        "inc",
+        [Phase::new("talk", |cx: &PhaseContext| {
+            writeln!(cx.stdout(), "token s3cr3t-value").map_err(|e| e.to_string())
+        })],
+    )
+    .unwrap()
+    .with_secrets(["s3cr3t-value"])
+    .incremental(fake.clone());
+    let (state, _) = run(p).await;
+    assert_eq!(state.phase("talk").unwrap().status, Status::Completed);
+    let records = fake.records.lock().clone();
+    assert_eq!(records[0].3, [(Stream::Stdout, "token ***".to_owned())]);
+}

@@ -99,8 +99,8 @@ pub enum Check {
 
 /// Decides whether phases must run, and records the ones that succeeded.
 ///
-/// Both methods may block (they read and hash files); the saga calls them on a blocking
-/// thread. An error fails the phase's attempt with that message (so its policy applies): an
+/// Both methods may block (they read and hash files); the saga calls them in place on a
+/// multi-threaded runtime (`block_in_place`), else on a blocking thread. An error fails the phase's attempt with that message (so its policy applies): an
 /// unreadable source, an output it declared and did not produce.
 pub trait Incremental: Send + Sync {
     /// Whether phase `phase` is incremental at all (cheap, never blocks). The saga checks

@@ -617,7 +617,7 @@ where
     }
 }
 
-/// A dependency as the scheduler knows it, for a check on a blocking thread.
+/// A dependency as the scheduler knows it, handed to a check that may block.
 struct OwnedDep {
     name: Arc<str>,
     key: Option<Arc<str>>,
@@ -647,7 +647,7 @@ struct Job {
 }
 
 impl Job {
-    /// Asks the [`Incremental`] about this phase on a blocking thread (it reads files).
+    /// Asks the [`Incremental`] about this phase through [`blocking`] (it reads files).
     async fn check(&mut self) -> Result<Check, String> {
         let Some(inc) = self.incremental.clone() else {
             return Ok(Check::Always);
@@ -806,12 +806,11 @@ impl Job {
                 decision: None,
             };
         }
-        // An incremental phase's lines are kept (the newest `max_logs`, masked) to replay
-        // when it is next up to date.
+        // An incremental phase's lines are kept (the newest `max_logs`) to replay when it is
+        // next up to date; they are masked once, when recorded, not per captured line.
         let collected = decision.as_ref().map(|_| {
             let lines = Arc::new(Mutex::new(std::collections::VecDeque::new()));
             let (inner, keep, max) = (self.ctx.sink.clone(), lines.clone(), self.max_logs);
-            let secrets = self.secrets.clone();
             self.ctx.sink = Arc::new(move |stream, line: String| {
                 {
                     let mut kept = keep.lock();
@@ -819,7 +818,7 @@ impl Job {
                         kept.pop_front();
                     }
                     if max > 0 {
-                        kept.push_back((stream, secrets.mask(&line).into_owned()));
+                        kept.push_back((stream, line.clone()));
                     }
                 }
                 inner(stream, line)
@@ -839,7 +838,11 @@ impl Job {
             }
         };
         if let (Ok(output), Some(inc), Some(d), Some(lines)) = (&result, incremental, &decision, &collected) {
-            let logs: Vec<(Stream, String)> = std::mem::take(&mut *lines.lock()).into();
+            let secrets = &self.secrets;
+            let logs: Vec<(Stream, String)> = std::mem::take(&mut *lines.lock())
+                .into_iter()
+                .map(|(stream, line)| (stream, secrets.mask(&line).into_owned()))
+                .collect();
             if let Err(e) = record(inc, name.clone(), d.clone(), output.as_json().clone(), logs).await {
                 result = Err(SagaError::Failed(e));
             }
@@ -941,7 +944,7 @@ where
     }
 }
 
-/// Records a successful attempt under `decision` on a blocking thread (it stores outputs).
+/// Records a successful attempt under `decision` through [`blocking`] (it stores outputs).
 async fn record(
     inc: Arc<dyn Incremental>,
     name: Arc<str>,
