@@ -121,6 +121,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE phases ADD COLUMN verdict TEXT;
     ALTER TABLE phases ADD COLUMN reason TEXT;
     ",
+    // 5 → 6: the run's parameter values (`-p NAME=VALUE`), a JSON array of `[name, value]`
+    // pairs in declaration order; NULL for runs without parameters and those recorded before.
+    "ALTER TABLE runs ADD COLUMN params TEXT;",
 ];
 
 /// The schema version this build writes and reads.

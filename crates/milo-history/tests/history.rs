@@ -808,6 +808,7 @@ fn a_version_2_database_moves_its_definitions_out_of_the_run_rows() {
          ALTER TABLE phases DROP COLUMN decision_key;
          ALTER TABLE phases DROP COLUMN verdict;
          ALTER TABLE phases DROP COLUMN reason;
+         ALTER TABLE runs DROP COLUMN params;
          PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -1047,6 +1048,7 @@ fn a_version_4_database_gains_the_decision_columns() {
         "ALTER TABLE phases DROP COLUMN decision_key;
          ALTER TABLE phases DROP COLUMN verdict;
          ALTER TABLE phases DROP COLUMN reason;
+         ALTER TABLE runs DROP COLUMN params;
          PRAGMA user_version = 4;",
     )
     .unwrap();
@@ -1056,7 +1058,15 @@ fn a_version_4_database_gains_the_decision_columns() {
     let conn = rusqlite::Connection::open(db(&dir)).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, milo_history::SCHEMA_VERSION);
-    assert_eq!(milo_history::SCHEMA_VERSION, 5);
+    assert_eq!(milo_history::SCHEMA_VERSION, 6);
+    let run_columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('runs')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(run_columns.iter().any(|n| n == "params"), "{run_columns:?}");
     let columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('phases')")
         .unwrap()

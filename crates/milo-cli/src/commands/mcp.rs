@@ -18,6 +18,7 @@ pub fn serve(args: &McpArgs) -> Result<u8, CliError> {
         &config::ParamInputs::new(args.params.params.clone(), true),
     )?;
     let pipeline = build::pipeline(&file, &[])?;
+    let params = config::resolved_params(&file);
     drop(file);
     let history = if args.no_history {
         None
@@ -29,6 +30,7 @@ pub fn serve(args: &McpArgs) -> Result<u8, CliError> {
             let record = milo_history::RecordOptions {
                 pipeline_file: Some(args.file.file.display().to_string()),
                 resumed_from: None,
+                params,
                 keep_runs: Some(milo_history::DEFAULT_KEEP_RUNS),
             };
             milo_mcp::Hub::with_recorder(pipeline, history_recorder(history, record))
