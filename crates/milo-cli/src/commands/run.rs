@@ -314,10 +314,20 @@ pub(crate) fn history_recorder(
     record: milo_history::RecordOptions,
 ) -> Box<milo_mcp::RunRecorder> {
     let history = std::sync::Mutex::new(history);
-    Box::new(move |pipeline, store| {
+    Box::new(move |pipeline, store, params| {
         let recorder = {
             let history = history.lock().ok()?;
-            match history.recorder(pipeline, record.clone()) {
+            let options = milo_history::RecordOptions {
+                // A hub without parameters of its own (`milo run --mcp-http`) runs with the
+                // values the recording was set up with.
+                params: if params.is_empty() {
+                    record.params.clone()
+                } else {
+                    params.to_vec()
+                },
+                ..record.clone()
+            };
+            match history.recorder(pipeline, options) {
                 Ok(r) => r,
                 Err(e) => {
                     milo_history::cli::warn(&e);
