@@ -186,10 +186,12 @@ fn one_at_a_time(p: &Pipeline) -> Option<String> {
 }
 
 pub fn graph(args: &GraphArgs) -> Result<u8, CliError> {
-    let p = load(&args.file, &args.params)?;
+    let f = load_file(&args.file, &args.params)?;
+    let p = build::pipeline(&f, &[])?;
+    let groups = matrix_groups(&f);
     let text = match args.format {
-        GraphFormat::Dot => dot(&p),
-        GraphFormat::Mermaid => mermaid(&p),
+        GraphFormat::Dot => dot(&p, &groups),
+        GraphFormat::Mermaid => mermaid(&p, &groups),
     };
     write_stdout(text.as_bytes())?;
     Ok(0)
@@ -199,12 +201,37 @@ fn quoted(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }
 
-/// Graphviz: parallel phases are dashed boxes labelled "∥".
-pub fn dot(p: &Pipeline) -> String {
+/// The matrix phases of `f`: each phase's name and its instances, in file order.
+pub fn matrix_groups(f: &config::PipelineFile) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for phase in &f.phases {
+        let Some(cell) = &phase.matrix else { continue };
+        match groups.iter_mut().find(|(base, _)| *base == cell.phase) {
+            Some((_, names)) => names.push(phase.name.clone()),
+            None => groups.push((cell.phase.clone(), vec![phase.name.clone()])),
+        }
+    }
+    groups
+}
+
+/// Graphviz: parallel phases are dashed boxes labelled "∥"; a matrix phase's instances are
+/// drawn inside a cluster named after it.
+pub fn dot(p: &Pipeline, groups: &[(String, Vec<String>)]) -> String {
     let mut out = format!(
         "digraph {} {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
         quoted(p.name())
     );
+    for (k, (base, names)) in groups.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  subgraph cluster_{k} {{\n    label={};\n    style=rounded;",
+            quoted(&format!("{base} (matrix, {})", names.len()))
+        );
+        for name in names {
+            let _ = writeln!(out, "    {};", quoted(name));
+        }
+        out.push_str("  }\n");
+    }
     for &i in p.def().order() {
         let info = &p.def().phases[i];
         if info.parallel {
@@ -228,18 +255,36 @@ pub fn dot(p: &Pipeline) -> String {
     out
 }
 
-/// Mermaid: parallel phases are drawn as parallelograms labelled "∥".
-pub fn mermaid(p: &Pipeline) -> String {
+/// Mermaid: parallel phases are drawn as parallelograms labelled "∥"; a matrix phase's
+/// instances inside a subgraph named after it.
+pub fn mermaid(p: &Pipeline, groups: &[(String, Vec<String>)]) -> String {
     let def = p.def();
     let id = |i: usize| format!("p{i}");
     let mut out = String::from("flowchart LR\n");
-    for &i in def.order() {
+    let node = |i: usize| {
         let info = &def.phases[i];
         let name = info.name.replace('"', "#quot;");
         if info.parallel {
-            let _ = writeln!(out, "  {}[/\"{name} ∥\"/]", id(i));
+            format!("{}[/\"{name} ∥\"/]", id(i))
         } else {
-            let _ = writeln!(out, "  {}[\"{name}\"]", id(i));
+            format!("{}[\"{name}\"]", id(i))
+        }
+    };
+    let mut grouped = std::collections::HashSet::new();
+    for (k, (base, names)) in groups.iter().enumerate() {
+        let title = format!("{base} (matrix, {})", names.len()).replace('"', "#quot;");
+        let _ = writeln!(out, "  subgraph m{k}[\"{title}\"]");
+        for name in names {
+            if let Some(i) = def.index_of(name) {
+                grouped.insert(i);
+                let _ = writeln!(out, "    {}", node(i));
+            }
+        }
+        out.push_str("  end\n");
+    }
+    for &i in def.order() {
+        if !grouped.contains(&i) {
+            let _ = writeln!(out, "  {}", node(i));
         }
     }
     for &i in def.order() {

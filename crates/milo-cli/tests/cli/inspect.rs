@@ -135,6 +135,30 @@ fn graph_dot_marks_parallel_phases() {
 }
 
 #[test]
+fn graph_draws_a_matrix_phase_as_a_group_of_its_instances() {
+    let toml = "name = \"m\"\n[[phase]]\nname = \"test\"\nrun = \"true\"\nmatrix = { py = [\"3.11\", \"3.12\"] }\n[[phase]]\nname = \"publish\"\nrun = \"true\"\ndepends_on = [\"test\"]\n";
+    let dot = Test::with(toml).args(["graph"]).run();
+    dot.code(0);
+    assert!(
+        dot.stdout.contains(
+            "  subgraph cluster_0 {\n    label=\"test (matrix, 2)\";\n    style=rounded;\n    \"test[py=3.11]\";\n    \"test[py=3.12]\";\n  }\n"
+        ),
+        "{}",
+        dot.report()
+    );
+    dot.stdout_has("\"test[py=3.12]\" -> \"publish\";");
+    let mermaid = Test::with(toml).args(["graph", "--format", "mermaid"]).run();
+    mermaid.code(0);
+    assert!(
+        mermaid.stdout.contains(
+            "  subgraph m0[\"test (matrix, 2)\"]\n    p0[\"test[py=3.11]\"]\n    p1[\"test[py=3.12]\"]\n  end\n  p2[\"publish\"]\n"
+        ),
+        "{}",
+        mermaid.report()
+    );
+}
+
+#[test]
 fn graph_mermaid_marks_parallel_phases() {
     let run = Test::with(SITE).args(["graph", "--format", "mermaid"]).run();
     run.code(0);
