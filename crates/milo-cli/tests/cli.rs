@@ -34,6 +34,8 @@ mod report;
 mod results;
 #[path = "cli/run.rs"]
 mod run;
+#[path = "cli/services.rs"]
+mod services;
 #[path = "cli/signals.rs"]
 mod signals;
 #[path = "cli/status.rs"]

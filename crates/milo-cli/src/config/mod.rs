@@ -206,6 +206,44 @@ pub struct PhaseDef {
     pub shell: Option<Vec<String>>,
     /// For an instance of a matrix phase: the phase and the instance's values.
     pub matrix: Option<MatrixCell>,
+    /// `service = true` (with its `ready` check): a long-running phase.
+    pub service: Option<ServiceDef>,
+    /// What `milo watch` does when this phase's inputs change while it runs.
+    pub on_change: OnChange,
+}
+
+/// A service phase's readiness check (`ready = { tcp = "127.0.0.1:5432", timeout = "10s" }`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDef {
+    /// What makes it ready.
+    pub ready: ReadyDef,
+    /// How long it may take (default 30 s).
+    pub timeout: Duration,
+}
+
+/// When a service is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadyDef {
+    /// No `ready`: as soon as it started.
+    Started,
+    /// `http = "http://127.0.0.1:8080/health"`: a GET answered with a 2xx or 3xx status.
+    Http(String),
+    /// `tcp = "127.0.0.1:5432"`: a TCP connection is accepted.
+    Tcp(String),
+    /// `log = "listening on"`: a line of its output contains the text.
+    Log(String),
+    /// `cmd = "pg_isready"`: the command exits with status 0.
+    Cmd(String),
+}
+
+/// `on_change`: what a change to a running phase's inputs does under `milo watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnChange {
+    /// `"queue"` (default): the phase finishes; the change starts the next cycle.
+    #[default]
+    Queue,
+    /// `"restart"`: the phase is interrupted and runs again in the next cycle.
+    Restart,
 }
 
 /// What makes a phase an instance of a matrix phase.
@@ -239,6 +277,8 @@ impl PhaseDef {
             cache: true,
             shell: None,
             matrix: None,
+            service: None,
+            on_change: OnChange::Queue,
         }
     }
 }
