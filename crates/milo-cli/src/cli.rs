@@ -391,6 +391,9 @@ pub struct WatchArgs {
     /// How often --poll scans, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500, requires = "poll")]
     pub poll_interval: u64,
+    /// How long to wait after a change for more before a cycle starts, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub debounce: u64,
     /// Do not record the cycles in the run history.
     #[arg(long)]
     pub no_history: bool,

@@ -44,3 +44,5 @@ mod status;
 mod stop;
 #[path = "cli/terminal.rs"]
 mod terminal;
+#[path = "cli/watch.rs"]
+mod watch;

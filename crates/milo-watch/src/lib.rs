@@ -7,8 +7,9 @@
 //! root and the path, the deepest deciding, as git does) or `.git/info/exclude` ignores, and
 //! only what the caller's predicate wants (a phase's `sources`).
 //!
-//! Only events that can change content count (creations, writes, renames, removals), not
-//! reads or metadata changes: milo reading the sources to hash them must not start a cycle.
+//! Only events that can change content count (creations, writes, renames, removals, a new
+//! modification time), not reads or access times: milo reading the sources to hash them must
+//! not start a cycle.
 //!
 //! Batches: [`Watcher::next`] takes the first change, then every change that follows within
 //! the debounce time of the previous one, so a burst of writes (a save that writes many
@@ -151,10 +152,11 @@ impl Rules {
 
 /// Whether an event of this kind can change a file's content (or make or remove one).
 fn changes_content(kind: &EventKind) -> bool {
-    use notify::event::ModifyKind;
+    use notify::event::{MetadataKind, ModifyKind};
     match kind {
         EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any => true,
-        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        // Polling reports a write as a new modification time.
+        EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
         EventKind::Modify(_) => true,
         EventKind::Access(_) | EventKind::Other => false,
     }

@@ -154,7 +154,7 @@ pub fn watch(args: WatchArgs) -> Result<u8, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Internal(format!("could not start the async runtime: {e}")))?;
-    runtime.block_on(session.run(rules, mode))
+    runtime.block_on(session.run(rules, mode, Duration::from_millis(args.debounce.max(1))))
 }
 
 struct Session {
@@ -169,9 +169,9 @@ struct Session {
 }
 
 impl Session {
-    async fn run(self, rules: milo_watch::Rules, mode: milo_watch::Mode) -> Result<u8, CliError> {
-        let mut watcher = milo_watch::Watcher::start(rules, mode, milo_watch::DEBOUNCE)
-            .map_err(|e| CliError::usage(e.to_string(), None))?;
+    async fn run(self, rules: milo_watch::Rules, mode: milo_watch::Mode, debounce: Duration) -> Result<u8, CliError> {
+        let mut watcher =
+            milo_watch::Watcher::start(rules, mode, debounce).map_err(|e| CliError::usage(e.to_string(), None))?;
         let quit = CancellationToken::new();
         let done = CancellationToken::new();
         let signal_watch = tokio::spawn(signals::watch(quit.clone(), done.clone()));

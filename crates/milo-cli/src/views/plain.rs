@@ -55,6 +55,11 @@ pub fn line(action: &PipelineAction, state: &PipelineState, paint: Palette) -> O
             format!("{} starting (service)", n(name))
         }
         A::Service { name, state: s, .. } => match s {
+            ServiceState::Ready if state.phase(name).is_some_and(|p| p.attempt == 0) => format!(
+                "{} {} (still running from the last cycle)",
+                n(name),
+                word(Status::Completed, "ready")
+            ),
             ServiceState::Ready => format!(
                 "{} {} after {}",
                 n(name),

@@ -128,7 +128,8 @@ pub enum PipelineAction {
         timestamp: f64,
     },
     /// `@@SERVICE`: a service phase became ready, was stopped, or was kept running for the
-    /// next run (`starting` is implied by its `@@PHASE_START`).
+    /// next run (`starting` is implied by its `@@PHASE_START`). A service a run takes over
+    /// from an earlier one (`milo watch`) has no `@@PHASE_START`: its first action is `ready`.
     #[serde(rename = "@@SERVICE")]
     Service {
         /// The phase.

@@ -672,11 +672,6 @@ where
             let rebuilt = self.p.def.phases[i].deps.iter().any(|&d| self.rebuilt[d]);
             if !rebuilt && !live.exited.is_cancelled() {
                 self.attempt[i] += 1;
-                self.put(PipelineAction::PhaseStart {
-                    name: name.clone(),
-                    attempt: 1,
-                    timestamp: self.now(),
-                })?;
                 self.attach(i, &live);
                 self.put(PipelineAction::Service {
                     name,

@@ -345,7 +345,18 @@ fn reduce(state: Arc<PipelineState>, action: &PipelineAction) -> Arc<PipelineSta
             });
             next.current_phase = Some(name.clone());
         }
-        A::Service { state, timestamp, .. } => {
+        A::Service { name, state, timestamp } => {
+            if *state == ServiceState::Ready && !next.in_progress_at(i) {
+                // A service kept running from an earlier run: it starts ready (attempt 0).
+                next.enter_progress(i);
+                next.phases.activate(i);
+                next.update(i, |p| {
+                    p.status = Status::Running;
+                    p.finished_at = None;
+                    p.started_at.get_or_insert(*timestamp);
+                });
+                next.current_phase = Some(name.clone());
+            }
             next.update(i, |p| {
                 p.service = Some(*state);
                 p.elapsed = (timestamp - p.started_at.unwrap_or(*timestamp)).max(0.0);
