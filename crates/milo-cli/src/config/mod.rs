@@ -30,7 +30,10 @@
 //! `retry_backoff`), and for incremental runs `sources` (globs relative to the phase's `cwd`;
 //! `**`, `{a,b}`, a leading `!` excludes), `outputs` (files or directories), `env_inputs`
 //! (names of variables of milo's environment) and `cache` (default true); `shell` (words or
-//! an array: the shell and its arguments before the command line, default `sh -c`). A phase with
+//! an array: the shell and its arguments before the command line, default `sh -c`); for
+//! `milo watch`, `on_change` (`"queue"`, the default, or `"restart"`); and phase-only
+//! `service = true` with `ready = { http | tcp | log | cmd = "…", timeout = "10s" }` (see
+//! [`ServiceDef`]). A phase with
 //! `sources` or `outputs` runs only when one of them, its definition, an `env_inputs` value or
 //! a dependency's result changed; `cache_max_size` (top level, default 5 GiB) bounds the
 //! cache of outputs. `[defaults]` takes any phase key but `name`, `run` and `depends_on`; a
