@@ -188,6 +188,9 @@ impl Watcher {
             let rules = rules.clone();
             move |result: notify::Result<Event>| {
                 let batch = match result {
+                    // The OS dropped events (an inotify queue overflow): anything may have
+                    // changed, which the root stands for.
+                    Ok(event) if event.need_rescan() => Ok(vec![rules.root().to_owned()]),
                     // Reads (milo hashing the sources is one) and metadata-only changes (an
                     // access time, a chmod) change no content: they never count.
                     Ok(event) if !changes_content(&event.kind) => return,
@@ -235,7 +238,8 @@ impl Watcher {
         })
     }
 
-    /// The next batch of changed paths (sorted, each once), with every batch that follows
+    /// The next batch of changed paths (sorted, each once; the root itself when the OS lost
+    /// events), with every batch that follows
     /// within the debounce time merged in; `None` once the watcher has stopped. An `Err` is a
     /// watcher error (events may have been lost). Cancel-safe: paths taken in by a call that
     /// is dropped are returned by the next call (or [`drain`](Self::drain)).

@@ -280,7 +280,12 @@ impl Session {
     }
 
     fn rel(&self, p: &Path) -> String {
-        p.strip_prefix(&self.root).unwrap_or(p).display().to_string()
+        match p.strip_prefix(&self.root) {
+            // The root: events were lost, everything is checked again.
+            Ok(rel) if rel.as_os_str().is_empty() => ".".to_owned(),
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => p.display().to_string(),
+        }
     }
 
     /// The cycle's first line: its number and what changed.
