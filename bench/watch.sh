@@ -31,7 +31,7 @@ name = "watch-bench"
 
 [[phase]]
 name = "react"
-run = "date +%s.%N > started"
+run = "date +%s.%N > started.tmp && mv started.tmp started"
 sources = ["src/**"]
 TOML
 
@@ -54,8 +54,13 @@ for ((i = 1; i <= EDITS; i++)); do
     old=$(cat started)
     t0=$(date +%s.%N)
     echo "edit $i" > "src/d$((dirs / 2))/f5.txt"
-    while [ "$(cat started)" = "$old" ]; do sleep 0.005; done
-    latencies+=("$(awk -v a="$t0" -v b="$(cat started)" 'BEGIN { printf "%.0f", (b - a) * 1000 }')")
+    # The command truncates the file before it writes the time: wait for a whole new line.
+    now=$old
+    while [ "$now" = "$old" ] || [ -z "$now" ]; do
+        sleep 0.005
+        now=$(cat started)
+    done
+    latencies+=("$(awk -v a="$t0" -v b="$now" 'BEGIN { printf "%.0f", (b - a) * 1000 }')")
     until [ "$(grep -c "watching for changes" watch.err)" -gt "$i" ]; do sleep 0.05; done
     sleep 0.5
 done
