@@ -247,3 +247,47 @@ fn ready_needs_a_service_and_one_known_check() {
     .code(2)
     .stderr_has("unknown key `htp` in `ready` in phase `a`; did you mean `http`?");
 }
+
+#[test]
+fn the_json_stream_has_the_service_states() {
+    let sleep = marker();
+    let t = Test::with(&format!(
+        r#"
+name = "svc"
+
+[[phase]]
+name = "srv"
+run = "echo up; sleep {sleep}"
+service = true
+ready = {{ log = "up" }}
+
+[[phase]]
+name = "after"
+run = "true"
+depends_on = ["srv"]
+"#
+    ));
+    let r = t.run_args(["run", "--ui", "json", "--no-history"]);
+    r.code(0);
+    let states: Vec<(String, String)> = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| match v["type"].as_str() {
+            Some("@@SERVICE") => Some(("service".to_owned(), v["payload"]["state"].as_str()?.to_owned())),
+            Some("@@PHASE_START") => Some(("start".to_owned(), v["payload"]["name"].as_str()?.to_owned())),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("start", "srv"),
+        ("service", "ready"),
+        ("start", "after"),
+        ("service", "stopped"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    assert_eq!(states, expected, "{}", r.stdout);
+    assert!(processes_with(&sleep).is_empty());
+}
