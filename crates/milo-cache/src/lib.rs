@@ -226,6 +226,25 @@ impl Cache {
         })
     }
 
+    /// Whether a change of `path` (absolute) can change phase `phase`'s key: one of its
+    /// `sources` matches it (its outputs and `.milo/` never do). `milo watch` asks.
+    pub fn is_source(&self, phase: &str, path: &std::path::Path) -> bool {
+        let Some(c) = self.phases.get(phase) else { return false };
+        let Ok(rel) = path.strip_prefix(&c.spec.cwd) else {
+            return false;
+        };
+        let rel: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+        c.sources.matches(&rel.join("/"))
+    }
+
+    /// Phase `phase`'s declared outputs, absolute.
+    pub fn outputs_of(&self, phase: &str) -> Vec<PathBuf> {
+        self.phases
+            .get(phase)
+            .map(|c| c.outputs.iter().map(|o| c.spec.cwd.join(o)).collect())
+            .unwrap_or_default()
+    }
+
     /// The options it was opened with.
     pub fn options(&self) -> &Options {
         &self.options

@@ -120,6 +120,11 @@ impl SourceSet {
             .map(|inc| inc.pattern.as_str())
     }
 
+    /// Whether `rel` (relative to the phase's cwd, `/`-separated) is one of its sources.
+    pub fn matches(&self, rel: &str) -> bool {
+        !self.excluded(rel) && self.group_of(rel).is_some()
+    }
+
     fn excluded(&self, rel: &str) -> bool {
         // `.milo/`, and the temporary siblings a restore (maybe in another milo run) builds
         // an output in.

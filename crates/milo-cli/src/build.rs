@@ -32,13 +32,24 @@ pub fn pipeline(file: &PipelineFile, only: &[String]) -> Result<Pipeline, CliErr
 }
 
 fn phase(file: &PipelineFile, def: &PhaseDef) -> Phase {
+    let cwd = def.cwd.clone().unwrap_or_else(|| file.dir.clone());
+    let env: Vec<(String, String)> = def.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let service = def
+        .service
+        .as_ref()
+        .map(|s| crate::probe::service(s, cwd.clone(), env.clone()));
     let command = CommandPhase {
         run: def.run.clone(),
-        cwd: Some(def.cwd.clone().unwrap_or_else(|| file.dir.clone())),
-        env: def.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        cwd: Some(cwd),
+        env,
         shell: def.shell.clone(),
     };
-    let p = Phase::command_with(def.name.as_str(), command)
+    let p = Phase::command_with(def.name.as_str(), command);
+    let p = match service {
+        Some(s) => p.service(s),
+        None => p,
+    };
+    let p = p
         .depends_on(def.depends_on.iter().map(String::as_str))
         .parallel(def.parallel)
         .weight(def.weight)

@@ -49,6 +49,19 @@ Examples:
 Exit status: 0 completed (skipped phases included), 1 failed, 2 usage or definition error,
 130 interrupted (Ctrl-C or SIGTERM; a second Ctrl-C kills running phases at once).")]
     Run(RunArgs),
+    /// Run the pipeline, then again whenever the phases' `sources` change: each cycle runs
+    /// only the phases whose key changed and their dependents; services stay up.
+    #[command(after_help = "\
+Examples:
+  milo watch
+  milo watch test               `test` and what it depends on
+  milo watch --poll             for file systems without change events
+  milo watch --ui json | jq -c 'select(.type == \"@@WATCH_CYCLE\")'
+
+Never trigger a cycle: .milo/, .git/, every declared output, and what a .gitignore excludes.
+A change while a cycle runs starts one more cycle after it, or interrupts the phases it
+affects that declare on_change = \"restart\". q then Enter, or Ctrl-C, stops everything.")]
+    Watch(WatchArgs),
     /// Print the phases in execution order, one per line.
     #[command(after_help = "Examples:\n  milo order\n  milo order --json -f ci.toml")]
     Order(ListArgs),
@@ -359,6 +372,42 @@ pub enum Ui {
 }
 
 #[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// Watch and run only these phases and what they depend on.
+    #[arg(value_name = "PHASE")]
+    pub targets: Vec<String>,
+    /// At most N parallel phases at once (default: the file's `jobs`, else the CPU count).
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// How each cycle is shown (`tui` is not available in watch mode).
+    #[arg(long, value_enum, default_value_t = Ui::Auto)]
+    pub ui: Ui,
+    /// Find changes by scanning the tree instead of the OS's change events.
+    #[arg(long)]
+    pub poll: bool,
+    /// How often --poll scans, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500, requires = "poll")]
+    pub poll_interval: u64,
+    /// How long to wait after a change for more before a cycle starts, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub debounce: u64,
+    /// Do not record the cycles in the run history.
+    #[arg(long)]
+    pub no_history: bool,
+    /// The run history database (default: .milo/history.db beside the pipeline file).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Delete the runs of this pipeline beyond the newest N from the run history after each
+    /// cycle (0 keeps every run).
+    #[arg(long, value_name = "N", env = "MILO_KEEP_RUNS", default_value_t = milo_history::DEFAULT_KEEP_RUNS)]
+    pub keep_runs: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub file: FileArg,
@@ -548,6 +597,7 @@ impl Command {
     pub fn pipeline_file_mut(&mut self) -> Option<&mut FileArg> {
         Some(match self {
             Command::Run(a) => &mut a.file,
+            Command::Watch(a) => &mut a.file,
             Command::Order(a) | Command::Phases(a) | Command::Params(a) => &mut a.file,
             Command::Check(a) => &mut a.file,
             Command::Graph(a) => &mut a.file,

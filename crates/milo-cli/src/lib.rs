@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod incremental;
 pub mod memory;
+pub mod probe;
 pub mod signals;
 pub mod views;
 

@@ -36,6 +36,8 @@ mod report;
 mod results;
 #[path = "cli/run.rs"]
 mod run;
+#[path = "cli/services.rs"]
+mod services;
 #[path = "cli/signals.rs"]
 mod signals;
 #[path = "cli/status.rs"]
@@ -44,3 +46,5 @@ mod status;
 mod stop;
 #[path = "cli/terminal.rs"]
 mod terminal;
+#[path = "cli/watch.rs"]
+mod watch;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
 
-use milo::pipeline::{Pipeline, PipelineAction, Status};
+use milo::pipeline::{Pipeline, PipelineAction, ServiceState, Status};
 use milo::store::{Store, Subscription};
 use rusqlite::{Connection, params};
 
@@ -380,6 +380,18 @@ pub(crate) fn apply(
                 p.attempts = *attempt;
                 p.error = Some(error.clone());
             }),
+            // A service that stopped (or was kept for the next run) completed, as the
+            // reducer has it.
+            A::Service { name, state, timestamp } => {
+                if matches!(state, ServiceState::Stopped | ServiceState::Kept) {
+                    touch(name, &mut |p| {
+                        p.status = "completed";
+                        p.result = Some("null".to_owned());
+                        p.error = None;
+                        p.finished_at = Some(*timestamp);
+                    });
+                }
+            }
             A::PipelineFailed { error, .. } => *run_error = Some(error.clone()),
             A::Init {}
             | A::SagaCancelled { .. }

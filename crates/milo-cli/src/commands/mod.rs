@@ -7,6 +7,7 @@ mod inspect;
 mod mcp;
 mod params;
 mod run;
+mod watch;
 
 use std::io::{IsTerminal, Write};
 
@@ -19,6 +20,7 @@ use crate::error::CliError;
 pub fn dispatch(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Run(args) => contained(|| run::run(args)),
+        Command::Watch(args) => contained(|| watch::watch(args)),
         Command::Order(args) => inspect::order(&args),
         Command::Phases(args) => inspect::phases(&args),
         Command::Check(args) => inspect::check(&args),

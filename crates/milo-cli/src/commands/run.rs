@@ -443,7 +443,11 @@ async fn execute(
     };
     let run = {
         let (pipeline, store, stop) = (pipeline.clone(), store.clone(), stop.clone());
-        let options = RunOptions { stop, reuse };
+        let options = RunOptions {
+            stop,
+            reuse,
+            ..RunOptions::default()
+        };
         tokio::spawn(async move { pipeline.run_with(&store, options).await })
     };
     // The run is recorded as ended when it ends, not when the TUI closes: the TUI stays open

@@ -76,6 +76,9 @@ const PHASE_KEYS: &[&str] = &[
     "matrix",
     "matrix_include",
     "matrix_exclude",
+    "service",
+    "ready",
+    "on_change",
 ];
 const PHASE_ONLY_KEYS: &[&str] = &[
     "name",
@@ -84,6 +87,8 @@ const PHASE_ONLY_KEYS: &[&str] = &[
     "matrix",
     "matrix_include",
     "matrix_exclude",
+    "service",
+    "ready",
 ];
 const DEFAULTS_KEYS: &[&str] = &[
     "description",
@@ -100,6 +105,7 @@ const DEFAULTS_KEYS: &[&str] = &[
     "env_inputs",
     "cache",
     "shell",
+    "on_change",
 ];
 const POLICY_KEYS: &[&str] = &["on_fail", "max_retries", "retry_delay", "retry_backoff"];
 
@@ -236,6 +242,7 @@ struct Settings {
     env_inputs: Option<Vec<String>>,
     cache: Option<bool>,
     shell: Option<Vec<String>>,
+    on_change: Option<super::OnChange>,
 }
 
 struct Cx<'a> {
@@ -638,6 +645,8 @@ impl<'a> Cx<'a> {
         };
         let scope = Scope::Phase(name.as_ref().map(|(n, _)| n.as_str()), number);
         let mut run = None;
+        let mut service = None;
+        let mut ready = None;
         let mut depends_on = Vec::new();
         let mut dependency_spans = Vec::new();
         let mut own = Settings::default();
@@ -645,6 +654,8 @@ impl<'a> Cx<'a> {
             let entry = (|| -> Result<(), ConfigError> {
                 match key.get_ref().as_ref() {
                     "name" | "matrix" | "matrix_include" | "matrix_exclude" => {}
+                    "service" => service = Some((self.boolean("service", scope, value)?, value.span())),
+                    "ready" => ready = Some((self.ready(scope, value)?, value.span())),
                     "run" => {
                         let command = match value.get_ref() {
                             DeValue::Array(items) if !items.is_empty() => {
@@ -701,6 +712,7 @@ impl<'a> Cx<'a> {
             })();
             self.keep(entry);
         }
+        let suffix = scope.suffix();
         let Some((name, name_span)) = name else {
             if name_entry.is_none() {
                 self.keep::<()>(Err(self
@@ -728,6 +740,26 @@ impl<'a> Cx<'a> {
         };
         let mut phase = PhaseDef::new(name, run.unwrap_or_default());
         phase.depends_on = depends_on;
+        match (service, ready) {
+            (Some((true, _)), ready) => {
+                let (ready, timeout) = ready.map_or((super::ReadyDef::Started, None), |(r, _)| r);
+                phase.service = Some(super::ServiceDef {
+                    ready,
+                    timeout: timeout.unwrap_or(milo::pipeline::DEFAULT_READY_TIMEOUT),
+                });
+            }
+            (_, Some((_, span))) => {
+                self.keep::<()>(Err(self
+                    .src
+                    .error(
+                        ErrorKind::InvalidValue,
+                        span,
+                        format!("`ready`{suffix} only applies to a service"),
+                    )
+                    .help_line("add `service = true` to the phase, or remove `ready`")));
+            }
+            _ => {}
+        }
         let (weight_span, policy_spans) = merge(&mut phase, defaults, own);
         if let Some(combo) = combo {
             phase.matrix = Some(MatrixCell {
@@ -961,6 +993,21 @@ impl<'a> Cx<'a> {
             }
             "cache" => s.cache = Some(self.boolean("cache", scope, value)?),
             "shell" => s.shell = Some(self.shell(scope, value)?),
+            "on_change" => {
+                let text = self.string("on_change", scope, value)?;
+                s.on_change = Some(match text.as_str() {
+                    "queue" => super::OnChange::Queue,
+                    "restart" => super::OnChange::Restart,
+                    other => {
+                        return Err(self
+                            .invalid(
+                                value,
+                                format!("`on_change`{} must be \"queue\" or \"restart\", found {other:?}", scope.suffix()),
+                            )
+                            .help_line("\"queue\" lets the phase finish and runs the next cycle after it; \"restart\" interrupts it"));
+                    }
+                });
+            }
             "policy" => {
                 let table = self.table(
                     "policy",
@@ -1043,6 +1090,87 @@ impl<'a> Cx<'a> {
             }
             self.invalid(value, message)
         })
+    }
+
+    /// `ready = { http = "…" | tcp = "…" | log = "…" | cmd = "…", timeout = "10s" }`.
+    fn ready(&self, scope: Scope<'_>, value: &Value<'_>) -> Result<(super::ReadyDef, Option<Duration>), ConfigError> {
+        use super::ReadyDef;
+        let example = "`ready = { tcp = \"127.0.0.1:5432\", timeout = \"10s\" }`";
+        let table = self.table("ready", scope, value, &format!("a table such as {example}"))?;
+        let mut check = None;
+        let mut timeout = None;
+        for (key, v) in in_file_order(table) {
+            let k = key.get_ref().as_ref();
+            let label = format!("ready.{k}");
+            let kind = match k {
+                "timeout" => {
+                    let t = self.duration(&label, scope, v, false)?;
+                    if t == Some(Duration::ZERO) {
+                        return Err(
+                            self.invalid(v, format!("`ready.timeout`{} must be greater than 0", scope.suffix()))
+                        );
+                    }
+                    timeout = t;
+                    continue;
+                }
+                "http" | "tcp" | "log" | "cmd" => k,
+                _ => {
+                    let mut message = format!("unknown key `{k}` in `ready`{}", scope.suffix());
+                    if let Some(close) = closest(k, ["http", "tcp", "log", "cmd", "timeout"]) {
+                        message.push_str(&format!("; did you mean `{close}`?"));
+                    }
+                    return Err(self
+                        .src
+                        .error(ErrorKind::UnknownKey, key.span(), message)
+                        .help_line("`ready` takes one of `http`, `tcp`, `log` or `cmd`, and `timeout`"));
+                }
+            };
+            if check.is_some() {
+                return Err(self
+                    .invalid(v, format!("`ready`{} has more than one check", scope.suffix()))
+                    .help_line("keep one of `http`, `tcp`, `log` or `cmd`"));
+            }
+            let text = self.non_empty_string(&label, scope, v)?;
+            let text = self.no_nul(&label, scope, v, text)?;
+            check = Some(match kind {
+                "http" => {
+                    let rest = text.strip_prefix("http://").ok_or_else(|| {
+                        self.invalid(
+                            v,
+                            format!(
+                                "`ready.http`{} must be an http:// address, found {text:?}",
+                                scope.suffix()
+                            ),
+                        )
+                        .help_line("https is not probed; use `cmd = \"curl -fsS https://…\"` for it")
+                    })?;
+                    if rest.split(['/', '?']).next().is_none_or(str::is_empty) {
+                        return Err(self.invalid(v, format!("`ready.http`{} names no host", scope.suffix())));
+                    }
+                    ReadyDef::Http(text)
+                }
+                "tcp" => {
+                    let port = text.rsplit_once(':').and_then(|(h, p)| (!h.is_empty()).then_some(p));
+                    if port.is_none_or(|p| p.parse::<u16>().is_err()) {
+                        return Err(self
+                            .invalid(
+                                v,
+                                format!("`ready.tcp`{} must be HOST:PORT, found {text:?}", scope.suffix()),
+                            )
+                            .help_line("for example `tcp = \"127.0.0.1:5432\"`"));
+                    }
+                    ReadyDef::Tcp(text)
+                }
+                "log" => ReadyDef::Log(text),
+                _ => ReadyDef::Cmd(text),
+            });
+        }
+        match check {
+            Some(check) => Ok((check, timeout)),
+            None => Err(self
+                .invalid(value, format!("`ready`{} has no check", scope.suffix()))
+                .help_line(format!("name one of `http`, `tcp`, `log` or `cmd`: {example}"))),
+        }
     }
 
     // ---- values ----
@@ -1491,6 +1619,7 @@ fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> (Option<Pl
     phase.env_inputs = own.env_inputs.or_else(|| d.env_inputs.clone()).unwrap_or_default();
     phase.cache = own.cache.or(d.cache).unwrap_or(true);
     phase.shell = own.shell.or_else(|| d.shell.clone());
+    phase.on_change = own.on_change.or(d.on_change).unwrap_or_default();
     let base = PhasePolicy::default();
     let spans = PolicySpans {
         max_retries: match own.max_retries {

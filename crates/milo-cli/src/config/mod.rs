@@ -30,7 +30,10 @@
 //! `retry_backoff`), and for incremental runs `sources` (globs relative to the phase's `cwd`;
 //! `**`, `{a,b}`, a leading `!` excludes), `outputs` (files or directories), `env_inputs`
 //! (names of variables of milo's environment) and `cache` (default true); `shell` (words or
-//! an array: the shell and its arguments before the command line, default `sh -c`). A phase with
+//! an array: the shell and its arguments before the command line, default `sh -c`); for
+//! `milo watch`, `on_change` (`"queue"`, the default, or `"restart"`); and phase-only
+//! `service = true` with `ready = { http | tcp | log | cmd = "…", timeout = "10s" }` (see
+//! [`ServiceDef`]). A phase with
 //! `sources` or `outputs` runs only when one of them, its definition, an `env_inputs` value or
 //! a dependency's result changed; `cache_max_size` (top level, default 5 GiB) bounds the
 //! cache of outputs. `[defaults]` takes any phase key but `name`, `run` and `depends_on`; a
@@ -215,6 +218,44 @@ pub struct PhaseDef {
     pub shell: Option<Vec<String>>,
     /// For an instance of a matrix phase: the phase and the instance's values.
     pub matrix: Option<MatrixCell>,
+    /// `service = true` (with its `ready` check): a long-running phase.
+    pub service: Option<ServiceDef>,
+    /// What `milo watch` does when this phase's inputs change while it runs.
+    pub on_change: OnChange,
+}
+
+/// A service phase's readiness check (`ready = { tcp = "127.0.0.1:5432", timeout = "10s" }`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDef {
+    /// What makes it ready.
+    pub ready: ReadyDef,
+    /// How long it may take (default 30 s).
+    pub timeout: Duration,
+}
+
+/// When a service is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadyDef {
+    /// No `ready`: as soon as it started.
+    Started,
+    /// `http = "http://127.0.0.1:8080/health"`: a GET answered with a 2xx or 3xx status.
+    Http(String),
+    /// `tcp = "127.0.0.1:5432"`: a TCP connection is accepted.
+    Tcp(String),
+    /// `log = "listening on"`: a line of its output contains the text.
+    Log(String),
+    /// `cmd = "pg_isready"`: the command exits with status 0.
+    Cmd(String),
+}
+
+/// `on_change`: what a change to a running phase's inputs does under `milo watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnChange {
+    /// `"queue"` (default): the phase finishes; the change starts the next cycle.
+    #[default]
+    Queue,
+    /// `"restart"`: the phase is interrupted and runs again in the next cycle.
+    Restart,
 }
 
 /// What makes a phase an instance of a matrix phase.
@@ -248,6 +289,8 @@ impl PhaseDef {
             cache: true,
             shell: None,
             matrix: None,
+            service: None,
+            on_change: OnChange::Queue,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use milo::capture::Stream;
-use milo::pipeline::{PipelineAction, PipelineState, Status, Verdict};
+use milo::pipeline::{PipelineAction, PipelineState, ServiceState, Status, Verdict};
 
 use super::summary::{fresh_word, secs, summary};
 use super::{Feed, View, WriteStatus, write_batched};
@@ -51,6 +51,25 @@ pub fn line(action: &PipelineAction, state: &PipelineState, paint: Palette) -> O
                 if count == 1 { "" } else { "s" }
             )
         }
+        A::PhaseStart { name, .. } if state.phase(name).is_some_and(|p| p.info.service) => {
+            format!("{} starting (service)", n(name))
+        }
+        A::Service { name, state: s, .. } => match s {
+            ServiceState::Ready if state.phase(name).is_some_and(|p| p.attempt == 0) => format!(
+                "{} {} (still running from the last cycle)",
+                n(name),
+                word(Status::Completed, "ready")
+            ),
+            ServiceState::Ready => format!(
+                "{} {} after {}",
+                n(name),
+                word(Status::Completed, "ready"),
+                elapsed(name)
+            ),
+            ServiceState::Stopped => format!("{} stopped after {}", n(name), elapsed(name)),
+            ServiceState::Kept => format!("{} ready, kept running", n(name)),
+            ServiceState::Starting => format!("{} starting (service)", n(name)),
+        },
         A::PhaseStart { name, attempt, .. } if *attempt > 1 => format!("{} started (attempt {attempt})", n(name)),
         A::PhaseStart { name, .. } => match state.phase(name).and_then(|p| p.decision.as_ref()) {
             // An incremental phase says why it runs.

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use milo::pipeline::{Eta, PhaseStatus, PipelineAction, PipelineState, Status};
+use milo::pipeline::{Eta, PhaseStatus, PipelineAction, PipelineState, ServiceState, Status};
 use unicode_width::UnicodeWidthChar;
 
 use super::View;
@@ -156,8 +156,13 @@ fn running_line(p: &PhaseStatus, now: f64, spinner: char, paint: Palette) -> Str
         .last()
         .map(|l| format!("  {}", paint.paint(DIM, paint.clean(&l.line))))
         .unwrap_or_default();
+    let service = match p.service {
+        Some(ServiceState::Ready) => format!("  {}", paint.paint(GREEN, "ready")),
+        Some(state) => format!("  {}", paint.paint(DIM, state.as_str())),
+        None => String::new(),
+    };
     format!(
-        "{symbol} {}  {}{attempt}{last}",
+        "{symbol} {}  {}{attempt}{service}{last}",
         paint.clean(&p.name),
         paint.paint(DIM, secs(since))
     )

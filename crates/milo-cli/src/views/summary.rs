@@ -53,6 +53,9 @@ pub fn finished_line(p: &PhaseStatus, paint: Palette) -> String {
     if let Some(verdict) = p.fresh() {
         let _ = write!(line, "  {}", paint.paint(DIM, format!("({})", fresh_word(verdict))));
     }
+    if let Some(state) = p.service {
+        let _ = write!(line, "  {}", paint.paint(DIM, format!("(service, {state})")));
+    }
     if p.attempt > 1 {
         let _ = write!(line, "  ({} attempts)", p.attempt);
     }
@@ -151,6 +154,13 @@ pub fn summary(state: &PipelineState, paint: Palette) -> String {
             .map(|p| format!("{} {}", paint.clean(&p.name), paint.paint(DIM, secs(p.elapsed))))
             .collect();
         let _ = writeln!(out, "  slowest: {}", slowest.join(" · "));
+    }
+    let services: Vec<String> = state
+        .phases_in_order()
+        .filter_map(|p| p.service.map(|s| format!("{} {s}", paint.clean(&p.name))))
+        .collect();
+    if !services.is_empty() {
+        let _ = writeln!(out, "  services: {}", services.join(" · "));
     }
     for p in state.phases_in_order().filter(|p| p.status == Status::Failed) {
         let _ = writeln!(out, "  {}", finished_line(p, paint));

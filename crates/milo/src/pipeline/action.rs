@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::incremental::Decision;
+use super::service::ServiceState;
 use crate::action::{Action, Builtin};
 use crate::capture::Stream;
 
@@ -126,6 +127,18 @@ pub enum PipelineAction {
         /// Seconds since the pipeline started.
         timestamp: f64,
     },
+    /// `@@SERVICE`: a service phase became ready, was stopped, or was kept running for the
+    /// next run (`starting` is implied by its `@@PHASE_START`). A service a run takes over
+    /// from an earlier one (`milo watch`) has no `@@PHASE_START`: its first action is `ready`.
+    #[serde(rename = "@@SERVICE")]
+    Service {
+        /// The phase.
+        name: Arc<str>,
+        /// Its new state.
+        state: ServiceState,
+        /// Seconds since the pipeline started.
+        timestamp: f64,
+    },
     /// `@@PHASE_LOG`: one captured line of output.
     #[serde(rename = "@@PHASE_LOG")]
     PhaseLog {
@@ -174,6 +187,7 @@ impl PipelineAction {
             | PhaseSkipped { name, .. }
             | PhaseRetry { name, .. }
             | PhaseCancelled { name, .. }
+            | Service { name, .. }
             | PhaseLog { name, .. } => Some(name),
             _ => None,
         }
@@ -191,6 +205,7 @@ impl PipelineAction {
             | PhaseSkipped { timestamp, .. }
             | PhaseRetry { timestamp, .. }
             | PhaseCancelled { timestamp, .. }
+            | Service { timestamp, .. }
             | PhaseLog { timestamp, .. }
             | PipelineComplete { timestamp }
             | PipelineFailed { timestamp, .. }
@@ -211,6 +226,7 @@ impl PipelineAction {
             | PhaseSkipped { timestamp, .. }
             | PhaseRetry { timestamp, .. }
             | PhaseCancelled { timestamp, .. }
+            | Service { timestamp, .. }
             | PhaseLog { timestamp, .. }
             | PipelineComplete { timestamp }
             | PipelineFailed { timestamp, .. }
@@ -245,6 +261,7 @@ impl Action for PipelineAction {
             PhaseSkipped { .. } => "@@PHASE_SKIPPED",
             PhaseRetry { .. } => "@@PHASE_RETRY",
             PhaseCancelled { .. } => "@@PHASE_CANCELLED",
+            Service { .. } => "@@SERVICE",
             PhaseLog { .. } => "@@PHASE_LOG",
             PipelineComplete { .. } => "@@PIPELINE_COMPLETE",
             PipelineFailed { .. } => "@@PIPELINE_FAILED",

@@ -47,6 +47,9 @@ pub struct PhaseInfo {
     pub dependents: Vec<usize>,
     /// Its level: 0 for roots, else 1 + the highest level of its dependencies.
     pub level: usize,
+    /// Whether it is a long-running service (see [`Service`](super::Service)).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub service: bool,
 }
 
 fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -371,6 +374,7 @@ fn validate(name: Arc<str>, phases: &[Phase]) -> Result<PipelineDef, PipelineErr
             deps,
             dependents: Vec::new(),
             level: 0,
+            service: p.service.is_some(),
         });
     }
     for i in 0..n {

@@ -19,6 +19,7 @@ mod policy;
 mod run;
 mod saga;
 mod secrets;
+mod service;
 mod state;
 mod timeline;
 mod tracing_capture;
@@ -39,6 +40,7 @@ pub use policy::{InvalidPolicyValue, MAX_RETRY_DELAY, OnFail, PhasePolicy, Retry
 pub use run::RunOutput;
 pub use saga::{RunOptions, RunReport};
 pub use secrets::{MASK, Secrets};
+pub use service::{DEFAULT_READY_TIMEOUT, Interrupts, Probe, Ready, Service, ServicePool, ServiceState};
 pub use state::{LogLine, PhaseStatus, PipelineReducer, PipelineState, Status};
 pub use timeline::pipeline_to_timeline;
 pub use tracing_capture::{PHASE_SPAN, PhaseLogLayer, phase_log_layer};

@@ -163,6 +163,7 @@ pub struct Phase {
     pub(crate) policy: PhasePolicy,
     pub(crate) max_logs: usize,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) service: Option<super::service::Service>,
 }
 
 impl Phase {
@@ -177,6 +178,7 @@ impl Phase {
             policy: PhasePolicy::default(),
             max_logs: DEFAULT_MAX_LOGS,
             timeout: None,
+            service: None,
         }
     }
 
@@ -270,6 +272,14 @@ impl Phase {
     /// Fail an attempt that runs longer than `timeout` (its policy then applies).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Makes it a long-running service: its dependents start once it is ready, and the run
+    /// stops it when every other phase has ended (see [`Service`](super::Service)). Its
+    /// `timeout` and retry policy do not apply.
+    pub fn service(mut self, service: super::service::Service) -> Self {
+        self.service = Some(service);
         self
     }
 

@@ -29,6 +29,7 @@ use super::graph::Pipeline;
 use super::incremental::{Check, Decision, DepResult, Dependency, Incremental};
 use super::phase::{Handler, LineSink, PhaseContext, PhaseOutput};
 use super::policy::OnFail;
+use super::service::{Interrupts, Link, Live, Service, ServicePool, ServiceState};
 use super::state::Status;
 use super::tracing_capture::phase_span;
 use crate::action::Action;
@@ -45,6 +46,12 @@ pub struct RunOptions {
     /// Phases not to run: each is completed at once with the given result JSON, noted as
     /// reused from the given run (used to resume an earlier run).
     pub reuse: HashMap<String, (serde_json::Value, String)>,
+    /// Where ready services go at the end of the run instead of being stopped, and where the
+    /// run takes them from (see [`ServicePool`]); `None`: the run stops its services.
+    pub services: Option<ServicePool>,
+    /// Where the run registers each running attempt, so that single phases can be
+    /// interrupted from outside (see [`Interrupts`]).
+    pub interrupts: Option<Interrupts>,
 }
 
 /// How a run ended and what each phase produced.
@@ -75,6 +82,20 @@ struct Ended {
 enum Msg {
     Done(usize, Ended),
     RetryDue(usize),
+    /// A service's readiness check ended (`Err`: it was not ready in time).
+    ServiceReady(usize, Result<(), String>),
+    /// A service's handler ended.
+    ServiceExited(usize, SagaResult<PhaseOutput>),
+}
+
+/// A service the run has started or taken from its pool, until it ends or is handed back.
+struct RunningService {
+    live: Arc<Live>,
+    ready: bool,
+    /// It failed (not ready in time); its end puts nothing more.
+    failed: bool,
+    /// The run asked it to stop.
+    stopping: bool,
 }
 
 impl Pipeline {
@@ -133,6 +154,11 @@ struct Scheduler<S, A> {
     files: Arc<RunFiles>,
     /// Whether parallel attempts are still polled inline first.
     inline: Inline,
+    /// Whether each phase ran in this run (not up to date, reused or a kept service): a kept
+    /// service is restarted when one of its dependencies did.
+    rebuilt: Vec<bool>,
+    /// The services running for this run, by phase.
+    services: HashMap<usize, RunningService>,
 }
 
 /// An inline poll that takes at least this long counts as slow (see [`Inline`]).
@@ -200,6 +226,8 @@ where
             failure: None,
             failed: Arc::new(Mutex::new(false)),
             inline: Inline::default(),
+            rebuilt: vec![false; n],
+            services: HashMap::new(),
         }
     }
 
@@ -230,7 +258,15 @@ where
         loop {
             self.start_ready().await?;
             if self.running == 0 && self.retry_timers.is_empty() && (self.ready.is_empty() || self.stopping) {
-                break;
+                // Nothing but services left: wait for those still starting (their dependents
+                // have yet to run), then stop them or hand them to the pool.
+                let starting = self.services.values().any(|s| !s.ready && !s.failed && !s.stopping);
+                if !starting || self.stopping {
+                    self.release_services()?;
+                }
+                if self.services.is_empty() {
+                    break;
+                }
             }
             let stop = self.options.stop.clone();
             let msg = tokio::select! {
@@ -246,6 +282,8 @@ where
                     self.running -= 1;
                     self.end_attempt(i, ended).await?;
                 }
+                Some(Msg::ServiceReady(i, ready)) => self.service_ready(i, ready).await?,
+                Some(Msg::ServiceExited(i, result)) => self.service_exited(i, result).await?,
                 Some(Msg::RetryDue(i)) => {
                     if self.retry_timers.remove(&i).is_none() {
                         // Its wait was already cancelled (and the phase with it).
@@ -310,6 +348,10 @@ where
         self.interrupted = true;
         self.stopping = true;
         self.run_token.cancel();
+        for s in self.services.values_mut() {
+            s.stopping = true;
+            s.live.token.cancel();
+        }
         self.cancel_retry_waits()
     }
 
@@ -366,6 +408,12 @@ where
                     reused_from: Some(run),
                 })?;
                 self.settle(i, Outcome::Completed(output)).await?;
+                continue;
+            }
+            if let Some(service) = self.p.phases[i].service.clone() {
+                // A service holds no jobs slot: it runs until the run no longer needs it.
+                self.ready.pop();
+                self.start_service(i, service).await?;
                 continue;
             }
             if self.p.def.phases[i].parallel {
@@ -468,6 +516,9 @@ where
             .collect();
         let name = info.name.clone();
         let cancel = self.run_token.child_token();
+        if let Some(interrupts) = &self.options.interrupts {
+            interrupts.insert(name.clone(), cancel.clone());
+        }
         let sink = self.sink(name.clone());
         // The decision is made once, before the first attempt (or again after an attempt
         // whose check failed); retries record under it.
@@ -543,6 +594,12 @@ where
 
     /// Keeps the decision an attempt made, then settles its outcome.
     async fn end_attempt(&mut self, i: usize, ended: Ended) -> SagaResult<()> {
+        if let Some(interrupts) = &self.options.interrupts {
+            interrupts.remove(&self.p.def.phases[i].name);
+        }
+        if let Outcome::Completed(_) = &ended.outcome {
+            self.rebuilt[i] = !ended.decision.as_ref().is_some_and(|d| d.verdict.is_fresh());
+        }
         if ended.decision.is_some() {
             self.decisions[i] = ended.decision;
         }
@@ -601,6 +658,235 @@ where
                     name: self.name(i),
                     timestamp: self.now(),
                 })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts service `i`, or takes it from the pool as it is when none of its dependencies
+    /// ran in this run. Its readiness check runs in a fork of the run.
+    async fn start_service(&mut self, i: usize, service: Service) -> SagaResult<()> {
+        let name = self.name(i);
+        let pool = self.options.services.clone();
+        if let Some(live) = pool.as_ref().and_then(|p| p.take(&name)) {
+            let rebuilt = self.p.def.phases[i].deps.iter().any(|&d| self.rebuilt[d]);
+            if !rebuilt && !live.exited.is_cancelled() {
+                self.attempt[i] += 1;
+                self.attach(i, &live);
+                self.put(PipelineAction::Service {
+                    name,
+                    state: ServiceState::Ready,
+                    timestamp: self.now(),
+                })?;
+                self.services.insert(
+                    i,
+                    RunningService {
+                        live,
+                        ready: true,
+                        failed: false,
+                        stopping: false,
+                    },
+                );
+                self.results[i] = Some(PhaseOutput::none());
+                self.unlock(i);
+                return Ok(());
+            }
+            // One of its dependencies ran again (or it ended): it starts anew.
+            live.stop().await;
+        }
+        let mut job = self.job(i);
+        if let Some(interrupts) = &self.options.interrupts {
+            interrupts.remove(&name);
+        }
+        if pool.is_some() {
+            // A kept service outlives the run: a later run stops it, not this run's token.
+            job.ctx.cancel = CancellationToken::new();
+        }
+        if !job.begin(&self.cx, None) {
+            return self.settle(i, Outcome::NotStarted).await;
+        }
+        let live = Arc::new(Live {
+            token: job.ctx.cancel.clone(),
+            exited: CancellationToken::new(),
+            link: Link::new(&service.ready),
+            task: Mutex::new(None),
+        });
+        self.attach(i, &live);
+        job.ctx.sink = live.link.sink();
+        // A service's `timeout` is its readiness timeout, not a limit on how long it runs.
+        let execution = Execution::new(job.handler, job.ctx, None, job.grace, job.executor);
+        let (link, exited) = (live.link.clone(), live.exited.clone());
+        let task = tokio::spawn(async move {
+            let result = execution.finish_caught().await;
+            exited.cancel();
+            link.exited(result);
+        });
+        *live.task.lock() = Some(task);
+        let (tx, link, exited) = (self.tx.clone(), live.link.clone(), live.exited.clone());
+        let handle = self
+            .cx
+            .fork(format!("ready:{name}"), move |_cx| async move {
+                tokio::select! {
+                    biased;
+                    _ = exited.cancelled() => {}
+                    ready = link.wait_ready(&service.ready, service.timeout) => {
+                        let _ = tx.send(Msg::ServiceReady(i, ready));
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        self.forks.push(handle);
+        self.rebuilt[i] = true;
+        self.services.insert(
+            i,
+            RunningService {
+                live,
+                ready: false,
+                failed: false,
+                stopping: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Makes this run the owner of a service's lines and of its end.
+    fn attach(&self, i: usize, live: &Live) {
+        let tx = self.tx.clone();
+        live.link.attach(
+            self.sink(self.name(i)),
+            Box::new(move |result| {
+                let _ = tx.send(Msg::ServiceExited(i, result));
+            }),
+        );
+    }
+
+    async fn service_ready(&mut self, i: usize, ready: Result<(), String>) -> SagaResult<()> {
+        let Some(s) = self.services.get_mut(&i) else {
+            return Ok(());
+        };
+        if s.ready || s.failed || s.stopping {
+            return Ok(());
+        }
+        match ready {
+            Ok(()) => {
+                s.ready = true;
+                self.put(PipelineAction::Service {
+                    name: self.name(i),
+                    state: ServiceState::Ready,
+                    timestamp: self.now(),
+                })?;
+                self.results[i] = Some(PhaseOutput::none());
+                self.unlock(i);
+                Ok(())
+            }
+            Err(e) => {
+                s.failed = true;
+                s.live.token.cancel();
+                self.fail_service(i, &e).await
+            }
+        }
+    }
+
+    async fn service_exited(&mut self, i: usize, result: SagaResult<PhaseOutput>) -> SagaResult<()> {
+        let Some(s) = self.services.remove(&i) else {
+            return Ok(());
+        };
+        let task = s.live.task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        if s.failed {
+            return Ok(());
+        }
+        let stopped = PipelineAction::Service {
+            name: self.name(i),
+            state: ServiceState::Stopped,
+            timestamp: self.now(),
+        };
+        match result {
+            _ if s.stopping => self.put(stopped),
+            Err(SagaError::Cancelled) => self.put(stopped),
+            Ok(_) if s.ready => self.put(stopped),
+            Ok(_) => {
+                self.fail_service(i, "exited before it was ready (its command ended with status 0)")
+                    .await
+            }
+            Err(e) if s.ready => {
+                self.fail_service(i, &format!("ended while the run needed it: {e}"))
+                    .await
+            }
+            Err(e) => self.fail_service(i, &format!("exited before it was ready: {e}")).await,
+        }
+    }
+
+    /// Fails service `i` with `why`, and with it the direct dependents waiting for it.
+    async fn fail_service(&mut self, i: usize, why: &str) -> SagaResult<()> {
+        let name = self.name(i);
+        let waiting: Vec<usize> = self.p.def.phases[i]
+            .dependents
+            .iter()
+            .copied()
+            .filter(|&d| self.attempt[d] == 0)
+            .collect();
+        let needed = match waiting.len() {
+            0 => String::new(),
+            n => format!(
+                "; {} need{} it",
+                waiting
+                    .iter()
+                    .map(|&d| format!("`{}`", self.p.def.phases[d].name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if n == 1 { "s" } else { "" }
+            ),
+        };
+        let error = format!("service `{name}` {why}{needed}");
+        {
+            let mut failed = self.failed.lock();
+            self.put(PipelineAction::PhaseFailed {
+                name: name.clone(),
+                error: error.clone(),
+                timestamp: self.now(),
+            })?;
+            for &d in &waiting {
+                self.put(PipelineAction::PhaseFailed {
+                    name: self.name(d),
+                    error: format!("it needs service `{name}`, which {why}"),
+                    timestamp: self.now(),
+                })?;
+            }
+            *failed = true;
+        }
+        self.settle(i, Outcome::Failed(error)).await
+    }
+
+    /// Stops the run's services, or hands the ready ones to the pool (unless the run was
+    /// interrupted). Their ends arrive as `Msg::ServiceExited`.
+    fn release_services(&mut self) -> SagaResult<()> {
+        let pool = self.options.services.clone().filter(|_| !self.interrupted);
+        let mut order: Vec<usize> = self.services.keys().copied().collect();
+        order.sort_by_key(|&i| self.p.def.rank(i));
+        for i in order {
+            let Some(s) = self.services.get_mut(&i) else { continue };
+            if s.stopping || s.failed {
+                continue;
+            }
+            match &pool {
+                Some(pool) if s.ready => {
+                    if let Some(s) = self.services.remove(&i) {
+                        self.put(PipelineAction::Service {
+                            name: self.name(i),
+                            state: ServiceState::Kept,
+                            timestamp: self.now(),
+                        })?;
+                        pool.keep(self.name(i), s.live);
+                    }
+                }
+                _ => {
+                    s.stopping = true;
+                    s.live.token.cancel();
+                }
             }
         }
         Ok(())

@@ -15,6 +15,7 @@ use super::graph::{PhaseInfo, PipelineDef};
 use super::incremental::{Decision, Verdict};
 use super::log_ring::LogRing;
 use super::phases::Phases;
+use super::service::ServiceState;
 use crate::capture::Stream;
 use crate::store::{Reducer, ReducerResult};
 
@@ -107,6 +108,9 @@ pub struct PhaseStatus {
     /// For an incremental phase: its key, whether it ran, was up to date or was restored,
     /// and why. When it was up to date or restored, its logs are the recorded ones, replayed.
     pub decision: Option<Arc<Decision>>,
+    /// For a service: `starting`, `ready`, `stopped` or `kept` (`None` before it starts, and
+    /// for other phases).
+    pub service: Option<ServiceState>,
     /// The phase's definition.
     pub info: Arc<PhaseInfo>,
 }
@@ -162,6 +166,7 @@ impl PipelineState {
                 result: None,
                 reused_from: None,
                 decision: None,
+                service: None,
                 info: info.clone(),
             })
         }));
@@ -334,8 +339,32 @@ fn reduce(state: Arc<PipelineState>, action: &PipelineAction) -> Arc<PipelineSta
                     p.started_at = Some(*timestamp);
                 }
                 p.elapsed = (timestamp - p.started_at.unwrap_or(*timestamp)).max(0.0);
+                if p.info.service {
+                    p.service = Some(ServiceState::Starting);
+                }
             });
             next.current_phase = Some(name.clone());
+        }
+        A::Service { name, state, timestamp } => {
+            if *state == ServiceState::Ready && !next.in_progress_at(i) {
+                // A service kept running from an earlier run: it starts ready (attempt 0).
+                next.enter_progress(i);
+                next.phases.activate(i);
+                next.update(i, |p| {
+                    p.status = Status::Running;
+                    p.finished_at = None;
+                    p.started_at.get_or_insert(*timestamp);
+                });
+                next.current_phase = Some(name.clone());
+            }
+            next.update(i, |p| {
+                p.service = Some(*state);
+                p.elapsed = (timestamp - p.started_at.unwrap_or(*timestamp)).max(0.0);
+            });
+            if matches!(state, ServiceState::Stopped | ServiceState::Kept) {
+                next.update(i, |p| p.result = Some(Arc::new(serde_json::Value::Null)));
+                next.finish(i, Status::Completed, None, *timestamp);
+            }
         }
         A::PhaseDecision { decision, .. } => {
             let decision = Arc::new(decision.clone());
@@ -358,6 +387,12 @@ fn reduce(state: Arc<PipelineState>, action: &PipelineAction) -> Arc<PipelineSta
             next.finish(i, Status::Completed, None, *timestamp);
         }
         A::PhaseFailed { error, timestamp, .. } => {
+            // A service that failed is stopped by the run.
+            next.update(i, |p| {
+                if p.service.is_some() {
+                    p.service = Some(ServiceState::Stopped);
+                }
+            });
             next.finish(i, Status::Failed, Some(error.clone()), *timestamp);
             next.status = Status::Failed;
         }

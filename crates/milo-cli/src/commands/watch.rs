@@ -1,0 +1,409 @@
+//! `milo watch`: run the pipeline (or the targets), then again for every batch of changes to
+//! the phases' `sources`, each cycle one incremental run (one run in the history) that runs
+//! only the phases whose key changed and their dependents; services stay up across cycles
+//! and are restarted when a dependency of theirs ran again or their own sources changed.
+//!
+//! Changes come from `milo_watch::Watcher` (events, or `--poll`), filtered by its `Rules`:
+//! `.milo/`, `.git/`, declared outputs and `.gitignore`d paths never count, and only paths
+//! that are some phase's `sources` do. A change during a cycle is kept for the next one; if it
+//! affects a running phase (its own sources or those of a phase it depends on) that declares
+//! `on_change = "restart"`, that phase is interrupted at once (it ends `cancelled` and runs
+//! again in the next cycle). `q` then Enter on standard input, Ctrl-C or SIGTERM stop the
+//! cycle, the services and milo.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use milo::pipeline::{Eta, Interrupts, Pipeline, PipelineState, RunOptions, ServicePool, Status};
+use milo_cache::Cache;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Ui, WatchArgs};
+use crate::config::OnChange;
+use crate::error::CliError;
+use crate::views::View;
+use crate::views::json::JsonView;
+use crate::views::plain::PlainView;
+use crate::views::progress::ProgressView;
+use crate::{build, color, config, incremental, signals};
+
+/// How many changed paths a cycle's header names before `(+N more)`.
+const SHOWN_PATHS: usize = 5;
+
+/// What the watch loop knows about the phases.
+struct Phases {
+    names: Vec<Arc<str>>,
+    /// Each phase and everything it depends on, transitively (indices).
+    upstream: Vec<Vec<usize>>,
+    /// Phases with `on_change = "restart"`.
+    restart: Vec<usize>,
+    /// Service phases.
+    services: Vec<usize>,
+}
+
+impl Phases {
+    fn new(file: &config::PipelineFile, pipeline: &Pipeline) -> Self {
+        let def = pipeline.def();
+        let names: Vec<Arc<str>> = def.phases.iter().map(|p| p.name.clone()).collect();
+        let mut upstream: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
+        for &i in def.order() {
+            let mut all: BTreeSet<usize> = BTreeSet::from([i]);
+            for &d in &def.phases[i].deps {
+                all.extend(upstream[d].iter().copied());
+            }
+            upstream[i] = all.into_iter().collect();
+        }
+        let on_change = |name: &str| {
+            file.phases
+                .iter()
+                .find(|p| p.name == name)
+                .map_or(OnChange::Queue, |p| p.on_change)
+        };
+        let restart = (0..names.len())
+            .filter(|&i| on_change(&names[i]) == OnChange::Restart)
+            .collect();
+        let services = (0..names.len()).filter(|&i| def.phases[i].service).collect();
+        Self {
+            names,
+            upstream,
+            restart,
+            services,
+        }
+    }
+
+    /// Whether a change of one of `paths` can change phase `i`'s key or one of its
+    /// dependencies'.
+    fn affected(&self, cache: &Cache, i: usize, paths: &[PathBuf]) -> bool {
+        self.upstream[i]
+            .iter()
+            .any(|&u| paths.iter().any(|p| cache.is_source(&self.names[u], p)))
+    }
+}
+
+pub fn watch(args: WatchArgs) -> Result<u8, CliError> {
+    let file = config::load_with(
+        &args.file.file,
+        &config::ParamInputs::new(args.params.params.clone(), true),
+    )?;
+    let mut pipeline = build::pipeline(&file, &args.targets)?;
+    super::print_warnings(&file);
+    let Some(cache) = incremental::open(&file, &pipeline, &incremental::Flags::default())? else {
+        return Err(CliError::usage(
+            format!(
+                "`milo watch` has nothing to watch: no phase of {} has `sources`",
+                file.path.display()
+            ),
+            Some("add the files each phase reads, such as `sources = [\"src/**\"]`; `milo run` runs it once".into()),
+        ));
+    };
+    pipeline = pipeline.incremental(cache.clone());
+    if let Some(j) = args.jobs {
+        pipeline = pipeline.jobs(j as usize);
+    }
+    let ui = match args.ui {
+        Ui::Tui => {
+            return Err(CliError::usage(
+                "--ui tui is not available with `milo watch`",
+                Some("use --ui progress, plain or json".into()),
+            ));
+        }
+        Ui::Auto | Ui::Progress if std::io::stderr().is_terminal() && pipeline.captures_output() => Ui::Progress,
+        Ui::Auto | Ui::Progress => Ui::Plain,
+        other => other,
+    };
+    let phases = Phases::new(&file, &pipeline);
+    let never: Vec<PathBuf> = phases.names.iter().flat_map(|n| cache.outputs_of(n)).collect();
+    let wanted = {
+        let (cache, names) = (cache.clone(), phases.names.clone());
+        move |p: &Path| names.iter().any(|n| cache.is_source(n, p))
+    };
+    let rules = milo_watch::Rules::new(file.dir.clone(), never, wanted);
+    let mode = if args.poll {
+        milo_watch::Mode::Poll(Duration::from_millis(args.poll_interval.max(10)))
+    } else {
+        milo_watch::Mode::Events
+    };
+    let history = if args.no_history {
+        None
+    } else {
+        milo_history::cli::open_for_run(&args.file.file, args.db.as_deref())
+    };
+    let medians = history
+        .as_ref()
+        .and_then(|h| h.median_durations(pipeline.name()).ok())
+        .unwrap_or_default();
+    let session = Session {
+        eta: Eta::new(medians, pipeline.job_limit()),
+        pipeline,
+        cache,
+        phases,
+        ui,
+        root: file.dir.clone(),
+        history,
+        record: milo_history::RecordOptions {
+            pipeline_file: Some(args.file.file.display().to_string()),
+            resumed_from: None,
+            keep_runs: Some(args.keep_runs),
+        },
+    };
+    drop(file);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Internal(format!("could not start the async runtime: {e}")))?;
+    runtime.block_on(session.run(rules, mode, Duration::from_millis(args.debounce.max(1))))
+}
+
+struct Session {
+    pipeline: Pipeline,
+    cache: Arc<Cache>,
+    phases: Phases,
+    ui: Ui,
+    eta: Eta,
+    root: PathBuf,
+    history: Option<milo_history::History>,
+    record: milo_history::RecordOptions,
+}
+
+impl Session {
+    async fn run(self, rules: milo_watch::Rules, mode: milo_watch::Mode, debounce: Duration) -> Result<u8, CliError> {
+        let mut watcher =
+            milo_watch::Watcher::start(rules, mode, debounce).map_err(|e| CliError::usage(e.to_string(), None))?;
+        let quit = CancellationToken::new();
+        let done = CancellationToken::new();
+        let signal_watch = tokio::spawn(signals::watch(quit.clone(), done.clone()));
+        quit_on_q(quit.clone());
+        let pool = ServicePool::new();
+        let mut changed: Vec<PathBuf> = Vec::new();
+        let mut cycle = 0u64;
+        let mut result = Ok(0);
+        loop {
+            cycle += 1;
+            // A service whose own sources changed starts anew.
+            for &s in &self.phases.services {
+                let name = &self.phases.names[s];
+                if changed.iter().any(|p| self.cache.is_source(name, p)) {
+                    pool.stop(name).await;
+                }
+            }
+            if let Err(e) = self.announce(cycle, &changed) {
+                result = Err(e);
+                break;
+            }
+            let interrupts = Interrupts::new();
+            let options = RunOptions {
+                stop: quit.child_token(),
+                services: Some(pool.clone()),
+                interrupts: Some(interrupts.clone()),
+                ..RunOptions::default()
+            };
+            let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
+            let run = self.cycle(options);
+            tokio::pin!(run);
+            let ended = loop {
+                tokio::select! {
+                    ended = &mut run => break ended,
+                    batch = watcher.next() => match batch {
+                        Some(Ok(paths)) => {
+                            self.interrupt_affected(&interrupts, &paths);
+                            pending.extend(paths);
+                        }
+                        Some(Err(e)) => warn(&format!("the file watcher reported an error (changes may have been missed): {e}")),
+                        None => {}
+                    },
+                }
+            };
+            pending.extend(watcher.drain());
+            if let Err(e) = ended {
+                result = Err(e);
+                break;
+            }
+            if quit.is_cancelled() {
+                break;
+            }
+            if !pending.is_empty() {
+                changed = pending.into_iter().collect();
+                continue;
+            }
+            self.waiting(&pool);
+            changed = tokio::select! {
+                batch = watcher.next() => match batch {
+                    Some(Ok(paths)) => paths,
+                    Some(Err(e)) => {
+                        warn(&format!("the file watcher reported an error (changes may have been missed): {e}"));
+                        Vec::new()
+                    }
+                    None => break,
+                },
+                _ = quit.cancelled() => break,
+            };
+        }
+        pool.stop_all().await;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "milo: watch stopped after {cycle} cycle{}",
+            if cycle == 1 { "" } else { "s" }
+        );
+        done.cancel();
+        let _ = signal_watch.await;
+        result
+    }
+
+    /// Interrupts the running phases with `on_change = "restart"` that `paths` affect.
+    fn interrupt_affected(&self, interrupts: &Interrupts, paths: &[PathBuf]) {
+        for &i in &self.phases.restart {
+            let name = &self.phases.names[i];
+            if self.phases.affected(&self.cache, i, paths) && interrupts.interrupt(name) {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "milo: `{name}` interrupted (on_change = \"restart\"): {} changed",
+                    self.shown(paths)
+                );
+            }
+        }
+    }
+
+    /// The paths, relative to the root, at most [`SHOWN_PATHS`] of them.
+    fn shown(&self, paths: &[PathBuf]) -> String {
+        let mut out: Vec<String> = paths
+            .iter()
+            .take(SHOWN_PATHS)
+            .map(|p| crate::color::Palette::plain().clean(&self.rel(p)).into_owned())
+            .collect();
+        if paths.len() > SHOWN_PATHS {
+            out.push(format!("(+{} more)", paths.len() - SHOWN_PATHS));
+        }
+        out.join(", ")
+    }
+
+    fn rel(&self, p: &Path) -> String {
+        match p.strip_prefix(&self.root) {
+            // The root: events were lost, everything is checked again.
+            Ok(rel) if rel.as_os_str().is_empty() => ".".to_owned(),
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => p.display().to_string(),
+        }
+    }
+
+    /// The cycle's first line: its number and what changed.
+    fn announce(&self, cycle: u64, changed: &[PathBuf]) -> Result<(), CliError> {
+        let out = match self.ui {
+            Ui::Json => {
+                let line = serde_json::json!({
+                    "type": "@@WATCH_CYCLE",
+                    "payload": {
+                        "cycle": cycle,
+                        "changed": changed.iter().map(|p| self.rel(p)).collect::<Vec<_>>(),
+                    }
+                });
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{line}").and_then(|()| out.flush())
+            }
+            _ => {
+                let what = if changed.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {} changed", self.shown(changed))
+                };
+                let line = format!("milo: cycle {cycle}{what}");
+                if self.ui == Ui::Progress {
+                    writeln!(std::io::stderr().lock(), "{line}")
+                } else {
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{line}").and_then(|()| out.flush())
+                }
+            }
+        };
+        match out {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Io {
+                action: "write the watch's output to",
+                path: "stdout".into(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn waiting(&self, pool: &ServicePool) {
+        let services = pool.names();
+        let up = if services.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; services up: {}",
+                services.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "milo: watching for changes{up} (q then Enter, or Ctrl-C, stops)"
+        );
+    }
+
+    /// One cycle: one run, recorded in the history, shown by the session's view.
+    async fn cycle(&self, options: RunOptions) -> Result<(Status, Arc<PipelineState>), CliError> {
+        let store = self.pipeline.store().map_err(|e| CliError::Internal(e.to_string()))?;
+        let recorder = self
+            .history
+            .as_ref()
+            .and_then(|h| match h.recorder(&self.pipeline, self.record.clone()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    milo_history::cli::warn(&e);
+                    None
+                }
+            });
+        let recording = recorder.as_ref().map(|r| r.subscribe(&store));
+        let view: Box<dyn View> = match self.ui {
+            Ui::Json => Box::new(JsonView::start(&store)),
+            Ui::Progress => Box::new(ProgressView::start(&store, self.eta.clone(), color::for_stderr())),
+            _ => Box::new(PlainView::start(&store, color::for_stdout())),
+        };
+        let report = self.pipeline.run_with(&store, options).await;
+        drop(recording);
+        let status = report.as_ref().map_or(Status::Failed, |r| r.status);
+        if let Some(recorder) = recorder
+            && let Err(e) = recorder.finish(status, i32::from(super::run::exit_code(status)))
+        {
+            milo_history::cli::warn_unrecorded(&e);
+        }
+        let state = store.get_state();
+        view.finish(&state).map_err(|source| CliError::Io {
+            action: "write the watch's output to",
+            path: "stdout".into(),
+            source,
+        })?;
+        report.map_err(|e| CliError::Internal(format!("the cycle stopped unexpectedly: {e}")))?;
+        Ok((status, state))
+    }
+}
+
+fn warn(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "milo: warning: {message}");
+}
+
+/// Cancels `quit` when a line `q` arrives on standard input (its end changes nothing: a
+/// watch started with stdin closed runs until a signal).
+fn quit_on_q(quit: CancellationToken) {
+    let spawned = std::thread::Builder::new()
+        .name("milo-watch-stdin".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                match line {
+                    Ok(l) if l.trim() == "q" => {
+                        quit.cancel();
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    if spawned.is_err() {
+        warn("could not read standard input: only Ctrl-C stops the watch");
+    }
+}

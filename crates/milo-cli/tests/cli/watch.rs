@@ -1,0 +1,421 @@
+//! `milo watch` through the real binary: it is started in the background, files are edited,
+//! and its output is read until what is expected shows up (generous limits, never a speed
+//! claim). A "no more cycles" check waits for the watch to be idle, then a while longer, and
+//! is paired with a change that does start a cycle, so it cannot pass with a dead watcher.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::common::processes_with;
+use crate::signals::{marker, wait_for};
+use crate::util::Test;
+
+const WAIT: Duration = Duration::from_secs(60);
+/// How long an idle watch is watched for a cycle that should not come.
+const QUIET: Duration = Duration::from_millis(1500);
+const IDLE: &str = "milo: watching for changes";
+
+/// A `milo watch --ui plain --no-history` in the background, output in files.
+struct Watching {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    dir: std::path::PathBuf,
+}
+
+impl Watching {
+    fn start(t: &Test, extra: &[&str]) -> Self {
+        let out = File::create(t.path("stdout.txt")).unwrap();
+        let err = File::create(t.path("stderr.txt")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_milo"))
+            .current_dir(t.dir())
+            .args(["watch", "--no-history"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn milo watch");
+        let stdin = child.stdin.take();
+        Self {
+            child,
+            stdin,
+            dir: t.dir().to_owned(),
+        }
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdout.txt")).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.txt")).unwrap_or_default()
+    }
+
+    fn output(&self) -> String {
+        format!("--- stdout ---\n{}--- stderr ---\n{}", self.stdout(), self.stderr())
+    }
+
+    /// Waits until the watch has been idle `n` times (after `n` cycles).
+    fn idle(&self, n: usize) {
+        let ok = wait_for(WAIT, || self.stderr().matches(IDLE).count() >= n);
+        assert!(ok, "the watch did not go idle {n} times\n{}", self.output());
+    }
+
+    fn wait_stdout(&self, text: &str) {
+        let ok = wait_for(WAIT, || self.stdout().contains(text));
+        assert!(ok, "no {text:?} in the output\n{}", self.output());
+    }
+
+    fn wait_stderr(&self, text: &str) {
+        let ok = wait_for(WAIT, || self.stderr().contains(text));
+        assert!(ok, "no {text:?} on stderr\n{}", self.output());
+    }
+
+    /// The output of cycle `n` (from its header to the next one).
+    fn cycle(&self, n: usize) -> String {
+        let out = self.stdout();
+        let start = out
+            .find(&format!("milo: cycle {n}"))
+            .unwrap_or_else(|| panic!("no cycle {n}\n{}", self.output()));
+        let rest = &out[start..];
+        let end = rest[1..].find("milo: cycle ").map_or(rest.len(), |e| e + 1);
+        rest[..end].to_owned()
+    }
+
+    fn cycles(&self) -> usize {
+        self.stdout().matches("milo: cycle ").count()
+    }
+
+    /// Sends `q` and waits for milo to exit; its exit code.
+    fn quit(&mut self) -> Option<i32> {
+        if let Some(stdin) = &mut self.stdin {
+            let _ = stdin.write_all(b"q\n");
+        }
+        self.wait()
+    }
+
+    fn interrupt(&mut self) -> Option<i32> {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).expect("kill");
+        self.wait()
+    }
+
+    fn wait(&mut self) -> Option<i32> {
+        let mut code = None;
+        let exited = wait_for(WAIT, || match self.child.try_wait() {
+            Ok(Some(status)) => {
+                code = status.code();
+                true
+            }
+            _ => false,
+        });
+        assert!(exited, "milo watch did not exit\n{}", self.output());
+        code
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn write(t: &Test, name: &str, text: &str) {
+    let path = t.path(name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(Path::new(&path), text).unwrap();
+}
+
+const TWO_BUILDS: &str = r#"
+name = "w"
+
+[[phase]]
+name = "build_a"
+run = "cat src/a.txt > out_a.txt"
+sources = ["src/a.txt"]
+outputs = ["out_a.txt"]
+
+[[phase]]
+name = "build_b"
+run = "cat src/b.txt > out_b.txt"
+sources = ["src/b.txt"]
+outputs = ["out_b.txt"]
+
+[[phase]]
+name = "test_a"
+run = "echo testing $(cat out_a.txt)"
+depends_on = ["build_a"]
+"#;
+
+fn two_builds() -> Test {
+    Test::with(TWO_BUILDS)
+        .file("src/a.txt", "a1\n")
+        .file("src/b.txt", "b1\n")
+}
+
+#[test]
+fn an_edit_reruns_only_the_affected_phases_and_their_dependents() {
+    let t = two_builds();
+    let mut w = Watching::start(&t, &["--ui", "plain"]);
+    w.idle(1);
+    let first = w.cycle(1);
+    assert!(
+        first.contains("[build_a] started") && first.contains("[build_b] started"),
+        "{first}"
+    );
+    write(&t, "src/a.txt", "a2\n");
+    w.idle(2);
+    let second = w.cycle(2);
+    assert!(second.starts_with("milo: cycle 2: src/a.txt changed"), "{second}");
+    assert!(second.contains("[build_a] started (src/a.txt changed)"), "{second}");
+    assert!(second.contains("[build_b] up to date"), "{second}");
+    assert!(second.contains("[test_a] │ testing a2"), "{second}");
+    assert!(second.contains("2 ran, 1 up to date"), "{second}");
+    assert_eq!(w.quit(), Some(0), "{}", w.output());
+    assert!(
+        w.stderr().contains("milo: watch stopped after 2 cycles"),
+        "{}",
+        w.output()
+    );
+}
+
+#[test]
+fn the_json_stream_reports_each_cycle_and_its_changed_paths() {
+    let t = two_builds();
+    let mut w = Watching::start(&t, &["--ui", "json"]);
+    w.idle(1);
+    write(&t, "src/b.txt", "b2\n");
+    w.idle(2);
+    let out = w.stdout();
+    let cycles: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "@@WATCH_CYCLE")
+        .collect();
+    assert_eq!(cycles.len(), 2, "{out}");
+    assert_eq!(cycles[0]["payload"], serde_json::json!({"cycle": 1, "changed": []}));
+    assert_eq!(
+        cycles[1]["payload"],
+        serde_json::json!({"cycle": 2, "changed": ["src/b.txt"]})
+    );
+    // Every other line is an action of a run, as `milo run --ui json` prints them.
+    assert_eq!(out.matches("\"@@PIPELINE_START\"").count(), 2, "{out}");
+    assert_eq!(w.quit(), Some(0));
+}
+
+#[test]
+fn a_burst_of_100_writes_gives_one_cycle() {
+    let t = two_builds();
+    let mut w = Watching::start(&t, &["--ui", "plain", "--debounce", "300"]);
+    w.idle(1);
+    for n in 0..100 {
+        write(&t, "src/a.txt", &format!("burst {n}\n"));
+    }
+    w.idle(2);
+    std::thread::sleep(QUIET);
+    assert_eq!(w.cycles(), 2, "{}", w.output());
+    assert!(w.cycle(2).contains("[test_a] │ testing burst 99"), "{}", w.output());
+    assert_eq!(w.quit(), Some(0));
+}
+
+#[test]
+fn a_change_during_a_cycle_gives_exactly_one_more_cycle() {
+    let t = Test::with(
+        r#"
+name = "w"
+
+[[phase]]
+name = "slow"
+run = "echo started >> log.txt; sleep 2; cat src/a.txt"
+sources = ["src/**"]
+"#,
+    )
+    .file("src/a.txt", "v1\n");
+    let mut w = Watching::start(&t, &["--ui", "plain"]);
+    assert!(wait_for(WAIT, || t.path("log.txt").exists()), "{}", w.output());
+    // Two changes while the first cycle runs.
+    write(&t, "src/a.txt", "v2\n");
+    std::thread::sleep(Duration::from_millis(300));
+    write(&t, "src/a.txt", "v3\n");
+    // The watch is idle only once no change waits: after cycle 2.
+    w.idle(1);
+    std::thread::sleep(QUIET);
+    assert_eq!(w.cycles(), 2, "{}", w.output());
+    assert!(w.cycle(1).contains("[slow] completed"), "{}", w.output());
+    let second = w.cycle(2);
+    assert!(second.starts_with("milo: cycle 2: src/a.txt changed"), "{second}");
+    assert!(second.contains("[slow] │ v3"), "{second}");
+    // The watch still sees changes after that.
+    write(&t, "src/a.txt", "v4\n");
+    w.idle(2);
+    assert_eq!(w.cycles(), 3, "{}", w.output());
+    assert_eq!(w.quit(), Some(0));
+}
+
+#[test]
+fn on_change_restart_interrupts_the_phase_and_runs_it_again() {
+    let sleep = marker();
+    let t = Test::with(&format!(
+        r#"
+name = "w"
+
+[[phase]]
+name = "serve-ish"
+run = "echo begin >> log.txt; cat src/a.txt; sleep {sleep}"
+sources = ["src/**"]
+on_change = "restart"
+"#
+    ))
+    .file("src/a.txt", "v1\n");
+    let mut w = Watching::start(&t, &["--ui", "plain"]);
+    w.wait_stdout("[serve-ish] │ v1");
+    write(&t, "src/a.txt", "v2\n");
+    w.wait_stderr("milo: `serve-ish` interrupted (on_change = \"restart\"): src/a.txt changed");
+    w.wait_stdout("[serve-ish] │ v2");
+    let first = w.cycle(1);
+    assert!(first.contains("[serve-ish] cancelled after"), "{first}");
+    assert!(
+        w.cycle(2).starts_with("milo: cycle 2: src/a.txt changed"),
+        "{}",
+        w.output()
+    );
+    assert_eq!(t.read("log.txt").lines().count(), 2);
+    // `q` stops the running cycle and its processes.
+    assert_eq!(w.quit(), Some(0), "{}", w.output());
+    assert!(processes_with(&sleep).is_empty(), "{}", w.output());
+}
+
+#[test]
+fn a_service_is_restarted_when_its_dependency_is_rebuilt_and_gone_after_ctrl_c() {
+    let sleep = marker();
+    let t = Test::with(&format!(
+        r#"
+name = "w"
+
+[[phase]]
+name = "build"
+run = "cp src/app.txt app.out"
+sources = ["src/app.txt"]
+outputs = ["app.out"]
+
+[[phase]]
+name = "server"
+run = "echo serving $(cat app.out); sleep {sleep} & sleep {sleep}"
+service = true
+ready = {{ log = "serving" }}
+depends_on = ["build"]
+
+[[phase]]
+name = "other"
+run = "cat notes.txt"
+sources = ["notes.txt"]
+"#
+    ))
+    .file("src/app.txt", "v1\n")
+    .file("notes.txt", "n1\n");
+    let mut w = Watching::start(&t, &["--ui", "plain"]);
+    w.idle(1);
+    assert!(w.cycle(1).contains("[server] │ serving v1"), "{}", w.output());
+    assert!(w.stderr().contains("services up: `server`"), "{}", w.output());
+    // The service's shell and its two sleeps.
+    let first: Vec<i32> = processes_with(&sleep);
+    assert!(!first.is_empty(), "{}", w.output());
+    // An unrelated change leaves the service as it is.
+    write(&t, "notes.txt", "n2\n");
+    w.idle(2);
+    let second = w.cycle(2);
+    assert!(second.contains("[other] │ n2"), "{second}");
+    assert!(!second.contains("[server] │ serving"), "{second}");
+    assert!(!second.contains("[server] starting"), "{second}");
+    assert_eq!(processes_with(&sleep), first, "{}", w.output());
+    // Rebuilding its dependency restarts it.
+    write(&t, "src/app.txt", "v2\n");
+    w.idle(3);
+    let third = w.cycle(3);
+    assert!(third.contains("[build] started (src/app.txt changed)"), "{third}");
+    assert!(third.contains("[server] starting (service)"), "{third}");
+    assert!(third.contains("[server] │ serving v2"), "{third}");
+    let now = processes_with(&sleep);
+    assert!(!now.is_empty(), "{}", w.output());
+    assert!(
+        now.iter().all(|p| !first.contains(p)),
+        "the old server is still running"
+    );
+    assert_eq!(w.interrupt(), Some(0), "{}", w.output());
+    assert!(
+        processes_with(&sleep).is_empty(),
+        "the service or its child outlived milo watch\n{}",
+        w.output()
+    );
+}
+
+#[test]
+fn an_output_written_by_a_phase_or_a_gitignored_file_does_not_start_a_cycle() {
+    let t = Test::with(
+        r#"
+name = "w"
+
+[[phase]]
+name = "gen"
+run = "cat src/in.txt > src/gen.txt; date > src/scratch.tmp"
+sources = ["src/**"]
+outputs = ["src/gen.txt"]
+"#,
+    )
+    .file(".gitignore", "*.tmp\n")
+    .file("src/in.txt", "one\n");
+    let mut w = Watching::start(&t, &["--ui", "plain"]);
+    w.idle(1);
+    assert!(t.path("src/gen.txt").exists() && t.path("src/scratch.tmp").exists());
+    std::thread::sleep(QUIET);
+    assert_eq!(w.cycles(), 1, "{}", w.output());
+    // A real edit does.
+    write(&t, "src/in.txt", "two\n");
+    w.idle(2);
+    assert!(
+        w.cycle(2).starts_with("milo: cycle 2: src/in.txt changed"),
+        "{}",
+        w.output()
+    );
+    std::thread::sleep(QUIET);
+    assert_eq!(w.cycles(), 2, "{}", w.output());
+    assert_eq!(t.read("src/gen.txt"), "two\n");
+    assert_eq!(w.quit(), Some(0));
+}
+
+#[test]
+fn poll_mode_sees_changes_too() {
+    let t = two_builds();
+    let mut w = Watching::start(&t, &["--ui", "plain", "--poll", "--poll-interval", "100"]);
+    w.idle(1);
+    // Polling compares modification times in whole seconds (notify's poll watcher): the
+    // edit must fall in a later second than the file's creation.
+    std::thread::sleep(Duration::from_millis(1100));
+    write(&t, "src/b.txt", "b2 longer\n");
+    w.idle(2);
+    assert!(
+        w.cycle(2).contains("[build_b] started (src/b.txt changed)"),
+        "{}",
+        w.output()
+    );
+    assert_eq!(w.quit(), Some(0));
+}
+
+#[test]
+fn watch_needs_sources() {
+    Test::with("name = \"x\"\n[[phase]]\nname = \"a\"\nrun = \"true\"\n")
+        .run_args(["watch", "--no-history"])
+        .code(2)
+        .stderr_has("`milo watch` has nothing to watch: no phase of milo.toml has `sources`");
+}
