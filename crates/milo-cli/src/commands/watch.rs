@@ -146,6 +146,7 @@ pub fn watch(args: WatchArgs) -> Result<u8, CliError> {
         record: milo_history::RecordOptions {
             pipeline_file: Some(args.file.file.display().to_string()),
             resumed_from: None,
+            params: config::resolved_params(&file),
             keep_runs: Some(args.keep_runs),
         },
     };

@@ -750,7 +750,7 @@ impl<'a> Cx<'a> {
             }
             (_, Some((_, span))) => {
                 self.keep::<()>(Err(self
-                    .src
+                    .src()
                     .error(
                         ErrorKind::InvalidValue,
                         span,
@@ -1120,7 +1120,7 @@ impl<'a> Cx<'a> {
                         message.push_str(&format!("; did you mean `{close}`?"));
                     }
                     return Err(self
-                        .src
+                        .src()
                         .error(ErrorKind::UnknownKey, key.span(), message)
                         .help_line("`ready` takes one of `http`, `tcp`, `log` or `cmd`, and `timeout`"));
                 }
@@ -1592,6 +1592,7 @@ fn overlay(own: Settings, under: Settings) -> Settings {
         env_inputs: own.env_inputs.or(under.env_inputs),
         cache: own.cache.or(under.cache),
         shell: own.shell.or(under.shell),
+        on_change: own.on_change.or(under.on_change),
     }
 }
 
