@@ -215,6 +215,12 @@ impl Cache {
             }
         }
         let db = Db::open(&options.dir, options.read_only)?;
+        let incremental: Vec<&str> = phases
+            .iter()
+            .filter(|(_, c)| !c.spec.sources.is_empty() || !c.spec.outputs.is_empty())
+            .map(|(name, _)| name.as_str())
+            .collect();
+        db.preload_stats(&incremental)?;
         let cas = Cas::new(&options.dir);
         Ok(Cache {
             options,
