@@ -14,6 +14,7 @@ pub mod error;
 pub mod incremental;
 pub mod memory;
 pub mod signals;
+pub mod slurm;
 pub mod views;
 
 use std::io::Write;

@@ -296,7 +296,14 @@ impl Slurm {
     /// still saw running at the end (`Err` then).
     pub async fn shutdown(&self, wait: Duration) -> Result<Vec<String>, (Vec<String>, Vec<String>)> {
         let deadline = Instant::now() + wait;
-        let active: Vec<Arc<Job>> = self.inner.jobs.lock().values().filter(|j| !j.is_ended()).cloned().collect();
+        let active: Vec<Arc<Job>> = self
+            .inner
+            .jobs
+            .lock()
+            .values()
+            .filter(|j| !j.is_ended())
+            .cloned()
+            .collect();
         for job in &active {
             self.inner.request_cancel(job);
         }
@@ -322,7 +329,13 @@ impl Slurm {
 /// the `squeue --name` list).
 fn sanitize(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -382,7 +395,10 @@ impl Inner {
                 return Ok(id);
             }
             if is_busy(&stderr) && Instant::now() + wait < give_up {
-                tracing::info!("the Slurm controller is busy ({}); submitting again in {wait:?}", stderr.trim());
+                tracing::info!(
+                    "the Slurm controller is busy ({}); submitting again in {wait:?}",
+                    stderr.trim()
+                );
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(10));
                 continue;
@@ -614,9 +630,19 @@ impl Executor for SlurmExecutor {
         let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
         let files = JobFiles::new(&self.inner.dir, n);
         let script = crate::wrapper::script(spec, &files).map_err(spawn_error)?;
-        write_file(&files.script, script.as_bytes(), 0o700)
-            .map_err(|e| spawn_error(format!("could not write the job script {}: {e}", files.script.display())))?;
-        let env = |key: &str| spec.env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| PathBuf::from(v));
+        write_file(&files.script, script.as_bytes(), 0o700).map_err(|e| {
+            spawn_error(format!(
+                "could not write the job script {}: {e}",
+                files.script.display()
+            ))
+        })?;
+        let env = |key: &str| {
+            spec.env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| PathBuf::from(v))
+        };
         if let Some(inputs) = env("MILO_INPUTS") {
             let bytes = std::fs::read(&inputs).unwrap_or_else(|_| b"{}".to_vec());
             write_file(&files.inputs, &bytes, 0o400)

@@ -119,8 +119,14 @@ pub fn check_extra(flag: &str) -> Result<(), String> {
         ));
     }
     let name = flag.split('=').next().unwrap_or(flag);
-    if RESERVED.contains(&name) || RESERVED.iter().any(|r| r.len() == 2 && flag.starts_with(r) && flag.len() > 2) {
-        return Err(format!("`{name}` is set by milo itself (it names, follows and collects the job); remove it"));
+    if RESERVED.contains(&name)
+        || RESERVED
+            .iter()
+            .any(|r| r.len() == 2 && flag.starts_with(r) && flag.len() > 2)
+    {
+        return Err(format!(
+            "`{name}` is set by milo itself (it names, follows and collects the job); remove it"
+        ));
     }
     if flag.contains('\0') {
         return Err("holds a NUL character".into());

@@ -206,7 +206,23 @@ pub struct PhaseDef {
     pub shell: Option<Vec<String>>,
     /// For an instance of a matrix phase: the phase and the instance's values.
     pub matrix: Option<MatrixCell>,
+    /// Where its command runs (default local).
+    pub executor: ExecutorKind,
+    /// Its Slurm options: the top-level `[slurm]`, under `[defaults]`' `slurm`, under its own.
+    pub slurm: SlurmOptions,
 }
+
+/// Where a phase's command runs: `executor = "local"` (the default) or `"slurm"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// A process on this machine.
+    #[default]
+    Local,
+    /// A Slurm batch job (`sbatch`).
+    Slurm,
+}
+
+pub use milo_slurm::SlurmOptions;
 
 /// What makes a phase an instance of a matrix phase.
 #[derive(Debug, Clone, PartialEq)]
@@ -238,6 +254,8 @@ impl PhaseDef {
             env_inputs: Vec::new(),
             cache: true,
             shell: None,
+            executor: ExecutorKind::Local,
+            slurm: SlurmOptions::default(),
             matrix: None,
         }
     }
