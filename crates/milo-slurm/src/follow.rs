@@ -14,16 +14,34 @@ use tokio::sync::watch;
 const FIRST: Duration = Duration::from_millis(25);
 const MAX: Duration = Duration::from_millis(400);
 
-/// A reader of `path` that follows it until `done` turns true (or its sender goes away).
-pub(crate) fn follow(path: PathBuf, mut done: watch::Receiver<bool>) -> OutputReader {
+/// Where the job is, for its followers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Gate {
+    /// Not started (or its start not reported yet): nothing is read, so that no line comes
+    /// before the phase is shown running.
+    Closed,
+    /// Started: the file is read as it grows.
+    Open,
+    /// Over: the file is read to its end, then the reader ends.
+    Done,
+}
+
+/// A reader of `path` that follows it from when `gate` opens until it is done (or its sender
+/// goes away).
+pub(crate) fn follow(path: PathBuf, mut gate: watch::Receiver<Gate>) -> OutputReader {
     let (reader, mut writer) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
+        while *gate.borrow_and_update() == Gate::Closed {
+            if gate.changed().await.is_err() {
+                break;
+            }
+        }
         let mut file: Option<std::fs::File> = None;
         let mut buf = vec![0u8; 64 * 1024];
         let mut wait = FIRST;
         loop {
             // Read after looking at `done`: once it is true, this read gets everything.
-            let finished = *done.borrow_and_update();
+            let finished = *gate.borrow_and_update() == Gate::Done;
             if file.is_none() {
                 file = std::fs::File::open(&path).ok();
             }
@@ -53,10 +71,10 @@ pub(crate) fn follow(path: PathBuf, mut done: watch::Receiver<bool>) -> OutputRe
             wait = if grew { FIRST } else { (wait * 2).min(MAX) };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                changed = done.changed() => {
+                changed = gate.changed() => {
                     if changed.is_err() {
                         // The job's handle is gone: one last read, then the end.
-                        done = watch::channel(true).1;
+                        gate = watch::channel(Gate::Done).1;
                     }
                 }
             }

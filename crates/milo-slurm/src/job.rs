@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::SlurmOptions;
 use crate::cluster::{Inner, Job, Progress};
-use crate::follow::follow;
+use crate::follow::{Gate, follow};
 use crate::wrapper::JobFiles;
 
 pub(crate) struct SlurmLaunched {
@@ -31,7 +31,7 @@ pub(crate) struct SlurmLaunched {
     exit: Option<ExitFuture>,
     events: Option<EventReceiver>,
     /// Tells the followers the job is over.
-    done: Arc<watch::Sender<bool>>,
+    done: Arc<watch::Sender<Gate>>,
 }
 
 fn failure(message: String) -> io::Error {
@@ -46,7 +46,7 @@ impl SlurmLaunched {
         options: SlurmOptions,
         output: Option<PathBuf>,
     ) -> Self {
-        let (done, done_rx) = watch::channel(false);
+        let (done, done_rx) = watch::channel(Gate::Closed);
         let done = Arc::new(done);
         let stdout = follow(files.stdout.clone(), done_rx.clone());
         let stderr = follow(files.stderr.clone(), done_rx);
@@ -58,13 +58,13 @@ impl SlurmLaunched {
                 (inner.clone(), job.clone(), cancel.clone(), files.clone(), done.clone());
             async move {
                 if cancel.load(Ordering::SeqCst) {
-                    done.send_replace(true);
+                    done.send_replace(Gate::Done);
                     return Err(failure("cancelled before it was submitted".into()));
                 }
                 let job = match inner.submit_job(name, files.clone(), &options).await {
                     Ok(job) => job,
                     Err(e) => {
-                        done.send_replace(true);
+                        done.send_replace(Gate::Done);
                         return Err(failure(e));
                     }
                 };
@@ -83,6 +83,7 @@ impl SlurmLaunched {
                             if !started {
                                 started = true;
                                 let _ = tx.send(RemoteEvent::Started { job_id: job.id.clone() });
+                                done.send_replace(Gate::Open);
                             }
                         }
                         Progress::Ended(result) => break result,
@@ -104,7 +105,7 @@ impl SlurmLaunched {
                         tracing::warn!("could not copy {}: {e}", files.result.display());
                     }
                 }
-                done.send_replace(true);
+                done.send_replace(Gate::Done);
                 result.map_err(failure)
             }
             .boxed()
@@ -168,7 +169,7 @@ impl Launched for SlurmLaunched {
 
 impl Drop for SlurmLaunched {
     fn drop(&mut self) {
-        self.done.send_replace(true);
+        self.done.send_replace(Gate::Done);
         self.cancel.store(true, Ordering::SeqCst);
         match self.job.lock().clone() {
             Some(job) if !job.is_ended() => self.inner.request_cancel(&job),
