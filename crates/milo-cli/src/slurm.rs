@@ -47,6 +47,35 @@ pub fn connect(file: &PipelineFile) -> Result<Option<Slurm>, CliError> {
     })
 }
 
+/// For `--resume`: the phases of the interrupted run `run` that will run again and had a
+/// Slurm job follow that job (its newest) instead of submitting a new one, when Slurm still
+/// knows it (see [`Slurm::reattach`]).
+pub fn reattach(slurm: &Slurm, history: &milo_history::History, run: milo_history::RunId, rerun: &[String]) {
+    let detail = match history.show(Some(run)) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = writeln_stderr(&format!(
+                "milo: warning: could not read run {run}'s Slurm jobs ({e}); its phases are submitted again"
+            ));
+            return;
+        }
+    };
+    let jobs: Vec<(String, String)> = detail
+        .phases
+        .iter()
+        .filter(|p| rerun.contains(&p.name))
+        .filter_map(|p| Some((p.name.clone(), p.job_ids.last()?.clone())))
+        .collect();
+    if !jobs.is_empty() {
+        let ids: Vec<&str> = jobs.iter().map(|(_, id)| id.as_str()).collect();
+        let _ = writeln_stderr(&format!(
+            "milo: following the interrupted run's Slurm jobs {} where Slurm still knows them",
+            ids.join(", ")
+        ));
+        slurm.reattach(jobs);
+    }
+}
+
 /// Cancels what is left of the run's jobs, waits until Slurm reports them ended, and says
 /// which jobs milo cancelled (on stderr).
 pub async fn finish(slurm: &Slurm) {

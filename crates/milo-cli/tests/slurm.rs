@@ -427,6 +427,74 @@ run = "echo never"
 }
 
 #[test]
+fn resume_after_sigkill_follows_the_still_running_job_instead_of_submitting_it() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let name = unique("resume");
+    let Some(t) = on_cluster(&format!(
+        r#"
+name = "{name}"
+executor = "slurm"
+
+[[phase]]
+name = "long"
+run = "echo begin; while [ ! -e go ]; do sleep 0.1; done; echo end; echo $SLURM_JOB_ID > $MILO_OUTPUT"
+
+[[phase]]
+name = "after"
+depends_on = ["long"]
+executor = "local"
+run = "cat $MILO_INPUTS"
+"#
+    )) else {
+        return;
+    };
+    let conf = cluster().unwrap_or_default();
+    let out = std::fs::File::create(t.path("first.txt")).unwrap();
+    let mut milo = Command::new(env!("CARGO_BIN_EXE_milo"))
+        .current_dir(t.dir())
+        .args(["run", "--ui", "plain"])
+        .env("SLURM_CONF", conf)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn milo");
+    let first = || std::fs::read_to_string(t.path("first.txt")).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(30), || first().contains("[long] │ begin")),
+        "the job did not start\n{}",
+        first()
+    );
+    // Long enough for the history to have written the job id (it commits every 50 ms).
+    std::thread::sleep(Duration::from_millis(300));
+    kill(Pid::from_raw(milo.id() as i32), Signal::SIGKILL).expect("kill");
+    let _ = milo.wait();
+    let jobs = live_jobs(conf, &name);
+    assert_eq!(jobs.len(), 1, "the job outlives milo: {jobs:?}");
+    let id = jobs[0].split(' ').next().unwrap().to_owned();
+    // Let the job end while no milo watches it: the next run reads its exit file.
+    std::fs::write(t.path("go"), "").unwrap();
+    let t = t.env("MILO_SLURM_STATS", Some("1"));
+    let run = t.run_args(["run", "--ui", "plain", "--resume", "--timeline", "t.json"]);
+    run.code(0)
+        .stderr_has(&format!("following the interrupted run's Slurm jobs {id}"))
+        .stderr_has("slurm stats: sbatch 0 ")
+        .stdout_has(&format!("[long] queued as job {id}"))
+        .stdout_has("[long] │ begin")
+        .stdout_has("[long] │ end")
+        .stdout_has(&format!("[after] │ {{\"long\":{id}}}"));
+    assert_eq!(phase(&t.json("t.json"), "long")["result"].to_string(), id);
+    assert!(live_jobs(conf, &name).is_empty());
+    let left: Vec<_> = std::fs::read_dir(t.path(".milo/slurm"))
+        .map(|d| d.count())
+        .into_iter()
+        .collect();
+    assert_eq!(left, [0], "job directories left behind");
+}
+
+#[test]
 fn wrong_slurm_options_are_located_errors_at_check_time() {
     // No cluster needed: the file is wrong before anything is submitted.
     let t = Test::with(

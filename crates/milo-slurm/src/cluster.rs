@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     scontrol: AtomicU64,
     scancel: AtomicU64,
     vanish_grace: Duration,
+    /// Jobs of an interrupted run to follow instead of submitting: phase name → job id.
+    reattach: Mutex<HashMap<String, String>>,
 }
 
 /// What a job's handle learns from the monitor.
@@ -254,8 +256,17 @@ impl Slurm {
                 scontrol: AtomicU64::new(0),
                 scancel: AtomicU64::new(0),
                 vanish_grace,
+                reattach: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Follows these jobs of an interrupted run (phase name → job id) instead of submitting
+    /// the phases' first attempts again: each one still known to the controller is followed
+    /// to its end (one that ended meanwhile is read from its exit file); one the controller
+    /// forgot is submitted as usual.
+    pub fn reattach(&self, jobs: impl IntoIterator<Item = (String, String)>) {
+        self.inner.reattach.lock().extend(jobs);
     }
 
     /// The run's job directory.
@@ -340,6 +351,10 @@ fn sanitize(text: &str) -> String {
 }
 
 impl Inner {
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn job_name(&self, phase: &str) -> String {
         format!("milo.{}.{}", self.tag, sanitize(phase))
     }
@@ -656,14 +671,70 @@ impl Executor for SlurmExecutor {
             .map_or("command", |(_, v)| v.as_str());
         let name = self.inner.job_name(phase);
         self.inner.ensure_monitor();
+        let attempt = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "MILO_ATTEMPT")
+            .map(|(_, v)| v.as_str());
+        let reattach = if attempt == Some("1") {
+            self.inner.reattach.lock().remove(phase)
+        } else {
+            None
+        };
+        if let Some(id) = reattach {
+            match attached(&id) {
+                Some((old_name, old_files)) => {
+                    files.remove();
+                    tracing::info!("phase {phase}: following Slurm job {id} of the interrupted run");
+                    return Ok(Box::new(crate::job::SlurmLaunched::start(
+                        self.inner.clone(),
+                        crate::job::Submit::Attach { id, name: old_name },
+                        old_files,
+                        self.options.clone(),
+                        env("MILO_OUTPUT"),
+                    )));
+                }
+                None => tracing::info!(
+                    "phase {phase}: Slurm job {id} of the interrupted run is not known any more; submitting it again"
+                ),
+            }
+        }
         Ok(Box::new(crate::job::SlurmLaunched::start(
             self.inner.clone(),
-            name,
+            crate::job::Submit::New { name },
             files,
             self.options.clone(),
             env("MILO_OUTPUT"),
         )))
     }
+}
+
+/// Job `id`'s name and files, from `scontrol show job` (its `Command=` is the script milo
+/// wrote, beside the job's other files); `None` when the controller does not know the job or
+/// it is not one of milo's.
+fn attached(id: &str) -> Option<(String, JobFiles)> {
+    let out = std::process::Command::new("scontrol")
+        .args(["show", "job", "-o", id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |key: &str| {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(str::to_owned)
+    };
+    let name = field("JobName=")?;
+    let script = PathBuf::from(field("Command=")?);
+    let n: u64 = script.file_stem()?.to_str()?.parse().ok()?;
+    if !name.starts_with("milo.") || script.extension()? != "sh" {
+        return None;
+    }
+    Some((name, JobFiles::new(script.parent()?, n)))
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
@@ -679,14 +750,18 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
 }
 
 impl Inner {
-    /// Submits the job and registers it with the monitor.
+    /// Submits the job (or takes the running job `attach`) and registers it with the monitor.
     pub(crate) async fn submit_job(
         self: &Arc<Self>,
         name: String,
+        attach: Option<String>,
         files: JobFiles,
         options: &SlurmOptions,
     ) -> Result<Arc<Job>, String> {
-        let id = self.submit(&name, &files, options).await?;
+        let id = match attach {
+            Some(id) => id,
+            None => self.submit(&name, &files, options).await?,
+        };
         let job = Arc::new(Job {
             id: id.clone(),
             name,

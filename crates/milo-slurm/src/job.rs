@@ -20,6 +20,14 @@ use crate::cluster::{Inner, Job, Progress};
 use crate::follow::{Gate, follow};
 use crate::wrapper::JobFiles;
 
+/// How a job comes to be.
+pub(crate) enum Submit {
+    /// Submitted now, under this name.
+    New { name: String },
+    /// Already in the queue (from an interrupted run): followed, not submitted.
+    Attach { id: String, name: String },
+}
+
 pub(crate) struct SlurmLaunched {
     inner: Arc<Inner>,
     /// The job, once submitted.
@@ -41,7 +49,7 @@ fn failure(message: String) -> io::Error {
 impl SlurmLaunched {
     pub(crate) fn start(
         inner: Arc<Inner>,
-        name: String,
+        submit: Submit,
         files: JobFiles,
         options: SlurmOptions,
         output: Option<PathBuf>,
@@ -61,7 +69,11 @@ impl SlurmLaunched {
                     done.send_replace(Gate::Done);
                     return Err(failure("cancelled before it was submitted".into()));
                 }
-                let job = match inner.submit_job(name, files.clone(), &options).await {
+                let (name, attach) = match submit {
+                    Submit::New { name } => (name, None),
+                    Submit::Attach { id, name } => (name, Some(id)),
+                };
+                let job = match inner.submit_job(name, attach, files.clone(), &options).await {
                     Ok(job) => job,
                     Err(e) => {
                         done.send_replace(Gate::Done);
@@ -173,7 +185,15 @@ impl Drop for SlurmLaunched {
         self.cancel.store(true, Ordering::SeqCst);
         match self.job.lock().clone() {
             Some(job) if !job.is_ended() => self.inner.request_cancel(&job),
-            Some(_) | None => self.files.remove(),
+            Some(_) | None => {
+                self.files.remove();
+                // A job followed from an interrupted run: its directory goes with its last job.
+                if let Some(dir) = self.files.script.parent()
+                    && dir != self.inner.dir()
+                {
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
         }
     }
 }

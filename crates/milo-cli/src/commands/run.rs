@@ -153,6 +153,9 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         let (plan, note) = milo_history::cli::resume(h, Some(selector), &pipeline)
             .map_err(|e| CliError::usage(e.to_string(), None))?;
         let _ = writeln!(std::io::stderr().lock(), "{note}");
+        if let Some(slurm) = &slurm {
+            crate::slurm::reattach(slurm, h, plan.run, &plan.rerun);
+        }
         reuse = plan.reuse;
         resumed_from = Some(plan.run);
     }
