@@ -494,6 +494,148 @@ run = "cat $MILO_INPUTS"
     assert_eq!(left, [0], "job directories left behind");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_timeline_shows_queued_then_running_and_cancel_pipeline_scancels() {
+    use milo_mcp::testing::{call, ended, ok, wait_timeline};
+    use rmcp::ServiceExt;
+    use rmcp::transport::TokioChildProcess;
+    use serde_json::json;
+
+    const WAIT: Duration = Duration::from_secs(30);
+    let name = unique("mcp");
+    let child = marker();
+    let Some(t) = on_cluster(&format!(
+        r#"
+name = "{name}"
+executor = "slurm"
+
+[[phase]]
+name = "later"
+slurm = {{ extra = ["--begin=now+2"] }}
+run = "sleep {child}"
+"#
+    )) else {
+        return;
+    };
+    let conf = cluster().unwrap_or_default().to_owned();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_milo"));
+    cmd.arg("mcp")
+        .current_dir(t.dir())
+        .env("SLURM_CONF", &conf)
+        .stderr(Stdio::null());
+    let client = ().serve(TokioChildProcess::new(cmd).expect("spawn milo mcp")).await.expect("connect");
+    ok(call(&client, "run_pipeline", json!({})).await.expect("run_pipeline"));
+    let queued = wait_timeline(&client, WAIT, "the phase queued with its job id", |tl| {
+        phase(tl, "later")["status"] == "queued" && phase(tl, "later")["job_id"].is_string()
+    })
+    .await;
+    let id = phase(&queued, "later")["job_id"].clone();
+    let running = wait_timeline(&client, WAIT, "the job running", |tl| {
+        phase(tl, "later")["status"] == "running"
+    })
+    .await;
+    assert_eq!(phase(&running, "later")["job_id"], id);
+    assert!(wait_for(WAIT, || !processes_with(&format!("sleep {child}")).is_empty()));
+    ok(call(&client, "cancel_pipeline", json!({}))
+        .await
+        .expect("cancel_pipeline"));
+    let after = wait_timeline(&client, WAIT, "the run cancelled", ended("cancelled")).await;
+    assert_eq!(phase(&after, "later")["status"], "cancelled");
+    assert!(
+        wait_for(WAIT, || live_jobs(&conf, &name).is_empty()),
+        "jobs left: {:?}",
+        live_jobs(&conf, &name)
+    );
+    assert!(wait_for(Duration::from_secs(5), || processes_with(&format!(
+        "sleep {child}"
+    ))
+    .is_empty()));
+    let _ = client.cancel().await;
+}
+
+#[test]
+fn the_tui_shows_the_phase_queued_with_its_job_id_then_running() {
+    use std::io::Read;
+
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+    let name = unique("tui");
+    let Some(t) = on_cluster(&format!(
+        r#"
+name = "{name}"
+executor = "slurm"
+
+[[phase]]
+name = "later"
+slurm = {{ extra = ["--begin=now+2"] }}
+run = "echo started; sleep 1"
+"#
+    )) else {
+        return;
+    };
+    let conf = cluster().unwrap_or_default();
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 24,
+            cols: 100,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("a pty");
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_milo"));
+    cmd.args(["run", "--ui", "tui"]);
+    cmd.cwd(t.dir());
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("SLURM_CONF", conf);
+    let mut child = pair.slave.spawn_command(cmd).expect("spawn milo");
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().expect("reader");
+    let mut writer = pair.master.take_writer().expect("writer");
+    let parser = std::sync::Arc::new(std::sync::Mutex::new(vt100::Parser::new(24, 100, 0)));
+    let feed = {
+        let parser = parser.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                parser.lock().unwrap_or_else(|p| p.into_inner()).process(&buf[..n]);
+            }
+        })
+    };
+    let screen = || parser.lock().unwrap_or_else(|p| p.into_inner()).screen().contents();
+    let row = |s: &str| s.lines().find(|l| l.contains("later")).unwrap_or("").to_owned();
+    assert!(
+        wait_for(Duration::from_secs(20), || row(&screen()).contains("queued as job")),
+        "never queued:\n{}",
+        screen()
+    );
+    let queued = row(&screen());
+    assert!(queued.contains('◷'), "{queued}");
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let r = row(&screen());
+            r.contains("job ") && !r.contains("queued") && !r.contains('◷')
+        }),
+        "never running:\n{}",
+        screen()
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || screen().contains("completed")),
+        "never completed:\n{}",
+        screen()
+    );
+    std::io::Write::write_all(&mut writer, b"q").expect("press q");
+    assert!(wait_for(Duration::from_secs(10), || matches!(
+        child.try_wait(),
+        Ok(Some(_))
+    )));
+    drop(writer);
+    drop(pair.master);
+    let _ = feed.join();
+}
+
 #[test]
 fn wrong_slurm_options_are_located_errors_at_check_time() {
     // No cluster needed: the file is wrong before anything is submitted.

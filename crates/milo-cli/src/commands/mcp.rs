@@ -17,7 +17,8 @@ pub fn serve(args: &McpArgs) -> Result<u8, CliError> {
         &args.file.file,
         &config::ParamInputs::new(args.params.params.clone(), true),
     )?;
-    let pipeline = build::pipeline(&file, &[])?;
+    let slurm = crate::slurm::connect(&file)?;
+    let pipeline = build::pipeline_on(&file, &[], slurm.as_ref())?;
     drop(file);
     let history = if args.no_history {
         None
@@ -54,6 +55,9 @@ pub fn serve(args: &McpArgs) -> Result<u8, CliError> {
         // SIGTERM, then SIGKILL after their grace period; a second Ctrl-C kills them at once)
         // and recorded before milo exits.
         hub.stop().await;
+        if let Some(slurm) = &slurm {
+            crate::slurm::finish(slurm).await;
+        }
         done.cancel();
         let _ = watcher.await;
         outcome
