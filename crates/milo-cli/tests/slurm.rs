@@ -382,6 +382,7 @@ run = "echo never"
         .current_dir(t.dir())
         .args(["run", "--ui", "plain"])
         .env("SLURM_CONF", conf)
+        .env("MILO_SLURM_STATS", "1")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -412,6 +413,8 @@ run = "echo never"
         .find(|l| l.starts_with("milo: cancelled Slurm jobs "))
         .unwrap_or_else(|| panic!("no summary of the cancelled jobs\n{text}"));
     assert_eq!(line.matches(", ").count(), 1, "two jobs cancelled: {line}");
+    // Both in one scancel.
+    assert!(text.contains(" scancel 1\n"), "{text}");
     assert!(
         live_jobs(conf, &name).is_empty(),
         "jobs left: {:?}",
@@ -634,6 +637,58 @@ run = "echo started; sleep 1"
     drop(writer);
     drop(pair.master);
     let _ = feed.join();
+}
+
+#[test]
+fn a_busy_controller_is_retried_and_a_killed_job_says_by_what() {
+    let name = unique("busy");
+    let Some(t) = on_cluster(&format!(
+        r#"
+name = "{name}"
+executor = "slurm"
+
+[[phase]]
+name = "killed"
+run = "echo dying; kill -9 $$"
+"#
+    )) else {
+        return;
+    };
+    // An `sbatch` that answers as a busy controller does, once, then submits.
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v sbatch"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let t = t.file(
+        "bin/sbatch",
+        &format!(
+            "#!/bin/sh\nif [ ! -e busy.once ]; then : > busy.once; \
+             echo 'sbatch: error: Batch job submission failed: Socket timed out on send/recv operation' >&2; exit 1; fi\n\
+             exec {real} \"$@\"\n"
+        ),
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(t.path("bin/sbatch"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        t.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let t = t.env("PATH", Some(&path)).env("MILO_SLURM_STATS", Some("1"));
+    let run = t.run_args(["run", "--ui", "plain"]);
+    run.code(1)
+        .stdout_has("[killed] │ dying")
+        .stdout_has("command killed by signal SIGKILL")
+        .stderr_has("slurm stats: sbatch 2 ");
+    assert!(t.path("busy.once").exists());
 }
 
 #[test]

@@ -33,6 +33,8 @@ const EXIT_FILE_GRACE: Duration = Duration::from_secs(3);
 /// How long a job `squeue` and `scontrol` no longer know may take to show its exit file
 /// before it is a failure (`MILO_SLURM_VANISH_GRACE`, in seconds, overrides it).
 const VANISH_GRACE: Duration = Duration::from_secs(30);
+/// How long cancellation requests are gathered before one `scancel` sends them.
+const CANCEL_COALESCE: Duration = Duration::from_millis(20);
 /// Retries of a busy controller: the first wait, and the longest total.
 const BUSY_FIRST: Duration = Duration::from_millis(250);
 const BUSY_TOTAL: Duration = Duration::from_secs(120);
@@ -464,7 +466,11 @@ async fn monitor(inner: std::sync::Weak<Inner>) {
         for job in &active {
             changed |= job.check_files();
         }
-        // Cancellations: one scancel for all of them.
+        // Cancellations: one scancel for all of them. A stop cancels several phases at once,
+        // each from its own task: a moment's wait lets their requests arrive together.
+        if !inner.cancels.lock().is_empty() {
+            tokio::time::sleep(CANCEL_COALESCE).await;
+        }
         let cancels: Vec<String> = std::mem::take(&mut *inner.cancels.lock());
         if !cancels.is_empty() {
             inner.scancel.fetch_add(1, Ordering::Relaxed);
