@@ -68,6 +68,8 @@ write_config() {
   node="$(sed "s/RealMemory=[0-9]*/RealMemory=$mem/" <<<"$node") NodeAddr=127.0.0.1 State=UNKNOWN"
   cat >"$CONF" <<EOF
 # Written by milo's scripts/slurm-cluster.sh: a single-node cluster under $DIR.
+# batch_sched_delay=0: a batch job is scheduled when submitted (else at the next 3 s tick);
+# sched_interval=2, bf_interval=1: a job whose --begin time comes starts within about 2 s.
 ClusterName=milo
 SlurmctldHost=$HOST(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
@@ -90,7 +92,7 @@ AccountingStorageType=accounting_storage/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0
+SchedulerParameters=batch_sched_delay=0,sched_interval=2,bf_interval=1
 MpiDefault=none
 MailProg=/bin/true
 ReturnToService=2

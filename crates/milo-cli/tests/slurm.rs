@@ -208,7 +208,7 @@ run = "echo 'about to fail' >&2; exit 7"
         .stdout_has("[back] │ it's me got {\"local\":42}")
         .stdout_has("[fails] ! about to fail")
         .stdout_has("[fails] failed after")
-        .stdout_has("command exited with status 7");
+        .stdout_has("command exited with status 7 (Slurm job ");
     // The job is shown running before its first line.
     let running = run.stdout.find("[make] running (job ").unwrap_or(usize::MAX);
     assert!(
@@ -254,8 +254,12 @@ policy = {{ on_fail = "retry", max_retries = 2, retry_delay = 0.1 }}
     assert_eq!(queued.len(), 2, "two attempts, two jobs\n{}", run.report());
     assert_ne!(queued[0], queued[1]);
     assert!(
-        acts.iter()
-            .any(|a| a["type"] == "@@PHASE_RETRY" && a["payload"]["error"] == "command exited with status 1")
+        acts.iter().any(|a| a["type"] == "@@PHASE_RETRY"
+            && a["payload"]["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("command exited with status 1 (Slurm job "))),
+        "{}",
+        run.report()
     );
     assert_eq!(t.read("count").trim(), "2");
     let show = t.run_args(["show"]);

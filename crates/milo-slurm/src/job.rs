@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::FutureExt;
-use milo::executor::{EventReceiver, ExitFuture, GroupSignal, JobFailure, Launched, OutputReader, RemoteEvent};
+use milo::executor::{
+    EventReceiver, ExitFuture, ExitOutcome, GroupSignal, JobFailure, Launched, OutputReader, RemoteEvent,
+};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
@@ -118,7 +120,15 @@ impl SlurmLaunched {
                     }
                 }
                 done.send_replace(Gate::Done);
-                result.map_err(failure)
+                // A failure names its job, where its files and Slurm's own record are.
+                match result {
+                    Ok(ExitOutcome::Code(0)) => Ok(ExitOutcome::Code(0)),
+                    Ok(outcome) => match outcome.into_result() {
+                        Err(e) => Err(failure(format!("{e} (Slurm job {})", job.id))),
+                        Ok(()) => Ok(outcome),
+                    },
+                    Err(e) => Err(failure(e)),
+                }
             }
             .boxed()
         };
