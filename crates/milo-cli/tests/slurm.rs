@@ -526,11 +526,12 @@ run = "sleep {child}"
     };
     let conf = cluster().unwrap_or_default().to_owned();
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_milo"));
-    cmd.arg("mcp")
-        .current_dir(t.dir())
-        .env("SLURM_CONF", &conf)
-        .stderr(Stdio::null());
-    let client = ().serve(TokioChildProcess::new(cmd).expect("spawn milo mcp")).await.expect("connect");
+    cmd.arg("mcp").current_dir(t.dir()).env("SLURM_CONF", &conf);
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn milo mcp");
+    let client = ().serve(transport).await.expect("connect");
     ok(call(&client, "run_pipeline", json!({})).await.expect("run_pipeline"));
     let queued = wait_timeline(&client, WAIT, "the phase queued with its job id", |tl| {
         phase(tl, "later")["status"] == "queued" && phase(tl, "later")["job_id"].is_string()
