@@ -355,7 +355,16 @@ run = "sh -c 'trap \"\" TERM; sleep {grandchild}' & sleep {child}; wait"
 
 #[test]
 fn ctrl_c_cancels_running_and_queued_jobs_and_leaves_nothing() {
-    use nix::sys::signal::{Signal, kill};
+    interrupt_cancels_running_and_queued_jobs(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_cancels_running_and_queued_jobs_and_leaves_nothing() {
+    interrupt_cancels_running_and_queued_jobs(nix::sys::signal::Signal::SIGTERM);
+}
+
+fn interrupt_cancels_running_and_queued_jobs(signal: nix::sys::signal::Signal) {
+    use nix::sys::signal::kill;
     use nix::unistd::Pid;
 
     let name = unique("intr");
@@ -404,7 +413,7 @@ run = "echo never"
     });
     assert!(started, "the jobs did not start and queue\n{}", output());
     assert_eq!(live_jobs(conf, &name).len(), 2, "{:?}", live_jobs(conf, &name));
-    kill(Pid::from_raw(milo.id() as i32), Signal::SIGINT).expect("kill");
+    kill(Pid::from_raw(milo.id() as i32), signal).expect("kill");
     let exited = wait_for(Duration::from_secs(60), || matches!(milo.try_wait(), Ok(Some(_))));
     assert!(exited, "milo did not exit\n{}", output());
     let code = milo.wait().expect("wait").code();
@@ -431,6 +440,59 @@ run = "echo never"
             processes_with(m)
         );
     }
+}
+
+#[test]
+fn fail_fast_cancels_the_other_running_job() {
+    let name = unique("ff");
+    let child = marker();
+    let Some(t) = on_cluster(&format!(
+        r#"
+name = "{name}"
+executor = "slurm"
+fail_fast = true
+
+[[phase]]
+name = "long"
+parallel = true
+run = "sleep {child}"
+
+[[phase]]
+name = "bad"
+parallel = true
+run = "while [ ! -e running ]; do sleep 0.1; done; exit 4"
+"#
+    )) else {
+        return;
+    };
+    let conf = cluster().unwrap_or_default();
+    // `bad` fails once `long`'s job runs (the test sees its process and says so).
+    let watcher = {
+        let (dir, child) = (t.dir().to_owned(), child.clone());
+        std::thread::spawn(move || {
+            if wait_for(Duration::from_secs(30), || {
+                !processes_with(&format!("sleep {child}")).is_empty()
+            }) {
+                let _ = std::fs::write(dir.join("running"), "");
+            }
+        })
+    };
+    let run = t.run_args(["run", "--ui", "plain"]);
+    let _ = watcher.join();
+    run.code(1)
+        .stdout_has("[bad] failed after")
+        .stdout_has("command exited with status 4 (Slurm job ")
+        .stdout_has("[long] cancelled after")
+        .stderr_has("milo: cancelled Slurm jobs ");
+    assert!(
+        live_jobs(conf, &name).is_empty(),
+        "jobs left: {:?}",
+        live_jobs(conf, &name)
+    );
+    assert!(wait_for(Duration::from_secs(5), || processes_with(&format!(
+        "sleep {child}"
+    ))
+    .is_empty()));
 }
 
 #[test]
