@@ -6,7 +6,10 @@
 //! `MILO_SLURM_REQUIRED=1`, a cluster that does not start fails them.
 
 mod common;
-// Shared with the `cli` tests, which use more of it.
+// Shared with the `cli` tests, which use more of them.
+#[allow(dead_code)]
+#[path = "cli/pty.rs"]
+mod pty;
 #[allow(dead_code)]
 #[path = "cli/util.rs"]
 mod util;
@@ -621,6 +624,40 @@ run = "sleep {child}"
     ))
     .is_empty()));
     let _ = client.cancel().await;
+}
+
+#[test]
+fn the_progress_view_shows_the_phase_queued_with_its_job_id() {
+    let name = unique("prog");
+    let Some(t) = on_cluster(&format!(
+        r#"
+name = "{name}"
+executor = "slurm"
+
+[[phase]]
+name = "later"
+slurm = {{ extra = ["--begin=now+2"] }}
+run = "echo started"
+"#
+    )) else {
+        return;
+    };
+    let conf = cluster().unwrap_or_default();
+    let run = pty::Pty::run(
+        t.dir(),
+        &["run", "--ui", "progress"],
+        100,
+        24,
+        &[("SLURM_CONF", conf), ("NO_COLOR", "1")],
+    );
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert!(run.wrote("◷ later".as_bytes()), "{}", run.dump());
+    assert!(run.wrote(b"queued as job "), "{}", run.dump());
+    assert!(
+        run.rows().iter().any(|r| r.contains(&format!("{name} completed"))),
+        "{}",
+        run.dump()
+    );
 }
 
 #[test]
