@@ -796,6 +796,66 @@ run = "echo dying; kill -9 $$"
 }
 
 #[test]
+fn a_job_the_controller_forgets_without_an_exit_file_fails_after_the_grace_period() {
+    let name = unique("gone");
+    let Some(t) = on_cluster(&format!(
+        r#"
+name = "{name}"
+executor = "slurm"
+
+[[phase]]
+name = "gone"
+run = "echo here; kill -9 $PPID"
+"#
+    )) else {
+        return;
+    };
+    // The job kills its wrapper (so no exit file is written), and this controller forgets
+    // jobs at once: `squeue` lists nothing, `scontrol show job` knows no job.
+    let real = |p: &str| {
+        String::from_utf8(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {p}")])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim()
+        .to_owned()
+    };
+    let t = t.file("bin/squeue", "#!/bin/sh\nexit 0\n").file(
+        "bin/scontrol",
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = ping ] && exec {} \"$@\"\n\
+                 echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1\n",
+            real("scontrol")
+        ),
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["bin/squeue", "bin/scontrol"] {
+            std::fs::set_permissions(t.path(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    let path = format!(
+        "{}:{}",
+        t.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let t = t.env("PATH", Some(&path)).env("MILO_SLURM_VANISH_GRACE", Some("2"));
+    let run = t.run_args(["run", "--ui", "plain"]);
+    run.code(1)
+        .stdout_has("[gone] failed after")
+        .stdout_has("vanished: the controller no longer knows it and it wrote no exit status");
+    assert!(
+        run.elapsed >= Duration::from_secs(2),
+        "failed before the grace period\n{}",
+        run.report()
+    );
+}
+
+#[test]
 fn wrong_slurm_options_are_located_errors_at_check_time() {
     // No cluster needed: the file is wrong before anything is submitted.
     let t = Test::with(
