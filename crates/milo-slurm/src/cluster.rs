@@ -34,7 +34,7 @@ const EXIT_FILE_GRACE: Duration = Duration::from_secs(3);
 /// before it is a failure (`MILO_SLURM_VANISH_GRACE`, in seconds, overrides it).
 const VANISH_GRACE: Duration = Duration::from_secs(30);
 /// How long cancellation requests are gathered before one `scancel` sends them.
-const CANCEL_COALESCE: Duration = Duration::from_millis(20);
+const CANCEL_COALESCE: Duration = Duration::from_millis(50);
 /// Retries of a busy controller: the first wait, and the longest total.
 const BUSY_FIRST: Duration = Duration::from_millis(250);
 const BUSY_TOTAL: Duration = Duration::from_secs(120);
