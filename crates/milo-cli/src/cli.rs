@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
 
 use crate::color::ColorChoice;
 
@@ -148,7 +149,7 @@ fn parse_size_arg(s: &str) -> Result<u64, String> {
 pub struct ParamArgs {
     /// Set parameter NAME to VALUE (repeatable; over MILO_PARAM_NAME and the file's default;
     /// a list is comma-separated: -p pythons=3.11,3.12).
-    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE", add = ArgValueCompleter::new(crate::complete::params))]
     pub params: Vec<String>,
 }
 
@@ -303,7 +304,7 @@ pub struct LogsArgs {
     #[command(flatten)]
     pub db: DbArg,
     /// `PHASE`, or `RUN PHASE`.
-    #[arg(value_name = "RUN|PHASE")]
+    #[arg(value_name = "RUN|PHASE", add = ArgValueCompleter::new(crate::complete::phases))]
     pub first: String,
     /// The phase, when a run is given first.
     #[arg(value_name = "PHASE")]
@@ -377,10 +378,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_capture: bool,
     /// Run only these phases and what they depend on (the same as `--only`).
-    #[arg(value_name = "PHASE")]
+    #[arg(value_name = "PHASE", add = ArgValueCompleter::new(crate::complete::phases))]
     pub targets: Vec<String>,
     /// Run only PHASE and what it depends on (repeatable).
-    #[arg(long = "only", value_name = "PHASE")]
+    #[arg(long = "only", value_name = "PHASE", add = ArgValueCompleter::new(crate::complete::phases))]
     pub only: Vec<String>,
     /// Print what would run, in order, with commands; run nothing. With --explain, also say
     /// which phases are up to date and why the others would run (nothing is written).
@@ -392,7 +393,7 @@ pub struct RunArgs {
     pub explain: bool,
     /// Run phases even when they are up to date, and record their new keys: all of them, or
     /// PHASE (repeatable: `--force=compile --force=test`).
-    #[arg(long, value_name = "PHASE", num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append)]
+    #[arg(long, value_name = "PHASE", num_args = 0..=1, default_missing_value = "", action = clap::ArgAction::Append, add = ArgValueCompleter::new(crate::complete::phases))]
     pub force: Vec<String>,
     /// Neither restore outputs from the cache nor store them in it (up-to-date phases with
     /// their outputs in place still do not run).

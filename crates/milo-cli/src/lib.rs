@@ -9,6 +9,7 @@ pub mod build;
 pub mod cli;
 pub mod color;
 pub mod commands;
+pub mod complete;
 pub mod config;
 pub mod error;
 pub mod incremental;
@@ -25,6 +26,9 @@ use clap::{CommandFactory, FromArgMatches};
 /// Parses the command line, runs the command, and returns the exit status.
 pub fn main() -> ExitCode {
     memory::configure_allocator();
+    // `COMPLETE=bash milo` prints the shell's completion script; the script calls milo back
+    // the same way to complete a word (phase and parameter names from the pipeline file).
+    clap_complete::CompleteEnv::with_factory(|| cli::branded(cli::Cli::command())).complete();
     let matches = cli::branded(cli::Cli::command()).get_matches();
     let mut cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

@@ -14,6 +14,8 @@ mod errors;
 mod examples;
 #[path = "cli/history_output.rs"]
 mod history_output;
+#[path = "cli/include.rs"]
+mod include;
 #[path = "cli/incremental.rs"]
 mod incremental;
 #[path = "cli/inspect.rs"]

@@ -1549,3 +1549,96 @@ async fn stdio_malformed_input_gets_json_rpc_errors() -> TestResult {
     })
     .await
 }
+
+/// A pipeline with parameters, for `run_pipeline`'s `params`.
+const PARAMS_PIPELINE: &str = r#"name = "paramed"
+
+[params.target]
+choices = ["debug", "release"]
+default = "debug"
+help = "Build profile"
+
+[params.jobs]
+type = "int"
+default = 2
+
+[[phase]]
+name = "build"
+run = "echo target={{ params.target }} jobs={{ params.jobs }}"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_run_pipeline_takes_the_parameters_its_schema_lists() -> TestResult {
+    limited(async {
+        let fixture = Fixture::with(PARAMS_PIPELINE);
+        let (server, client, _updates) = stdio_server(&fixture).await;
+        let tools = client.list_all_tools().await?;
+        let run = tools.iter().find(|t| t.name == "run_pipeline").expect("run_pipeline");
+        let params = &Value::Object((*run.input_schema).clone())["properties"]["params"];
+        assert_eq!(
+            params["properties"]["target"],
+            json!({"type": "string", "enum": ["debug", "release"], "default": "debug", "description": "Build profile"})
+        );
+        assert_eq!(params["properties"]["jobs"], json!({"type": "integer", "default": 2}));
+        assert_eq!(params["additionalProperties"], json!(false));
+
+        // Bad values are tool errors naming what is wrong.
+        let e = tool_error(call(&client, "run_pipeline", json!({"params": {"target": "fast"}})).await?);
+        assert!(e.contains("`fast`") && e.contains("release"), "{e}");
+        let e = tool_error(call(&client, "run_pipeline", json!({"params": {"targte": "debug"}})).await?);
+        assert!(e.contains("targte"), "{e}");
+
+        let started = ok(call(
+            &client,
+            "run_pipeline",
+            json!({"params": {"target": "release", "jobs": 8}}),
+        )
+        .await?);
+        assert_eq!(started["params"], json!({"target": "release", "jobs": "8"}));
+        let done = wait_timeline(&client, "the run to end", |t| t["status"] == "completed").await;
+        assert_eq!(done["status"], "completed");
+        let logs = ok(call(&client, "phase_logs", json!({"name": "build"})).await?);
+        assert_eq!(lines(&logs["lines"]), ["target=release jobs=8"]);
+
+        // Without `params`, a run gets the server's values again.
+        let started = ok(call(&client, "run_pipeline", json!({})).await?);
+        assert_eq!(started["params"], json!({"target": "debug", "jobs": "2"}));
+        assert_eq!(started["run_id"], 2);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let logs = ok(call(&client, "phase_logs", json!({"name": "build"})).await?);
+            if lines(&logs["lines"]) == ["target=debug jobs=2"] {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the second run's line never came: {logs}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        wait_timeline(&client, "the second run to end", |t| t["status"] == "completed").await;
+        server.finish(client).await;
+
+        // Each run is recorded with its values.
+        let history = fixture.history();
+        let shown = std::process::Command::new(env!("CARGO_BIN_EXE_milo"))
+            .args(["show", "1", "-f"])
+            .arg(fixture.file())
+            .output()
+            .expect("run milo show");
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(text.contains("params: target=release jobs=8"), "{text}\n{history:?}");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_params_for_a_pipeline_without_parameters_are_refused() -> TestResult {
+    limited(async {
+        let fixture = Fixture::new();
+        let (server, client, _updates) = stdio_server(&fixture).await;
+        let e = tool_error(call(&client, "run_pipeline", json!({"params": {"x": "1"}})).await?);
+        assert!(e.contains("it has no parameters"), "{e}");
+        server.finish(client).await;
+        Ok(())
+    })
+    .await
+}

@@ -73,6 +73,18 @@ pub fn warn_unrecorded(error: &HistoryError) {
     let _ = writeln!(std::io::stderr().lock(), "warning: {error}{note}");
 }
 
+/// The parameter values of the run `milo run --resume [RUN]` of pipeline `pipeline` resumes
+/// (empty for a run without parameters): the resumed run gets them again unless `-p` says
+/// otherwise. Errors as [`resume`]'s.
+pub fn resume_params(
+    history: &History,
+    run: Option<&str>,
+    pipeline: &str,
+) -> Result<Vec<(String, String)>, HistoryError> {
+    let id = history.resolve(parse_run(run)?, Some(pipeline))?;
+    Ok(history.run(Some(id))?.params)
+}
+
 /// `milo run --resume [RUN]`: the plan for `pipeline`, and a one-line note for stderr
 /// (`resuming run 4: 3 phases reused (a, b, c), 2 to run (d, e)`). Errors (no such run,
 /// run completed, other pipeline) should stop the command with exit status 2.
@@ -196,6 +208,10 @@ fn header(r: &RunSummary, resumed_gone: bool) -> String {
     s.push('\n');
     if let Some(file) = &r.pipeline_file {
         let _ = writeln!(s, "file: {file}");
+    }
+    if !r.params.is_empty() {
+        let shown: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(s, "params: {}", shown.join(" "));
     }
     if let Some(from) = r.resumed_from {
         let gone = if resumed_gone {

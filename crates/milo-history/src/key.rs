@@ -281,4 +281,8 @@ pub struct RunFacts<'a> {
     pub started_at: u64,
     /// The run it resumes.
     pub resumed_from: Option<i64>,
+    /// Its parameter values (the `params` column's JSON); left out when there are none, so
+    /// runs recorded before parameters were recorded verify as they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<&'a str>,
 }

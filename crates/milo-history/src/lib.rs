@@ -249,3 +249,18 @@ pub(crate) fn now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
+
+/// A run's parameter values as the `params` column holds them: a JSON array of `[name,
+/// value]` pairs; `None` (NULL) when there are none.
+pub(crate) fn params_json(params: &[(String, String)]) -> Option<String> {
+    if params.is_empty() {
+        return None;
+    }
+    serde_json::to_string(params).ok()
+}
+
+/// The `params` column read back; a value that is not such an array reads as none (the audit
+/// of the run reports the edit).
+pub(crate) fn parse_params(json: Option<&str>) -> Vec<(String, String)> {
+    json.and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default()
+}

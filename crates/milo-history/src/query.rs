@@ -50,6 +50,8 @@ pub struct RunSummary {
     pub pid: i64,
     /// How many actions the journal holds.
     pub journal_len: i64,
+    /// The run's parameter values, in declaration order (empty without parameters).
+    pub params: Vec<(String, String)>,
     /// Why the history holds only part of the run, when it does: a write failed mid-run
     /// (a full disk…), or the recording process went away.
     pub recording_error: Option<String>,
@@ -265,7 +267,7 @@ pub fn parse_run(selector: Option<&str>) -> Result<Option<RunId>, HistoryError> 
 
 const RUN_COLUMNS: &str = "r.id, r.pipeline, r.status, r.started_at, r.ended_at, r.last_seen, r.exit_code, r.error,
     (SELECT p.name FROM phases p WHERE p.run_id = r.id AND p.status = 'failed' ORDER BY p.finished_at, p.idx LIMIT 1),
-    r.resumed_from, r.def_hash, r.pipeline_file, r.pid, r.journal_len, r.recording_error, r.pid_start";
+    r.resumed_from, r.def_hash, r.pipeline_file, r.pid, r.journal_len, r.recording_error, r.pid_start, r.params";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
     let mut status = RunStatus::parse(&r.get::<_, String>(2)?);
@@ -297,6 +299,7 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
         pid,
         journal_len: r.get(13)?,
         recording_error,
+        params: crate::parse_params(r.get::<_, Option<String>>(16)?.as_deref()),
     })
 }
 
@@ -551,7 +554,7 @@ impl History {
     fn audit(&self, id: RunId) -> Result<Audit, HistoryError> {
         let run = self.conn.query_row(
             "SELECT pipeline, def_hash, pipeline_file, started_at, resumed_from, status, error, exit_code, ended_at,
-                    journal_len, journal_head, chain, seal
+                    journal_len, journal_head, chain, seal, params
              FROM runs WHERE id = ?1",
             [id],
             |r| {
@@ -569,6 +572,7 @@ impl History {
                     journal_head: blob(r.get_ref(10)?),
                     chain: r.get(11)?,
                     seal: blob(r.get_ref(12)?),
+                    params: r.get(13)?,
                 })
             },
         )?;
@@ -642,6 +646,7 @@ impl History {
             pipeline_file: run.pipeline_file.as_deref(),
             started_at: run.started_at.to_bits(),
             resumed_from: run.resumed_from,
+            params: run.params.as_deref(),
         });
         let pipeline = def.to_noop_pipeline().map_err(|e| HistoryError::BadRecord {
             run: id,
@@ -1324,6 +1329,7 @@ struct RunRow {
     journal_head: Option<Vec<u8>>,
     chain: Option<String>,
     seal: Option<Vec<u8>>,
+    params: Option<String>,
 }
 
 /// The bytes of a BLOB (or TEXT) column, whatever an edit stored there.

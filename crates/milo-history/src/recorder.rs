@@ -61,6 +61,9 @@ pub struct RecordOptions {
     pub pipeline_file: Option<String>,
     /// The run this one resumes (`milo run --resume`).
     pub resumed_from: Option<RunId>,
+    /// The run's parameter values (`-p NAME=VALUE` after defaults), in declaration order;
+    /// shown by `milo show` and the report, and reused by `--resume`.
+    pub params: Vec<(String, String)>,
     /// Retention: once the run is recorded, [`Recorder::finish`] deletes the runs of this
     /// pipeline beyond the newest N (see [`History::prune`](crate::History::prune)). `None`
     /// (the default) or `Some(0)` keeps every run; `milo run` passes
@@ -108,9 +111,10 @@ impl Recorder {
                 params![hash, json],
             )?;
             let started_at = now();
+            let params_json = crate::params_json(&options.params);
             conn.execute(
-                "INSERT INTO runs (pipeline, def_hash, pipeline_file, started_at, last_seen, status, pid, pid_start, resumed_from, chain)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 'running', ?5, ?6, ?7, ?8)",
+                "INSERT INTO runs (pipeline, def_hash, pipeline_file, started_at, last_seen, status, pid, pid_start, resumed_from, chain, params)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 'running', ?5, ?6, ?7, ?8, ?9)",
                 params![
                     def.name,
                     hash,
@@ -119,7 +123,8 @@ impl Recorder {
                     me,
                     me_start,
                     options.resumed_from,
-                    key.chain_name()
+                    key.chain_name(),
+                    params_json
                 ],
             )?;
             let run_id = conn.last_insert_rowid();
@@ -131,6 +136,7 @@ impl Recorder {
                 pipeline_file: options.pipeline_file.as_deref(),
                 started_at: started_at.to_bits(),
                 resumed_from: options.resumed_from,
+                params: params_json.as_deref(),
             });
             conn.execute(
                 "UPDATE runs SET journal_head = ?2 WHERE id = ?1",

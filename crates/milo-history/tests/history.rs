@@ -809,6 +809,7 @@ fn a_version_2_database_moves_its_definitions_out_of_the_run_rows() {
          ALTER TABLE phases DROP COLUMN verdict;
          ALTER TABLE phases DROP COLUMN reason;
          ALTER TABLE phases DROP COLUMN job_ids;
+         ALTER TABLE runs DROP COLUMN params;
          PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -1049,6 +1050,7 @@ fn a_version_4_database_gains_the_decision_columns() {
          ALTER TABLE phases DROP COLUMN verdict;
          ALTER TABLE phases DROP COLUMN reason;
          ALTER TABLE phases DROP COLUMN job_ids;
+         ALTER TABLE runs DROP COLUMN params;
          PRAGMA user_version = 4;",
     )
     .unwrap();
@@ -1058,7 +1060,15 @@ fn a_version_4_database_gains_the_decision_columns() {
     let conn = rusqlite::Connection::open(db(&dir)).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, milo_history::SCHEMA_VERSION);
-    assert_eq!(milo_history::SCHEMA_VERSION, 6);
+    assert_eq!(milo_history::SCHEMA_VERSION, 7);
+    let run_columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('runs')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(run_columns.iter().any(|n| n == "params"), "{run_columns:?}");
     let columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('phases')")
         .unwrap()
@@ -1087,7 +1097,7 @@ fn a_version_4_database_gains_the_decision_columns() {
 }
 
 #[test]
-fn a_version_5_database_gains_the_job_ids_and_records_them_from_queued_actions() {
+fn a_version_6_database_gains_the_job_ids_and_records_them_from_queued_actions() {
     use milo::pipeline::PipelineAction as A;
 
     let dir = tempfile::tempdir().unwrap();
@@ -1097,14 +1107,14 @@ fn a_version_5_database_gains_the_job_ids_and_records_them_from_queued_actions()
         record(&history, &pipeline, RunOptions::default(), None).run
     };
     let conn = rusqlite::Connection::open(db(&dir)).unwrap();
-    conn.execute_batch("ALTER TABLE phases DROP COLUMN job_ids; PRAGMA user_version = 5;")
+    conn.execute_batch("ALTER TABLE phases DROP COLUMN job_ids; PRAGMA user_version = 6;")
         .unwrap();
     drop(conn);
 
     let history = History::open(&db(&dir)).unwrap();
     let conn = rusqlite::Connection::open(db(&dir)).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     // The old run has no job ids and still verifies.
     assert!(history.verify(Some(old)).unwrap().is_intact());
     assert!(

@@ -53,6 +53,14 @@ impl From<rmcp::service::ServerInitializeError> for McpError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
+    /// The `params` given to `run_pipeline` are not values the pipeline accepts.
+    #[error("cannot run pipeline `{pipeline}` with these parameters: {message}")]
+    Params {
+        /// The pipeline's name.
+        pipeline: String,
+        /// What is wrong with them, and how to fix it.
+        message: String,
+    },
     /// A run is still in progress; only one runs at a time.
     #[error(
         "pipeline `{pipeline}` is already running (run {run_id}); wait for it to finish or call \

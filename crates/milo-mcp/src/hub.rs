@@ -60,9 +60,35 @@ impl Run {
     }
 }
 
-/// Records the runs a [`Hub`] starts: called with the new run's store before anything is
-/// dispatched into it; `None` runs it unrecorded (the recorder says why, such as on stderr).
-pub type RunRecorder = dyn Fn(&Pipeline, &PipelineStore) -> Option<Recording> + Send + Sync;
+/// Records the runs a [`Hub`] starts: called with the run's pipeline, its store (before
+/// anything is dispatched into it) and its parameter values; `None` runs it unrecorded (the
+/// recorder says why, such as on stderr).
+pub type RunRecorder = dyn Fn(&Pipeline, &PipelineStore, &[(String, String)]) -> Option<Recording> + Send + Sync;
+
+/// A pipeline's parameters, for the `run_pipeline` tool's `params` argument.
+pub struct Params {
+    /// The JSON schema of `params`: an object schema with a property per parameter (its
+    /// type, `enum` of choices, `default`, `description`) and the required ones.
+    pub schema: serde_json::Map<String, serde_json::Value>,
+    /// The values the served pipeline was built with, in declaration order.
+    pub values: Vec<(String, String)>,
+    /// Builds the pipeline for the values given (the others keep their defaults): the
+    /// pipeline and every value it got, or a message saying what is wrong with them.
+    pub build: Box<ParamsBuilder>,
+}
+
+/// See [`Params::build`].
+pub type ParamsBuilder = dyn Fn(&serde_json::Map<String, serde_json::Value>) -> Result<(Pipeline, Vec<(String, String)>), String>
+    + Send
+    + Sync;
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Params")
+            .field("values", &self.values)
+            .finish_non_exhaustive()
+    }
+}
 
 /// One run being recorded.
 pub struct Recording {
@@ -84,7 +110,10 @@ impl std::fmt::Debug for Recording {
 /// The pipeline served over MCP and its active or last run. Shared (as `Arc<Hub>`) between
 /// all server sessions, stdio and HTTP alike.
 pub struct Hub {
-    pipeline: Pipeline,
+    /// The pipeline of the active or last run (or the one served, before any); a run with
+    /// other parameter values replaces it.
+    pipeline: Mutex<(Pipeline, Vec<(String, String)>)>,
+    params: Option<Params>,
     runs: watch::Sender<Option<Arc<Run>>>,
     start: Mutex<()>,
     next_id: AtomicU64,
@@ -94,7 +123,7 @@ pub struct Hub {
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("pipeline", &self.pipeline.name())
+            .field("pipeline", &self.pipeline().name().to_owned())
             .field("current", &self.current().map(|r| r.id()))
             .field("recorded", &self.recorder.is_some())
             .finish_non_exhaustive()
@@ -105,18 +134,26 @@ impl Hub {
     /// A hub for `pipeline`. Runs it starts capture output (the logs resource needs it, and a
     /// command writing to the inherited stdout would corrupt the stdio transport).
     pub fn new(pipeline: Pipeline) -> Arc<Hub> {
-        Self::build(pipeline, None)
+        Self::build(pipeline, None, None)
     }
 
     /// [`Hub::new`], with each run it starts recorded by `recorder`.
     pub fn with_recorder(pipeline: Pipeline, recorder: Box<RunRecorder>) -> Arc<Hub> {
-        Self::build(pipeline, Some(recorder))
+        Self::build(pipeline, Some(recorder), None)
     }
 
-    fn build(pipeline: Pipeline, recorder: Option<Box<RunRecorder>>) -> Arc<Hub> {
+    /// A hub whose runs may be given parameter values (`run_pipeline`'s `params`), each run
+    /// recorded by `recorder` when there is one.
+    pub fn with_params(pipeline: Pipeline, recorder: Option<Box<RunRecorder>>, params: Params) -> Arc<Hub> {
+        Self::build(pipeline, recorder, Some(params))
+    }
+
+    fn build(pipeline: Pipeline, recorder: Option<Box<RunRecorder>>, params: Option<Params>) -> Arc<Hub> {
         let (runs, _) = watch::channel(None);
+        let values = params.as_ref().map(|p| p.values.clone()).unwrap_or_default();
         Arc::new(Hub {
-            pipeline: pipeline.capture_output(true),
+            pipeline: Mutex::new((pipeline.capture_output(true), values)),
+            params,
             runs,
             start: Mutex::new(()),
             next_id: AtomicU64::new(1),
@@ -124,9 +161,25 @@ impl Hub {
         })
     }
 
-    /// The pipeline served.
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+    /// The pipeline of the active or last run (the one served before any run).
+    pub fn pipeline(&self) -> Pipeline {
+        self.pipeline.lock().0.clone()
+    }
+
+    /// The parameter values of the active or last run (or of the served pipeline), as JSON
+    /// strings by name.
+    pub fn params_values(&self) -> Vec<(String, serde_json::Value)> {
+        self.pipeline
+            .lock()
+            .1
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect()
+    }
+
+    /// The schema of the pipeline's parameters, if it has any (see [`Params::schema`]).
+    pub fn params_schema(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.params.as_ref().map(|p| &p.schema)
     }
 
     /// The active or last run, if any.
@@ -179,18 +232,57 @@ impl Hub {
     /// Starts a run of the pipeline on a tokio task and returns its id at once. Fails if a run
     /// is in progress. Must be called inside a tokio runtime.
     pub fn start_run(&self) -> Result<u64, RunError> {
+        self.start_run_with(None)
+    }
+
+    /// [`Hub::start_run`] with parameter values (`None`: those the hub was built with); the
+    /// run's pipeline replaces the served one. Values for a pipeline without parameters, or
+    /// that the pipeline refuses, are a [`RunError::Params`].
+    pub fn start_run_with(&self, values: Option<&serde_json::Map<String, serde_json::Value>>) -> Result<u64, RunError> {
         let _start = self.start.lock();
+        let name = self.pipeline().name().to_owned();
         if let Some(active) = self.active() {
             return Err(RunError::AlreadyRunning {
-                pipeline: self.pipeline.name().to_owned(),
+                pipeline: name,
                 run_id: active.id(),
             });
         }
-        let store = self.pipeline.store().map_err(|e| RunError::Start {
-            pipeline: self.pipeline.name().to_owned(),
+        if let Some(values) = values.filter(|v| !v.is_empty()) {
+            let Some(params) = &self.params else {
+                return Err(RunError::Params {
+                    pipeline: name,
+                    message: "it has no parameters: call run_pipeline without `params`".to_owned(),
+                });
+            };
+            let (pipeline, resolved) = (params.build)(values).map_err(|message| RunError::Params {
+                pipeline: name,
+                message,
+            })?;
+            *self.pipeline.lock() = (pipeline.capture_output(true), resolved);
+        } else if let Some(params) = &self.params {
+            // A run without `params` gets the values the hub was built with again.
+            let mut current = self.pipeline.lock();
+            if current.1 != params.values {
+                match (params.build)(&serde_json::Map::new()) {
+                    Ok((pipeline, resolved)) => *current = (pipeline.capture_output(true), resolved),
+                    Err(message) => {
+                        return Err(RunError::Params {
+                            pipeline: name,
+                            message,
+                        });
+                    }
+                }
+            }
+        }
+        let (pipeline, values) = self.pipeline.lock().clone();
+        let store = pipeline.store().map_err(|e| RunError::Start {
+            pipeline: pipeline.name().to_owned(),
             message: e.to_string(),
         })?;
-        let recording = self.recorder.as_ref().and_then(|record| record(&self.pipeline, &store));
+        let recording = self
+            .recorder
+            .as_ref()
+            .and_then(|record| record(&pipeline, &store, &values));
         let id = recording
             .as_ref()
             .map_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed), |r| r.id);
@@ -204,7 +296,7 @@ impl Hub {
             attached: false,
         });
         self.runs.send_replace(Some(run.clone()));
-        let pipeline = self.pipeline.clone();
+        let run_name = pipeline.name().to_owned();
         let runs = self.runs.clone();
         tokio::spawn(async move {
             let options = RunOptions {
@@ -228,7 +320,7 @@ impl Hub {
             // Wake the watchers so they see the run has ended.
             runs.send_modify(|_| {});
         });
-        tracing::info!(run = id, pipeline = self.pipeline.name(), "pipeline run started");
+        tracing::info!(run = id, pipeline = run_name, "pipeline run started");
         Ok(id)
     }
 

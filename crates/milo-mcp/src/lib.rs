@@ -41,7 +41,7 @@ mod tools;
 mod transport;
 
 pub use error::{McpError, RunError};
-pub use hub::{Hub, PipelineStore, Recording, Run, RunRecorder};
+pub use hub::{Hub, Params, ParamsBuilder, PipelineStore, Recording, Run, RunRecorder};
 pub use notify::MIN_INTERVAL;
 pub use resources::{GRAPH_URI, LOGS_TEMPLATE, TIMELINE_URI, logs_uri};
 pub use server::MiloServer;

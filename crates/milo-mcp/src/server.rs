@@ -101,7 +101,8 @@ fn capabilities() -> ServerCapabilities {
 
 impl ServerHandler for MiloServer {
     fn get_info(&self) -> ServerConfig {
-        let name = self.hub.pipeline().name();
+        let pipeline = self.hub.pipeline();
+        let name = pipeline.name();
         ServerConfig::new(capabilities())
             .with_server_info(Implementation::new("milo-mcp", env!("CARGO_PKG_VERSION")))
             .with_instructions(format!(
@@ -236,7 +237,7 @@ impl ServerHandler for MiloServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tools::tools()))
+        Ok(ListToolsResult::with_all_items(tools::tools(&self.hub)))
     }
 
     async fn call_tool(

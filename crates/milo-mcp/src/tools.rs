@@ -32,6 +32,27 @@ pub const PHASE_LOGS: &str = "phase_logs";
 #[serde(deny_unknown_fields)]
 struct NoArgs {}
 
+/// The arguments of `run_pipeline`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunArgs {
+    /// Parameter values by name (the others keep their defaults).
+    #[serde(default)]
+    params: Option<JsonObject>,
+}
+
+/// `run_pipeline`'s input schema: no arguments, or `params` when the pipeline has parameters.
+fn run_schema(hub: &Hub) -> Arc<JsonObject> {
+    let Some(params) = hub.params_schema() else {
+        return no_args_schema();
+    };
+    let mut schema = JsonObject::new();
+    schema.insert("type".into(), json!("object"));
+    schema.insert("properties".into(), json!({ "params": Value::Object(params.clone()) }));
+    schema.insert("additionalProperties".into(), Value::Bool(false));
+    Arc::new(schema)
+}
+
 /// The arguments of `phase_logs`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,7 +78,7 @@ fn schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
 }
 
 /// Every tool, for `tools/list`.
-pub(crate) fn tools() -> Vec<Tool> {
+pub(crate) fn tools(hub: &Hub) -> Vec<Tool> {
     let read_only = ToolAnnotations::new()
         .read_only(true)
         .destructive(false)
@@ -66,8 +87,10 @@ pub(crate) fn tools() -> Vec<Tool> {
         Tool::new(
             RUN_PIPELINE,
             "Start a run of the pipeline and return at once with its run id. Follow it with the \
-             milo://pipeline/timeline resource or get_timeline. Fails if a run is in progress.",
-            no_args_schema(),
+             milo://pipeline/timeline resource or get_timeline. Fails if a run is in progress. \
+             A pipeline with parameters takes their values in `params` (by name; the others \
+             keep their defaults).",
+            run_schema(hub),
         )
         .with_title("Run pipeline")
         .annotate(
@@ -131,7 +154,7 @@ fn parse<T: DeserializeOwned>(tool: &str, arguments: Option<JsonObject>) -> Resu
 /// goes wrong is a tool error.
 pub(crate) fn call(hub: &Hub, name: &str, arguments: Option<JsonObject>) -> Result<CallToolResult, ErrorData> {
     let result = match name {
-        RUN_PIPELINE => parse::<NoArgs>(name, arguments).map(|_| run_pipeline(hub)),
+        RUN_PIPELINE => parse::<RunArgs>(name, arguments).map(|args| run_pipeline(hub, args)),
         CANCEL_PIPELINE => parse::<NoArgs>(name, arguments).map(|_| cancel_pipeline(hub)),
         GET_TIMELINE => parse::<NoArgs>(name, arguments).map(|_| CallToolResult::structured(timeline_json(hub))),
         EXECUTION_ORDER => parse::<NoArgs>(name, arguments).map(|_| execution_order(hub)),
@@ -149,14 +172,21 @@ pub(crate) fn call(hub: &Hub, name: &str, arguments: Option<JsonObject>) -> Resu
     Ok(result.unwrap_or_else(|error| error))
 }
 
-fn run_pipeline(hub: &Hub) -> CallToolResult {
-    match hub.start_run() {
-        Ok(run_id) => CallToolResult::structured(json!({
-            "run_id": run_id,
-            "pipeline": hub.pipeline().name(),
-            "status": "started",
-            "timeline": TIMELINE_URI,
-        })),
+fn run_pipeline(hub: &Hub, args: RunArgs) -> CallToolResult {
+    match hub.start_run_with(args.params.as_ref()) {
+        Ok(run_id) => {
+            let mut started = json!({
+                "run_id": run_id,
+                "pipeline": hub.pipeline().name(),
+                "status": "started",
+                "timeline": TIMELINE_URI,
+            });
+            if hub.params_schema().is_some() {
+                // The values the run got, given or not.
+                started["params"] = Value::Object(hub.params_values().into_iter().collect());
+            }
+            CallToolResult::structured(started)
+        }
         Err(e) => tool_error(e.to_string()),
     }
 }
@@ -173,7 +203,8 @@ fn cancel_pipeline(hub: &Hub) -> CallToolResult {
 }
 
 fn execution_order(hub: &Hub) -> CallToolResult {
-    let def = hub.pipeline().def();
+    let pipeline = hub.pipeline();
+    let def = pipeline.def();
     CallToolResult::structured(json!({
         "pipeline": hub.pipeline().name(),
         "execution_order": def.execution_order(),

@@ -153,6 +153,7 @@ mod tests {
             elapsed: 1.0,
             started_at: None,
             error: None,
+            params: Vec::new(),
             phases: vec![],
         };
         assert_eq!(

@@ -210,6 +210,13 @@ fn header(h: &mut String, run: &ReportRun, title: &str, critical: &[usize]) {
         let _ = write!(h, " · critical path: {}", escape(&names.join(" → ")));
     }
     h.push_str("</p>\n");
+    if !run.params.is_empty() {
+        h.push_str("<p class=\"params\">parameters:");
+        for (name, value) in &run.params {
+            let _ = write!(h, " <code>{}={}</code>", escape(name), escape(value));
+        }
+        h.push_str("</p>\n");
+    }
     if let Some(e) = &run.error {
         let _ = writeln!(h, "<pre class=\"error\">{}</pre>", escape(e));
     }

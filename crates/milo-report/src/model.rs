@@ -22,6 +22,8 @@ pub struct ReportRun {
     pub started_at: Option<f64>,
     /// Why the run failed, when it did.
     pub error: Option<String>,
+    /// The run's parameter values, in declaration order (empty without parameters).
+    pub params: Vec<(String, String)>,
     /// The phases, in execution order.
     pub phases: Vec<ReportPhase>,
 }
@@ -292,6 +294,7 @@ mod tests {
             elapsed: 10.0,
             started_at: None,
             error: None,
+            params: Vec::new(),
             phases,
         }
     }

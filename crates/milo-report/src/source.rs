@@ -145,6 +145,7 @@ impl ReportRun {
             elapsed,
             started_at: Some(detail.run.started_at),
             error: detail.run.error,
+            params: detail.run.params,
             phases,
         })
     }
@@ -230,6 +231,7 @@ impl ReportRun {
             elapsed,
             started_at: None,
             error: str_of(timeline, "error").filter(|e| !e.is_empty()),
+            params: Vec::new(),
             phases,
         })
     }

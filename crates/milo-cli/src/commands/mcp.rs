@@ -9,6 +9,40 @@ use crate::commands::run::history_recorder;
 use crate::error::CliError;
 use crate::{build, config, signals};
 
+/// Builds the pipeline of `file` for the `params` of a `run_pipeline` call, over the server's
+/// own `-p` values (`base`): the file is read again, so the run is what `milo run -p` would run.
+fn rebuild(
+    file: std::path::PathBuf,
+    base: Vec<String>,
+    slurm: Option<milo_slurm::Slurm>,
+) -> Box<milo_mcp::ParamsBuilder> {
+    Box::new(move |given| {
+        let mut inputs = base.clone();
+        for (name, value) in given {
+            let Some(text) = super::params::cli_value(value) else {
+                return Err(format!(
+                    "the value of `{name}` must be a string, a number, a boolean or an array of strings"
+                ));
+            };
+            inputs.push(format!("{name}={text}"));
+        }
+        let loaded = config::load_with(&file, &config::ParamInputs::new(inputs, true)).map_err(|e| {
+            // The messages and their help, without the snippets drawn for a terminal.
+            e.errors()
+                .map(|e| {
+                    std::iter::once(e.message())
+                        .chain(e.help().iter().map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(" — ")
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let pipeline = build::pipeline_on(&loaded, &[], slurm.as_ref()).map_err(|e| e.to_string())?;
+        Ok((pipeline, config::resolved_params(&loaded)))
+    })
+}
+
 /// The exit status after a signal stopped the server (as `milo run` interrupted).
 const INTERRUPTED: u8 = 130;
 
@@ -19,22 +53,31 @@ pub fn serve(args: &McpArgs) -> Result<u8, CliError> {
     )?;
     let slurm = crate::slurm::connect(&file)?;
     let pipeline = build::pipeline_on(&file, &[], slurm.as_ref())?;
+    let params = config::resolved_params(&file);
+    let params_support = (!file.params.is_empty()).then(|| milo_mcp::Params {
+        schema: super::params::json_schema(&file.params),
+        values: params.clone(),
+        build: rebuild(args.file.file.clone(), args.params.params.clone(), slurm.clone()),
+    });
     drop(file);
     let history = if args.no_history {
         None
     } else {
         milo_history::cli::open_for_run(&args.file.file, args.db.db.as_deref())
     };
-    let hub = match history {
-        Some(history) => {
-            let record = milo_history::RecordOptions {
-                pipeline_file: Some(args.file.file.display().to_string()),
-                resumed_from: None,
-                keep_runs: Some(milo_history::DEFAULT_KEEP_RUNS),
-            };
-            milo_mcp::Hub::with_recorder(pipeline, history_recorder(history, record))
-        }
-        None => milo_mcp::Hub::new(pipeline),
+    let recorder = history.map(|history| {
+        let record = milo_history::RecordOptions {
+            pipeline_file: Some(args.file.file.display().to_string()),
+            resumed_from: None,
+            params,
+            keep_runs: Some(milo_history::DEFAULT_KEEP_RUNS),
+        };
+        history_recorder(history, record)
+    });
+    let hub = match (params_support, recorder) {
+        (Some(params), recorder) => milo_mcp::Hub::with_params(pipeline, recorder, params),
+        (None, Some(recorder)) => milo_mcp::Hub::with_recorder(pipeline, recorder),
+        (None, None) => milo_mcp::Hub::new(pipeline),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -96,3 +96,69 @@ pub(super) fn line(file: &PipelineFile) -> Option<String> {
             .join(", ")
     })
 }
+
+/// The JSON schema of the parameters, as the MCP `run_pipeline` tool's `params` argument: a
+/// property per parameter with its type, choices (`enum`), default and help.
+pub(crate) fn json_schema(params: &[Param]) -> serde_json::Map<String, serde_json::Value> {
+    use crate::config::ParamType;
+    let mut properties = serde_json::Map::new();
+    for p in params {
+        let mut prop = match p.ty {
+            ParamType::String => json!({"type": "string"}),
+            ParamType::Int => json!({"type": "integer"}),
+            ParamType::Float => json!({"type": "number"}),
+            ParamType::Bool => json!({"type": "boolean"}),
+            ParamType::List => json!({"type": "array", "items": {"type": "string"}}),
+        };
+        if let Some(obj) = prop.as_object_mut() {
+            if !p.choices.is_empty() {
+                let choices = p.choices.iter().map(value_json).collect::<Vec<_>>();
+                match p.ty {
+                    // Each item of a list is one of the choices.
+                    ParamType::List => {
+                        obj.insert("items".into(), json!({"type": "string", "enum": choices}));
+                    }
+                    _ => {
+                        obj.insert("enum".into(), json!(choices));
+                    }
+                }
+            }
+            if let Some(d) = &p.default {
+                obj.insert("default".into(), value_json(d));
+            }
+            if !p.help.is_empty() {
+                obj.insert("description".into(), json!(p.help));
+            }
+        }
+        properties.insert(p.name.clone(), prop);
+    }
+    let required: Vec<&str> = params
+        .iter()
+        .filter(|p| p.required && p.default.is_none())
+        .map(|p| p.name.as_str())
+        .collect();
+    let mut schema = serde_json::Map::new();
+    schema.insert("type".into(), json!("object"));
+    schema.insert("properties".into(), serde_json::Value::Object(properties));
+    schema.insert("additionalProperties".into(), json!(false));
+    if !required.is_empty() {
+        schema.insert("required".into(), json!(required));
+    }
+    schema
+}
+
+/// A JSON value given for a parameter as `-p` would give it: a string as it is, a number or
+/// a boolean written out, an array of strings comma-joined.
+pub(crate) fn cli_value(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.join(",")),
+        serde_json::Value::Null | serde_json::Value::Object(_) => None,
+    }
+}

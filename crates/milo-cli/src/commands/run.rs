@@ -29,10 +29,13 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
             json: false,
         });
     }
-    let file = config::load_with(
-        &args.file.file,
-        &config::ParamInputs::new(args.params.params.clone(), true),
-    )?;
+    let mut param_args = args.params.params.clone();
+    if args.resume.is_some() && !args.no_history {
+        // `--resume` runs with the resumed run's parameters; `-p` still overrides them.
+        param_args = resumed_params(&args)?.into_iter().chain(param_args).collect();
+    }
+    let file = config::load_with(&args.file.file, &config::ParamInputs::new(param_args, true))?;
+    let params = config::resolved_params(&file);
     let params_line = super::params::line(&file);
     // `milo run test` is `milo run --only test`.
     let only: Vec<String> = args.only.iter().chain(&args.targets).cloned().collect();
@@ -182,6 +185,7 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         record: milo_history::RecordOptions {
             pipeline_file: Some(args.file.file.display().to_string()),
             resumed_from,
+            params,
             // 0 keeps every run (the recorder's rule).
             keep_runs: Some(args.keep_runs),
         },
@@ -264,6 +268,27 @@ fn mcp_options(addr: std::net::SocketAddr, args: &RunArgs) -> Result<McpOptions,
 }
 
 /// Where a generated `--mcp-http` token is written: `.milo/mcp-token` beside the pipeline file.
+/// The resumed run's parameter values as `-p NAME=VALUE` arguments (none when the history or
+/// the run cannot be read: the resume itself reports that).
+fn resumed_params(args: &RunArgs) -> Result<Vec<String>, CliError> {
+    // The pipeline's name, which does not depend on the parameters.
+    let file = config::load_with(
+        &args.file.file,
+        &config::ParamInputs::new(args.params.params.clone(), false),
+    )?;
+    let Some(history) = milo_history::cli::open_for_run(&args.file.file, args.db.as_deref()) else {
+        return Ok(Vec::new());
+    };
+    let recorded = milo_history::cli::resume_params(&history, args.resume.as_deref(), &file.name).unwrap_or_default();
+    let declared: std::collections::HashSet<&str> = file.params.iter().map(|p| p.name.as_str()).collect();
+    // A parameter the file no longer declares is not carried over (it would be an error).
+    Ok(recorded
+        .into_iter()
+        .filter(|(name, _)| declared.contains(name.as_str()))
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect())
+}
+
 fn token_path(pipeline_file: &Path) -> PathBuf {
     let dir = pipeline_file.parent().unwrap_or(Path::new(""));
     dir.join(".milo").join("mcp-token")
@@ -302,10 +327,20 @@ pub(crate) fn history_recorder(
     record: milo_history::RecordOptions,
 ) -> Box<milo_mcp::RunRecorder> {
     let history = std::sync::Mutex::new(history);
-    Box::new(move |pipeline, store| {
+    Box::new(move |pipeline, store, params| {
         let recorder = {
             let history = history.lock().ok()?;
-            match history.recorder(pipeline, record.clone()) {
+            let options = milo_history::RecordOptions {
+                // A hub without parameters of its own (`milo run --mcp-http`) runs with the
+                // values the recording was set up with.
+                params: if params.is_empty() {
+                    record.params.clone()
+                } else {
+                    params.to_vec()
+                },
+                ..record.clone()
+            };
+            match history.recorder(pipeline, options) {
                 Ok(r) => r,
                 Err(e) => {
                     milo_history::cli::warn(&e);

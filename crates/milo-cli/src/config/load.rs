@@ -22,6 +22,10 @@ use super::{ExecutorKind, MatrixCell, PhaseDef, PhasePlaces, SlurmOptions};
 #[path = "templates.rs"]
 mod templates;
 
+/// `include = [...]`: reading the other files of a pipeline.
+#[path = "include.rs"]
+mod include;
+
 type Key<'i> = Spanned<Cow<'i, str>>;
 type Value<'i> = Spanned<DeValue<'i>>;
 type Span = Range<usize>;
@@ -42,6 +46,7 @@ const TOP_KEYS: &[&str] = &[
     "executor",
     "slurm",
     "phase",
+    "include",
 ];
 const PIPELINE_KEYS: &[&str] = &[
     "capture_output",
@@ -118,6 +123,8 @@ pub(super) struct Loaded {
     pub(super) params: Vec<Param>,
     pub(super) phases: Vec<PhaseDef>,
     pub(super) places: Vec<PhasePlaces>,
+    /// The included files, as named, with their text (index `i` is file `i + 1`).
+    pub(super) included: Vec<(PathBuf, String)>,
     /// Settings that are valid but cannot do what they seem to ask for.
     pub(super) warnings: Vec<ConfigError>,
 }
@@ -130,10 +137,25 @@ pub(super) struct Loaded {
 /// [`ConfigError::many`]).
 pub(super) fn parse(src: SourceFile<'_>, dir: &Path, inputs: &ParamInputs) -> Result<Loaded, ConfigError> {
     let root = DeTable::parse(src.text).map_err(|e| syntax_error(src, &e))?;
-    let cx = Cx {
+    let (included, include_errors) = include::gather(src, dir, root.get_ref());
+    let roots: Vec<_> = included.iter().map(|f| DeTable::parse(&f.text).ok()).collect();
+    let mut files = vec![FileCx {
         src,
-        dir,
-        errors: RefCell::new(Vec::new()),
+        dir: dir.to_owned(),
+        default_cwd: None,
+    }];
+    files.extend(included.iter().map(|f| FileCx {
+        src: SourceFile {
+            path: &f.path,
+            text: &f.text,
+        },
+        dir: f.dir.clone(),
+        default_cwd: f.default_cwd.clone(),
+    }));
+    let cx = Cx {
+        files,
+        current: std::cell::Cell::new(0),
+        errors: RefCell::new(include_errors),
         warnings: RefCell::new(Vec::new()),
         inputs,
         jinja: templates::environment(),
@@ -141,7 +163,8 @@ pub(super) fn parse(src: SourceFile<'_>, dir: &Path, inputs: &ParamInputs) -> Re
         broken: RefCell::new(Vec::new()),
         pipeline_env: RefCell::new(BTreeMap::new()),
     };
-    let loaded = cx.pipeline(root.get_ref());
+    let roots: Vec<Option<&DeTable<'_>>> = roots.iter().map(|r| r.as_ref().map(|r| r.get_ref())).collect();
+    let loaded = cx.pipeline(root.get_ref(), &roots);
     let mut errors = cx.errors.into_inner();
     // A matrix phase's instances share their text: a mistake in it is reported once.
     let mut seen = std::collections::HashSet::new();
@@ -149,6 +172,7 @@ pub(super) fn parse(src: SourceFile<'_>, dir: &Path, inputs: &ParamInputs) -> Re
     match loaded {
         Some(mut loaded) if errors.is_empty() => {
             loaded.warnings = cx.warnings.into_inner();
+            loaded.included = included.into_iter().map(|f| (f.path, f.text)).collect();
             Ok(loaded)
         }
         _ => Err(ConfigError::many(src.path, errors)),
@@ -197,11 +221,11 @@ impl Scope<'_> {
 }
 
 /// Settings a phase and `[defaults]` share; `None` where not given.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Settings {
     description: Option<String>,
     parallel: Option<bool>,
-    weight: Option<(f64, Span)>,
+    weight: Option<(f64, Place)>,
     max_logs: Option<usize>,
     /// `Some(None)`: `timeout = "none"`.
     timeout: Option<Option<Duration>>,
@@ -225,8 +249,10 @@ struct Settings {
 }
 
 struct Cx<'a> {
-    src: SourceFile<'a>,
-    dir: &'a Path,
+    /// The pipeline file (0) and the files it includes, in the order they are read.
+    files: Vec<FileCx<'a>>,
+    /// The file being read: an index into `files`.
+    current: std::cell::Cell<usize>,
     /// Every error found so far.
     errors: RefCell<Vec<ConfigError>>,
     warnings: RefCell<Vec<ConfigError>>,
@@ -242,7 +268,36 @@ struct Cx<'a> {
     pipeline_env: RefCell<BTreeMap<String, String>>,
 }
 
-impl Cx<'_> {
+/// One file of the pipeline, as the loader sees it.
+struct FileCx<'a> {
+    src: SourceFile<'a>,
+    /// What relative `cwd`s and `env_file`s of the file are joined to.
+    dir: PathBuf,
+    /// The `cwd` of its phases that set none (an included file with `cwd = "..."`).
+    default_cwd: Option<PathBuf>,
+}
+
+impl<'a> Cx<'a> {
+    /// The file being read.
+    fn src(&self) -> SourceFile<'a> {
+        self.file_src(self.current.get())
+    }
+
+    /// File `index` (0: the pipeline file).
+    fn file_src(&self, index: usize) -> SourceFile<'a> {
+        self.files[index.min(self.files.len() - 1)].src
+    }
+
+    /// `span` of the file being read.
+    fn place(&self, span: Span) -> Place {
+        (self.current.get(), span)
+    }
+
+    /// What the relative paths of the file being read are joined to.
+    fn dir(&self) -> &Path {
+        &self.files[self.current.get().min(self.files.len() - 1)].dir
+    }
+
     /// Keeps `result`'s error for the report; its value if there was none.
     fn keep<T>(&self, result: Result<T, ConfigError>) -> Option<T> {
         match result {
@@ -255,7 +310,7 @@ impl Cx<'_> {
     }
 
     /// The pipeline, or `None` when it is too broken to say more (the errors are kept).
-    fn pipeline(&self, root: &DeTable<'_>) -> Option<Loaded> {
+    fn pipeline(&self, root: &DeTable<'_>, included: &[Option<&DeTable<'_>>]) -> Option<Loaded> {
         let mut name = None;
         let mut capture_output = true;
         let mut fail_fast = false;
@@ -299,6 +354,8 @@ impl Cx<'_> {
                         self.setting(key, value, Scope::Top, &mut top_env)?;
                     }
                     "phase" => phase_value = Some(value),
+                    // Read (and checked) before this file: see `include::gather`.
+                    "include" => {}
                     _ => {
                         // `[[phases]]` means `[[phase]]`: one mistake, not also "no phases".
                         misspelled.extend(closest(k, TOP_KEYS.iter().copied()));
@@ -316,16 +373,20 @@ impl Cx<'_> {
             env.extend(std::mem::take(&mut top_env.env));
             *self.pipeline_env.borrow_mut() = env;
         }
-        let mut defaults = match defaults_value {
-            Some(value) => match self.table("defaults", Scope::Top, value, "a table: `[defaults]`") {
-                Ok(table) => self.settings_table(table, Scope::Defaults),
-                Err(e) => {
-                    self.keep::<()>(Err(e));
-                    Settings::default()
-                }
-            },
-            None => Settings::default(),
-        };
+        // Every file's `[defaults]` and `[[phase]]`s, the pipeline file's first.
+        let mut defaults_values = Vec::new();
+        let mut phase_values = Vec::new();
+        defaults_values.extend(defaults_value.map(|v| (0, v)));
+        phase_values.extend(phase_value.map(|v| (0, v)));
+        for (i, root) in included.iter().enumerate() {
+            let Some(root) = root else { continue };
+            self.current.set(i + 1);
+            let (d, p) = self.included_keys(root);
+            defaults_values.extend(d.map(|v| (i + 1, v)));
+            phase_values.extend(p.map(|v| (i + 1, v)));
+        }
+        self.current.set(0);
+        let mut defaults = self.defaults(&defaults_values);
         // The top-level `executor` and `[slurm]` sit under `[defaults]`' own.
         defaults.executor = defaults.executor.or(top_env.executor);
         defaults.slurm = match (top_env.slurm.take(), defaults.slurm.take()) {
@@ -335,7 +396,7 @@ impl Cx<'_> {
         let has_name = root.iter().any(|(k, _)| k.get_ref() == "name") || misspelled.contains(&"name");
         if name.is_none() && !has_name {
             self.errors.borrow_mut().push(
-                self.src
+                self.src()
                     .error(ErrorKind::MissingKey, 0..0, "the pipeline has no `name`")
                     .help_line("add `name = \"my-pipeline\"` at the top of the file"),
             );
@@ -343,7 +404,33 @@ impl Cx<'_> {
         if phase_value.is_none() && misspelled.contains(&"phase") {
             return None;
         }
-        let (mut phases, mut places) = self.phases(phase_value, &defaults)?;
+        let (mut phases, mut places) = if included.is_empty() {
+            self.phases(phase_value, &defaults)?
+        } else {
+            // With includes, the phases may all be in other files.
+            let mut all = (Vec::new(), Vec::new());
+            for (file, value) in phase_values {
+                self.current.set(file);
+                if let Some((phases, places)) = self.phases(Some(value), &defaults) {
+                    all.0.extend(phases);
+                    all.1.extend(places);
+                }
+            }
+            self.current.set(0);
+            if all.0.is_empty() && self.errors.borrow().is_empty() {
+                return self.keep(Err(self
+                    .src()
+                    .error(
+                        ErrorKind::NoPhases,
+                        0..0,
+                        "the pipeline has no phases, in this file or those it includes",
+                    )
+                    .help_line(
+                        "add one: a `[[phase]]` table with `name = \"build\"` and `run = \"make\"`",
+                    )));
+            }
+            all
+        };
         self.expand_dependencies(&mut phases, &mut places);
         self.check_names(&phases, &places);
         self.check_policies(&phases, &places);
@@ -359,13 +446,102 @@ impl Cx<'_> {
             params,
             phases,
             places,
+            included: Vec::new(),
             warnings: Vec::new(),
         })
     }
 
+    /// The `[defaults]` and `[[phase]]` values of an included file (the file being read); its
+    /// other keys are errors.
+    fn included_keys<'t, 'i>(&self, root: &'t DeTable<'i>) -> (Option<&'t Value<'i>>, Option<&'t Value<'i>>) {
+        let mut defaults = None;
+        let mut phases = None;
+        for (key, value) in in_file_order(root) {
+            match key.get_ref().as_ref() {
+                "include" => {}
+                "defaults" => defaults = Some(value),
+                "phase" => phases = Some(value),
+                k if TOP_KEYS.contains(&k) => {
+                    let main = self.file_src(0).path.display().to_string();
+                    self.keep::<()>(Err(self
+                        .src()
+                        .error(
+                            ErrorKind::UnknownKey,
+                            key.span(),
+                            format!("`{k}` can only be set in the pipeline file `{main}`, not in an included file"),
+                        )
+                        .help_line(format!(
+                            "an included file brings `[[phase]]`s, `[defaults]` and `include`s: move `{k}` to `{main}`"
+                        ))));
+                }
+                _ => {
+                    self.keep::<()>(Err(self.unknown_key(key, Scope::Top)));
+                }
+            }
+        }
+        (defaults, phases)
+    }
+
+    /// The `[defaults]` of every file (`(file, value)`), merged; a key (or an `env` variable)
+    /// set in two files is an error naming both.
+    fn defaults(&self, values: &[(usize, &Value<'_>)]) -> Settings {
+        let mut merged = Settings::default();
+        let mut seen: HashMap<String, Place> = HashMap::new();
+        for &(file, value) in values {
+            self.current.set(file);
+            let table = match self.table("defaults", Scope::Top, value, "a table: `[defaults]`") {
+                Ok(table) => table,
+                Err(e) => {
+                    self.keep::<()>(Err(e));
+                    continue;
+                }
+            };
+            if values.len() > 1 {
+                for (key, value) in in_file_order(table) {
+                    let k = key.get_ref().as_ref();
+                    let mut names = vec![(k.to_owned(), key.span())];
+                    if k == "env"
+                        && let DeValue::Table(vars) = value.get_ref()
+                    {
+                        names = vars
+                            .iter()
+                            .map(|(var, _)| (format!("env.{}", var.get_ref()), var.span()))
+                            .collect();
+                    }
+                    for (name, span) in names {
+                        if let Some((earlier_file, earlier)) = seen.get(&name) {
+                            let (ef, es) = (*earlier_file, earlier.clone());
+                            if ef != file {
+                                self.keep::<()>(Err(self
+                                    .src()
+                                    .error(
+                                        ErrorKind::InvalidValue,
+                                        span,
+                                        format!(
+                                            "`{name}` in [defaults] is set in both `{}` and `{}`",
+                                            self.file_src(ef).path.display(),
+                                            self.src().path.display()
+                                        ),
+                                    )
+                                    .also(self.file_src(ef).snippet(es).label("first set here"))
+                                    .help_line("set each default in one file only: remove one of them")));
+                            }
+                            continue;
+                        }
+                        seen.insert(name, (file, span));
+                    }
+                }
+            }
+            let own = self.settings_table(table, Scope::Defaults);
+            merged = overlay(own, merged);
+        }
+        self.current.set(0);
+        merged
+    }
+
     fn phases(&self, value: Option<&Value<'_>>, defaults: &Settings) -> Option<(Vec<PhaseDef>, Vec<PhasePlaces>)> {
         let no_phases = |span: Span| {
-            self.src
+            self.src()
                 .error(ErrorKind::NoPhases, span, "the pipeline has no phases")
                 .help_line("add one: a `[[phase]]` table with `name = \"build\"` and `run = \"make\"`")
         };
@@ -544,7 +720,7 @@ impl Cx<'_> {
         let Some((name, name_span)) = name else {
             if name_entry.is_none() {
                 self.keep::<()>(Err(self
-                    .src
+                    .src()
                     .error(ErrorKind::MissingKey, header, format!("phase #{number} has no `name`"))
                     .help_line("add `name = \"...\"` to this phase; phase names must be unique")));
             }
@@ -553,7 +729,7 @@ impl Cx<'_> {
         let has_run = table.iter().any(|(k, _)| k.get_ref() == "run");
         if !has_run {
             self.keep::<()>(Err(self
-                .src
+                .src()
                 .error(
                     ErrorKind::MissingKey,
                     header.clone(),
@@ -579,7 +755,11 @@ impl Cx<'_> {
         env.extend(std::mem::take(&mut phase.env));
         phase.env = env;
         self.export(&mut phase);
+        if phase.cwd.is_none() {
+            phase.cwd = self.files[self.current.get()].default_cwd.clone();
+        }
         let places = PhasePlaces {
+            file: self.current.get(),
             header,
             name: name_span,
             depends_on: dependency_spans,
@@ -591,21 +771,33 @@ impl Cx<'_> {
 
     /// Duplicate names, and dependencies on names that are not phases: every one of them.
     fn check_names(&self, phases: &[PhaseDef], places: &[PhasePlaces]) {
-        let mut first: HashMap<&str, &Span> = HashMap::new();
+        let mut first: HashMap<&str, &PhasePlaces> = HashMap::new();
         for (phase, place) in phases.iter().zip(places) {
             if let Some(&earlier) = first.get(phase.name.as_str()) {
-                self.keep::<()>(Err(self
-                    .src
+                let mut err = self
+                    .file_src(place.file)
                     .error(
                         ErrorKind::DuplicatePhase,
                         place.name.clone(),
                         format!("duplicate phase name `{}`", shown(&phase.name)),
                     )
-                    .also(self.src.snippet(earlier.clone()).label("first defined here"))
-                    .help_line("phase names must be unique: rename one of them")));
+                    .also(
+                        self.file_src(earlier.file)
+                            .snippet(earlier.name.clone())
+                            .label("first defined here"),
+                    )
+                    .help_line("phase names must be unique: rename one of them");
+                if place.file != earlier.file {
+                    err = err.help_line(format!(
+                        "it is defined in both `{}` and `{}`",
+                        self.file_src(earlier.file).path.display(),
+                        self.file_src(place.file).path.display()
+                    ));
+                }
+                self.keep::<()>(Err(err));
                 continue;
             }
-            first.insert(&phase.name, &place.name);
+            first.insert(&phase.name, place);
         }
         let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
         for (phase, place) in phases.iter().zip(places) {
@@ -622,7 +814,7 @@ impl Cx<'_> {
                     message.push_str(&format!("; did you mean `{}`?", shown(close)));
                 }
                 self.keep::<()>(Err(self
-                    .src
+                    .file_src(place.file)
                     .error(ErrorKind::UnknownDependency, span.clone(), message)
                     .help_line(format!("the phases are {}", list(&names)))));
             }
@@ -642,11 +834,12 @@ impl Cx<'_> {
                 ("retry_delay", &place.policy.retry_delay),
                 ("retry_backoff", &place.policy.retry_backoff),
             ] {
-                let Some(span) = span else { continue };
-                if !seen.insert((span.start, span.end)) {
+                let Some((file, span)) = span else { continue };
+                if !seen.insert((*file, span.start, span.end)) {
                     continue;
                 }
-                let text = self.src.text.get(span.clone()).unwrap_or_default();
+                let src = self.file_src(*file);
+                let text = src.text.get(span.clone()).unwrap_or_default();
                 let on_fail = phase.policy.on_fail;
                 let example = if key == "max_retries" {
                     format!("policy = {{ on_fail = \"retry\", max_retries = {text} }}")
@@ -654,8 +847,7 @@ impl Cx<'_> {
                     format!("policy = {{ on_fail = \"retry\", max_retries = 3, {key} = {text} }}")
                 };
                 self.warnings.borrow_mut().push(
-                    self.src
-                        .error(
+                    src.error(
                             ErrorKind::InvalidValue,
                             span.clone(),
                             format!(
@@ -680,7 +872,7 @@ impl Cx<'_> {
                 let k = key.get_ref().as_ref();
                 if PHASE_ONLY_KEYS.contains(&k) {
                     return Err(self
-                        .src
+                        .src()
                         .error(
                             ErrorKind::UnknownKey,
                             key.span(),
@@ -718,7 +910,7 @@ impl Cx<'_> {
                         format!("`weight`{} must be a finite number ≥ 0, found {weight}", scope.suffix()),
                     ));
                 }
-                s.weight = Some((weight, value.span()));
+                s.weight = Some((weight, self.place(value.span())));
             }
             "max_logs" => {
                 let n = self.unsigned("max_logs", scope, value)?;
@@ -739,7 +931,7 @@ impl Cx<'_> {
                 if cwd.trim().is_empty() {
                     return Err(self.invalid(value, format!("`cwd`{} is empty once rendered", scope.suffix())));
                 }
-                s.cwd = Some(self.dir.join(self.no_nul("cwd", scope, value, cwd)?));
+                s.cwd = Some(self.dir().join(self.no_nul("cwd", scope, value, cwd)?));
             }
             "env" => {
                 let table = self.table("env", scope, value, "a table of strings: `env = { NAME = \"value\" }`")?;
@@ -885,7 +1077,7 @@ impl Cx<'_> {
                             message.push_str(&format!("; did you mean `{close}`?"));
                         }
                         return Err(self
-                            .src
+                            .src()
                             .error(ErrorKind::UnknownKey, key.span(), message)
                             .help_line(format!("the Slurm options are {}", SLURM_KEYS.join(", "))));
                     }
@@ -919,18 +1111,18 @@ impl Cx<'_> {
                 "on_fail" => s.on_fail = Some(self.policy_value(&path, scope, value)?),
                 "retry_backoff" => {
                     s.retry_backoff = Some(self.policy_value(&path, scope, value)?);
-                    s.policy_spans.retry_backoff = Some(value.span());
+                    s.policy_spans.retry_backoff = Some(self.place(value.span()));
                 }
                 "max_retries" => {
                     let n = self.unsigned(&path, scope, value)?;
                     s.max_retries = Some(u32::try_from(n).map_err(|_| self.too_large(&path, scope, value))?);
                     if n > 0 {
-                        s.policy_spans.max_retries = Some(value.span());
+                        s.policy_spans.max_retries = Some(self.place(value.span()));
                     }
                 }
                 "retry_delay" => {
                     s.retry_delay = self.duration(&path, scope, value, false)?;
-                    s.policy_spans.retry_delay = Some(value.span());
+                    s.policy_spans.retry_delay = Some(self.place(value.span()));
                 }
                 _ => {
                     let mut message = format!("unknown key `{k}` in `policy`{}", scope.suffix());
@@ -938,7 +1130,7 @@ impl Cx<'_> {
                         message.push_str(&format!("; did you mean `{close}`?"));
                     }
                     return Err(self
-                        .src
+                        .src()
                         .error(ErrorKind::UnknownKey, key.span(), message)
                         .help_line(format!("the policy keys are {}", list(POLICY_KEYS))));
                 }
@@ -972,7 +1164,7 @@ impl Cx<'_> {
         match value.get_ref() {
             DeValue::String(s) => Ok(s.to_string()),
             DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) | DeValue::Datetime(_) => {
-                let raw = self.src.text.get(value.span()).unwrap_or_default();
+                let raw = self.src().text.get(value.span()).unwrap_or_default();
                 Err(self
                     .wrong_type(key, scope, value, "a string")
                     .help_line(format!("put it in quotes: `\"{}\"`", raw.escape_default())))
@@ -1278,7 +1470,7 @@ impl Cx<'_> {
     // ---- errors ----
 
     fn wrong_type(&self, key: &str, scope: Scope<'_>, value: &Value<'_>, expected: &str) -> ConfigError {
-        self.src.error(
+        self.src().error(
             ErrorKind::WrongType,
             value.span(),
             format!(
@@ -1290,7 +1482,7 @@ impl Cx<'_> {
     }
 
     fn invalid(&self, value: &Value<'_>, message: impl Into<String>) -> ConfigError {
-        self.src.error(ErrorKind::InvalidValue, value.span(), message)
+        self.src().error(ErrorKind::InvalidValue, value.span(), message)
     }
 
     fn too_large(&self, key: &str, scope: Scope<'_>, value: &Value<'_>) -> ConfigError {
@@ -1308,7 +1500,7 @@ impl Cx<'_> {
         if let Some(close) = closest(k, valid.iter().copied()) {
             message.push_str(&format!("; did you mean `{close}`?"));
         }
-        let mut err = self.src.error(ErrorKind::UnknownKey, key.span(), message);
+        let mut err = self.src().error(ErrorKind::UnknownKey, key.span(), message);
         if matches!(scope, Scope::Top) && PHASE_KEYS.contains(&k) {
             err = err.help_line(format!(
                 "`{k}` is a phase setting: put it under a `[[phase]]` (or under `[defaults]` for every phase)"
@@ -1331,10 +1523,14 @@ impl Cx<'_> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct PolicySpans {
     /// A `max_retries` above 0.
-    pub(super) max_retries: Option<Span>,
-    pub(super) retry_delay: Option<Span>,
-    pub(super) retry_backoff: Option<Span>,
+    pub(super) max_retries: Option<Place>,
+    pub(super) retry_delay: Option<Place>,
+    pub(super) retry_backoff: Option<Place>,
 }
+
+/// A span in one of the pipeline's files: the file's index (0: the pipeline file, then the
+/// included ones in the order read) and the span in its text.
+pub(super) type Place = (usize, Span);
 
 /// `U+001B (ESC)` and the like.
 fn control_name(c: char) -> String {
@@ -1354,9 +1550,44 @@ fn control_name(c: char) -> String {
     format!("U+{:04X} ({name})", u32::from(c))
 }
 
+/// `own`'s settings over `under`'s (`env` variables merge, `own`'s win).
+fn overlay(own: Settings, under: Settings) -> Settings {
+    let mut env = under.env;
+    env.extend(own.env);
+    Settings {
+        description: own.description.or(under.description),
+        parallel: own.parallel.or(under.parallel),
+        weight: own.weight.or(under.weight),
+        max_logs: own.max_logs.or(under.max_logs),
+        timeout: own.timeout.or(under.timeout),
+        cwd: own.cwd.or(under.cwd),
+        env,
+        env_file: own.env_file.or(under.env_file),
+        on_fail: own.on_fail.or(under.on_fail),
+        max_retries: own.max_retries.or(under.max_retries),
+        retry_delay: own.retry_delay.or(under.retry_delay),
+        retry_backoff: own.retry_backoff.or(under.retry_backoff),
+        policy_spans: PolicySpans {
+            max_retries: own.policy_spans.max_retries.or(under.policy_spans.max_retries),
+            retry_delay: own.policy_spans.retry_delay.or(under.policy_spans.retry_delay),
+            retry_backoff: own.policy_spans.retry_backoff.or(under.policy_spans.retry_backoff),
+        },
+        sources: own.sources.or(under.sources),
+        outputs: own.outputs.or(under.outputs),
+        env_inputs: own.env_inputs.or(under.env_inputs),
+        cache: own.cache.or(under.cache),
+        shell: own.shell.or(under.shell),
+        executor: own.executor.or(under.executor),
+        slurm: match (under.slurm, own.slurm) {
+            (Some(under), Some(own)) => Some(under.overridden_by(&own)),
+            (under, own) => own.or(under),
+        },
+    }
+}
+
 /// Fills `phase` from its own settings over the defaults; returns the span of the weight used
 /// and of the retry settings.
-fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> (Option<Span>, PolicySpans) {
+fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> (Option<Place>, PolicySpans) {
     let d = defaults;
     if let Some(description) = own.description.or_else(|| d.description.clone()) {
         phase.description = description;

@@ -99,6 +99,13 @@
 //! `[defaults]`'), `[defaults]`' `env`, the phase's `env` — then `MILO_PARAM_*` and
 //! `MILO_MATRIX_*` where not set.
 //!
+//! Includes (see `load`'s `include` module): `include = ["ci/common.toml", { path =
+//! "web/milo.toml", cwd = "web", required = false }]` reads other files' `[[phase]]`s and
+//! `[defaults]` (a default set in two files, and a phase defined twice, are errors naming both
+//! places); included phases run in [`PipelineFile::dir`] unless the entry gives a `cwd`.
+//! [`PipelineFile::files`] lists every file read. Spans of the loader carry the index of their
+//! file (0: this one).
+//!
 //! Without `-f`, the `milo` command reads the nearest `milo.toml` of the current directory
 //! and its parents (`crate::cli::discover`), named relatively (`../milo.toml`).
 //!
@@ -165,6 +172,8 @@ pub struct PipelineFile {
     /// The phases, in declaration order (a matrix phase's instances in its place).
     pub phases: Vec<PhaseDef>,
     source: String,
+    /// The files `include`d (and those they include), as named, with their text.
+    included: Vec<(PathBuf, String)>,
     places: Vec<PhasePlaces>,
     warnings: Vec<ConfigError>,
 }
@@ -264,14 +273,16 @@ impl PhaseDef {
 /// Where a phase's parts are in the text (byte spans).
 #[derive(Debug, Clone, PartialEq)]
 struct PhasePlaces {
+    /// The file it is in: 0 for the pipeline file, `i + 1` for included file `i`.
+    file: usize,
     /// The `[[phase]]` header (or inline table).
     header: Range<usize>,
     /// The `name` value.
     name: Range<usize>,
     /// Each `depends_on` entry, parallel to [`PhaseDef::depends_on`].
     depends_on: Vec<Range<usize>>,
-    /// The `weight` value that applies (the phase's or `[defaults]`'), if any.
-    weight: Option<Range<usize>>,
+    /// The `weight` value that applies (the phase's or `[defaults]`', maybe of another file).
+    weight: Option<load::Place>,
     /// The retry settings that apply.
     policy: load::PolicySpans,
 }
@@ -358,6 +369,7 @@ impl PipelineFile {
             params: loaded.params,
             phases: loaded.phases,
             places: loaded.places,
+            included: loaded.included,
             warnings: loaded.warnings,
             path,
             dir,
@@ -403,36 +415,42 @@ impl PipelineFile {
     /// Where phase `name` is defined (its `name = "..."` value); the last definition if the name
     /// is repeated.
     pub fn phase_location(&self, name: &str) -> Option<Location> {
-        self.places_of(name).map(|p| self.file().location(p.name.clone()))
+        self.places_of(name).map(|p| self.file(p.file).location(p.name.clone()))
+    }
+
+    /// The files the pipeline was read from: this one, then those it includes.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        std::iter::once(self.path.as_path()).chain(self.included.iter().map(|(p, _)| p.as_path()))
     }
 
     /// Where phase `phase` lists `dependency` in its `depends_on`.
     pub fn dependency_location(&self, phase: &str, dependency: &str) -> Option<Location> {
-        self.dependency_span(phase, dependency).map(|s| self.file().location(s))
+        self.dependency_span(phase, dependency)
+            .map(|(f, s)| self.file(f).location(s))
     }
 
     /// Where the core's error `err` should point: the `depends_on` entry for an unknown
     /// dependency, a self-dependency or a cycle (the first phase's entry naming the second),
     /// the `weight` for an invalid weight, otherwise the phase's name.
     pub fn locate(&self, err: &PipelineError) -> Option<Location> {
-        self.span_of(err).map(|s| self.file().location(s))
+        self.span_of(err).map(|(f, s)| self.file(f).location(s))
     }
 
     /// The core's error `err` as a [`ConfigError`] pointing into the file (for a cycle, at every
     /// dependency in it).
     pub fn report(&self, err: &PipelineError) -> ConfigError {
-        let file = self.file();
         let mut report = ConfigError::new(ErrorKind::Pipeline, err.to_string());
-        if let Some(span) = self.span_of(err) {
-            report = report.at(file.snippet(span));
+        if let Some((f, span)) = self.span_of(err) {
+            report = report.at(self.file(f).snippet(span));
         }
         if let PipelineError::Cycle { path } = err {
             // The steps the message shows (all of a short cycle, both ends of a long one).
             for k in milo::pipeline::shown_cycle_steps(path).skip(1) {
                 let pair = &path[k..k + 2];
-                if let Some(span) = self.dependency_span(&pair[0], &pair[1]) {
+                if let Some((f, span)) = self.dependency_span(&pair[0], &pair[1]) {
                     report = report.also(
-                        file.snippet(span)
+                        self.file(f)
+                            .snippet(span)
                             .label(format!("`{}` depends on `{}`", pair[0], pair[1])),
                     );
                 }
@@ -441,10 +459,14 @@ impl PipelineFile {
         report
     }
 
-    fn file(&self) -> SourceFile<'_> {
-        SourceFile {
-            path: &self.path,
-            text: &self.source,
+    /// File `index`: 0 is this one, `i + 1` the `i`-th included.
+    fn file(&self, index: usize) -> SourceFile<'_> {
+        match index.checked_sub(1).and_then(|i| self.included.get(i)) {
+            Some((path, text)) => SourceFile { path, text },
+            None => SourceFile {
+                path: &self.path,
+                text: &self.source,
+            },
         }
     }
 
@@ -457,14 +479,14 @@ impl PipelineFile {
             .map(|(_, places)| places)
     }
 
-    fn dependency_span(&self, phase: &str, dependency: &str) -> Option<Range<usize>> {
+    fn dependency_span(&self, phase: &str, dependency: &str) -> Option<load::Place> {
         let (def, places) = self.phases.iter().zip(&self.places).find(|(p, _)| p.name == phase)?;
         let index = def.depends_on.iter().position(|d| d == dependency)?;
-        places.depends_on.get(index).cloned()
+        places.depends_on.get(index).map(|s| (places.file, s.clone()))
     }
 
-    fn span_of(&self, err: &PipelineError) -> Option<Range<usize>> {
-        let name_span = |name: &str| self.places_of(name).map(|p| p.name.clone());
+    fn span_of(&self, err: &PipelineError) -> Option<load::Place> {
+        let name_span = |name: &str| self.places_of(name).map(|p| (p.file, p.name.clone()));
         match err {
             PipelineError::UnknownDependency { phase, dependency, .. } => {
                 self.dependency_span(phase, dependency).or_else(|| name_span(phase))

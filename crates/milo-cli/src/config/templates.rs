@@ -198,7 +198,7 @@ impl Cx<'_> {
         for (p, spans) in &defs {
             if let Some(earlier) = exported.insert(p.env_name(), &spans.name) {
                 self.keep::<()>(Err(self
-                    .src
+                    .src()
                     .error(
                         ErrorKind::InvalidValue,
                         spans.name.clone(),
@@ -208,7 +208,7 @@ impl Cx<'_> {
                             p.env_name()
                         ),
                     )
-                    .also(self.src.snippet(earlier.clone()).label("the earlier one"))
+                    .also(self.src().snippet(earlier.clone()).label("the earlier one"))
                     .help_line("parameter names must differ in more than upper and lower case")));
             }
         }
@@ -220,7 +220,7 @@ impl Cx<'_> {
         let name = key.get_ref().as_ref();
         if !params::is_identifier(name) {
             self.keep::<()>(Err(self
-                .src
+                .src()
                 .error(
                     ErrorKind::InvalidValue,
                     key.span(),
@@ -297,7 +297,7 @@ impl Cx<'_> {
                             message.push_str(&format!("; did you mean `{close}`?"));
                         }
                         return Err(self
-                            .src
+                            .src()
                             .error(super::ErrorKind::UnknownKey, k.span(), message)
                             .help_line(format!("the keys of a parameter are {}", list(PARAM_KEYS))));
                     }
@@ -320,7 +320,7 @@ impl Cx<'_> {
         match (&param.default, param.required) {
             (None, false) => {
                 self.keep::<()>(Err(self
-                    .src
+                    .src()
                     .error(
                         ErrorKind::MissingKey,
                         key.span(),
@@ -333,7 +333,7 @@ impl Cx<'_> {
             (Some(_), true) => {
                 if let Some(v) = entry("required") {
                     self.warnings.borrow_mut().push(
-                        self.src
+                        self.src()
                             .error(
                                 ErrorKind::InvalidValue,
                                 v.span(),
@@ -383,7 +383,7 @@ impl Cx<'_> {
         match value.get_ref() {
             DeValue::String(s) => Ok(s.to_string()),
             DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
-                Ok(self.src.text.get(value.span()).unwrap_or_default().trim().to_owned())
+                Ok(self.src().text.get(value.span()).unwrap_or_default().trim().to_owned())
             }
             _ => Err(self.wrong_type(key, Scope::Top, value, "a string, a number or a boolean")),
         }
@@ -412,7 +412,10 @@ impl Cx<'_> {
                     }
                     let mut e = ConfigError::new(ErrorKind::Param, message);
                     if let Some(span) = &header {
-                        e = e.at(self.src.snippet(span.clone()).label("the parameters are declared here"));
+                        e = e.at(self
+                            .src()
+                            .snippet(span.clone())
+                            .label("the parameters are declared here"));
                     }
                     let help = if names.is_empty() {
                         format!("the pipeline declares no parameters: declare it with `[params.{name}]`")
@@ -445,7 +448,7 @@ impl Cx<'_> {
                         p.source = ParamSource::Default;
                     } else if self.inputs.require_all {
                         self.keep::<()>(Err(self
-                            .src
+                            .src()
                             .error(
                                 ErrorKind::Param,
                                 spans.name.clone(),
@@ -463,7 +466,7 @@ impl Cx<'_> {
             match p.ty.parse(text) {
                 Err(why) => {
                     self.keep::<()>(Err(self
-                        .src
+                        .src()
                         .error(
                             ErrorKind::Param,
                             place,
@@ -480,7 +483,7 @@ impl Cx<'_> {
                             message.push_str(&format!("; did you mean `{close}`?"));
                         }
                         self.keep::<()>(Err(self
-                            .src
+                            .src()
                             .error(ErrorKind::Param, spans.choices.clone().unwrap_or(place), message)
                             .help_line(format!("the choices are {}", choices_text(&p.choices)))));
                     }
@@ -535,7 +538,7 @@ impl Cx<'_> {
                         "required" => required = self.boolean("env_file.required", scope, v)?,
                         other => {
                             return Err(self
-                                .src
+                                .src()
                                 .error(
                                     ErrorKind::UnknownKey,
                                     k.span(),
@@ -547,7 +550,7 @@ impl Cx<'_> {
                 }
                 let Some(path) = path else {
                     return Err(self
-                        .src
+                        .src()
                         .error(
                             ErrorKind::MissingKey,
                             value.span(),
@@ -569,7 +572,7 @@ impl Cx<'_> {
         let text = self.non_empty_string("env_file", scope, path_value)?;
         let text = self.render("env_file", scope, path_value, text)?;
         let text = self.no_nul("env_file", scope, path_value, text)?;
-        let path = self.dir.join(&text);
+        let path = self.dir().join(&text);
         let iter = match dotenvy::from_path_iter(&path) {
             Ok(iter) => iter,
             Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !required => {
@@ -631,7 +634,7 @@ impl Cx<'_> {
                     for (k, v) in in_file_order(m) {
                         let key = k.get_ref().as_ref();
                         if !params::is_identifier(key) {
-                            fail(self.src.error(
+                            fail(self.src().error(
                                 ErrorKind::InvalidValue,
                                 k.span(),
                                 format!(
@@ -686,7 +689,7 @@ impl Cx<'_> {
                 .map(|v| v.span())
                 .unwrap_or_default();
             fail(
-                self.src
+                self.src()
                     .error(
                         ErrorKind::InvalidValue,
                         span,
@@ -769,7 +772,7 @@ impl Cx<'_> {
     fn check_matrix_text(&self, path: &str, scope: Scope<'_>, v: &str, span: Span) -> Result<(), ConfigError> {
         if v.is_empty() || v.contains([',', '=', '[', ']', '*']) || v.chars().any(char::is_control) {
             return Err(self
-                .src
+                .src()
                 .error(
                     ErrorKind::InvalidValue,
                     span,
@@ -824,12 +827,12 @@ impl Cx<'_> {
                         message.push_str(&format!("; did you mean `{close}`?"));
                     }
                     return Err(self
-                        .src
+                        .src()
                         .error(ErrorKind::UnknownKey, k.span(), message)
                         .help_line(format!("the matrix keys are {}", list(&known))));
                 }
                 if !params::is_identifier(name) {
-                    return Err(self.src.error(
+                    return Err(self.src().error(
                         ErrorKind::InvalidValue,
                         k.span(),
                         format!(
@@ -896,7 +899,7 @@ impl Cx<'_> {
                             .map(|(n, _, _)| n.as_str())
                             .collect();
                         self.keep::<()>(Err(self
-                            .src
+                            .file_src(place.file)
                             .error(
                                 ErrorKind::UnknownDependency,
                                 span,

@@ -248,6 +248,65 @@ fn completions_for_every_shell() {
         .stdout_has("--dry-run");
 }
 
+const COMPLETED: &str = r#"name = "c"
+
+[params.target]
+choices = ["debug", "release"]
+default = "debug"
+help = "Build profile"
+
+[[phase]]
+name = "build"
+description = "Build it"
+run = "true"
+
+[[phase]]
+name = "test"
+run = "true"
+matrix = { py = ["3.11", "3.12"] }
+"#;
+
+/// What `COMPLETE=fish milo -- milo WORDS…` completes the last word to (fish's protocol: one
+/// candidate per line, `\t` before its help).
+fn complete(t: &Test, words: &[&str]) -> Vec<String> {
+    let mut args = vec!["--", "milo"];
+    args.extend_from_slice(words);
+    let run = t.run_args(args);
+    run.code(0);
+    run.stdout.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn shell_completion_knows_the_phases_and_parameters_of_the_file() {
+    let t = Test::with(COMPLETED).env("COMPLETE", Some("fish"));
+    let script = t.run_args(Vec::<&str>::new());
+    script.code(0).stdout_has("complete");
+    assert_eq!(
+        complete(&t, &["run", "--only", "t"]),
+        ["test\tevery instance", "test[py=3.11]", "test[py=3.12]"]
+    );
+    assert_eq!(complete(&t, &["run", "b"]), ["build\tBuild it"]);
+    assert_eq!(complete(&t, &["logs", "bu"]), ["build\tBuild it"]);
+    assert_eq!(complete(&t, &["run", "--force=b"]), ["--force=build\tBuild it"]);
+    assert_eq!(complete(&t, &["run", "-p", "ta"]), ["target=\tBuild profile"]);
+    assert_eq!(complete(&t, &["run", "-p", "target=r"]), ["target=release"]);
+    // From a subdirectory, the nearest milo.toml above it; outside any, nothing (no error).
+    std::fs::create_dir_all(t.path("a/b")).expect("mkdir");
+    let out = assert_cmd::Command::cargo_bin("milo")
+        .expect("milo")
+        .current_dir(t.path("a/b"))
+        .env("COMPLETE", "fish")
+        .args(["--", "milo", "run", "b"])
+        .output()
+        .expect("run milo");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "build\tBuild it\n");
+    let none = Test::empty()
+        .env("COMPLETE", Some("fish"))
+        .run_args(["--", "milo", "run", "b"]);
+    none.code(0);
+    assert_eq!((none.stdout.as_str(), none.stderr.as_str()), ("", ""));
+}
+
 #[test]
 fn check_warns_about_retries_without_on_fail_retry() {
     let toml = "name = \"x\"\n\n[[phase]]\nname = \"deploy\"\nrun = \"true\"\npolicy = { max_retries = 3 }\n";

@@ -500,3 +500,70 @@ run = ["echo a", "echo hello {{ params.who }}"]
         .stderr_has("`run` in phase `ok` must be a string")
         .stderr_has("milo.toml:9:8");
 }
+
+const RESUMABLE: &str = r#"name = "p"
+
+[params.target]
+choices = ["debug", "release"]
+default = "debug"
+
+[params.tag]
+default = "none"
+
+[[phase]]
+name = "build"
+run = "echo built-{{ params.target }}-{{ params.tag }}"
+
+[[phase]]
+name = "flaky"
+depends_on = ["build"]
+run = "echo flaky-{{ params.target }}; test \"$FAIL\" != 1"
+"#;
+
+#[test]
+fn a_runs_parameters_are_recorded_shown_reported_and_reused_by_resume() {
+    let t = Test::with(RESUMABLE).env("FAIL", Some("1")).args([
+        "run",
+        "--ui",
+        "plain",
+        "-p",
+        "target=release",
+        "-p",
+        "tag=v1",
+    ]);
+    t.run().code(1).stdout_has("[build] │ built-release-v1");
+    let t = t.then(["show"]);
+    t.run().code(0).stdout_has("params: target=release tag=v1");
+    let t = t.then(["report", "-o", "r.html"]);
+    t.run().code(0);
+    let html = t.read("r.html");
+    assert!(
+        html.contains("<code>target=release</code> <code>tag=v1</code>"),
+        "{html}"
+    );
+    // --resume runs with the same values (not the defaults); -p still overrides one.
+    let t = t
+        .env("FAIL", Some("0"))
+        .then(["run", "--ui", "plain", "--resume", "-p", "tag=v2"]);
+    let out = t.run();
+    out.code(0).stdout_has("[flaky] │ flaky-release");
+    // The changed tag changed `build`'s command, so it ran again rather than being reused.
+    out.stdout_has("[build] │ built-release-v2");
+    let t = t.then(["show"]);
+    t.run()
+        .code(0)
+        .stdout_has("params: target=release tag=v2")
+        .stdout_has("resumes run 1");
+    // The values are part of what the journal's chain vouches for: an edit is found.
+    let t = t.then(["replay", "1"]);
+    t.run().code(0);
+    let conn = rusqlite::Connection::open(t.path(".milo/history.db")).expect("open the history");
+    conn.execute("UPDATE runs SET params = '[[\"target\",\"debug\"]]' WHERE id = 1", [])
+        .expect("edit");
+    drop(conn);
+    let t = t.then(["replay", "1"]);
+    let verify = t.run();
+    verify.code(1);
+    let text = format!("{}{}", verify.stdout, verify.stderr);
+    assert!(text.contains("TAMPERED") || text.contains("changed"), "{text}");
+}

@@ -94,6 +94,7 @@ pub fn retry_run() -> ReportRun {
         elapsed: 5.0,
         started_at: Some(1_709_210_096.0),
         error: None,
+        params: vec![("target".into(), "release <&>".into())],
         phases: vec![noisy, side, flaky],
     }
 }
