@@ -5,18 +5,29 @@ use std::collections::{BTreeSet, HashMap};
 
 use milo::pipeline::{CommandPhase, Phase, Pipeline};
 
-use crate::config::{PhaseDef, PipelineFile};
+use crate::config::{ExecutorKind, PhaseDef, PipelineFile};
 use crate::error::CliError;
 
 /// The pipeline of `file`, restricted to `only` and their dependencies when `only` is not
 /// empty.
 pub fn pipeline(file: &PipelineFile, only: &[String]) -> Result<Pipeline, CliError> {
+    pipeline_on(file, only, None)
+}
+
+/// [`pipeline`], with the phases whose `executor` is `"slurm"` submitted through `slurm` (they
+/// run locally without one: the commands that only look at a pipeline).
+pub fn pipeline_on(
+    file: &PipelineFile,
+    only: &[String],
+    slurm: Option<&milo_slurm::Slurm>,
+) -> Result<Pipeline, CliError> {
     let selected = select(file, only)?;
     let phases = file
         .phases
         .iter()
         .filter(|p| selected.as_ref().is_none_or(|s| s.contains(p.name.as_str())));
-    let pipeline = Pipeline::new(file.name.as_str(), phases.map(|p| phase(file, p))).map_err(|e| file.report(&e))?;
+    let pipeline =
+        Pipeline::new(file.name.as_str(), phases.map(|p| phase(file, p, slurm))).map_err(|e| file.report(&e))?;
     let pipeline = pipeline
         .capture_output(file.capture_output)
         .fail_fast(file.fail_fast)
@@ -31,7 +42,7 @@ pub fn pipeline(file: &PipelineFile, only: &[String]) -> Result<Pipeline, CliErr
     })
 }
 
-fn phase(file: &PipelineFile, def: &PhaseDef) -> Phase {
+fn phase(file: &PipelineFile, def: &PhaseDef, slurm: Option<&milo_slurm::Slurm>) -> Phase {
     let cwd = def.cwd.clone().unwrap_or_else(|| file.dir.clone());
     let env: Vec<(String, String)> = def.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let service = def
@@ -56,6 +67,10 @@ fn phase(file: &PipelineFile, def: &PhaseDef) -> Phase {
         .description(def.description.clone())
         .policy(def.policy)
         .max_logs(def.max_logs);
+    let p = match slurm {
+        Some(slurm) if def.executor == ExecutorKind::Slurm => p.executor(slurm.executor(def.slurm.clone())),
+        _ => p,
+    };
     match def.timeout {
         Some(t) => p.timeout(t),
         None => p,

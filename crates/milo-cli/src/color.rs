@@ -72,6 +72,8 @@ pub const RED: Style = AnsiColor::Red.on_default();
 pub const YELLOW: Style = AnsiColor::Yellow.on_default();
 /// Cyan: the spinner, help.
 pub const CYAN: Style = AnsiColor::Cyan.on_default();
+/// Queued (waiting in a batch scheduler).
+pub const BLUE: Style = AnsiColor::Blue.on_default();
 /// Dim: durations, markers, secondary text.
 pub const DIM: Style = Style::new().dimmed();
 /// Bold: names.
@@ -122,6 +124,7 @@ impl Palette {
             Status::Failed => RED.bold(),
             Status::Retrying | Status::Skipped => YELLOW,
             Status::Running => CYAN,
+            Status::Queued => BLUE,
             Status::Cancelled | Status::Pending => DIM,
         }
     }

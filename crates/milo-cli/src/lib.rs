@@ -16,6 +16,7 @@ pub mod incremental;
 pub mod memory;
 pub mod probe;
 pub mod signals;
+pub mod slurm;
 pub mod views;
 
 use std::io::Write;

@@ -295,6 +295,9 @@ fn render_show(d: &RunDetail, resumed_gone: bool) -> String {
             let _ = write!(line, "  from run {from}");
         }
         line.push_str(&reason_suffix(p.reason.as_deref(), label));
+        if !p.job_ids.is_empty() {
+            let _ = write!(line, "  job {}", p.job_ids.join(","));
+        }
         if let Some(e) = p.error.as_deref().filter(|e| !e.is_empty()) {
             let first = e.lines().next().unwrap_or("");
             let _ = write!(line, "  {first}");

@@ -89,6 +89,8 @@ pub struct PhaseRecord {
     pub verdict: Option<String>,
     /// For an incremental phase: why it ran or did not (`src/main.c changed`, `never ran`…).
     pub reason: Option<String>,
+    /// For a phase a batch scheduler (Slurm) ran: the job ids of its attempts, oldest first.
+    pub job_ids: Vec<String>,
 }
 
 impl PhaseRecord {
@@ -395,10 +397,11 @@ impl History {
         let id = summary.id;
         let mut stmt = self.conn.prepare(
             "SELECT name, status, attempts, started_at, finished_at, error, result, reused_from, log_count, phase_hash,
-                    decision_key, verdict, reason
+                    decision_key, verdict, reason, job_ids
              FROM phases WHERE run_id = ?1 ORDER BY idx",
         )?;
         let rows = stmt.query_map([id], |r| {
+            let job_ids: Option<String> = r.get(13)?;
             let started_at: Option<f64> = r.get(3)?;
             let finished_at: Option<f64> = r.get(4)?;
             let result: Option<String> = r.get(6)?;
@@ -417,6 +420,9 @@ impl History {
                 key: r.get(10)?,
                 verdict: r.get(11)?,
                 reason: r.get(12)?,
+                job_ids: job_ids
+                    .map(|ids| ids.split(',').filter(|id| !id.is_empty()).map(str::to_owned).collect())
+                    .unwrap_or_default(),
             })
         })?;
         let mut phases: Vec<PhaseRecord> = rows.collect::<Result<_, _>>()?;
@@ -784,11 +790,11 @@ impl History {
             Option<String>,
             Option<String>,
             i64,
-            [Option<String>; 3],
+            [Option<String>; 4],
         );
         let mut stmt = self.conn.prepare(
             "SELECT idx, name, status, attempts, started_at, finished_at, error, result, reused_from, log_count,
-                    decision_key, verdict, reason
+                    decision_key, verdict, reason, job_ids
              FROM phases WHERE run_id = ?1 ORDER BY idx",
         )?;
         let stored: Vec<Stored> = stmt
@@ -804,7 +810,7 @@ impl History {
                     r.get(7)?,
                     r.get(8)?,
                     r.get(9)?,
-                    [r.get(10)?, r.get(11)?, r.get(12)?],
+                    [r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?],
                 ))
             })?
             .collect::<Result<_, _>>()?;
@@ -864,6 +870,8 @@ impl History {
                 differs("verdict", opt(&s.10[1]), opt(&row.verdict.map(str::to_owned)))
             } else if s.10[2] != row.reason {
                 differs("decision reason", opt(&s.10[2]), opt(&row.reason))
+            } else if s.10[3] != row.job_ids {
+                differs("job ids", opt(&s.10[3]), opt(&row.job_ids))
             } else {
                 None
             };

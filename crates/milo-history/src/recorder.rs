@@ -299,7 +299,7 @@ fn abandon(conn: &Connection, run_id: RunId, error: &HistoryError) -> bool {
             params![run_id, t, reason],
         )?;
         conn.execute(
-            "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'retrying')",
+            "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('queued', 'running', 'retrying')",
             params![run_id],
         )?;
         conn.execute_batch("COMMIT")
@@ -336,6 +336,17 @@ pub(crate) fn apply(
                 p.verdict = Some(decision.verdict.as_str());
                 p.reason = Some(decision.reason.to_string());
             }),
+            A::PhaseQueued { name, job_id, .. } => touch(name, &mut |p| {
+                p.status = "queued";
+                let ids = p.job_ids.get_or_insert_with(String::new);
+                if !ids.split(',').any(|id| id == &**job_id) {
+                    if !ids.is_empty() {
+                        ids.push(',');
+                    }
+                    ids.push_str(job_id);
+                }
+            }),
+            A::PhaseRunning { name, .. } => touch(name, &mut |p| p.status = "running"),
             A::PhaseStart {
                 name,
                 attempt,
@@ -419,6 +430,8 @@ pub(crate) struct PhaseRow {
     pub(crate) key: Option<String>,
     pub(crate) verdict: Option<&'static str>,
     pub(crate) reason: Option<String>,
+    /// The batch scheduler's job ids of its attempts, comma-separated (`@@PHASE_QUEUED`).
+    pub(crate) job_ids: Option<String>,
     pub(crate) name: String,
     /// The open log chunk and its first sequence number.
     chunk: chunk::Encoder,
@@ -439,6 +452,7 @@ impl PhaseRow {
             key: None,
             verdict: None,
             reason: None,
+            job_ids: None,
             name: name.to_owned(),
             chunk: chunk::Encoder::default(),
             chunk_first: 0,
@@ -677,7 +691,7 @@ impl Writer {
         let mut stmt = self.conn.prepare_cached(
             "UPDATE phases SET status = ?3, attempts = ?4, started_at = ?5, finished_at = ?6, error = ?7,
                     result = ?8, reused_from = ?9, log_count = ?10, decision_key = ?11, verdict = ?12,
-                    reason = ?13
+                    reason = ?13, job_ids = ?14
              WHERE run_id = ?1 AND name = ?2",
         )?;
         for &i in &changed {
@@ -696,7 +710,8 @@ impl Writer {
                 p.log_count,
                 p.key,
                 p.verdict,
-                p.reason
+                p.reason,
+                p.job_ids
             ])?;
         }
         Ok(())
@@ -706,7 +721,7 @@ impl Writer {
         if status == RunStatus::Interrupted {
             self.conn
                 .prepare_cached(
-                    "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('running', 'retrying')",
+                    "UPDATE phases SET status = 'interrupted' WHERE run_id = ?1 AND status IN ('queued', 'running', 'retrying')",
                 )?
                 .execute(params![self.run_id])?;
         }

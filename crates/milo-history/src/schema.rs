@@ -15,7 +15,8 @@
 //!   and for an incremental phase its decision (`@@PHASE_DECISION`, since schema version 5):
 //!   `decision_key` (the digest it was decided under), `verdict` (`run`, `up_to_date` or
 //!   `restored`) and `reason`; all three NULL for a phase that is not incremental, or in a
-//!   run recorded before version 5.
+//!   run recorded before version 5; and for a phase run by a batch scheduler (Slurm) the job
+//!   ids of its attempts (`job_ids`, comma-separated, since version 7).
 //! * `logs`: every captured line, in chunks of consecutive lines of one phase (see
 //!   [`chunk`](crate::chunk)), each line with its journal sequence number and tag; `last_seq`
 //!   is the journal length when the chunk was written and `hash` the chain head then.
@@ -124,6 +125,10 @@ const MIGRATIONS: &[&str] = &[
     // 5 → 6: the run's parameter values (`-p NAME=VALUE`), a JSON array of `[name, value]`
     // pairs in declaration order; NULL for runs without parameters and those recorded before.
     "ALTER TABLE runs ADD COLUMN params TEXT;",
+    // 6 → 7: phases run by a batch scheduler (Slurm): the job ids of their attempts, oldest
+    // first, comma-separated (`@@PHASE_QUEUED`); NULL for a local phase and in runs recorded
+    // before.
+    "ALTER TABLE phases ADD COLUMN job_ids TEXT;",
 ];
 
 /// The schema version this build writes and reads.

@@ -808,6 +808,7 @@ fn a_version_2_database_moves_its_definitions_out_of_the_run_rows() {
          ALTER TABLE phases DROP COLUMN decision_key;
          ALTER TABLE phases DROP COLUMN verdict;
          ALTER TABLE phases DROP COLUMN reason;
+         ALTER TABLE phases DROP COLUMN job_ids;
          ALTER TABLE runs DROP COLUMN params;
          PRAGMA user_version = 2;",
     )
@@ -1048,6 +1049,7 @@ fn a_version_4_database_gains_the_decision_columns() {
         "ALTER TABLE phases DROP COLUMN decision_key;
          ALTER TABLE phases DROP COLUMN verdict;
          ALTER TABLE phases DROP COLUMN reason;
+         ALTER TABLE phases DROP COLUMN job_ids;
          ALTER TABLE runs DROP COLUMN params;
          PRAGMA user_version = 4;",
     )
@@ -1058,7 +1060,7 @@ fn a_version_4_database_gains_the_decision_columns() {
     let conn = rusqlite::Connection::open(db(&dir)).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, milo_history::SCHEMA_VERSION);
-    assert_eq!(milo_history::SCHEMA_VERSION, 6);
+    assert_eq!(milo_history::SCHEMA_VERSION, 7);
     let run_columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('runs')")
         .unwrap()
@@ -1092,4 +1094,79 @@ fn a_version_4_database_gains_the_decision_columns() {
     let detail = history.show(Some(rec.run)).unwrap();
     assert_eq!(detail.phases[0].verdict.as_deref(), Some("restored"));
     assert!(history.verify(Some(rec.run)).unwrap().is_intact());
+}
+
+#[test]
+fn a_version_6_database_gains_the_job_ids_and_records_them_from_queued_actions() {
+    use milo::pipeline::PipelineAction as A;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = library_pipeline();
+    let old = {
+        let history = History::open(&db(&dir)).unwrap();
+        record(&history, &pipeline, RunOptions::default(), None).run
+    };
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    conn.execute_batch("ALTER TABLE phases DROP COLUMN job_ids; PRAGMA user_version = 6;")
+        .unwrap();
+    drop(conn);
+
+    let history = History::open(&db(&dir)).unwrap();
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 7);
+    // The old run has no job ids and still verifies.
+    assert!(history.verify(Some(old)).unwrap().is_intact());
+    assert!(
+        history
+            .show(Some(old))
+            .unwrap()
+            .phases
+            .iter()
+            .all(|p| p.job_ids.is_empty())
+    );
+
+    // A phase queued twice (a retry) keeps both ids, in order; replay agrees with the rows.
+    let first = pipeline.execution_order()[0].clone();
+    let name: std::sync::Arc<str> = first.as_str().into();
+    let store = pipeline.store().unwrap();
+    let recorder = history.recorder(&pipeline, Default::default()).unwrap();
+    let sub = recorder.subscribe(&store);
+    let put = |a: A| store.dispatch(a).unwrap();
+    put(A::PipelineStart {
+        name: pipeline.name().into(),
+        timestamp: 0.0,
+        started_at: None,
+    });
+    for (attempt, id) in [(1, "17"), (2, "18")] {
+        put(A::PhaseStart {
+            name: name.clone(),
+            attempt,
+            timestamp: 0.1,
+        });
+        put(A::PhaseQueued {
+            name: name.clone(),
+            job_id: id.into(),
+            timestamp: 0.2,
+        });
+        assert_eq!(
+            store.get_state().phase(&first).unwrap().status,
+            milo::pipeline::Status::Queued
+        );
+        put(A::PhaseRunning {
+            name: name.clone(),
+            job_id: id.into(),
+            timestamp: 0.3,
+        });
+    }
+    put(A::PipelineCancelled { timestamp: 0.4 });
+    drop(sub);
+    let run = recorder.run_id();
+    recorder.finish(milo::pipeline::Status::Cancelled, 130).unwrap();
+    let detail = history.show(Some(run)).unwrap();
+    let p = detail.phases.iter().find(|p| p.name == first).unwrap();
+    assert_eq!(p.job_ids, ["17", "18"]);
+    assert!(history.verify(Some(run)).unwrap().is_intact());
+    let replay = history.replay(Some(run)).unwrap();
+    assert!(replay.verification.is_intact(), "{}", replay.verification);
 }

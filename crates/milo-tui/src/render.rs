@@ -137,7 +137,7 @@ fn active_range(view: &PipelineViewState) -> Option<(usize, usize)> {
             .order()
             .get(*pos)
             .and_then(|&i| p.phases.get(i))
-            .is_some_and(|s| matches!(s.status, Status::Running | Status::Retrying))
+            .is_some_and(|s| matches!(s.status, Status::Queued | Status::Running | Status::Retrying))
     };
     let len = p.def().order().len();
     let first = (0..len).find(active)?;
@@ -270,6 +270,7 @@ impl Areas {
 fn status_color(status: Status) -> Color {
     match status {
         Status::Pending => Color::DarkGray,
+        Status::Queued => Color::Blue,
         Status::Running => Color::Cyan,
         Status::Retrying => Color::Magenta,
         Status::Completed => Color::Green,
@@ -282,6 +283,7 @@ fn status_color(status: Status) -> Color {
 fn status_symbol(status: Status, tick: u64) -> &'static str {
     match status {
         Status::Pending => "·",
+        Status::Queued => "◷",
         Status::Running => SPINNER[(tick % SPINNER.len() as u64) as usize],
         Status::Retrying => "↻",
         Status::Completed => "✓",
@@ -458,7 +460,7 @@ fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock, latest: Option<
         Span::styled(marker, Style::new().fg(Color::White).add_modifier(Modifier::BOLD)),
         Span::styled(symbol, Style::new().fg(color).add_modifier(Modifier::BOLD)),
     ]));
-    let live = matches!(phase.status, Status::Running | Status::Retrying);
+    let live = matches!(phase.status, Status::Queued | Status::Running | Status::Retrying);
     let secs = match (live, phase.started_at) {
         (true, Some(start)) => Some((clock.now - start).max(phase.elapsed)),
         (false, Some(_)) => Some(phase.elapsed),
@@ -486,6 +488,14 @@ fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock, latest: Option<
             format!("({} attempts) ", phase.attempt),
             Style::new().fg(Color::Magenta),
         ));
+    }
+    if let Some(job) = &phase.job_id {
+        let label = if phase.status == Status::Queued {
+            format!("queued as job {} ", one_line(job))
+        } else {
+            format!("job {} ", one_line(job))
+        };
+        detail.push(Span::styled(label, Style::new().fg(Color::Blue)));
     }
     if let Some(from) = &phase.reused_from {
         detail.push(Span::styled(

@@ -138,6 +138,19 @@ pub fn check(args: &CheckArgs) -> Result<u8, CliError> {
     if let Some(note) = one_at_a_time(&p) {
         msg.push_str(&note);
     }
+    if crate::slurm::uses_slurm(&f) {
+        crate::slurm::check()?;
+        let n = f
+            .phases
+            .iter()
+            .filter(|d| d.executor == config::ExecutorKind::Slurm)
+            .count();
+        let _ = writeln!(
+            msg,
+            "{} on Slurm; sbatch, squeue, scontrol and scancel are installed and the controller answers",
+            plural(n, "phase")
+        );
+    }
     for param in f.missing_params() {
         let _ = writeln!(
             msg,

@@ -11,7 +11,11 @@ use crate::{build, config, signals};
 
 /// Builds the pipeline of `file` for the `params` of a `run_pipeline` call, over the server's
 /// own `-p` values (`base`): the file is read again, so the run is what `milo run -p` would run.
-fn rebuild(file: std::path::PathBuf, base: Vec<String>) -> Box<milo_mcp::ParamsBuilder> {
+fn rebuild(
+    file: std::path::PathBuf,
+    base: Vec<String>,
+    slurm: Option<milo_slurm::Slurm>,
+) -> Box<milo_mcp::ParamsBuilder> {
     Box::new(move |given| {
         let mut inputs = base.clone();
         for (name, value) in given {
@@ -34,7 +38,7 @@ fn rebuild(file: std::path::PathBuf, base: Vec<String>) -> Box<milo_mcp::ParamsB
                 .collect::<Vec<_>>()
                 .join("; ")
         })?;
-        let pipeline = build::pipeline(&loaded, &[]).map_err(|e| e.to_string())?;
+        let pipeline = build::pipeline_on(&loaded, &[], slurm.as_ref()).map_err(|e| e.to_string())?;
         Ok((pipeline, config::resolved_params(&loaded)))
     })
 }
@@ -47,12 +51,13 @@ pub fn serve(args: &McpArgs) -> Result<u8, CliError> {
         &args.file.file,
         &config::ParamInputs::new(args.params.params.clone(), true),
     )?;
-    let pipeline = build::pipeline(&file, &[])?;
+    let slurm = crate::slurm::connect(&file)?;
+    let pipeline = build::pipeline_on(&file, &[], slurm.as_ref())?;
     let params = config::resolved_params(&file);
     let params_support = (!file.params.is_empty()).then(|| milo_mcp::Params {
         schema: super::params::json_schema(&file.params),
         values: params.clone(),
-        build: rebuild(args.file.file.clone(), args.params.params.clone()),
+        build: rebuild(args.file.file.clone(), args.params.params.clone(), slurm.clone()),
     });
     drop(file);
     let history = if args.no_history {
@@ -93,6 +98,9 @@ pub fn serve(args: &McpArgs) -> Result<u8, CliError> {
         // SIGTERM, then SIGKILL after their grace period; a second Ctrl-C kills them at once)
         // and recorded before milo exits.
         hub.stop().await;
+        if let Some(slurm) = &slurm {
+            crate::slurm::finish(slurm).await;
+        }
         done.cancel();
         let _ = watcher.await;
         outcome

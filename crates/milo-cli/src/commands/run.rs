@@ -39,7 +39,12 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
     let params_line = super::params::line(&file);
     // `milo run test` is `milo run --only test`.
     let only: Vec<String> = args.only.iter().chain(&args.targets).cloned().collect();
-    let mut pipeline = build::pipeline(&file, &only)?;
+    let slurm = if args.dry_run {
+        None
+    } else {
+        crate::slurm::connect(&file)?
+    };
+    let mut pipeline = build::pipeline_on(&file, &only, slurm.as_ref())?;
     super::print_warnings(&file);
     let flags = incremental::Flags {
         force: args.force.clone(),
@@ -151,6 +156,9 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         let (plan, note) = milo_history::cli::resume(h, Some(selector), &pipeline)
             .map_err(|e| CliError::usage(e.to_string(), None))?;
         let _ = writeln!(std::io::stderr().lock(), "{note}");
+        if let Some(slurm) = &slurm {
+            crate::slurm::reattach(slurm, h, plan.run, &plan.rerun);
+        }
         reuse = plan.reuse;
         resumed_from = Some(plan.run);
     }
@@ -186,7 +194,12 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Internal(format!("could not start the async runtime: {e}")))?;
-    let (status, state, written) = runtime.block_on(execute(pipeline, session))?;
+    let executed = runtime.block_on(execute(pipeline, session));
+    if let Some(slurm) = &slurm {
+        // No job of the run is left in the queue, whatever became of the run.
+        runtime.block_on(crate::slurm::finish(slurm));
+    }
+    let (status, state, written) = executed?;
     if args.explain {
         let text = incremental::explain_run(&state);
         // Beside the summary; with --ui json on stderr, so stdout stays one action per line.

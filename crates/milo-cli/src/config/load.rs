@@ -16,7 +16,7 @@ use super::duration::{self, DurationError};
 use super::error::{ConfigError, ErrorKind, SourceFile};
 use super::matrix::Combo;
 use super::params::{Param, ParamInputs};
-use super::{MatrixCell, PhaseDef, PhasePlaces};
+use super::{ExecutorKind, MatrixCell, PhaseDef, PhasePlaces, SlurmOptions};
 
 /// Parameters, templates and matrices: more `impl Cx`.
 #[path = "templates.rs"]
@@ -43,6 +43,8 @@ const TOP_KEYS: &[&str] = &[
     "params",
     "env",
     "env_file",
+    "executor",
+    "slurm",
     "phase",
     "include",
 ];
@@ -73,6 +75,8 @@ const PHASE_KEYS: &[&str] = &[
     "env_inputs",
     "cache",
     "shell",
+    "executor",
+    "slurm",
     "matrix",
     "matrix_include",
     "matrix_exclude",
@@ -106,8 +110,11 @@ const DEFAULTS_KEYS: &[&str] = &[
     "cache",
     "shell",
     "on_change",
+    "executor",
+    "slurm",
 ];
 const POLICY_KEYS: &[&str] = &["on_fail", "max_retries", "retry_delay", "retry_backoff"];
+const SLURM_KEYS: &[&str] = &["partition", "time", "cpus", "mem", "account", "extra"];
 
 /// What [`parse`] found, before it is wrapped into a [`PipelineFile`](super::PipelineFile).
 pub(super) struct Loaded {
@@ -243,6 +250,9 @@ struct Settings {
     cache: Option<bool>,
     shell: Option<Vec<String>>,
     on_change: Option<super::OnChange>,
+    executor: Option<ExecutorKind>,
+    /// The `slurm` options given at this level (merged over the levels above it).
+    slurm: Option<SlurmOptions>,
 }
 
 struct Cx<'a> {
@@ -347,7 +357,7 @@ impl<'a> Cx<'a> {
                     // Read after the parameters, which their templates use.
                     "defaults" => defaults_value = Some(value),
                     "params" => params_value = Some((key, value)),
-                    "env" | "env_file" => {
+                    "env" | "env_file" | "executor" | "slurm" => {
                         self.setting(key, value, Scope::Top, &mut top_env)?;
                     }
                     "phase" => phase_value = Some(value),
@@ -383,7 +393,13 @@ impl<'a> Cx<'a> {
             phase_values.extend(p.map(|v| (i + 1, v)));
         }
         self.current.set(0);
-        let defaults = self.defaults(&defaults_values);
+        let mut defaults = self.defaults(&defaults_values);
+        // The top-level `executor` and `[slurm]` sit under `[defaults]`' own.
+        defaults.executor = defaults.executor.or(top_env.executor);
+        defaults.slurm = match (top_env.slurm.take(), defaults.slurm.take()) {
+            (Some(top), Some(d)) => Some(top.overridden_by(&d)),
+            (top, d) => d.or(top),
+        };
         let has_name = root.iter().any(|(k, _)| k.get_ref() == "name") || misspelled.contains(&"name");
         if name.is_none() && !has_name {
             self.errors.borrow_mut().push(
@@ -1008,6 +1024,33 @@ impl<'a> Cx<'a> {
                     }
                 });
             }
+            "executor" => {
+                let name = self.string("executor", scope, value)?;
+                s.executor = Some(match name.as_str() {
+                    "local" => ExecutorKind::Local,
+                    "slurm" => ExecutorKind::Slurm,
+                    other => {
+                        let mut message = format!(
+                            "`executor`{} must be \"local\" or \"slurm\", found {other:?}",
+                            scope.suffix()
+                        );
+                        if let Some(close) = closest(other, ["local", "slurm"]) {
+                            message.push_str(&format!("; did you mean \"{close}\"?"));
+                        }
+                        return Err(self.invalid(value, message).help_line(
+                            "\"local\" runs the command on this machine, \"slurm\" submits it with sbatch",
+                        ));
+                    }
+                });
+            }
+            "slurm" => {
+                let table = self.table("slurm", scope, value, "a table such as `{ cpus = 8, mem = \"16G\" }`")?;
+                let own = self.slurm(table, scope);
+                s.slurm = Some(match s.slurm.take() {
+                    Some(before) => before.overridden_by(&own),
+                    None => own,
+                });
+            }
             "policy" => {
                 let table = self.table(
                     "policy",
@@ -1023,6 +1066,76 @@ impl<'a> Cx<'a> {
     }
 
     /// Reads a `policy` table into `s`, keeping the error of each key that has one.
+    /// A `slurm` table: each wrong option is its own located error.
+    fn slurm(&self, table: &DeTable<'_>, scope: Scope<'_>) -> SlurmOptions {
+        let mut o = SlurmOptions::default();
+        for (key, value) in in_file_order(table) {
+            let k = key.get_ref().as_ref();
+            let path = format!("slurm.{k}");
+            let entry = (|| -> Result<(), ConfigError> {
+                let checked = |r: Result<(), String>| {
+                    r.map_err(|why| self.invalid(value, format!("`{path}`{} {why}", scope.suffix())))
+                };
+                match k {
+                    "partition" | "account" => {
+                        let name = self.string(&path, scope, value)?;
+                        checked(milo_slurm::options::check_name(&name).map_err(|e| format!("is not valid: it {e}")))?;
+                        if k == "partition" {
+                            o.partition = Some(name);
+                        } else {
+                            o.account = Some(name);
+                        }
+                    }
+                    "time" => {
+                        let Some(d) = self.duration(&path, scope, value, false)? else {
+                            return Ok(());
+                        };
+                        let minutes = milo_slurm::options::time_minutes(d);
+                        checked(minutes.as_ref().map(|_| ()).map_err(Clone::clone))?;
+                        o.time_minutes = minutes.ok();
+                    }
+                    "cpus" => {
+                        let n = self.unsigned(&path, scope, value)?;
+                        if n == 0 {
+                            return Err(self.invalid(value, format!("`{path}`{} must be at least 1", scope.suffix())));
+                        }
+                        o.cpus = Some(u32::try_from(n).map_err(|_| self.too_large(&path, scope, value))?);
+                    }
+                    "mem" => {
+                        let mem = match value.get_ref() {
+                            DeValue::Integer(_) => self.unsigned(&path, scope, value)?.to_string(),
+                            _ => self.string(&path, scope, value)?,
+                        };
+                        checked(milo_slurm::options::check_mem(&mem).map_err(|e| format!("is not valid: {e}")))?;
+                        o.mem = Some(mem.to_ascii_uppercase());
+                    }
+                    "extra" => {
+                        for (flag, entry) in self.string_list(&path, scope, value, "`extra = [\"--qos=normal\"]`")? {
+                            let ok = milo_slurm::options::check_extra(&flag)
+                                .map_err(|why| self.invalid(entry, format!("`{path}`{}: {why}", scope.suffix())));
+                            if self.keep(ok).is_some() {
+                                o.extra.push(flag);
+                            }
+                        }
+                    }
+                    _ => {
+                        let mut message = format!("unknown key `{k}` in `slurm`{}", scope.suffix());
+                        if let Some(close) = closest(k, SLURM_KEYS.iter().copied()) {
+                            message.push_str(&format!("; did you mean `{close}`?"));
+                        }
+                        return Err(self
+                            .src()
+                            .error(ErrorKind::UnknownKey, key.span(), message)
+                            .help_line(format!("the Slurm options are {}", SLURM_KEYS.join(", "))));
+                    }
+                }
+                Ok(())
+            })();
+            self.keep(entry);
+        }
+        o
+    }
+
     fn policy(&self, table: &DeTable<'_>, scope: Scope<'_>, s: &mut Settings) -> Result<(), ConfigError> {
         for (key, value) in in_file_order(table) {
             let entry = self.policy_entry(key, value, scope, s);
@@ -1593,6 +1706,11 @@ fn overlay(own: Settings, under: Settings) -> Settings {
         cache: own.cache.or(under.cache),
         shell: own.shell.or(under.shell),
         on_change: own.on_change.or(under.on_change),
+        executor: own.executor.or(under.executor),
+        slurm: match (under.slurm, own.slurm) {
+            (Some(under), Some(own)) => Some(under.overridden_by(&own)),
+            (under, own) => own.or(under),
+        },
     }
 }
 
@@ -1621,6 +1739,11 @@ fn merge(phase: &mut PhaseDef, defaults: &Settings, own: Settings) -> (Option<Pl
     phase.cache = own.cache.or(d.cache).unwrap_or(true);
     phase.shell = own.shell.or_else(|| d.shell.clone());
     phase.on_change = own.on_change.or(d.on_change).unwrap_or_default();
+    phase.executor = own.executor.or(d.executor).unwrap_or_default();
+    phase.slurm = match (&d.slurm, &own.slurm) {
+        (Some(d), Some(own)) => d.overridden_by(own),
+        (d, own) => own.clone().or_else(|| d.clone()).unwrap_or_default(),
+    };
     let base = PhasePolicy::default();
     let spans = PolicySpans {
         max_retries: match own.max_retries {

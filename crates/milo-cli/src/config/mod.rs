@@ -218,6 +218,10 @@ pub struct PhaseDef {
     pub shell: Option<Vec<String>>,
     /// For an instance of a matrix phase: the phase and the instance's values.
     pub matrix: Option<MatrixCell>,
+    /// Where its command runs (default local).
+    pub executor: ExecutorKind,
+    /// Its Slurm options: the top-level `[slurm]`, under `[defaults]`' `slurm`, under its own.
+    pub slurm: SlurmOptions,
     /// `service = true` (with its `ready` check): a long-running phase.
     pub service: Option<ServiceDef>,
     /// What `milo watch` does when this phase's inputs change while it runs.
@@ -258,6 +262,18 @@ pub enum OnChange {
     Restart,
 }
 
+/// Where a phase's command runs: `executor = "local"` (the default) or `"slurm"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// A process on this machine.
+    #[default]
+    Local,
+    /// A Slurm batch job (`sbatch`).
+    Slurm,
+}
+
+pub use milo_slurm::SlurmOptions;
+
 /// What makes a phase an instance of a matrix phase.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatrixCell {
@@ -288,6 +304,8 @@ impl PhaseDef {
             env_inputs: Vec::new(),
             cache: true,
             shell: None,
+            executor: ExecutorKind::Local,
+            slurm: SlurmOptions::default(),
             matrix: None,
             service: None,
             on_change: OnChange::Queue,

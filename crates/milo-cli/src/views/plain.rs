@@ -80,6 +80,18 @@ pub fn line(action: &PipelineAction, state: &PipelineState, paint: Palette) -> O
             ),
             None => format!("{} started", n(name)),
         },
+        A::PhaseQueued { name, job_id, .. } => format!(
+            "{} {} as job {}",
+            n(name),
+            word(Status::Queued, "queued"),
+            paint.clean(job_id)
+        ),
+        A::PhaseRunning { name, job_id, .. } => format!(
+            "{} {} (job {})",
+            n(name),
+            word(Status::Running, "running"),
+            paint.clean(job_id)
+        ),
         A::PhaseLog { name, line, stream, .. } => {
             let text = log_line(name, *stream, line, paint);
             if replayed(state, name) {

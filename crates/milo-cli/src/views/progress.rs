@@ -21,7 +21,7 @@ use unicode_width::UnicodeWidthChar;
 
 use super::View;
 use super::summary::{FAILED_TAIL, finished_line, secs, summary, tail};
-use crate::color::{BOLD, CYAN, DIM, GREEN, Palette, YELLOW};
+use crate::color::{BLUE, BOLD, CYAN, DIM, GREEN, Palette, YELLOW};
 
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 /// Time between redraws.
@@ -131,7 +131,7 @@ pub fn live_lines_painted(
     let spinner = SPINNER[tick % SPINNER.len()];
     for p in state
         .phases_in_order()
-        .filter(|p| matches!(p.status, Status::Running | Status::Retrying))
+        .filter(|p| matches!(p.status, Status::Queued | Status::Running | Status::Retrying))
     {
         lines.push(fit(&running_line(p, now, spinner, paint), width));
     }
@@ -148,8 +148,15 @@ fn running_line(p: &PhaseStatus, now: f64, spinner: char, paint: Palette) -> Str
     };
     let symbol = if p.status == Status::Retrying {
         paint.paint(YELLOW, '↻')
+    } else if p.status == Status::Queued {
+        paint.paint(BLUE, '◷')
     } else {
         paint.paint(CYAN, spinner)
+    };
+    let job = match (&p.job_id, p.status) {
+        (Some(id), Status::Queued) => paint.paint(BLUE, format!("  queued as job {}", paint.clean(id))),
+        (Some(id), _) => paint.paint(DIM, format!("  job {}", paint.clean(id))),
+        (None, _) => String::new(),
     };
     let last = p
         .logs
@@ -162,7 +169,7 @@ fn running_line(p: &PhaseStatus, now: f64, spinner: char, paint: Palette) -> Str
         None => String::new(),
     };
     format!(
-        "{symbol} {}  {}{attempt}{service}{last}",
+        "{symbol} {}  {}{attempt}{job}{service}{last}",
         paint.clean(&p.name),
         paint.paint(DIM, secs(since))
     )

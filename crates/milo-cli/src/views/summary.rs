@@ -19,6 +19,7 @@ pub const FAILED_TAIL: usize = 10;
 pub fn symbol(status: Status) -> &'static str {
     match status {
         Status::Pending => "·",
+        Status::Queued => "◷",
         Status::Running => "▶",
         Status::Completed => "✓",
         Status::Failed => "✗",

@@ -130,6 +130,14 @@ pub enum CommandError {
     /// The run was cancelled; the command's processes were terminated.
     #[error("command cancelled; its processes were terminated")]
     Cancelled,
+    /// A batch-scheduled command's job ended without an exit status of its command (the
+    /// scheduler killed it at its time limit, it ran out of memory, its node failed, it was
+    /// preempted, it vanished…): the executor's explanation.
+    #[error("{message}")]
+    Job {
+        /// What happened to the job and how to fix it.
+        message: String,
+    },
     /// Waiting for the command failed (the OS lost track of it).
     #[error("lost track of the command while waiting for it: {source}")]
     Wait {
@@ -174,6 +182,32 @@ pub fn signal_name(n: i32) -> String {
         .unwrap_or_else(|_| format!("signal {n}"))
 }
 
+/// How a remote executor's job ended when its command did not report an exit status: the
+/// [`io::Error`] an [`ExitFuture`] resolves to wraps it (`io::Error::other(JobFailure(..))`),
+/// and [`run_command`] turns it into [`CommandError::Job`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct JobFailure(pub String);
+
+/// What a batch-scheduled command reports besides its output and exit: the phase shows it
+/// as `queued` (with the job id) until the job starts, then as `running`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteEvent {
+    /// The command was submitted as job `job_id` and waits for the scheduler to start it.
+    Queued {
+        /// The scheduler's job id.
+        job_id: String,
+    },
+    /// Job `job_id` started running; the phase's timeout counts from here.
+    Started {
+        /// The scheduler's job id.
+        job_id: String,
+    },
+}
+
+/// The stream of [`RemoteEvent`]s of a launched command.
+pub type EventReceiver = tokio::sync::mpsc::UnboundedReceiver<RemoteEvent>;
+
 /// A signal for all of a command's processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupSignal {
@@ -212,6 +246,11 @@ pub trait Launched: Send {
     /// Whether any process of the group is still running. An exited main process that has
     /// not been waited for yet does not count.
     fn is_running(&mut self) -> bool;
+    /// For a command a batch scheduler runs: its [`RemoteEvent`]s (once). `None`, the
+    /// default, for a command that runs as soon as it is launched.
+    fn take_events(&mut self) -> Option<EventReceiver> {
+        None
+    }
 }
 
 /// Runs `spec` on `executor` to completion.
@@ -233,7 +272,21 @@ pub async fn run_command(
     cancel: &CancellationToken,
     grace: Duration,
 ) -> Result<(), CommandError> {
+    run_command_observed(executor, spec, on_line, &|_| {}, cancel, grace).await
+}
+
+/// [`run_command`], with each [`RemoteEvent`] of a batch-scheduled command passed to
+/// `on_event` as it happens (a local command has none).
+pub async fn run_command_observed(
+    executor: &dyn Executor,
+    spec: &CommandSpec,
+    on_line: &(dyn Fn(Stream, String) + Send + Sync),
+    on_event: &(dyn Fn(RemoteEvent) + Send + Sync),
+    cancel: &CancellationToken,
+    grace: Duration,
+) -> Result<(), CommandError> {
     let mut launched = executor.launch(spec)?;
+    let mut events = launched.take_events();
     let mut out = Pump::new(Stream::Stdout, launched.take_stdout());
     let mut err = Pump::new(Stream::Stderr, launched.take_stderr());
     let Some(mut exit) = launched.take_exit() else {
@@ -246,10 +299,22 @@ pub async fn run_command(
     // Run until the main process exits or the run is cancelled.
     let cancelled = {
         let main = async {
-            tokio::select! {
-                biased;
-                s = &mut exit => Some(s),
-                () = cancel.cancelled() => None,
+            loop {
+                let event = async {
+                    match &mut events {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    s = &mut exit => return Some(s),
+                    () = cancel.cancelled() => return None,
+                    e = event => match e {
+                        Some(e) => on_event(e),
+                        None => events = None,
+                    },
+                }
             }
         };
         match pump_while(&mut out, &mut err, on_line, main).await {
@@ -260,6 +325,12 @@ pub async fn run_command(
             None => true,
         }
     };
+    // Events sent just before the exit (a job that started and ended within one poll).
+    if let Some(rx) = &mut events {
+        while let Ok(e) = rx.try_recv() {
+            on_event(e);
+        }
+    }
     if cancelled {
         tracing::debug!(command = %spec.command, "cancelled; terminating its process group");
     }
@@ -285,7 +356,12 @@ pub async fn run_command(
     }
     match status {
         Some(Ok(outcome)) => outcome.into_result(),
-        Some(Err(source)) => Err(CommandError::Wait { source }),
+        Some(Err(source)) => match source.get_ref().and_then(|e| e.downcast_ref::<JobFailure>()) {
+            Some(JobFailure(message)) => Err(CommandError::Job {
+                message: message.clone(),
+            }),
+            None => Err(CommandError::Wait { source }),
+        },
         // Unreachable: `status` is set when not cancelled.
         None => Err(CommandError::Cancelled),
     }

@@ -56,6 +56,28 @@ pub enum PipelineAction {
         /// Seconds since the pipeline started.
         timestamp: f64,
     },
+    /// `@@PHASE_QUEUED`: the attempt's command was submitted to a batch scheduler (Slurm) as
+    /// job `job_id` and waits there to start; put after its `@@PHASE_START`.
+    #[serde(rename = "@@PHASE_QUEUED")]
+    PhaseQueued {
+        /// The phase.
+        name: Arc<str>,
+        /// The scheduler's job id.
+        job_id: Arc<str>,
+        /// Seconds since the pipeline started.
+        timestamp: f64,
+    },
+    /// `@@PHASE_RUNNING`: the queued job `job_id` started; the phase runs again, and its
+    /// timeout counts from here.
+    #[serde(rename = "@@PHASE_RUNNING")]
+    PhaseRunning {
+        /// The phase.
+        name: Arc<str>,
+        /// The scheduler's job id.
+        job_id: Arc<str>,
+        /// Seconds since the pipeline started.
+        timestamp: f64,
+    },
     /// `@@PHASE_DECISION`: an incremental phase was checked before its first attempt. Put
     /// before its `@@PHASE_START` when it runs; when it is up to date or restored, its
     /// recorded lines follow as `@@PHASE_LOG` (replayed) and then its `@@PHASE_COMPLETE`.
@@ -181,6 +203,8 @@ impl PipelineAction {
         use PipelineAction::*;
         match self {
             PhaseStart { name, .. }
+            | PhaseQueued { name, .. }
+            | PhaseRunning { name, .. }
             | PhaseDecision { name, .. }
             | PhaseComplete { name, .. }
             | PhaseFailed { name, .. }
@@ -199,6 +223,8 @@ impl PipelineAction {
         match self {
             PipelineStart { timestamp, .. }
             | PhaseStart { timestamp, .. }
+            | PhaseQueued { timestamp, .. }
+            | PhaseRunning { timestamp, .. }
             | PhaseDecision { timestamp, .. }
             | PhaseComplete { timestamp, .. }
             | PhaseFailed { timestamp, .. }
@@ -220,6 +246,8 @@ impl PipelineAction {
         match self {
             PipelineStart { timestamp, .. }
             | PhaseStart { timestamp, .. }
+            | PhaseQueued { timestamp, .. }
+            | PhaseRunning { timestamp, .. }
             | PhaseDecision { timestamp, .. }
             | PhaseComplete { timestamp, .. }
             | PhaseFailed { timestamp, .. }
@@ -255,6 +283,8 @@ impl Action for PipelineAction {
             SagaError { .. } => "@@SAGA_ERROR",
             PipelineStart { .. } => "@@PIPELINE_START",
             PhaseStart { .. } => "@@PHASE_START",
+            PhaseQueued { .. } => "@@PHASE_QUEUED",
+            PhaseRunning { .. } => "@@PHASE_RUNNING",
             PhaseDecision { .. } => "@@PHASE_DECISION",
             PhaseComplete { .. } => "@@PHASE_COMPLETE",
             PhaseFailed { .. } => "@@PHASE_FAILED",

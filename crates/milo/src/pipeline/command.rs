@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::phase::{CommandPhase, PhaseContext, PhaseOutput};
 use crate::bounded_read::{BoundedReadError, Links, read_regular};
-use crate::executor::{CommandError, CommandSpec, Executor, run_command};
+use crate::executor::{CommandError, CommandSpec, Executor, run_command_observed};
 use crate::saga::{SagaError, SagaResult};
 
 /// The files a run's command phases exchange results through: one temporary directory per
@@ -126,7 +126,13 @@ pub(crate) async fn run_command_phase(
     ]);
     let sink = ctx.sink.clone();
     let on_line = move |stream, line| sink(stream, line);
-    let outcome = run_command(&*executor, &spec, &on_line, &ctx.cancel, grace).await;
+    let events = ctx.events.clone();
+    let on_event = move |event| {
+        if let Some(events) = &events {
+            events(event);
+        }
+    };
+    let outcome = run_command_observed(&*executor, &spec, &on_line, &on_event, &ctx.cancel, grace).await;
     let read = read_result(&output_path, files.limit).await;
     let _ = std::fs::remove_file(&output_path);
     let _ = std::fs::remove_file(&inputs_path);

@@ -71,7 +71,7 @@ impl Eta {
             .phases
             .iter()
             .zip(&state.phases)
-            .filter(|(_, p)| matches!(p.status, Status::Running | Status::Retrying))
+            .filter(|(_, p)| matches!(p.status, Status::Queued | Status::Running | Status::Retrying))
             .filter_map(|(info, p)| {
                 let expected = expected_secs(info, &self.medians, per_weight)?;
                 let ran = (now - p.started_at?).max(0.0);
@@ -136,7 +136,9 @@ fn estimate_remaining(state: &PipelineState, now: f64, medians: &HashMap<String,
         }
         let expected = expected_secs(info, medians, per_weight)?;
         remaining[i] = match p.status {
-            Status::Running | Status::Retrying => (expected - (now - p.started_at.unwrap_or(now))).max(0.0),
+            Status::Queued | Status::Running | Status::Retrying => {
+                (expected - (now - p.started_at.unwrap_or(now))).max(0.0)
+            }
             _ => expected,
         };
     }

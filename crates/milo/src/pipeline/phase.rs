@@ -164,6 +164,8 @@ pub struct Phase {
     pub(crate) max_logs: usize,
     pub(crate) timeout: Option<Duration>,
     pub(crate) service: Option<super::service::Service>,
+    /// Where this command phase runs, when not on the pipeline's executor.
+    pub(crate) executor: Option<Arc<dyn crate::executor::Executor>>,
 }
 
 impl Phase {
@@ -179,6 +181,7 @@ impl Phase {
             max_logs: DEFAULT_MAX_LOGS,
             timeout: None,
             service: None,
+            executor: None,
         }
     }
 
@@ -269,7 +272,8 @@ impl Phase {
         self
     }
 
-    /// Fail an attempt that runs longer than `timeout` (its policy then applies).
+    /// Fail an attempt that runs longer than `timeout` (its policy then applies). For a
+    /// command a batch scheduler queues, the time counts from the start of its job.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -280,6 +284,13 @@ impl Phase {
     /// `timeout` and retry policy do not apply.
     pub fn service(mut self, service: super::service::Service) -> Self {
         self.service = Some(service);
+        self
+    }
+
+    /// Runs this command phase on `executor` instead of the pipeline's
+    /// ([`Pipeline::executor`](super::Pipeline::executor)); no effect on other phases.
+    pub fn executor(mut self, executor: Arc<dyn crate::executor::Executor>) -> Self {
+        self.executor = Some(executor);
         self
     }
 
@@ -312,6 +323,11 @@ impl std::fmt::Debug for Phase {
 /// own stdout/stderr when capture is off.
 pub(crate) type LineSink = Arc<dyn Fn(Stream, String) + Send + Sync>;
 
+/// Where a batch-scheduled command's [`RemoteEvent`](crate::executor::RemoteEvent)s go: a
+/// `@@PHASE_QUEUED` or `@@PHASE_RUNNING` dispatch, and the attempt's timeout clock, held while
+/// the job is queued.
+pub(crate) type EventSink = Arc<dyn Fn(crate::executor::RemoteEvent) + Send + Sync>;
+
 /// What a handler receives: its phase, attempt, dependencies' results, output writers and a
 /// cancellation signal.
 #[derive(Clone)]
@@ -321,6 +337,9 @@ pub struct PhaseContext {
     pub(crate) attempt: u32,
     pub(crate) inputs: Arc<[(Arc<str>, Option<PhaseOutput>)]>,
     pub(crate) sink: LineSink,
+    pub(crate) events: Option<EventSink>,
+    /// `true` while the attempt's job is queued (its timeout does not run).
+    pub(crate) held: Option<tokio::sync::watch::Receiver<bool>>,
     pub(crate) capture: bool,
     pub(crate) cancel: CancellationToken,
     pub(crate) files: Arc<super::command::RunFiles>,

@@ -27,13 +27,14 @@ use super::action::PipelineAction;
 use super::command::{RunFiles, run_command_phase};
 use super::graph::Pipeline;
 use super::incremental::{Check, Decision, DepResult, Dependency, Incremental};
-use super::phase::{Handler, LineSink, PhaseContext, PhaseOutput};
+use super::phase::{EventSink, Handler, LineSink, PhaseContext, PhaseOutput};
 use super::policy::OnFail;
 use super::service::{Interrupts, Link, Live, Service, ServicePool, ServiceState};
 use super::state::Status;
 use super::tracing_capture::phase_span;
 use crate::action::Action;
 use crate::capture::Stream;
+use crate::executor::RemoteEvent;
 use crate::saga::{Cx, Saga, SagaError, SagaHandle, SagaResult};
 use crate::util::panic_message;
 
@@ -520,6 +521,7 @@ where
             interrupts.insert(name.clone(), cancel.clone());
         }
         let sink = self.sink(name.clone());
+        let (events, held) = self.events(name.clone());
         // The decision is made once, before the first attempt (or again after an attempt
         // whose check failed); retries record under it.
         let incremental = self.p.incremental.clone().filter(|inc| inc.is_incremental(&name));
@@ -547,6 +549,8 @@ where
                 attempt: self.attempt[i],
                 inputs,
                 sink,
+                events: Some(events),
+                held: Some(held),
                 capture: self.p.capture_output,
                 cancel,
                 files: self.files.clone(),
@@ -555,11 +559,47 @@ where
             timeout: info.timeout,
             policy: info.policy,
             grace: self.p.grace,
-            executor: self.p.executor.clone(),
+            executor: self.p.phases[i]
+                .executor
+                .clone()
+                .unwrap_or_else(|| self.p.executor.clone()),
             start: self.start,
             failed: self.failed.clone(),
             secrets: self.p.secrets.clone(),
         }
+    }
+
+    /// What a batch-scheduled command's events become: `@@PHASE_QUEUED` / `@@PHASE_RUNNING`,
+    /// and the attempt's timeout clock held while queued (the receiver).
+    fn events(&self, name: Arc<str>) -> (EventSink, tokio::sync::watch::Receiver<bool>) {
+        let (hold, held) = tokio::sync::watch::channel(false);
+        let cx = self.cx.clone();
+        let start = self.start;
+        let secrets = self.p.secrets.clone();
+        let sink: EventSink = Arc::new(move |event| {
+            let timestamp = cx.now().saturating_duration_since(start).as_secs_f64();
+            let name = name.clone();
+            let action = match event {
+                RemoteEvent::Queued { job_id } => {
+                    hold.send_replace(true);
+                    PipelineAction::PhaseQueued {
+                        name,
+                        job_id: job_id.into(),
+                        timestamp,
+                    }
+                }
+                RemoteEvent::Started { job_id } => {
+                    hold.send_replace(false);
+                    PipelineAction::PhaseRunning {
+                        name,
+                        job_id: job_id.into(),
+                        timestamp,
+                    }
+                }
+            };
+            put_masked(&cx, &secrets, action);
+        });
+        (sink, held)
     }
 
     fn sink(&self, name: Arc<str>) -> LineSink {
@@ -1278,6 +1318,8 @@ struct Execution {
     token: CancellationToken,
     timeout: Option<Duration>,
     grace: Duration,
+    /// `true` while a batch-scheduled command's job is queued: its timeout waits.
+    held: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Execution {
@@ -1289,6 +1331,7 @@ impl Execution {
         executor: Arc<dyn crate::executor::Executor>,
     ) -> Self {
         let token = ctx.cancel.clone();
+        let held = ctx.held.clone();
         // In-process handlers run inside a `milo.phase` span, so `tracing` events they emit
         // reach the phase's log through `phase_log_layer`.
         let (span, sink_guard) = match &handler {
@@ -1326,6 +1369,7 @@ impl Execution {
             token,
             timeout,
             grace,
+            held,
         }
     }
 
@@ -1359,11 +1403,32 @@ impl Execution {
             token,
             timeout,
             grace,
+            held,
         } = self;
+        // The timeout runs while the attempt is not held (queued); it starts over when a
+        // queued job starts, so it counts from the job's start, not its submission.
         let deadline = async {
-            match timeout {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
+            let Some(d) = timeout else {
+                return std::future::pending().await;
+            };
+            let Some(mut held) = held else {
+                return tokio::time::sleep(d).await;
+            };
+            loop {
+                if *held.borrow_and_update() {
+                    if held.changed().await.is_err() {
+                        return std::future::pending().await;
+                    }
+                    continue;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(d) => return,
+                    changed = held.changed() => {
+                        if changed.is_err() {
+                            return tokio::time::sleep(d).await;
+                        }
+                    }
+                }
             }
         };
         // Biased towards cancellation: a handler that returns because it saw its token

@@ -25,6 +25,9 @@ use crate::store::{Reducer, ReducerResult};
 pub enum Status {
     /// Not started.
     Pending,
+    /// Phase only: submitted to a batch scheduler (Slurm), waiting there for its job to start
+    /// ([`PhaseStatus::job_id`] names the job).
+    Queued,
     /// Running.
     Running,
     /// Finished successfully.
@@ -44,6 +47,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
+            Status::Queued => "queued",
             Status::Running => "running",
             Status::Completed => "completed",
             Status::Failed => "failed",
@@ -111,6 +115,9 @@ pub struct PhaseStatus {
     /// For a service: `starting`, `ready`, `stopped` or `kept` (`None` before it starts, and
     /// for other phases).
     pub service: Option<ServiceState>,
+    /// The batch scheduler's job id of the current or last attempt, when it ran on one
+    /// (Slurm); `None` for a local phase.
+    pub job_id: Option<Arc<str>>,
     /// The phase's definition.
     pub info: Arc<PhaseInfo>,
 }
@@ -167,6 +174,7 @@ impl PipelineState {
                 reused_from: None,
                 decision: None,
                 service: None,
+                job_id: None,
                 info: info.clone(),
             })
         }));
@@ -217,11 +225,11 @@ impl PipelineState {
     fn in_progress_at(&self, index: usize) -> bool {
         self.phases
             .get(index)
-            .is_some_and(|p| matches!(p.status, Status::Running | Status::Retrying))
+            .is_some_and(|p| matches!(p.status, Status::Queued | Status::Running | Status::Retrying))
     }
 
     /// Counts phase `index` as in progress unless it already is (its status is about to become
-    /// running or retrying).
+    /// queued, running or retrying).
     fn enter_progress(&mut self, index: usize) {
         if !self.in_progress_at(index) {
             self.in_progress += 1;
@@ -335,6 +343,7 @@ fn reduce(state: Arc<PipelineState>, action: &PipelineAction) -> Arc<PipelineSta
                 p.status = Status::Running;
                 p.attempt = *attempt;
                 p.finished_at = None;
+                p.job_id = None;
                 if p.started_at.is_none() {
                     p.started_at = Some(*timestamp);
                 }
@@ -365,6 +374,28 @@ fn reduce(state: Arc<PipelineState>, action: &PipelineAction) -> Arc<PipelineSta
                 next.update(i, |p| p.result = Some(Arc::new(serde_json::Value::Null)));
                 next.finish(i, Status::Completed, None, *timestamp);
             }
+        }
+        A::PhaseQueued { job_id, timestamp, .. } => {
+            next.enter_progress(i);
+            next.update(i, |p| {
+                p.status = Status::Queued;
+                p.job_id = Some(job_id.clone());
+                p.elapsed = (timestamp - p.started_at.unwrap_or(*timestamp)).max(0.0);
+            });
+            next.refresh_current();
+        }
+        A::PhaseRunning {
+            name,
+            job_id,
+            timestamp,
+        } => {
+            next.enter_progress(i);
+            next.update(i, |p| {
+                p.status = Status::Running;
+                p.job_id = Some(job_id.clone());
+                p.elapsed = (timestamp - p.started_at.unwrap_or(*timestamp)).max(0.0);
+            });
+            next.current_phase = Some(name.clone());
         }
         A::PhaseDecision { decision, .. } => {
             let decision = Arc::new(decision.clone());

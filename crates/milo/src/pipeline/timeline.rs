@@ -17,7 +17,9 @@ use super::state::PipelineState;
 /// for a phase that is not incremental (or not decided yet). A phase that was up to date or
 /// restored is `completed` with `started_at` equal to `finished_at` and no attempt; its logs are
 /// the lines recorded by the run that produced its result, replayed. Phases are in declaration
-/// order; `execution_order` lists their names in execution order.
+/// order; `execution_order` lists their names in execution order. A phase a batch scheduler
+/// (Slurm) runs is `queued` until its job starts, then `running`; `job_id` names the job of its
+/// current or last attempt (null for a local phase).
 pub fn pipeline_to_timeline(state: &PipelineState) -> Value {
     let phases: Vec<Value> = state
         .phases
@@ -44,6 +46,7 @@ pub fn pipeline_to_timeline(state: &PipelineState) -> Value {
                 "key": p.decision.as_ref().map(|d| &*d.key),
                 "verdict": p.decision.as_ref().map(|d| d.verdict.as_str()),
                 "reason": p.decision.as_ref().map(|d| &*d.reason),
+                "job_id": p.job_id.as_deref(),
             })
         })
         .collect();
