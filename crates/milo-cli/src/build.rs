@@ -26,8 +26,26 @@ pub fn pipeline_on(
         .phases
         .iter()
         .filter(|p| selected.as_ref().is_none_or(|s| s.contains(p.name.as_str())));
-    let pipeline =
-        Pipeline::new(file.name.as_str(), phases.map(|p| phase(file, p, slurm))).map_err(|e| file.report(&e))?;
+    // One group per matrix phase that limits or cancels its instances, shared by them.
+    let mut groups: std::collections::HashMap<&str, std::sync::Arc<milo::pipeline::PhaseGroup>> =
+        std::collections::HashMap::new();
+    let phases = phases.map(|p| {
+        let built = phase(file, p, slurm);
+        match &p.matrix {
+            Some(cell) if cell.max_parallel.is_some() || cell.fail_fast => {
+                let group = groups.entry(cell.phase.as_str()).or_insert_with(|| {
+                    std::sync::Arc::new(milo::pipeline::PhaseGroup {
+                        name: cell.phase.as_str().into(),
+                        max_parallel: cell.max_parallel,
+                        fail_fast: cell.fail_fast,
+                    })
+                });
+                built.group(group.clone())
+            }
+            _ => built,
+        }
+    });
+    let pipeline = Pipeline::new(file.name.as_str(), phases).map_err(|e| file.report(&e))?;
     let pipeline = pipeline
         .capture_output(file.capture_output)
         .fail_fast(file.fail_fast)

@@ -80,6 +80,8 @@ const PHASE_KEYS: &[&str] = &[
     "matrix",
     "matrix_include",
     "matrix_exclude",
+    "matrix_max_parallel",
+    "matrix_fail_fast",
     "service",
     "ready",
     "on_change",
@@ -91,6 +93,8 @@ const PHASE_ONLY_KEYS: &[&str] = &[
     "matrix",
     "matrix_include",
     "matrix_exclude",
+    "matrix_max_parallel",
+    "matrix_fail_fast",
     "service",
     "ready",
 ];
@@ -604,6 +608,19 @@ impl<'a> Cx<'a> {
             .iter()
             .any(|(k, _)| matches!(k.get_ref().as_ref(), "matrix" | "matrix_include" | "matrix_exclude"));
         if !is_matrix {
+            for (key, _) in table.iter() {
+                let k = key.get_ref().as_ref();
+                if matches!(k, "matrix_max_parallel" | "matrix_fail_fast") {
+                    self.keep::<()>(Err(self
+                        .src()
+                        .error(
+                            ErrorKind::InvalidValue,
+                            key.span(),
+                            format!("`{k}` has no effect without `matrix`{}", Scope::Phase(None, number).suffix()),
+                        )
+                        .help_line("it limits or cancels the instances of a matrix phase: add `matrix = { KEY = [...] }`, or remove it")));
+                }
+            }
             return self
                 .phase_instance(table, header, number, defaults, None)
                 .into_iter()
@@ -625,12 +642,38 @@ impl<'a> Cx<'a> {
             let _ = self.phase_instance(table, header, number, defaults, Some(&Vec::new()));
             return Vec::new();
         };
+        let mut max_parallel = None;
+        let mut fail_fast = false;
+        for (key, value) in table.iter() {
+            let entry = match key.get_ref().as_ref() {
+                "matrix_max_parallel" => self.unsigned("matrix_max_parallel", scope, value).and_then(|n| {
+                    if n == 0 {
+                        return Err(self.invalid(
+                            value,
+                            format!("`matrix_max_parallel`{} must be at least 1", scope.suffix()),
+                        ));
+                    }
+                    max_parallel =
+                        Some(usize::try_from(n).map_err(|_| self.too_large("matrix_max_parallel", scope, value))?);
+                    Ok(())
+                }),
+                "matrix_fail_fast" => self.boolean("matrix_fail_fast", scope, value).map(|b| fail_fast = b),
+                _ => Ok(()),
+            };
+            self.keep(entry);
+        }
         let mut out = Vec::with_capacity(combos.len());
         for combo in combos {
             self.vars.borrow_mut().matrix = Some(combo.clone());
             out.extend(self.phase_instance(table, header.clone(), number, defaults, Some(&combo)));
         }
         self.vars.borrow_mut().matrix = None;
+        for (def, _) in &mut out {
+            if let Some(cell) = &mut def.matrix {
+                cell.max_parallel = max_parallel;
+                cell.fail_fast = fail_fast;
+            }
+        }
         out
     }
 
@@ -669,7 +712,12 @@ impl<'a> Cx<'a> {
         for (key, value) in in_file_order(table) {
             let entry = (|| -> Result<(), ConfigError> {
                 match key.get_ref().as_ref() {
-                    "name" | "matrix" | "matrix_include" | "matrix_exclude" => {}
+                    "name"
+                    | "matrix"
+                    | "matrix_include"
+                    | "matrix_exclude"
+                    | "matrix_max_parallel"
+                    | "matrix_fail_fast" => {}
                     "service" => service = Some((self.boolean("service", scope, value)?, value.span())),
                     "ready" => ready = Some((self.ready(scope, value)?, value.span())),
                     "run" => {
@@ -781,6 +829,8 @@ impl<'a> Cx<'a> {
             phase.matrix = Some(MatrixCell {
                 phase: base_name,
                 values: combo.clone(),
+                max_parallel: None,
+                fail_fast: false,
             });
         }
         let mut env = self.pipeline_env.borrow().clone();

@@ -281,6 +281,10 @@ pub struct MatrixCell {
     pub phase: String,
     /// The instance's values, in key order.
     pub values: matrix::Combo,
+    /// `matrix_max_parallel`: at most this many instances run at once.
+    pub max_parallel: Option<usize>,
+    /// `matrix_fail_fast = true`: an instance's failure cancels the running instances.
+    pub fail_fast: bool,
 }
 
 impl PhaseDef {

@@ -567,3 +567,84 @@ fn a_runs_parameters_are_recorded_shown_reported_and_reused_by_resume() {
     let text = format!("{}{}", verify.stdout, verify.stderr);
     assert!(text.contains("TAMPERED") || text.contains("changed"), "{text}");
 }
+
+/// Instances that note how many of them are running when each is in the middle of its work.
+const LIMITED: &str = r#"name = "m"
+jobs = 4
+
+[[phase]]
+name = "test"
+parallel = true
+matrix = { n = ["1", "2", "3", "4"] }
+matrix_max_parallel = 2
+run = "mkdir -p running; touch running/{{ matrix.n }}; sleep 0.4; ls running | wc -l >> counts; rm running/{{ matrix.n }}"
+"#;
+
+#[test]
+fn matrix_max_parallel_limits_how_many_instances_run_at_once() {
+    let counts = |t: &Test| -> Vec<usize> {
+        t.read("counts")
+            .lines()
+            .map(|l| l.trim().parse().expect("a count"))
+            .collect()
+    };
+    let limited = Test::with(LIMITED);
+    limited.run_args(["run", "--ui", "plain", "--no-history"]).code(0);
+    let seen = counts(&limited);
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(seen.iter().all(|&c| c <= 2), "more than 2 at once: {seen:?}");
+    assert!(seen.contains(&2), "the limit is 2, not 1: {seen:?}");
+    // Without the limit the same instances run 4 at once (the test can tell).
+    let unlimited = Test::with(&LIMITED.replace("matrix_max_parallel = 2\n", ""));
+    unlimited.run_args(["run", "--ui", "plain", "--no-history"]).code(0);
+    assert!(counts(&unlimited).iter().any(|&c| c > 2), "{:?}", counts(&unlimited));
+}
+
+#[test]
+fn matrix_fail_fast_cancels_the_running_instances_and_only_them() {
+    let toml = r#"name = "m"
+jobs = 4
+
+[[phase]]
+name = "test"
+parallel = true
+matrix = { n = ["bad", "slow"] }
+matrix_fail_fast = true
+run = "if [ {{ matrix.n }} = bad ]; then sleep 0.3; exit 1; fi; sleep 5; echo slow-finished"
+
+[[phase]]
+name = "other"
+parallel = true
+run = "sleep 1.5; echo other-finished"
+"#;
+    let t = Test::with(toml);
+    let out = t.run_args(["run", "--ui", "plain", "--no-history"]);
+    out.code(1);
+    out.stdout_lacks("slow-finished");
+    // An unrelated running phase is let finish, as after any failure without --fail-fast.
+    out.stdout_has("[other] │ other-finished");
+    out.stdout_has("[test[n=slow]] cancelled");
+    assert!(out.elapsed < std::time::Duration::from_secs(4), "{}", out.report());
+    // Without it, the slow instance finishes.
+    let t = Test::with(&toml.replace("matrix_fail_fast = true\n", ""));
+    let out = t.run_args(["run", "--ui", "plain", "--no-history"]);
+    out.code(1);
+    out.stdout_has("[test[n=slow]] │ slow-finished");
+}
+
+#[test]
+fn matrix_options_without_a_matrix_or_out_of_range_are_located_errors() {
+    let t = Test::with("name = \"m\"\n[[phase]]\nname = \"a\"\nrun = \"true\"\nmatrix_max_parallel = 2\n");
+    let out = t.run_args(["check"]);
+    out.code(2);
+    let err = out.stderr_redacted();
+    assert!(
+        err.contains("`matrix_max_parallel` has no effect without `matrix`"),
+        "{err}"
+    );
+    assert!(err.contains("milo.toml:5:1"), "{err}");
+    let t = Test::with(&LIMITED.replace("matrix_max_parallel = 2", "matrix_max_parallel = 0"));
+    let out = t.run_args(["check"]);
+    out.code(2);
+    assert!(out.stderr_redacted().contains("must be at least 1"), "{}", out.report());
+}

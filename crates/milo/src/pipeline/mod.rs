@@ -33,7 +33,7 @@ pub use graph::{DEFAULT_GRACE, PhaseInfo, Pipeline, PipelineDef};
 pub use incremental::{Check, Decision, DepResult, Dependency, Incremental, Recorded, Verdict};
 pub use log_ring::LogRing;
 pub use phase::{
-    CommandPhase, DEFAULT_MAX_LOGS, IntoPhaseOutput, Opaque, Phase, PhaseContext, PhaseOutput, PhaseWriter,
+    CommandPhase, DEFAULT_MAX_LOGS, IntoPhaseOutput, Opaque, Phase, PhaseContext, PhaseGroup, PhaseOutput, PhaseWriter,
 };
 pub use phases::{MAX_ACTIVE, Phases};
 pub use policy::{InvalidPolicyValue, MAX_RETRY_DELAY, OnFail, PhasePolicy, RetryBackoff};

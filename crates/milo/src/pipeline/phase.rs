@@ -164,6 +164,8 @@ pub struct Phase {
     pub(crate) max_logs: usize,
     pub(crate) timeout: Option<Duration>,
     pub(crate) service: Option<super::service::Service>,
+    /// The group it belongs to (the instances of a matrix phase), if any.
+    pub(crate) group: Option<Arc<PhaseGroup>>,
     /// Where this command phase runs, when not on the pipeline's executor.
     pub(crate) executor: Option<Arc<dyn crate::executor::Executor>>,
 }
@@ -181,6 +183,7 @@ impl Phase {
             max_logs: DEFAULT_MAX_LOGS,
             timeout: None,
             service: None,
+            group: None,
             executor: None,
         }
     }
@@ -284,6 +287,14 @@ impl Phase {
     /// `timeout` and retry policy do not apply.
     pub fn service(mut self, service: super::service::Service) -> Self {
         self.service = Some(service);
+        self
+    }
+
+    /// Puts the phase in `group` (share one `Arc` among the members): at most
+    /// [`PhaseGroup::max_parallel`] of them run at once, and with [`PhaseGroup::fail_fast`]
+    /// the failure of one cancels the others that are running or waiting to retry.
+    pub fn group(mut self, group: Arc<PhaseGroup>) -> Self {
+        self.group = Some(group);
         self
     }
 
@@ -454,4 +465,16 @@ impl Drop for PhaseWriter {
         let (sink, stream) = (&self.sink, self.stream);
         self.lines.finish(|line| sink(stream, line));
     }
+}
+
+/// Phases that are scheduled together, such as the instances of a matrix phase (GitHub
+/// Actions' `strategy.max-parallel` and `strategy.fail-fast`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseGroup {
+    /// Its name (the matrix phase's).
+    pub name: Arc<str>,
+    /// At most this many members run at once (within the pipeline's `jobs`); `None`: no limit.
+    pub max_parallel: Option<usize>,
+    /// The failure of a member cancels the members that are running or waiting to retry.
+    pub fail_fast: bool,
 }

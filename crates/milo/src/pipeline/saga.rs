@@ -124,6 +124,13 @@ impl Pipeline {
     }
 }
 
+/// A [`PhaseGroup`](super::PhaseGroup) while the pipeline runs.
+struct GroupRun {
+    running: usize,
+    held: Vec<usize>,
+    token: CancellationToken,
+}
+
 struct Scheduler<S, A> {
     p: Pipeline,
     cx: Cx<S, A>,
@@ -140,6 +147,9 @@ struct Scheduler<S, A> {
     decisions: Vec<Option<Decision>>,
     ready: BinaryHeap<Reverse<usize>>,
     running: usize,
+    /// Per group (by name): its members running now, the ranks of ready members held back
+    /// by its `max_parallel`, and its token (a child of `run_token`, parent of its members').
+    groups: HashMap<Arc<str>, GroupRun>,
     retry_timers: HashMap<usize, SagaHandle<()>>,
     forks: Vec<SagaHandle<()>>,
     jobs: usize,
@@ -219,6 +229,7 @@ where
             decisions: vec![None; n],
             ready: BinaryHeap::new(),
             running: 0,
+            groups: HashMap::new(),
             retry_timers: HashMap::new(),
             forks: Vec::new(),
             jobs,
@@ -281,6 +292,7 @@ where
             match msg {
                 Some(Msg::Done(i, ended)) => {
                     self.running -= 1;
+                    self.left_group(i);
                     self.end_attempt(i, ended).await?;
                 }
                 Some(Msg::ServiceReady(i, ready)) => self.service_ready(i, ready).await?,
@@ -293,7 +305,7 @@ where
                     // A phase waiting to retry has started: after a failure under the stop
                     // policy it finishes its attempts like a running phase; only a
                     // cancellation (interrupt, fail-fast) ends it here.
-                    if self.run_token.is_cancelled() || self.interrupted {
+                    if self.run_token.is_cancelled() || self.interrupted || self.group_cancelled(i) {
                         self.put(PipelineAction::PhaseCancelled {
                             name: self.name(i),
                             timestamp: self.now(),
@@ -422,7 +434,15 @@ where
                     break;
                 }
                 self.ready.pop();
+                if self.group_full(i) {
+                    // Held back until a member of its group ends.
+                    if let Some(g) = self.p.phases[i].group.clone() {
+                        self.group_run(&g).held.push(rank);
+                    }
+                    continue;
+                }
                 self.running += 1;
+                self.joined_group(i);
                 let job = self.job(i);
                 let tx = self.tx.clone();
                 let label = self.p.def.phases[i].name.clone();
@@ -435,6 +455,7 @@ where
                         Ok(started) => started,
                         Err(ended) => {
                             self.running -= 1;
+                            self.left_group(i);
                             self.end_attempt(i, ended).await?;
                             continue;
                         }
@@ -448,6 +469,7 @@ where
                             decision: None,
                         };
                         self.running -= 1;
+                        self.left_group(i);
                         self.end_attempt(i, ended).await?;
                         continue;
                     }
@@ -509,6 +531,7 @@ where
 
     fn job(&mut self, i: usize) -> Job {
         self.attempt[i] += 1;
+        let group_token = self.p.phases[i].group.clone().map(|g| self.group_run(&g).token.clone());
         let info = &self.p.def.phases[i];
         let inputs: Arc<[(Arc<str>, Option<PhaseOutput>)]> = info
             .deps
@@ -516,7 +539,10 @@ where
             .map(|&d| (self.p.def.phases[d].name.clone(), self.results[d].clone()))
             .collect();
         let name = info.name.clone();
-        let cancel = self.run_token.child_token();
+        let cancel = match group_token {
+            Some(token) => token.child_token(),
+            None => self.run_token.child_token(),
+        };
         if let Some(interrupts) = &self.options.interrupts {
             interrupts.insert(name.clone(), cancel.clone());
         }
@@ -659,6 +685,13 @@ where
                     self.failure = Some(format!("phase `{}` failed: {error}", self.p.def.phases[i].name));
                 }
                 self.stopping = true;
+                if let Some(g) = self.p.phases[i].group.clone()
+                    && g.fail_fast
+                {
+                    // The group's other members that are running are cancelled; those
+                    // waiting to retry are when their wait ends; the rest never start.
+                    self.group_run(&g).token.cancel();
+                }
                 if self.p.fail_fast {
                     // Fail-fast cancels running work, phases waiting to retry included.
                     self.run_token.cancel();
@@ -930,6 +963,53 @@ where
             }
         }
         Ok(())
+    }
+
+    /// The run-time state of group `g`, created on first use.
+    fn group_run(&mut self, g: &super::PhaseGroup) -> &mut GroupRun {
+        let token = &self.run_token;
+        self.groups.entry(g.name.clone()).or_insert_with(|| GroupRun {
+            running: 0,
+            held: Vec::new(),
+            token: token.child_token(),
+        })
+    }
+
+    /// Whether phase `i`'s group already runs its `max_parallel` members.
+    fn group_full(&mut self, i: usize) -> bool {
+        let Some(g) = self.p.phases[i].group.clone() else {
+            return false;
+        };
+        let Some(max) = g.max_parallel else { return false };
+        self.group_run(&g).running >= max.max(1)
+    }
+
+    fn joined_group(&mut self, i: usize) {
+        if let Some(g) = self.p.phases[i].group.clone() {
+            self.group_run(&g).running += 1;
+        }
+    }
+
+    /// An attempt of phase `i` ended: its group may start a member it held back.
+    fn left_group(&mut self, i: usize) {
+        let Some(g) = self.p.phases[i].group.clone() else {
+            return;
+        };
+        let run = self.group_run(&g);
+        run.running = run.running.saturating_sub(1);
+        let held = std::mem::take(&mut run.held);
+        for rank in held {
+            self.ready.push(Reverse(rank));
+        }
+    }
+
+    /// Whether phase `i`'s group was cancelled by the failure of a member (fail-fast).
+    fn group_cancelled(&self, i: usize) -> bool {
+        self.p.phases[i]
+            .group
+            .as_ref()
+            .and_then(|g| self.groups.get(&g.name))
+            .is_some_and(|r| r.token.is_cancelled())
     }
 
     fn unlock(&mut self, i: usize) {
