@@ -5,6 +5,10 @@ use std::path::PathBuf;
 /// Anything the cache can fail at. Every variant names the file or setting involved.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
+    /// A quick check ([`Incremental::check_quick`](milo::pipeline::Incremental::check_quick))
+    /// met work that may take long (hashing a file, restoring outputs): the full check does it.
+    #[error("the check needs to hash or restore files")]
+    WouldBlock,
     /// A file system operation failed.
     #[error("could not {action} {}: {source}", path.display())]
     Io {

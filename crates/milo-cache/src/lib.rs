@@ -341,7 +341,9 @@ impl Cache {
         })
     }
 
-    fn decide(&self, c: &Compiled, deps: &[Dependency<'_>]) -> Result<Check, CacheError> {
+    /// `quick`: fail with [`CacheError::WouldBlock`] before hashing a file or restoring an
+    /// output (nothing is written before that point).
+    fn decide(&self, c: &Compiled, deps: &[Dependency<'_>], quick: bool) -> Result<Check, CacheError> {
         let name = c.spec.name.as_str();
         let cwd = c.spec.cwd.as_path();
         let seen = now_ns();
@@ -354,7 +356,7 @@ impl Cache {
                 stat: f.stat,
             })
             .collect();
-        let (digests, mut fresh) = stat::digests(cwd, &wants, &cache, seen)?;
+        let (digests, mut fresh) = stat::digests(cwd, &wants, &cache, seen, quick)?;
         // Whether the phase's stat row must be rewritten (files hashed, added or gone).
         let mut dirty = fresh.iter().any(Option::is_some);
         let sources: BTreeMap<String, String> = files.iter().map(|f| f.rel.clone()).zip(digests).collect();
@@ -389,7 +391,7 @@ impl Cache {
             Some(found) => {
                 let manifest: Vec<Output> = serde_json::from_str(&found.manifest).map_err(Self::corrupt(name))?;
                 let rels: Vec<String> = manifest.iter().map(|o| o.path.clone()).collect();
-                let (scanned, out_entries, out_hashed) = outputs::scan(cwd, &rels, &cache, seen)?;
+                let (scanned, out_entries, out_hashed) = outputs::scan(cwd, &rels, &cache, seen, quick)?;
                 dirty |= out_hashed || cache.len() != files.len() + out_entries.len();
                 out_stats = out_entries;
                 let diffs = outputs::differences(&manifest, &scanned);
@@ -412,6 +414,9 @@ impl Cache {
                         self.db.touch(&[(found.id, now_ns())])?;
                     }
                     Check::Fresh(decision(Verdict::UpToDate, "up to date".into()), recorded()?)
+                } else if quick {
+                    // Outputs to restore (or a run to decide on): the full check does it.
+                    return Err(CacheError::WouldBlock);
                 } else {
                     let restorable = self.options.use_cache
                         && c.spec.cache
@@ -496,7 +501,7 @@ impl Cache {
         let seen = now_ns();
         let cwd = c.spec.cwd.as_path();
         let (scanned, out_entries, _) =
-            outputs::scan(cwd, &c.outputs, &pending.stats, seen).map_err(|e| e.to_string())?;
+            outputs::scan(cwd, &c.outputs, &pending.stats, seen, false).map_err(|e| e.to_string())?;
         let mut manifest = Vec::with_capacity(scanned.len());
         for (rel, s) in c.outputs.iter().zip(scanned) {
             match s {
@@ -604,8 +609,18 @@ impl Incremental for Cache {
 
     fn check(&self, phase: &str, deps: &[Dependency<'_>]) -> Result<Check, String> {
         match self.phases.get(phase) {
-            Some(c) if self.is_incremental(phase) => self.decide(c, deps).map_err(|e| e.to_string()),
+            Some(c) if self.is_incremental(phase) => self.decide(c, deps, false).map_err(|e| e.to_string()),
             _ => Ok(Check::Always),
+        }
+    }
+
+    fn check_quick(&self, phase: &str, deps: &[Dependency<'_>]) -> Option<Result<Check, String>> {
+        match self.phases.get(phase) {
+            Some(c) if self.is_incremental(phase) => match self.decide(c, deps, true) {
+                Err(CacheError::WouldBlock) => None,
+                other => Some(other.map_err(|e| e.to_string())),
+            },
+            _ => Some(Ok(Check::Always)),
         }
     }
 

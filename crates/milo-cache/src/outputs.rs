@@ -86,6 +86,7 @@ pub fn scan(
     rels: &[String],
     cache: &StatMap,
     seen_ns: i64,
+    quick: bool,
 ) -> Result<(Vec<Scanned>, Vec<(String, StatEntry)>, bool)> {
     // First the shape (lstat / walk), then hash every file of every output in one parallel go.
     enum Shape {
@@ -169,7 +170,7 @@ pub fn scan(
             stat: p.stat,
         })
         .collect();
-    let (digests, fresh) = stat::digests(cwd, &wants, cache, seen_ns)?;
+    let (digests, fresh) = stat::digests(cwd, &wants, cache, seen_ns, quick)?;
     let hashed = fresh.iter().any(Option::is_some);
     let entries: Vec<StatEntry> = fresh
         .into_iter()

@@ -98,6 +98,7 @@ pub fn digests(
     files: &[Want<'_>],
     cache: &StatMap,
     seen_ns: i64,
+    quick: bool,
 ) -> Result<(Vec<String>, Vec<Option<Entry>>)> {
     // The no-op case is all hits: no thread pool, no allocation beyond the digests.
     let mut digests: Vec<String> = Vec::with_capacity(files.len());
@@ -112,6 +113,9 @@ pub fn digests(
             }
         }
         fresh.push(None);
+    }
+    if quick && !misses.is_empty() {
+        return Err(crate::error::CacheError::WouldBlock);
     }
     let hash = |&i: &usize| -> Result<(usize, String)> {
         let f = &files[i];

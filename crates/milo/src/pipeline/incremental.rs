@@ -110,6 +110,15 @@ pub trait Incremental: Send + Sync {
     /// Called once per phase, before its first attempt, after every dependency has ended.
     fn check(&self, phase: &str, deps: &[Dependency<'_>]) -> Result<Check, String>;
 
+    /// [`check`](Self::check) if it can decide without work that may take long (hashing a
+    /// file, restoring an output, anything a stat cannot answer): the saga calls it first, in
+    /// place on its own thread, and falls back to `check` on `None`. A no-op run of a thousand
+    /// up-to-date phases then hands off no thread at all. The default is `None`.
+    fn check_quick(&self, phase: &str, deps: &[Dependency<'_>]) -> Option<Result<Check, String>> {
+        let _ = (phase, deps);
+        None
+    }
+
     /// Called when an attempt of a phase that was decided to [`Run`](Verdict::Run) succeeded,
     /// before it is put as completed, with its result and its captured lines (the newest
     /// `max_logs`).
