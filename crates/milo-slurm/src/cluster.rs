@@ -621,11 +621,7 @@ async fn show_job(inner: &Inner, id: &str) -> Option<(Option<JobState>, Option<(
         return None;
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let field = |key: &str| {
-        text.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .map(str::to_owned)
-    };
+    let field = |key: &str| show_field(&text, key);
     Some((
         field("JobState=").and_then(|s| JobState::parse(&s)),
         field("ExitCode=").and_then(|s| parse_exit_code(&s)),
@@ -729,11 +725,7 @@ fn attached(id: &str) -> Option<(String, JobFiles)> {
         return None;
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let field = |key: &str| {
-        text.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .map(str::to_owned)
-    };
+    let field = |key: &str| show_field(&text, key);
     let name = field("JobName=")?;
     let script = PathBuf::from(field("Command=")?);
     let n: u64 = script.file_stem()?.to_str()?.parse().ok()?;
@@ -780,4 +772,11 @@ impl Inner {
         self.wake.notify_one();
         Ok(job)
     }
+}
+
+/// The value of `KEY=` in one line of `scontrol show job -o`.
+fn show_field(text: &str, key: &str) -> Option<String> {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .map(str::to_owned)
 }

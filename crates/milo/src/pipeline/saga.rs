@@ -1031,6 +1031,20 @@ struct OwnedDep {
     result: Option<Arc<serde_json::Value>>,
 }
 
+impl OwnedDep {
+    /// As the [`Incremental`] is given it.
+    fn borrowed(&self) -> Dependency<'_> {
+        Dependency {
+            name: &self.name,
+            key: self.key.as_deref(),
+            result: match &self.result {
+                Some(r) => DepResult::Completed(r),
+                None => DepResult::Skipped,
+            },
+        }
+    }
+}
+
 /// One attempt of one phase.
 struct Job {
     /// Set when the phase is incremental.
@@ -1065,17 +1079,7 @@ impl Job {
         let name = self.ctx.name.clone();
         // First in place: most checks of an unchanged phase are a few stats.
         let quick = {
-            let borrowed: Vec<Dependency<'_>> = deps
-                .iter()
-                .map(|d| Dependency {
-                    name: &d.name,
-                    key: d.key.as_deref(),
-                    result: match &d.result {
-                        Some(r) => DepResult::Completed(r),
-                        None => DepResult::Skipped,
-                    },
-                })
-                .collect();
+            let borrowed: Vec<Dependency<'_>> = deps.iter().map(OwnedDep::borrowed).collect();
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inc.check_quick(&name, &borrowed)))
                 .unwrap_or_else(|p| Some(Err(format!("the check panicked: {}", panic_message(&*p)))))
         };
@@ -1083,17 +1087,7 @@ impl Job {
             return checked;
         }
         let checked = blocking(move || {
-            let deps: Vec<Dependency<'_>> = deps
-                .iter()
-                .map(|d| Dependency {
-                    name: &d.name,
-                    key: d.key.as_deref(),
-                    result: match &d.result {
-                        Some(r) => DepResult::Completed(r),
-                        None => DepResult::Skipped,
-                    },
-                })
-                .collect();
+            let deps: Vec<Dependency<'_>> = deps.iter().map(OwnedDep::borrowed).collect();
             inc.check(&name, &deps)
         })
         .await;
