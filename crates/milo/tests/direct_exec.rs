@@ -354,3 +354,77 @@ async fn a_program_found_on_path_sees_its_name_as_argv0() {
         assert!(out.starts_with("cat\0/proc/self/cmdline"), "{out:?}");
     }
 }
+
+/// A program is looked up on PATH once; when it is then removed and another of that name is
+/// further down the PATH, the next command runs that one (and so does the one after).
+#[tokio::test]
+async fn a_program_that_moved_on_path_is_found_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let first = tempfile::tempdir().expect("temp dir");
+    let second = tempfile::tempdir().expect("temp dir");
+    let script = |dir: &Path, says: &str| {
+        let p = dir.join("milo-moving-tool");
+        std::fs::write(&p, format!("#!/bin/sh\necho {says}\n")).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        p
+    };
+    let in_first = script(first.path(), "first");
+    script(second.path(), "second");
+    let path = format!("{}:{}:/usr/bin:/bin", path_str(first.path()), path_str(second.path()));
+    let says = || async {
+        let (res, lines) = run(CommandSpec::new("milo-moving-tool").env("PATH", path.as_str())).await;
+        assert!(res.is_ok(), "{res:?}");
+        texts(&lines, Stream::Stdout).join("\n")
+    };
+    assert_eq!(says().await, "first");
+    std::fs::remove_file(&in_first).expect("remove");
+    assert_eq!(says().await, "second");
+    assert_eq!(says().await, "second");
+}
+
+/// The `PWD` found for a working directory is remembered, but not past a change of what the
+/// path names: a symlinked working directory pointed elsewhere gets the new physical path.
+#[tokio::test]
+async fn pwd_follows_a_working_directory_that_changed() {
+    let bin = shell_less_path(&["env"]).await;
+    let a = tempfile::tempdir().expect("temp dir");
+    let b = tempfile::tempdir().expect("temp dir");
+    let links = tempfile::tempdir().expect("temp dir");
+    let link = links.path().join("here");
+    let pwd_in = |link: PathBuf| {
+        let path = path_str(bin.path()).to_owned();
+        async move {
+            let (res, lines) = run(CommandSpec::new("env").cwd(link).env("PATH", path)).await;
+            assert!(res.is_ok(), "{res:?}");
+            pwd_line(&lines)
+        }
+    };
+    std::os::unix::fs::symlink(a.path(), &link).expect("symlink");
+    let real_a = a.path().canonicalize().expect("canonical");
+    assert_eq!(pwd_in(link.clone()).await, format!("PWD={}", real_a.display()));
+    assert_eq!(pwd_in(link.clone()).await, format!("PWD={}", real_a.display()));
+    std::fs::remove_file(&link).expect("unlink");
+    std::os::unix::fs::symlink(b.path(), &link).expect("symlink");
+    let real_b = b.path().canonicalize().expect("canonical");
+    assert_eq!(pwd_in(link.clone()).await, format!("PWD={}", real_b.display()));
+}
+
+/// A variable the command sets twice gets its later value, once; milo's own variables are
+/// passed on beside it.
+#[tokio::test]
+async fn a_variable_set_twice_has_its_later_value_once() {
+    let bin = shell_less_path(&["env"]).await;
+    let spec = CommandSpec::new("env")
+        .env("PATH", path_str(bin.path()))
+        .env("MILO_TWICE", "one")
+        .env("MILO_TWICE", "two");
+    let (res, lines) = run(spec).await;
+    assert!(res.is_ok(), "{res:?}");
+    let out = env_lines(&lines);
+    let twice: Vec<_> = out.iter().filter(|l| l.starts_with("MILO_TWICE=")).collect();
+    assert_eq!(twice, ["MILO_TWICE=two"], "{out:?}");
+    assert!(
+        out.iter().any(|l| l.starts_with("HOME=") || l.starts_with("USER=")),
+        "{out:?}"
+    );
+}

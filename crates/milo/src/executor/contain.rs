@@ -106,15 +106,19 @@ pub fn become_subreaper() -> io::Result<()> {
     Ok(())
 }
 
-/// The pids of the children started by the executor and not yet waited for. A spawn happens
-/// under this lock, so a child is never mistaken for an orphan to reap.
+/// The pids of the children started by the executor and not yet waited for.
 static CHILDREN: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+
+/// Held shared by every spawn until its child is registered, and exclusively while orphans are
+/// listed, so a child is never mistaken for an orphan to reap; spawns on different threads do
+/// not wait for each other (each takes as long as its child's exec).
+static SPAWNING: parking_lot::RwLock<()> = parking_lot::RwLock::new(());
 
 /// Runs `spawn` and records the child it returns as one of the executor's own.
 pub(crate) fn spawn_registered<T>(spawn: impl FnOnce() -> io::Result<(T, i32)>) -> io::Result<T> {
-    let mut children = CHILDREN.lock();
+    let _spawning = SPAWNING.read();
     let (child, pid) = spawn()?;
-    children.get_or_insert_with(HashSet::new).insert(pid);
+    CHILDREN.lock().get_or_insert_with(HashSet::new).insert(pid);
     Ok(child)
 }
 
@@ -140,12 +144,13 @@ fn direct_children() -> Vec<i32> {
 }
 
 /// Children of this process that the executor did not start: processes re-parented to the
-/// subreaper. The children are listed before the registry is locked, so a child spawned
-/// meanwhile is registered (spawns hold the lock) by the time it is filtered out.
+/// subreaper. No spawn is under way while they are listed (see [`SPAWNING`]), so every child
+/// of the executor's is registered by then.
 fn orphans() -> Vec<i32> {
     if !SUBREAPER.load(Ordering::Relaxed) {
         return Vec::new();
     }
+    let _no_spawn = SPAWNING.write();
     let children = direct_children();
     let registered = CHILDREN.lock();
     children
@@ -375,9 +380,17 @@ impl Pool {
 
 /// The live processes of cgroup `dir` (exited ones are not listed).
 fn cgroup_members(dir: &Path) -> Vec<i32> {
-    fs::read_to_string(dir.join("cgroup.procs"))
-        .map(|t| t.split_whitespace().filter_map(|p| p.parse().ok()).collect())
-        .unwrap_or_default()
+    use std::io::Read;
+    // Read through `Take`, whose reads do not first stat the file for a size (which a cgroup
+    // file does not have): on an empty cgroup, the usual case, this is one open and one read.
+    let Ok(file) = fs::File::open(dir.join("cgroup.procs")) else {
+        return Vec::new();
+    };
+    let mut text = String::new();
+    if file.take(u64::MAX).read_to_string(&mut text).is_err() {
+        return Vec::new();
+    }
+    text.split_whitespace().filter_map(|p| p.parse().ok()).collect()
 }
 
 fn kill_cgroup(dir: &Path, version: Mechanism, signal: Signal) {

@@ -1,6 +1,7 @@
 //! [`LocalExecutor`]: commands as local processes — through `sh -c`, or exec'd directly when
 //! they need no shell — each in its own [container](super::contain) (session, group, cgroup).
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -88,9 +89,10 @@ impl Executor for LocalExecutor {
         let mut container = Container::new();
         // Only `sh -c` commands are started directly: another shell (`bash -euo pipefail -c`)
         // changes what even a plain command line means.
-        let direct_cmd = argv::simple_argv(&spec.command)
-            .filter(|_| spec.shell.is_none())
-            .and_then(|words| direct_command(spec, &words, cwd_id, &container));
+        let words = argv::simple_argv(&spec.command).filter(|_| spec.shell.is_none());
+        let direct_cmd = words
+            .as_deref()
+            .and_then(|words| direct_command(spec, words, cwd_id, &container));
         let started = match direct_cmd {
             Some(cmd) => match spawn(&cmd, &container) {
                 Ok(child) => {
@@ -98,6 +100,9 @@ impl Executor for LocalExecutor {
                     Some(child)
                 }
                 Err(e) => {
+                    if let Some(&program) = words.as_ref().and_then(|w| w.first()) {
+                        forget_lookup(program, spec);
+                    }
                     tracing::trace!(
                         command = %spec.command,
                         "could not start the program directly ({e}); running it through sh, \
@@ -114,6 +119,8 @@ impl Executor for LocalExecutor {
         let mut child = match started {
             Some(child) => child,
             None => spawn(&shell_command(spec, &container), &container).map_err(|e| {
+                let shell = spec.shell.as_ref().and_then(|s| s.first()).map_or("sh", String::as_str);
+                forget_lookup(shell, spec);
                 let reason = match (e.kind(), &spec.cwd) {
                     (io::ErrorKind::NotFound, _) => match spec.shell.as_ref().and_then(|s| s.first()) {
                         Some(shell) => format!("the shell `{shell}` was not found ({e}); install it or fix `shell`"),
@@ -287,32 +294,44 @@ fn direct_command(
 /// Where `program` is on the PATH the command gets — the phase's own, else milo's — looked up
 /// once per program and PATH, as a shell's command hash table does, instead of by every spawn
 /// (which tries each PATH entry in turn: one failed `execve` per entry before the right one).
-/// A cached path that is no longer an executable file is looked up again. `None` (let the
-/// spawn search) when the PATH has a relative entry, whose meaning depends on the directory.
+/// As with a shell's table, a hit is not checked again: a cached path whose program is gone
+/// fails to start, which sends the command to the shell (which searches the PATH itself) and
+/// drops the entry (see [`forget_lookup`]). `None` (let the spawn search) when the PATH has a
+/// relative entry, whose meaning depends on the directory.
 fn lookup(program: &str, spec: &CommandSpec) -> Option<PathBuf> {
-    use std::collections::HashMap;
-    use std::os::unix::fs::PermissionsExt;
-    static CACHE: parking_lot::Mutex<Option<HashMap<(String, OsString), PathBuf>>> = parking_lot::Mutex::new(None);
+    let path = lookup_path(spec)?;
+    let key = (program.to_owned(), path);
+    if let Some(found) = LOOKUPS.lock().as_ref().and_then(|c| c.get(&key)) {
+        return Some(found.clone());
+    }
+    let found = which::which_in(program, Some(&key.1), "/").ok()?;
+    LOOKUPS
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert(key, found.clone());
+    Some(found)
+}
+
+/// Programs found on a PATH: (program, PATH) → where.
+type Lookups = HashMap<(String, OsString), PathBuf>;
+static LOOKUPS: parking_lot::Mutex<Option<Lookups>> = parking_lot::Mutex::new(None);
+
+/// The PATH `spec`'s command gets, when every entry is absolute.
+fn lookup_path(spec: &CommandSpec) -> Option<OsString> {
     let path = match spec.env.iter().rfind(|(k, _)| k == "PATH") {
         Some((_, v)) => OsString::from(v),
         None => std::env::var_os("PATH")?,
     };
-    if std::env::split_paths(&path).any(|d| !d.is_absolute()) {
-        return None;
-    }
-    let key = (program.to_owned(), path);
-    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-    if let Some(found) = CACHE
-        .lock()
-        .as_ref()
-        .and_then(|c| c.get(&key))
-        .filter(|p| executable(p))
+    std::env::split_paths(&path).all(|d| d.is_absolute()).then_some(path)
+}
+
+/// Drops what [`lookup`] remembers of `program`: starting it from there failed.
+fn forget_lookup(program: &str, spec: &CommandSpec) {
+    if let Some(path) = lookup_path(spec)
+        && let Some(cache) = LOOKUPS.lock().as_mut()
     {
-        return Some(found.clone());
+        cache.remove(&(program.to_owned(), path));
     }
-    let found = which::which_in(program, Some(&key.1), "/").ok()?;
-    CACHE.lock().get_or_insert_with(HashMap::new).insert(key, found.clone());
-    Some(found)
 }
 
 /// Whether the command's environment has a variable that `sh` would not pass on as it is:
@@ -349,11 +368,28 @@ fn shell_pwd(spec: &CommandSpec, cwd_id: Option<(u64, u64)>) -> io::Result<Optio
         None => std::fs::metadata(dir).map(|m| (m.dev(), m.ino()))?,
     };
     let names_here = |p: &Path| p.is_absolute() && std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == here);
-    if inherited.as_deref().map(Path::new).is_some_and(names_here) {
-        return Ok(None);
+    // Every phase of a pipeline asks the same question: the answer found for this (PWD,
+    // directory) is kept, and trusted while the path it gives still names the directory
+    // (one stat, where finding it again reads every component of the path).
+    let key = (inherited.clone(), dir.to_owned());
+    if let Some(answer) = PWDS.lock().as_ref().and_then(|c| c.get(&key)).cloned() {
+        let named = answer.as_deref().or(inherited.as_deref().map(Path::new));
+        if named.is_some_and(names_here) {
+            return Ok(answer);
+        }
     }
-    std::fs::canonicalize(dir).map(Some)
+    let answer = if inherited.as_deref().map(Path::new).is_some_and(names_here) {
+        None
+    } else {
+        Some(std::fs::canonicalize(dir)?)
+    };
+    PWDS.lock().get_or_insert_with(HashMap::new).insert(key, answer.clone());
+    Ok(answer)
 }
+
+/// [`shell_pwd`]'s answers: (inherited PWD, working directory) → the PWD to set, if any.
+type Pwds = HashMap<(Option<OsString>, PathBuf), Option<PathBuf>>;
+static PWDS: parking_lot::Mutex<Option<Pwds>> = parking_lot::Mutex::new(None);
 
 struct LocalLaunched {
     /// The main process.

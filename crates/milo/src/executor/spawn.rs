@@ -11,8 +11,9 @@
 //! until it returns: with `CLONE_VFORK` the calling thread is suspended until the child has
 //! exec'd or exited. The child only makes system calls on that data.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CString, OsStr};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -95,25 +96,37 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
+/// milo's environment with `set` on top (a later entry wins), as `KEY=value` strings: milo's
+/// own variables first, in their order, then the ones `set` adds or replaces.
+fn environment(set: &[(&OsStr, &OsStr)]) -> io::Result<Vec<CString>> {
+    let entry = |k: &OsStr, v: &OsStr| {
+        let mut kv = Vec::with_capacity(k.len() + v.len() + 1);
+        kv.extend_from_slice(k.as_bytes());
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        CString::new(kv).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the environment"))
+    };
+    let mut out = Vec::with_capacity(64 + set.len());
+    for (k, v) in std::env::vars_os() {
+        if !set.iter().any(|(s, _)| *s == k.as_os_str()) {
+            out.push(entry(&k, &v)?);
+        }
+    }
+    for (i, (k, v)) in set.iter().enumerate() {
+        if !set[i + 1..].iter().any(|(later, _)| later == k) {
+            out.push(entry(k, v)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Starts `req`; the error of a step that failed in the child (a missing program is
 /// `ENOENT`, a bad working directory `ENOENT`/`ENOTDIR`…), with the child already reaped.
 pub(crate) fn spawn(req: &Request<'_>) -> io::Result<Spawned> {
     // Everything the child reads, built now.
     let path = cstring(req.program.as_os_str())?;
     let argv: Vec<CString> = req.argv.iter().map(|a| cstring(a)).collect::<io::Result<_>>()?;
-    let mut env: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os().collect();
-    for (k, v) in &req.env {
-        env.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let envs: Vec<CString> = env
-        .iter()
-        .map(|(k, v)| {
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the environment"))
-        })
-        .collect::<io::Result<_>>()?;
+    let envs = environment(&req.env)?;
     let cwd = req.cwd.map(|c| cstring(c.as_os_str())).transpose()?;
     let argv_ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
     let env_ptrs: Vec<*const c_char> = envs.iter().map(|e| e.as_ptr()).chain([std::ptr::null()]).collect();
@@ -136,7 +149,8 @@ pub(crate) fn spawn(req: &Request<'_>) -> io::Result<Spawned> {
         parent: nix::unistd::getpid().as_raw(),
         error: AtomicI32::new(0),
     };
-    let mut stack = vec![0u8; STACK];
+    // Not zeroed: the child only ever writes below its stack pointer before it reads.
+    let mut stack: Box<[MaybeUninit<u8>]> = Box::new_uninit_slice(STACK);
     let pid = clone_child(&data, &mut stack)?;
     // The child has exec'd (or exited): its copies of the write ends are its own now.
     drop((out_w, err_w));
@@ -155,7 +169,7 @@ pub(crate) fn spawn(req: &Request<'_>) -> io::Result<Spawned> {
 /// Clones the child onto `stack` with all signals blocked in this thread, so that no signal
 /// handler of milo runs on the child's side before it has reset them.
 #[allow(unsafe_code)]
-fn clone_child(data: &ChildData, stack: &mut [u8]) -> io::Result<i32> {
+fn clone_child(data: &ChildData, stack: &mut [MaybeUninit<u8>]) -> io::Result<i32> {
     // The stack grows down: its top, aligned to 16 bytes as the ABI wants.
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
     // SAFETY: `sigset_t` is plain data; sigfillset and pthread_sigmask only write the sets we

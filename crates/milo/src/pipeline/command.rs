@@ -134,7 +134,10 @@ pub(crate) async fn run_command_phase(
     };
     let outcome = run_command_observed(&*executor, &spec, &on_line, &on_event, &ctx.cancel, grace).await;
     let read = read_result(&output_path, files.limit).await;
-    let _ = std::fs::remove_file(&output_path);
+    // No result file (the usual case) is nothing to remove.
+    if !matches!(read, Ok(None)) {
+        let _ = std::fs::remove_file(&output_path);
+    }
     let _ = std::fs::remove_file(&inputs_path);
     match outcome {
         Ok(()) => match read {
