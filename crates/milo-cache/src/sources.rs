@@ -201,7 +201,7 @@ impl SourceSet {
 
     /// Every file matched now, sorted by relative path, each once.
     pub fn walk(&self, cwd: &Path) -> Result<Vec<SourceFile>> {
-        let mut found: BTreeMap<String, Stat> = BTreeMap::new();
+        let mut found: Vec<SourceFile> = Vec::new();
         // Includes sharing a base are walked once, against all of them.
         let mut bases: BTreeMap<&str, Vec<&Include>> = BTreeMap::new();
         for inc in &self.includes {
@@ -226,10 +226,14 @@ impl SourceSet {
         for (base, incs) in merged {
             self.walk_base(cwd, base, &incs, &mut found)?;
         }
-        Ok(found.into_iter().map(|(rel, stat)| SourceFile { rel, stat }).collect())
+        // Bases do not overlap (nested ones were merged), so a file is found once; sorted once
+        // at the end rather than kept sorted file by file.
+        found.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+        found.dedup_by(|a, b| a.rel == b.rel);
+        Ok(found)
     }
 
-    fn walk_base(&self, cwd: &Path, base: &str, incs: &[&Include], found: &mut BTreeMap<String, Stat>) -> Result<()> {
+    fn walk_base(&self, cwd: &Path, base: &str, incs: &[&Include], found: &mut Vec<SourceFile>) -> Result<()> {
         let root = if base.is_empty() {
             cwd.to_path_buf()
         } else {
@@ -288,7 +292,7 @@ impl Walk<'_> {
             .any(|inc| inc.matcher.is_match(rel) || inc.under.as_ref().is_some_and(|u| u.is_match(rel)))
     }
 
-    fn dir(&self, dir: &Path, rel: &str, depth: usize, found: &mut BTreeMap<String, Stat>) -> Result<()> {
+    fn dir(&self, dir: &Path, rel: &str, depth: usize, found: &mut Vec<SourceFile>) -> Result<()> {
         if self.max_depth.is_some_and(|max| depth > max) {
             return Ok(());
         }
@@ -297,11 +301,12 @@ impl Walk<'_> {
             let entry = entry.map_err(list_err)?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let child = if rel.is_empty() {
-                name.into_owned()
-            } else {
-                format!("{rel}/{name}")
-            };
+            let mut child = String::with_capacity(rel.len() + 1 + name.len());
+            if !rel.is_empty() {
+                child.push_str(rel);
+                child.push('/');
+            }
+            child.push_str(&name);
             let ft = entry
                 .file_type()
                 .map_err(CacheError::io("stat (a source)", entry.path()))?;
@@ -322,9 +327,9 @@ impl Walk<'_> {
         rel: String,
         ft: std::fs::FileType,
         meta: impl FnOnce() -> std::io::Result<std::fs::Metadata>,
-        found: &mut BTreeMap<String, Stat>,
+        found: &mut Vec<SourceFile>,
     ) -> Result<()> {
-        if self.set.excluded(&rel) || !self.matches(&rel) || found.contains_key(&rel) {
+        if self.set.excluded(&rel) || !self.matches(&rel) {
             return Ok(());
         }
         // Symbolic links are followed to what they point at; a dangling one, or one to a
@@ -338,7 +343,10 @@ impl Walk<'_> {
             meta().map_err(|e| CacheError::io("stat (a source)", path())(e))?
         };
         if meta.is_file() {
-            found.insert(rel, Stat::of(&meta));
+            found.push(SourceFile {
+                rel,
+                stat: Stat::of(&meta),
+            });
         }
         Ok(())
     }

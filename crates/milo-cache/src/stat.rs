@@ -71,8 +71,9 @@ impl Entry {
     }
 }
 
-/// The entries of one phase, by path relative to its cwd.
-pub type StatMap = HashMap<String, Entry>;
+/// The entries of one phase, by path relative to its cwd (hashed with foldhash: the keys are
+/// the user's own paths, and a no-op run looks every source file up once).
+pub type StatMap = HashMap<String, Entry, foldhash::fast::RandomState>;
 
 /// Now, in ns since the epoch.
 pub fn now_ns() -> i64 {
@@ -187,7 +188,7 @@ fn decode_inner(mut b: &[u8]) -> Option<StatMap> {
         String::from_utf8(take(b, n)?.to_vec()).ok()
     }
     let n = u32_(&mut b)? as usize;
-    let mut map = HashMap::with_capacity(n.min(1 << 16));
+    let mut map = StatMap::with_capacity_and_hasher(n.min(1 << 16), Default::default());
     for _ in 0..n {
         let rel = str_(&mut b)?;
         let stat = Stat {
