@@ -60,7 +60,7 @@ Examples:
 
 Never trigger a cycle: .milo/, .git/, every declared output, and what a .gitignore excludes.
 A change while a cycle runs starts one more cycle after it, or interrupts the phases it
-affects that declare on_change = \"restart\". q then Enter, or Ctrl-C, stops everything.")]
+affects that declare on_change = \"restart\". q (on a terminal; q then Enter from a pipe) or Ctrl-C stops everything.")]
     Watch(WatchArgs),
     /// Print the phases in execution order, one per line.
     #[command(after_help = "Examples:\n  milo order\n  milo order --json -f ci.toml")]

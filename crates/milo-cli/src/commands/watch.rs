@@ -8,8 +8,13 @@
 //! that are some phase's `sources` do. A change during a cycle is kept for the next one; if it
 //! affects a running phase (its own sources or those of a phase it depends on) that declares
 //! `on_change = "restart"`, that phase is interrupted at once (it ends `cancelled` and runs
-//! again in the next cycle). `q` then Enter on standard input, Ctrl-C or SIGTERM stop the
-//! cycle, the services and milo.
+//! again in the next cycle). `q`, Ctrl-C or SIGTERM stop the cycle, the services and milo.
+//!
+//! On a terminal (standard input is a tty) the watch holds it in raw mode through a
+//! [`RawMode`] guard, so `q` acts at a single keypress and Ctrl-C arrives as a key (handled
+//! as SIGINT is); output processing stays on, so every `\n` still reaches the screen as
+//! `\r\n`. The guard restores the terminal however the watch ends. Without a terminal, `q`
+//! then Enter on standard input stops it.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
@@ -151,11 +156,14 @@ pub fn watch(args: WatchArgs) -> Result<u8, CliError> {
         },
     };
     drop(file);
+    // Declared before the runtime: dropped after it, on every way out of this function.
+    let raw = RawMode::enable();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Internal(format!("could not start the async runtime: {e}")))?;
-    runtime.block_on(session.run(rules, mode, Duration::from_millis(args.debounce.max(1))))
+    let keys = raw.is_some();
+    runtime.block_on(session.run(rules, mode, Duration::from_millis(args.debounce.max(1)), keys))
 }
 
 struct Session {
@@ -170,13 +178,24 @@ struct Session {
 }
 
 impl Session {
-    async fn run(self, rules: milo_watch::Rules, mode: milo_watch::Mode, debounce: Duration) -> Result<u8, CliError> {
+    /// `keys`: the terminal is in raw mode and single keys stop the watch.
+    async fn run(
+        self,
+        rules: milo_watch::Rules,
+        mode: milo_watch::Mode,
+        debounce: Duration,
+        keys: bool,
+    ) -> Result<u8, CliError> {
         let mut watcher =
             milo_watch::Watcher::start(rules, mode, debounce).map_err(|e| CliError::usage(e.to_string(), None))?;
         let quit = CancellationToken::new();
         let done = CancellationToken::new();
         let signal_watch = tokio::spawn(signals::watch(quit.clone(), done.clone()));
-        quit_on_q(quit.clone());
+        if keys {
+            quit_on_keys(quit.clone());
+        } else {
+            quit_on_q(quit.clone());
+        }
         let pool = ServicePool::new();
         let mut changed: Vec<PathBuf> = Vec::new();
         let mut cycle = 0u64;
@@ -229,7 +248,7 @@ impl Session {
                 changed = pending.into_iter().collect();
                 continue;
             }
-            self.waiting(&pool);
+            self.waiting(&pool, keys);
             changed = tokio::select! {
                 batch = watcher.next() => match batch {
                     Some(Ok(paths)) => paths,
@@ -328,7 +347,7 @@ impl Session {
         }
     }
 
-    fn waiting(&self, pool: &ServicePool) {
+    fn waiting(&self, pool: &ServicePool, keys: bool) {
         let services = pool.names();
         let up = if services.is_empty() {
             String::new()
@@ -338,10 +357,12 @@ impl Session {
                 services.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
             )
         };
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "milo: watching for changes{up} (q then Enter, or Ctrl-C, stops)"
-        );
+        let how = if keys {
+            "q or Ctrl-C"
+        } else {
+            "q then Enter, or Ctrl-C,"
+        };
+        let _ = writeln!(std::io::stderr().lock(), "milo: watching for changes{up} ({how} stops)");
     }
 
     /// One cycle: one run, recorded in the history, shown by the session's view.
@@ -406,5 +427,84 @@ fn quit_on_q(quit: CancellationToken) {
         });
     if spawned.is_err() {
         warn("could not read standard input: only Ctrl-C stops the watch");
+    }
+}
+
+/// The terminal on standard input in raw mode (no line editing, no echo, Ctrl-C a key) with
+/// output processing kept on, for as long as this lives; dropping it restores the modes the
+/// terminal had.
+struct RawMode;
+
+impl RawMode {
+    /// Raw mode, if standard input is a terminal and it can be set (a warning if not).
+    fn enable() -> Option<Self> {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        if let Err(e) = crossterm::terminal::enable_raw_mode() {
+            warn(&format!(
+                "could not put the terminal in raw mode ({e}): stop the watch with q then Enter"
+            ));
+            return None;
+        }
+        let guard = RawMode;
+        // crossterm's raw mode also turns off output processing; with it on again, every
+        // `\n` milo and its phases write still starts the next line in the first column.
+        let stdin = std::io::stdin();
+        let kept = nix::sys::termios::tcgetattr(&stdin).and_then(|mut t| {
+            use nix::sys::termios::{OutputFlags, SetArg, tcsetattr};
+            t.output_flags |= OutputFlags::OPOST | OutputFlags::ONLCR;
+            tcsetattr(&stdin, SetArg::TCSANOW, &t)
+        });
+        if let Err(e) = kept {
+            // Output in raw mode would not return to the first column: better line mode.
+            warn(&format!(
+                "could not set the terminal's modes ({e}): stop the watch with q then Enter"
+            ));
+            return None;
+        }
+        Some(guard)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Err(e) = crossterm::terminal::disable_raw_mode() {
+            warn(&format!(
+                "could not restore the terminal ({e}): run `stty sane` to fix it"
+            ));
+        }
+    }
+}
+
+/// Reads single keys from the terminal (in raw mode): `q` cancels `quit`; Ctrl-C does what
+/// SIGINT does (the first cancels `quit`, a second kills every process the phases started).
+fn quit_on_keys(quit: CancellationToken) {
+    use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers, read};
+    let spawned = std::thread::Builder::new()
+        .name("milo-watch-keys".into())
+        .spawn(move || {
+            loop {
+                match read() {
+                    Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => {
+                        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+                        match k.code {
+                            KeyCode::Char('c') if ctrl => {
+                                if quit.is_cancelled() {
+                                    signals::kill_phase_groups();
+                                }
+                                quit.cancel();
+                            }
+                            KeyCode::Char('q' | 'Q') if !ctrl => quit.cancel(),
+                            _ => {}
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    if spawned.is_err() {
+        warn("could not read the terminal: only SIGINT or SIGTERM stops the watch");
     }
 }

@@ -164,3 +164,139 @@ pub fn run_resized(dir: &Path, args: &[&str], from: (u16, u16), marker: &[u8], t
     collect.join().expect("the reader thread");
     (written(&raw), resized_at)
 }
+
+/// `milo args…` running in a pseudo-terminal that a test types into while it runs.
+pub struct Live {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    master: Box<dyn portable_pty::MasterPty + Send>,
+    writer: Box<dyn std::io::Write + Send>,
+    raw: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    cols: u16,
+    rows: u16,
+}
+
+impl Live {
+    /// Starts `milo args…` in `dir`, in a `cols`×`rows` terminal, with `NO_COLOR` set.
+    pub fn start(dir: &Path, args: &[&str], cols: u16, rows: u16) -> Live {
+        use std::sync::{Arc, Mutex};
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("open a pty");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_milo"));
+        cmd.args(args);
+        cmd.cwd(dir);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("NO_COLOR", "1");
+        for var in ["COLUMNS", "CLICOLOR_FORCE", "CLICOLOR", "MILO_LOG"] {
+            cmd.env_remove(var);
+        }
+        let child = pair.slave.spawn_command(cmd).expect("spawn milo in the pty");
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("pty reader");
+        let writer = pair.master.take_writer().expect("pty writer");
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        std::thread::spawn({
+            let raw = raw.clone();
+            move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n @ 1..) = reader.read(&mut buf) {
+                    raw.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend_from_slice(&buf[..n]);
+                }
+            }
+        });
+        Live {
+            child,
+            master: pair.master,
+            writer,
+            raw,
+            cols,
+            rows,
+        }
+    }
+
+    /// Everything written to the terminal so far.
+    pub fn raw(&self) -> Vec<u8> {
+        self.raw.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The terminal's screen now, one string a row, trailing spaces trimmed.
+    pub fn rows(&self) -> Vec<String> {
+        let mut screen = vt100::Parser::new(self.rows, self.cols, 0);
+        screen.process(&self.raw());
+        screen
+            .screen()
+            .rows(0, self.cols)
+            .map(|r| r.trim_end().to_owned())
+            .collect()
+    }
+
+    /// The screen, numbered, and the raw tail, for failure messages.
+    pub fn dump(&self) -> String {
+        let rows: String = self
+            .rows()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("{i:>2}|{r}\n"))
+            .collect();
+        let raw = self.raw();
+        let tail = &raw[raw.len().saturating_sub(3000)..];
+        format!("{rows}raw tail: {:?}", String::from_utf8_lossy(tail))
+    }
+
+    /// Waits until `needle` has been written `n` times or `limit` passes.
+    pub fn wait_for(&self, needle: &[u8], n: usize, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        loop {
+            if self.raw().windows(needle.len()).filter(|w| *w == needle).count() >= n {
+                return true;
+            }
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Types `bytes` (as they are: no newline is added).
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.writer.write_all(bytes).expect("write to the pty");
+        self.writer.flush().expect("flush the pty");
+    }
+
+    /// Waits up to `limit` for milo to exit: its exit code, or `None` if it is still running.
+    pub fn exit_within(&mut self, limit: Duration) -> Option<u32> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status.exit_code());
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The pty's local and output mode flags now (as milo left them, once it exited).
+    pub fn modes(&self) -> Option<(libc::tcflag_t, libc::tcflag_t)> {
+        let t = self.master.get_termios()?;
+        Some((t.local_flags.bits(), t.output_flags.bits()))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

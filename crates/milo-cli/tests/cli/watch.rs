@@ -419,3 +419,185 @@ fn watch_needs_sources() {
         .code(2)
         .stderr_has("`milo watch` has nothing to watch: no phase of milo.toml has `sources`");
 }
+
+/// A build and a service that depends on it, for the tests in a terminal.
+fn build_and_service(sleep: &str) -> Test {
+    Test::with(&format!(
+        r#"
+name = "w"
+
+[[phase]]
+name = "build"
+run = "cp src/app.txt app.out"
+sources = ["src/app.txt"]
+outputs = ["app.out"]
+
+[[phase]]
+name = "server"
+run = "echo serving $(cat app.out); sleep {sleep} & sleep {sleep}"
+service = true
+ready = {{ log = "serving" }}
+depends_on = ["build"]
+"#
+    ))
+    .file("src/app.txt", "v1\n")
+}
+
+/// Whether a pty's modes are the ones a shell leaves it in: line editing, echo, signals from
+/// Ctrl-C and `\n` written as `\r\n`.
+fn cooked((local, output): (libc::tcflag_t, libc::tcflag_t)) -> bool {
+    let all = |flags: libc::tcflag_t, want: libc::tcflag_t| flags & want == want;
+    all(local, libc::ICANON | libc::ECHO | libc::ISIG) && all(output, libc::OPOST | libc::ONLCR)
+}
+
+/// Whether the pty is in raw mode with output processing kept: no line editing, no echo,
+/// Ctrl-C a byte, and `\n` still written as `\r\n`.
+fn raw_with_output((local, output): (libc::tcflag_t, libc::tcflag_t)) -> bool {
+    local & (libc::ICANON | libc::ECHO | libc::ISIG) == 0
+        && output & (libc::OPOST | libc::ONLCR) == libc::OPOST | libc::ONLCR
+}
+
+/// Starts `milo watch` on [`build_and_service`] in a pty and waits for its first idle line.
+fn watching_in_a_pty(t: &Test, ui: &str) -> crate::pty::Live {
+    let live = crate::pty::Live::start(t.dir(), &["watch", "--no-history", "--ui", ui], 100, 30);
+    assert!(
+        live.wait_for(IDLE.as_bytes(), 1, WAIT),
+        "the watch did not go idle\n{}",
+        live.dump()
+    );
+    live
+}
+
+#[test]
+fn q_alone_stops_the_watch_in_a_terminal_and_leaves_no_process_or_raw_mode() {
+    for ui in ["plain", "progress"] {
+        let sleep = marker();
+        let t = build_and_service(&sleep);
+        let mut live = watching_in_a_pty(&t, ui);
+        assert!(!processes_with(&sleep).is_empty(), "{ui}: no service\n{}", live.dump());
+        // While it watches, the terminal does not wait for Enter and does not echo.
+        let modes = live.modes().expect("the pty's modes");
+        assert!(
+            raw_with_output(modes),
+            "{ui}: not raw mode with output processing: {modes:x?}\n{}",
+            live.dump()
+        );
+        // One byte, no newline.
+        live.send(b"q");
+        let code = live.exit_within(Duration::from_secs(5));
+        assert_eq!(code, Some(0), "{ui}: `q` did not stop the watch\n{}", live.dump());
+        assert!(
+            processes_with(&sleep).is_empty(),
+            "{ui}: the service outlived milo watch\n{}",
+            live.dump()
+        );
+        let modes = live.modes().expect("the pty's modes");
+        assert!(cooked(modes), "{ui}: the terminal was left in raw mode: {modes:x?}");
+        // Every line starts in the first column (no staircase from a bare `\n` in raw mode),
+        // and the `q` was not echoed.
+        let rows = live.rows();
+        let idle = rows.iter().find(|r| r.contains(IDLE)).cloned().unwrap_or_default();
+        assert!(idle.starts_with(IDLE), "{ui}: {idle:?}\n{}", live.dump());
+        assert!(idle.contains("(q or Ctrl-C stops)"), "{ui}: {idle:?}\n{}", live.dump());
+        let stopped = rows
+            .iter()
+            .find(|r| r.contains("watch stopped"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(stopped, "milo: watch stopped after 1 cycle", "{ui}\n{}", live.dump());
+        if ui == "plain" {
+            let serving = rows
+                .iter()
+                .find(|r| r.contains("serving v1"))
+                .cloned()
+                .unwrap_or_default();
+            assert!(serving.starts_with("[server]"), "{serving:?}\n{}", live.dump());
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_in_a_terminal_stops_the_watch_like_sigint() {
+    let sleep = marker();
+    let t = build_and_service(&sleep);
+    let mut live = watching_in_a_pty(&t, "plain");
+    // Raw mode turns Ctrl-C into the byte 0x03 instead of a SIGINT from the kernel.
+    live.send(b"\x03");
+    let code = live.exit_within(Duration::from_secs(5));
+    assert_eq!(code, Some(0), "Ctrl-C did not stop the watch\n{}", live.dump());
+    assert!(processes_with(&sleep).is_empty(), "{}", live.dump());
+    let modes = live.modes().expect("the pty's modes");
+    assert!(cooked(modes), "the terminal was left in raw mode: {modes:x?}");
+}
+
+#[test]
+fn every_cycle_is_one_run_in_the_history_with_the_phases_that_ran() {
+    let t = two_builds();
+    let out = File::create(t.path("stdout.txt")).unwrap();
+    let err = File::create(t.path("stderr.txt")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_milo"))
+        .current_dir(t.dir())
+        .args(["watch", "--ui", "plain"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn milo watch");
+    let mut w = Watching {
+        stdin: None,
+        dir: t.dir().to_owned(),
+        child,
+    };
+    w.stdin = w.child.stdin.take();
+    w.idle(1);
+    write(&t, "src/a.txt", "a2\n");
+    w.idle(2);
+    write(&t, "src/b.txt", "b2\n");
+    w.idle(3);
+    assert_eq!(w.quit(), Some(0), "{}", w.output());
+    let history = t.run_args(["history", "--json"]).code(0).stdout.clone();
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&history).expect("history json");
+    assert_eq!(runs.len(), 3, "{history}");
+    // Newest first: the second edit's cycle, the first edit's, the initial run.
+    let ids: Vec<i64> = runs.iter().filter_map(|r| r["id"].as_i64()).collect();
+    assert_eq!(ids, [3, 2, 1], "{history}");
+    assert!(runs.iter().all(|r| r["status"] == "completed"), "{history}");
+    let ran = |id: &serde_json::Value| -> Vec<(String, String)> {
+        let show = t.run_args(["show", &id.to_string(), "--json"]).code(0).stdout.clone();
+        let detail: serde_json::Value = serde_json::from_str(&show).expect("show json");
+        let mut phases: Vec<(String, String)> = detail["phases"]
+            .as_array()
+            .expect("phases")
+            .iter()
+            .map(|p| {
+                assert_eq!(p["status"], "completed", "{show}");
+                // A phase without `sources` has no verdict: it ran if it was attempted.
+                let how = match (p["verdict"].as_str(), p["attempts"].as_u64()) {
+                    (Some("up_to_date"), _) => "up_to_date",
+                    (_, Some(1..)) => "run",
+                    _ => "not run",
+                };
+                (p["name"].as_str().unwrap_or("").to_owned(), how.to_owned())
+            })
+            .collect();
+        phases.sort();
+        phases
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+    };
+    assert_eq!(
+        ran(&runs[2]["id"]),
+        pairs(&[("build_a", "run"), ("build_b", "run"), ("test_a", "run")])
+    );
+    assert_eq!(
+        ran(&runs[1]["id"]),
+        pairs(&[("build_a", "run"), ("build_b", "up_to_date"), ("test_a", "run")])
+    );
+    // `test_a` has no `sources`: not incremental, it runs in every cycle.
+    assert_eq!(
+        ran(&runs[0]["id"]),
+        pairs(&[("build_a", "up_to_date"), ("build_b", "run"), ("test_a", "run")])
+    );
+}
