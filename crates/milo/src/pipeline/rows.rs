@@ -5,6 +5,7 @@
 //! would, and lists its members in declaration order (the matrix's order). [`GroupCounts`]
 //! sums up where a group's members stand, for the group's line in a view.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::graph::PipelineDef;
@@ -28,23 +29,28 @@ impl PipelineDef {
     /// The phases in execution order, the members of each group gathered into one
     /// [`Row::Group`] at the place of the first of them to run.
     pub fn rows(&self) -> Vec<Row> {
-        let mut rows = Vec::new();
-        let mut seen: Vec<&Arc<str>> = Vec::new();
+        // Each group's members in declaration order, found in one pass.
+        let mut members: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, info) in self.phases.iter().enumerate() {
+            if let Some(group) = &info.group {
+                members.entry(group).or_default().push(i);
+            }
+        }
+        let mut rows =
+            Vec::with_capacity(self.phases.len() - members.values().map(Vec::len).sum::<usize>() + members.len());
         for &i in self.order() {
             let Some(info) = self.phases.get(i) else { continue };
             match &info.group {
                 None => rows.push(Row::Phase(i)),
-                Some(group) if !seen.contains(&group) => {
-                    seen.push(group);
-                    let members = (0..self.phases.len())
-                        .filter(|&j| self.phases[j].group.as_ref() == Some(group))
-                        .collect();
-                    rows.push(Row::Group {
-                        name: group.clone(),
-                        members,
-                    });
+                // The first member to run brings the group; the others are in it already.
+                Some(group) => {
+                    if let Some(members) = members.remove(&**group) {
+                        rows.push(Row::Group {
+                            name: group.clone(),
+                            members,
+                        });
+                    }
                 }
-                Some(_) => {}
             }
         }
         rows
