@@ -26,13 +26,14 @@ pub fn pipeline_on(
         .phases
         .iter()
         .filter(|p| selected.as_ref().is_none_or(|s| s.contains(p.name.as_str())));
-    // One group per matrix phase that limits or cancels its instances, shared by them.
+    // One group per matrix phase, shared by its instances: it limits or cancels them, and the
+    // views gather them under it.
     let mut groups: std::collections::HashMap<&str, std::sync::Arc<milo::pipeline::PhaseGroup>> =
         std::collections::HashMap::new();
     let phases = phases.map(|p| {
         let built = phase(file, p, slurm);
         match &p.matrix {
-            Some(cell) if cell.max_parallel.is_some() || cell.fail_fast => {
+            Some(cell) => {
                 let group = groups.entry(cell.phase.as_str()).or_insert_with(|| {
                     std::sync::Arc::new(milo::pipeline::PhaseGroup {
                         name: cell.phase.as_str().into(),
@@ -42,7 +43,7 @@ pub fn pipeline_on(
                 });
                 built.group(group.clone())
             }
-            _ => built,
+            None => built,
         }
     });
     let pipeline = Pipeline::new(file.name.as_str(), phases).map_err(|e| file.report(&e))?;

@@ -1,8 +1,10 @@
 //! `--ui progress`: a live display on stderr. An overall bar with weighted percent, elapsed
 //! time and an ETA; a line per running phase with a spinner, its elapsed time, attempt and its
 //! latest log line; a permanent line for each finished phase (✓ ✗ ↷ ⊘) with its duration, and
-//! the last log lines of a failed one. Redraws are throttled and sample only the newest state,
-//! so the display never slows the pipeline.
+//! the last log lines of a failed one. The instances of a matrix phase are listed under a
+//! line for the phase with their counts (`test (2/4 done, 1 running)`) and, once all have
+//! ended, collapse to one line with the failed, skipped and cancelled ones beneath. Redraws
+//! are throttled and sample only the newest state, so the display never slows the pipeline.
 //!
 //! Every line is cut to the terminal's width, asked of the terminal at each redraw (so a
 //! resized window is followed) and measured in display columns, so no line ever wraps and
@@ -16,11 +18,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use milo::pipeline::{Eta, PhaseStatus, PipelineAction, PipelineState, ServiceState, Status};
+use milo::pipeline::{Eta, GroupCounts, PhaseStatus, PipelineAction, PipelineState, Row, ServiceState, Status};
 use unicode_width::UnicodeWidthChar;
 
 use super::View;
-use super::summary::{FAILED_TAIL, finished_line, secs, summary, tail};
+use super::summary::{FAILED_TAIL, finished_line, group_line, secs, summary, tail};
 use crate::color::{BLUE, BOLD, CYAN, DIM, GREEN, Palette, YELLOW};
 
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
@@ -129,11 +131,65 @@ pub fn live_lines_painted(
         width,
     )];
     let spinner = SPINNER[tick % SPINNER.len()];
-    for p in state
-        .phases_in_order()
-        .filter(|p| matches!(p.status, Status::Queued | Status::Running | Status::Retrying))
-    {
-        lines.push(fit(&running_line(p, now, spinner, paint), width));
+    let active = |p: &&Arc<PhaseStatus>| matches!(p.status, Status::Queued | Status::Running | Status::Retrying);
+    for row in state.def().rows() {
+        match row {
+            Row::Phase(i) => {
+                if let Some(p) = state.phases.get(i).filter(active) {
+                    lines.push(fit(&running_line(p, now, spinner, paint), width));
+                }
+            }
+            Row::Group { name, members } => {
+                // A group that has started and not ended: its line, its active members under it.
+                let c = GroupCounts::of(state, &members);
+                if c.is_finished() || c.done() + c.running + c.queued == 0 {
+                    continue;
+                }
+                lines.push(fit(&group_header(&name, &c, spinner, paint), width));
+                for p in members.iter().filter_map(|&i| state.phases.get(i)).filter(active) {
+                    lines.push(fit(&format!("  {}", running_line(p, now, spinner, paint)), width));
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// `⠋ test (2/4 done, 1 failed, 1 running)`: a matrix phase in the live area.
+fn group_header(name: &str, c: &GroupCounts, spinner: char, paint: Palette) -> String {
+    let mut counts = format!("{}/{} done", c.done(), c.total);
+    for (n, word, style) in [
+        (c.failed, "failed", Palette::status_style(Status::Failed)),
+        (c.running, "running", CYAN),
+        (c.queued, "queued", BLUE),
+    ] {
+        if n > 0 {
+            counts.push_str(&format!(", {}", paint.paint(style, format!("{n} {word}"))));
+        }
+    }
+    format!(
+        "{} {} ({counts})",
+        paint.paint(CYAN, spinner),
+        paint.paint(BOLD, paint.clean(name))
+    )
+}
+
+/// Lines printed once, permanently, when every instance of a matrix phase has ended (or the
+/// run has): the [`group_line`], and the instances that failed, were skipped or cancelled
+/// indented beneath it (their last lines are in the summary).
+pub fn finished_group_lines(
+    state: &PipelineState,
+    name: &str,
+    members: &[usize],
+    width: usize,
+    paint: Palette,
+) -> Vec<String> {
+    let width = width.max(20);
+    let mut lines = vec![fit(&group_line(name, &GroupCounts::of(state, members), paint), width)];
+    for p in members.iter().filter_map(|&i| state.phases.get(i)) {
+        if matches!(p.status, Status::Failed | Status::Skipped | Status::Cancelled) {
+            lines.push(fit(&format!("    {}", finished_line(p, paint)), width));
+        }
     }
     lines
 }
@@ -231,13 +287,30 @@ impl<W: Write> Drawer<W> {
         if self.live > 0 {
             buf.push_str(&format!("\x1b[{}A\r\x1b[J", self.live));
         }
-        for &i in state.def().order() {
-            let Some(p) = state.phases.get(i) else { continue };
-            if p.status.is_finished() && !self.printed[i] {
-                self.printed[i] = true;
-                for l in finished_lines(p, width, self.paint) {
-                    buf.push_str(&l);
-                    buf.push('\n');
+        for row in state.def().rows() {
+            match row {
+                Row::Phase(i) => {
+                    let Some(p) = state.phases.get(i) else { continue };
+                    if p.status.is_finished() && !self.printed[i] {
+                        self.printed[i] = true;
+                        for l in finished_lines(p, width, self.paint) {
+                            buf.push_str(&l);
+                            buf.push('\n');
+                        }
+                    }
+                }
+                Row::Group { name, members } => {
+                    // A group collapses to its lines once all its members have ended (or
+                    // the run has); its first member's flag stands for the group.
+                    let Some(&first) = members.first() else { continue };
+                    let ended = last || GroupCounts::of(state, &members).is_finished();
+                    if ended && !self.printed[first] {
+                        self.printed[first] = true;
+                        for l in finished_group_lines(state, &name, &members, width, self.paint) {
+                            buf.push_str(&l);
+                            buf.push('\n');
+                        }
+                    }
                 }
             }
         }

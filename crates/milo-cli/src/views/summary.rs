@@ -1,5 +1,6 @@
-//! Text shared by the views: one line per finished phase, and the end-of-run summary (slowest
-//! phases, every failed phase with its error and last log lines).
+//! Text shared by the views: one line per finished phase, one line per matrix phase (its
+//! instances counted by status), and the end-of-run summary (slowest phases, every failed
+//! phase with its error and last log lines, each matrix phase as one line).
 //!
 //! Everything a phase controls (names, errors, log lines) goes through
 //! [`Palette::clean`], so it cannot act on the terminal; the palette also colours symbols,
@@ -8,7 +9,7 @@
 use std::fmt::Write;
 
 use milo::format_duration;
-use milo::pipeline::{PhaseStatus, PipelineState, Status, Verdict};
+use milo::pipeline::{GroupCounts, PhaseStatus, PipelineState, Row, Status, Verdict};
 
 use crate::color::{BOLD, DIM, Palette};
 
@@ -100,7 +101,37 @@ pub fn tail(p: &PhaseStatus, n: usize, paint: Palette) -> Vec<String> {
         .collect()
 }
 
-/// The end-of-run summary.
+/// `✗ test  4 instances: 3 completed, 1 failed`: a matrix phase's instances as one line, with
+/// the group's status ([`GroupCounts::status`]) and how many instances stand at each status.
+pub fn group_line(name: &str, c: &GroupCounts, paint: Palette) -> String {
+    let status = c.status();
+    let mut counts = Vec::new();
+    for (n, s) in [
+        (c.completed, Status::Completed),
+        (c.failed, Status::Failed),
+        (c.skipped, Status::Skipped),
+        (c.cancelled, Status::Cancelled),
+        (c.running, Status::Running),
+        (c.queued, Status::Queued),
+        (c.pending, Status::Pending),
+    ] {
+        if n > 0 {
+            counts.push(paint.paint(Palette::status_style(s), format!("{n} {}", status_word(s))));
+        }
+    }
+    let instances = if c.total == 1 { "instance" } else { "instances" };
+    format!(
+        "{} {}  {} {instances}: {}",
+        paint.paint(Palette::status_style(status), symbol(status)),
+        paint.paint(BOLD, paint.clean(name)),
+        c.total,
+        counts.join(", ")
+    )
+}
+
+/// The end-of-run summary: the run's status and counts, the slowest phases, the services,
+/// every failed phase with its last lines, and each matrix phase as one [`group_line`] with
+/// its failed, skipped and cancelled instances beneath it.
 pub fn summary(state: &PipelineState, paint: Palette) -> String {
     let mut out = String::new();
     let count = |s: Status| state.phases.iter().filter(|p| p.status == s).count();
@@ -163,10 +194,32 @@ pub fn summary(state: &PipelineState, paint: Palette) -> String {
     if !services.is_empty() {
         let _ = writeln!(out, "  services: {}", services.join(" · "));
     }
-    for p in state.phases_in_order().filter(|p| p.status == Status::Failed) {
-        let _ = writeln!(out, "  {}", finished_line(p, paint));
-        for line in tail(p, FAILED_TAIL, paint) {
-            let _ = writeln!(out, "  {line}");
+    for row in state.def().rows() {
+        match row {
+            Row::Phase(i) => {
+                let Some(p) = state.phases.get(i).filter(|p| p.status == Status::Failed) else {
+                    continue;
+                };
+                let _ = writeln!(out, "  {}", finished_line(p, paint));
+                for line in tail(p, FAILED_TAIL, paint) {
+                    let _ = writeln!(out, "  {line}");
+                }
+            }
+            Row::Group { name, members } => {
+                let _ = writeln!(out, "  {}", group_line(&name, &GroupCounts::of(state, &members), paint));
+                // The instances that did not complete, each with its error (and last lines).
+                for p in members.iter().filter_map(|&i| state.phases.get(i)) {
+                    if !matches!(p.status, Status::Failed | Status::Skipped | Status::Cancelled) {
+                        continue;
+                    }
+                    let _ = writeln!(out, "      {}", finished_line(p, paint));
+                    if p.status == Status::Failed {
+                        for line in tail(p, FAILED_TAIL, paint) {
+                            let _ = writeln!(out, "      {line}");
+                        }
+                    }
+                }
+            }
         }
     }
     if let (Status::Failed, Some(e)) = (state.status, &state.error)

@@ -648,3 +648,68 @@ fn matrix_options_without_a_matrix_or_out_of_range_are_located_errors() {
     out.code(2);
     assert!(out.stderr_redacted().contains("must be at least 1"), "{}", out.report());
 }
+
+/// `text` with every duration (`12ms`, `1.5s`, `3µs`, `2m5s`) replaced by `[T]`.
+fn scrub_durations(text: &str) -> String {
+    let is_duration = |w: &str| {
+        w.starts_with(|c: char| c.is_ascii_digit())
+            && w.chars().all(|c| c.is_ascii_digit() || ".msµh".contains(c))
+            && w.ends_with(['s', 'm'])
+    };
+    text.lines()
+        .map(|l| {
+            l.split(' ')
+                .map(|w| {
+                    let core = w.trim_end_matches([':', ',']);
+                    if is_duration(core) {
+                        format!("[T]{}", &w[core.len()..])
+                    } else {
+                        w.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A matrix phase whose instance `n=2` fails (so `n=3` and `n=4` never start), and ordinary
+/// phases.
+const GROUPED: &str = r#"name = "m"
+
+[[phase]]
+name = "build"
+run = "true"
+
+[[phase]]
+name = "test"
+depends_on = ["build"]
+matrix = { n = ["1", "2", "3", "4"] }
+run = "if [ {{ matrix.n }} = 2 ]; then echo broken-{{ matrix.n }}; exit 1; fi"
+
+[[phase]]
+name = "lint"
+run = "true"
+"#;
+
+#[test]
+fn the_summary_shows_a_matrix_phase_as_one_line_with_its_failed_instances_beneath() {
+    let t = Test::with(GROUPED);
+    let out = t.run_args(["run", "--ui", "plain", "--no-history"]);
+    out.code(1);
+    let summary = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("✗ m failed in "))
+        // Which phases were slowest is up to the machine.
+        .filter(|l| !l.starts_with("  slowest: "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!("matrix_summary", scrub_durations(&summary));
+    // All instances passing: one line, and no instance named.
+    let t = Test::with(&GROUPED.replace("exit 1", "true"));
+    let out = t.run_args(["run", "--ui", "plain", "--no-history"]);
+    out.code(0).stdout_line("  ✓ test  4 instances: 4 completed");
+    out.stdout_lacks("      ✓ test[");
+}

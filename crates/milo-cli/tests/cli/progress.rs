@@ -412,3 +412,107 @@ fn the_plain_view_sanitises_names_and_errors_and_marks_output() {
     let coloured = log_line("evil", Stream::Stdout, "\x1b[31mred", Palette::new(true));
     assert!(coloured.ends_with("\x1b[31mred\x1b[0m"), "{coloured:?}");
 }
+
+/// `build`, then `test` as a matrix of four instances (one group), then `publish`.
+fn matrix_store() -> Store<PipelineState, A> {
+    let group = Arc::new(milo::pipeline::PhaseGroup {
+        name: "test".into(),
+        max_parallel: None,
+        fail_fast: false,
+    });
+    let names = ["test[n=1]", "test[n=2]", "test[n=3]", "test[n=4]"];
+    let mut phases = vec![Phase::new("build", ok)];
+    for n in names {
+        phases.push(
+            Phase::new(n, ok)
+                .depends_on(["build"])
+                .parallel(true)
+                .group(group.clone()),
+        );
+    }
+    phases.push(Phase::new("publish", ok).depends_on(names));
+    let pipeline = Pipeline::new("m", phases).unwrap();
+    let store = Store::new(pipeline.build_reducer(), None).unwrap();
+    store
+        .dispatch(A::PipelineStart {
+            started_at: None,
+            name: "m".into(),
+            timestamp: 0.0,
+        })
+        .unwrap();
+    start(&store, "build", 1, 0.0);
+    complete(&store, "build", 1.0);
+    store
+}
+
+#[test]
+fn matrix_instances_are_listed_under_their_phase_with_counts() {
+    let s = matrix_store();
+    start(&s, "test[n=1]", 1, 1.0);
+    start(&s, "test[n=2]", 1, 1.0);
+    start(&s, "test[n=3]", 1, 1.0);
+    complete(&s, "test[n=1]", 1.5);
+    s.dispatch(A::PhaseFailed {
+        name: "test[n=3]".into(),
+        error: "command exited with status 1".into(),
+        timestamp: 1.6,
+    })
+    .unwrap();
+    let lines = live_lines(&s.get_state(), 2.0, COLS as usize, 0);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[1], "⠋ test (2/4 done, 1 failed, 1 running)");
+    assert_eq!(lines[2], "  ⠋ test[n=2]  1s");
+    // Until the group ends, its finished instances are not printed one by one.
+    let mut term = Term::new();
+    let screen = term.frame(&s.get_state(), 2.0, false);
+    assert!(screen.starts_with("✓ build  1s\nm ["), "{screen}");
+    assert!(
+        !screen.contains("test[n=1]") && !screen.contains("test[n=3]"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_finished_matrix_phase_collapses_to_one_line_with_its_failures_beneath() {
+    let s = matrix_store();
+    let mut term = Term::new();
+    for n in 1..=4 {
+        start(&s, &format!("test[n={n}]"), 1, 1.0);
+    }
+    term.frame(&s.get_state(), 1.2, false);
+    for n in [1, 2, 4] {
+        complete(&s, &format!("test[n={n}]"), 1.5);
+    }
+    s.dispatch(A::PhaseFailed {
+        name: "test[n=3]".into(),
+        error: "command exited with status 1".into(),
+        timestamp: 2.0,
+    })
+    .unwrap();
+    start(&s, "publish", 1, 2.0);
+    let screen = term.frame(&s.get_state(), 2.5, false);
+    let rows = term.rows();
+    assert_eq!(rows[0].trim_end(), "✓ build  1s", "{screen}");
+    assert_eq!(
+        rows[1].trim_end(),
+        "✗ test  4 instances: 3 completed, 1 failed",
+        "{screen}"
+    );
+    assert_eq!(
+        rows[2].trim_end(),
+        "    ✗ test[n=3]  1s: command exited with status 1",
+        "{screen}"
+    );
+    assert!(rows[3].starts_with("m ["), "{screen}");
+    assert!(rows[4].starts_with("⠙ publish"), "{screen}");
+    assert!(rows[5].trim().is_empty(), "{screen}");
+    assert_eq!(
+        screen.matches("test[").count(),
+        1,
+        "only the failure is named:\n{screen}"
+    );
+    // Later frames do not print the group again.
+    complete(&s, "publish", 3.0);
+    let screen = term.frame(&s.get_state(), 3.0, true);
+    assert_eq!(screen.matches("✗ test  4 instances").count(), 1, "{screen}");
+}

@@ -50,6 +50,10 @@ pub struct PhaseInfo {
     /// Whether it is a long-running service (see [`Service`](super::Service)).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub service: bool,
+    /// The name of its [`PhaseGroup`](super::PhaseGroup) (the matrix phase it is an instance
+    /// of), if any; views gather a group's members under it (see [`PipelineDef::rows`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<Arc<str>>,
 }
 
 fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -375,6 +379,7 @@ fn validate(name: Arc<str>, phases: &[Phase]) -> Result<PipelineDef, PipelineErr
             dependents: Vec::new(),
             level: 0,
             service: p.service.is_some(),
+            group: p.group.as_ref().map(|g| g.name.clone()),
         });
     }
     for i in 0..n {

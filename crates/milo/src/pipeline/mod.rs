@@ -16,6 +16,7 @@ mod log_ring;
 mod phase;
 mod phases;
 mod policy;
+mod rows;
 mod run;
 mod saga;
 mod secrets;
@@ -37,6 +38,7 @@ pub use phase::{
 };
 pub use phases::{MAX_ACTIVE, Phases};
 pub use policy::{InvalidPolicyValue, MAX_RETRY_DELAY, OnFail, PhasePolicy, RetryBackoff};
+pub use rows::{GroupCounts, Row};
 pub use run::RunOutput;
 pub use saga::{RunOptions, RunReport};
 pub use secrets::{MASK, Secrets};
