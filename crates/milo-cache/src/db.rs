@@ -120,8 +120,21 @@ pub struct Evicted {
     pub remaining: u64,
 }
 
+/// How long a connection waits for another one's lock, in its statements and when it opens.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn is_busy(e: &CacheError) -> bool {
+    matches!(
+        e,
+        CacheError::Db { source, .. } if matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    )
+}
+
 fn setup(conn: &Connection, read_only: bool) -> rusqlite::Result<()> {
-    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // Pages are read through a shared mapping rather than copied into each connection's
     // page cache: a thousand phases' stat rows stay cheap to look up from every thread.
     conn.pragma_update(None, "mmap_size", 256i64 << 20)?;
@@ -160,6 +173,21 @@ impl Db {
 
     /// A new connection; `None` when read-only and there is no index yet.
     fn connect(&self) -> Result<Option<Connection>> {
+        // Setting up a new file (WAL, schema) takes locks that SQLite reports busy at once,
+        // without calling the busy handler, while another process sets it up too (two
+        // `milo run` in a fresh checkout): retry for as long as the busy timeout.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match self.connect_once() {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn connect_once(&self) -> Result<Option<Connection>> {
         if self.read_only {
             if !self.path.exists() {
                 return Ok(None);

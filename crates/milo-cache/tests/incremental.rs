@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{Build, Def, World, read_tree, write_atomic};
 use milo::pipeline::{Check, DepResult, Dependency, Incremental, Status, Verdict};
-use milo_cache::{Force, Options};
+use milo_cache::{Cache, Force, Options};
 
 fn chain(w: &World) -> Vec<Def> {
     w.write("src/a/x.txt", "a1");
@@ -567,5 +567,34 @@ fn env_inputs_rerun_when_they_change() {
     for file in ["index.db", "index.db-wal"] {
         let bytes = std::fs::read(w.cache_dir.join(file)).unwrap_or_default();
         assert!(!bytes.windows(3).any(|win| win == b"-O3"), "{file} holds an env value");
+    }
+}
+
+#[test]
+fn processes_opening_a_new_cache_at_the_same_moment_all_succeed() {
+    // Two `milo run` in a fresh checkout create the index together: setting up a new file
+    // (WAL, schema) takes locks SQLite reports busy at once, without its busy timeout.
+    for round in 0..20 {
+        let w = World::new();
+        let dir = w.cache_dir.join(format!("round{round}"));
+        let barrier = std::sync::Barrier::new(6);
+        std::thread::scope(|s| {
+            let opened: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        Cache::open(Options::new(&dir), Vec::new()).map(|_| ())
+                    })
+                })
+                .collect();
+            for handle in opened {
+                let result = handle.join().expect("the thread does not panic");
+                assert!(
+                    result.is_ok(),
+                    "round {round}: {}",
+                    result.err().map(|e| e.to_string()).unwrap_or_default()
+                );
+            }
+        });
     }
 }
