@@ -41,6 +41,7 @@ mod error;
 mod hash;
 mod key;
 mod manage;
+mod memory;
 mod outputs;
 mod sources;
 mod stat;
@@ -61,7 +62,7 @@ use cas::Cas;
 use db::{Db, NewRecord};
 use key::{DepIngredient, Ingredients};
 use outputs::{Node, Output, Scanned};
-use sources::SourceSet;
+use sources::{SourceFile, SourceSet};
 use stat::{Entry, StatMap, Want, now_ns};
 
 /// The default bound of the object store: 5 GiB.
@@ -118,6 +119,10 @@ pub struct Options {
     pub use_cache: bool,
     /// Bound of the object store in bytes.
     pub max_size: u64,
+    /// A root whose every change is reported through [`Cache::changed`] (a file watcher's):
+    /// each phase's source walk is then remembered between checks and patched from the
+    /// reports instead of walked again. `None` (the default): every check walks.
+    pub watched: Option<PathBuf>,
 }
 
 impl Options {
@@ -129,6 +134,7 @@ impl Options {
             force: Force::None,
             use_cache: true,
             max_size: DEFAULT_MAX_SIZE,
+            watched: None,
         }
     }
 }
@@ -162,6 +168,7 @@ pub struct Cache {
     cas: Cas,
     pending: Mutex<HashMap<String, Pending>>,
     used: Mutex<Vec<(i64, i64)>>,
+    memory: Option<memory::Memory>,
 }
 
 fn normalize_output(phase: &str, raw: &str) -> Result<String, CacheError> {
@@ -222,7 +229,9 @@ impl Cache {
             .collect();
         db.preload_stats(&incremental)?;
         let cas = Cas::new(&options.dir);
+        let memory = options.watched.clone().map(memory::Memory::new);
         Ok(Cache {
+            memory,
             options,
             phases,
             db,
@@ -241,6 +250,37 @@ impl Cache {
         };
         let rel: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
         c.sources.matches(&rel.join("/"))
+    }
+
+    /// Tells the cache that `paths` (absolute, under [`Options::watched`]) changed: files
+    /// created, written or removed, directories created or removed, or the root itself when
+    /// changes may have been lost. Remembered walks are patched for them. Without
+    /// `Options::watched`, nothing to do.
+    pub fn changed(&self, paths: &[PathBuf]) {
+        if let Some(memory) = &self.memory {
+            memory.changed(paths, |name| {
+                self.phases.get(name).map(|c| (c.spec.cwd.as_path(), &c.sources))
+            });
+        }
+    }
+
+    /// Phase `c`'s source files now: its remembered walk (see [`Options::watched`]), or a
+    /// walk of its sources.
+    fn source_files(&self, c: &Compiled) -> Result<Arc<Vec<SourceFile>>, CacheError> {
+        let name = c.spec.name.as_str();
+        let Some(memory) = &self.memory else {
+            return Ok(Arc::new(c.sources.walk(&c.spec.cwd)?));
+        };
+        let generation = match memory.get(name) {
+            Ok(files) => return Ok(files),
+            Err(generation) => generation,
+        };
+        let (files, linked) = c.sources.walk_noting_links(&c.spec.cwd)?;
+        let files = Arc::new(files);
+        if !linked && memory.covers(&c.spec.cwd, &c.spec.sources) {
+            memory.keep(name, files.clone(), generation);
+        }
+        Ok(files)
     }
 
     /// Phase `phase`'s declared outputs, absolute.
@@ -348,7 +388,7 @@ impl Cache {
         let cwd = c.spec.cwd.as_path();
         let seen = now_ns();
         let cache = stat::decode(&self.db.load_stats(name)?);
-        let files = c.sources.walk(cwd)?;
+        let files = self.source_files(c)?;
         let wants: Vec<Want<'_>> = files
             .iter()
             .map(|f| Want {

@@ -199,8 +199,55 @@ impl SourceSet {
             || self.excludes.is_match(rel)
     }
 
+    /// Whether [`walk`](Self::walk) would list `rel` if it were a regular file: it matches
+    /// and no directory the walk would descend through on the way to it is excluded.
+    pub fn walk_finds(&self, rel: &str) -> bool {
+        if !self.matches(rel) {
+            return false;
+        }
+        // The walk starts from the outermost base holding `rel` and skips excluded
+        // directories from there down.
+        let Some(outer) = self
+            .includes
+            .iter()
+            .map(|inc| inc.base.as_str())
+            .filter(|b| contains(b, rel))
+            .min_by_key(|b| depth_of(b))
+        else {
+            return false;
+        };
+        let mut dir = rel;
+        while let Some((parent, _)) = dir.rsplit_once('/') {
+            if depth_of(parent) < depth_of(outer) {
+                break;
+            }
+            if self.excluded(parent) {
+                return false;
+            }
+            dir = parent;
+        }
+        true
+    }
+
+    /// Whether a directory at `rel` can hold sources (or lead to them): it is not excluded and
+    /// lies below an include's base, or is one of the directories above a base.
+    pub fn may_hold(&self, rel: &str) -> bool {
+        !self.excluded(rel)
+            && self
+                .includes
+                .iter()
+                .any(|inc| contains(&inc.base, rel) || contains(rel, &inc.base))
+    }
+
     /// Every file matched now, sorted by relative path, each once.
     pub fn walk(&self, cwd: &Path) -> Result<Vec<SourceFile>> {
+        Ok(self.walk_noting_links(cwd)?.0)
+    }
+
+    /// [`walk`](Self::walk), and whether it followed a symbolic link (whose target's changes
+    /// a watcher of the tree may never report).
+    pub fn walk_noting_links(&self, cwd: &Path) -> Result<(Vec<SourceFile>, bool)> {
+        let linked = std::cell::Cell::new(false);
         let mut found: Vec<SourceFile> = Vec::new();
         // Includes sharing a base are walked once, against all of them.
         let mut bases: BTreeMap<&str, Vec<&Include>> = BTreeMap::new();
@@ -224,16 +271,23 @@ impl SourceSet {
             }
         }
         for (base, incs) in merged {
-            self.walk_base(cwd, base, &incs, &mut found)?;
+            self.walk_base(cwd, base, &incs, &linked, &mut found)?;
         }
         // Bases do not overlap (nested ones were merged), so a file is found once; sorted once
         // at the end rather than kept sorted file by file.
         found.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
         found.dedup_by(|a, b| a.rel == b.rel);
-        Ok(found)
+        Ok((found, linked.get()))
     }
 
-    fn walk_base(&self, cwd: &Path, base: &str, incs: &[&Include], found: &mut Vec<SourceFile>) -> Result<()> {
+    fn walk_base(
+        &self,
+        cwd: &Path,
+        base: &str,
+        incs: &[&Include],
+        linked: &std::cell::Cell<bool>,
+        found: &mut Vec<SourceFile>,
+    ) -> Result<()> {
         let root = if base.is_empty() {
             cwd.to_path_buf()
         } else {
@@ -254,6 +308,7 @@ impl SourceSet {
             set: self,
             incs,
             max_depth,
+            linked,
         };
         let meta = match std::fs::symlink_metadata(&root) {
             Ok(m) => m,
@@ -276,6 +331,11 @@ fn depth_of(rel: &str) -> usize {
     rel.split('/').filter(|c| !c.is_empty()).count()
 }
 
+/// Whether `rel` is `dir` or below it (`dir` "" is the cwd, which holds everything).
+fn contains(dir: &str, rel: &str) -> bool {
+    dir.is_empty() || rel == dir || (rel.starts_with(dir) && rel.as_bytes().get(dir.len()) == Some(&b'/'))
+}
+
 /// One walk from a literal base: `std::fs::read_dir` (file types from the directory
 /// entries, stats relative to the directory's descriptor), pruning excluded directories and
 /// those deeper than any pattern can match.
@@ -283,6 +343,8 @@ struct Walk<'a> {
     set: &'a SourceSet,
     incs: &'a [&'a Include],
     max_depth: Option<usize>,
+    /// Set when a symbolic link is followed.
+    linked: &'a std::cell::Cell<bool>,
 }
 
 impl Walk<'_> {
@@ -335,6 +397,7 @@ impl Walk<'_> {
         // Symbolic links are followed to what they point at; a dangling one, or one to a
         // directory, is not a source file.
         let meta = if ft.is_symlink() {
+            self.linked.set(true);
             match std::fs::metadata(path()) {
                 Ok(m) if m.is_file() => m,
                 _ => return Ok(()),

@@ -23,6 +23,9 @@ pub struct Flags {
     pub no_cache: bool,
     /// `--dry-run`: decide, write nothing.
     pub read_only: bool,
+    /// `milo watch`: the root its watcher reports every change under (to
+    /// [`Cache::changed`]), so source walks are remembered between cycles.
+    pub watched: Option<PathBuf>,
 }
 
 /// The cache directory of `file`: `.milo/cache` beside it.
@@ -82,6 +85,7 @@ pub fn open(file: &PipelineFile, pipeline: &Pipeline, flags: &Flags) -> Result<O
         force,
         use_cache: !flags.no_cache,
         max_size: file.cache_max_size.unwrap_or(milo_cache::DEFAULT_MAX_SIZE),
+        watched: flags.watched.clone(),
     };
     Cache::open(options, specs).map(|c| Some(Arc::new(c))).map_err(|e| {
         CliError::usage(

@@ -60,6 +60,8 @@ pub struct Rules {
     /// Each directory's `.gitignore`, read once (`None`: it has none).
     ignores: Mutex<HashMap<PathBuf, Option<Arc<Gitignore>>>>,
     exclude: Option<Gitignore>,
+    /// Told of every change, counted or not (see [`Rules::on_every_change`]).
+    every: Option<Box<dyn Fn(&[PathBuf]) + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Rules {
@@ -83,7 +85,16 @@ impl Rules {
             wanted: Box::new(wanted),
             ignores: Mutex::new(HashMap::new()),
             exclude,
+            every: None,
         }
+    }
+
+    /// Also tells `f` of every change under the root as it arrives, whether it counts or
+    /// not (`.milo/`, outputs and ignored paths included; the root when the OS lost events),
+    /// before it is batched: what a cache that remembers the tree needs to stay exact.
+    pub fn on_every_change(mut self, f: impl Fn(&[PathBuf]) + Send + Sync + 'static) -> Self {
+        self.every = Some(Box::new(f));
+        self
     }
 
     /// The watched root.
@@ -190,11 +201,20 @@ impl Watcher {
                 let batch = match result {
                     // The OS dropped events (an inotify queue overflow): anything may have
                     // changed, which the root stands for.
-                    Ok(event) if event.need_rescan() => Ok(vec![rules.root().to_owned()]),
+                    Ok(event) if event.need_rescan() => {
+                        let root = vec![rules.root().to_owned()];
+                        if let Some(every) = &rules.every {
+                            every(&root);
+                        }
+                        Ok(root)
+                    }
                     // Reads (milo hashing the sources is one) and metadata-only changes (an
                     // access time, a chmod) change no content: they never count.
                     Ok(event) if !changes_content(&event.kind) => return,
                     Ok(event) => {
+                        if let Some(every) = &rules.every {
+                            every(&event.paths);
+                        }
                         if event
                             .paths
                             .iter()

@@ -50,6 +50,7 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
         force: args.force.clone(),
         no_cache: args.no_cache,
         read_only: args.dry_run,
+        watched: None,
     };
     let cache = incremental::open(&file, &pipeline, &flags)?;
     if let Some(cache) = &cache

@@ -95,7 +95,11 @@ pub fn watch(args: WatchArgs) -> Result<u8, CliError> {
     )?;
     let mut pipeline = build::pipeline(&file, &args.targets)?;
     super::print_warnings(&file);
-    let Some(cache) = incremental::open(&file, &pipeline, &incremental::Flags::default())? else {
+    let flags = incremental::Flags {
+        watched: Some(file.dir.clone()),
+        ..incremental::Flags::default()
+    };
+    let Some(cache) = incremental::open(&file, &pipeline, &flags)? else {
         return Err(CliError::usage(
             format!(
                 "`milo watch` has nothing to watch: no phase of {} has `sources`",
@@ -125,7 +129,12 @@ pub fn watch(args: WatchArgs) -> Result<u8, CliError> {
         let (cache, names) = (cache.clone(), phases.names.clone());
         move |p: &Path| names.iter().any(|n| cache.is_source(n, p))
     };
-    let rules = milo_watch::Rules::new(file.dir.clone(), never, wanted);
+    // The cache remembers each phase's source walk and is told of every change instead of
+    // walking the tree again every cycle.
+    let rules = milo_watch::Rules::new(file.dir.clone(), never, wanted).on_every_change({
+        let cache = cache.clone();
+        move |paths| cache.changed(paths)
+    });
     let mode = if args.poll {
         milo_watch::Mode::Poll(Duration::from_millis(args.poll_interval.max(10)))
     } else {
