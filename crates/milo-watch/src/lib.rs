@@ -51,6 +51,9 @@ pub enum Mode {
     Poll(Duration),
 }
 
+/// What [`Rules::on_every_change`] calls.
+type Tell = Box<dyn Fn(&[PathBuf]) + Send + Sync>;
+
 /// Which changed paths start a cycle (see the module's documentation).
 pub struct Rules {
     root: PathBuf,
@@ -61,7 +64,7 @@ pub struct Rules {
     ignores: Mutex<HashMap<PathBuf, Option<Arc<Gitignore>>>>,
     exclude: Option<Gitignore>,
     /// Told of every change, counted or not (see [`Rules::on_every_change`]).
-    every: Option<Box<dyn Fn(&[PathBuf]) + Send + Sync>>,
+    every: Option<Tell>,
 }
 
 impl std::fmt::Debug for Rules {
