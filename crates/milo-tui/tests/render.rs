@@ -803,3 +803,24 @@ fn a_followed_list_selects_the_row_of_a_folded_group_with_a_member_running() {
     let text = frame(&store, &mut list, 80, 5);
     assert!(text.contains("test[py=3]"), "{text}");
 }
+
+#[test]
+fn a_followed_list_ends_on_the_folded_group_holding_the_failed_instance() {
+    let store = matrix();
+    let put = |a: PipelineAction| store.dispatch(a.into()).expect("dispatch");
+    put(PipelineAction::PhaseComplete {
+        name: "test[py=3]".into(),
+        result: Arc::new(serde_json::Value::Null),
+        timestamp: 3.0,
+        reused_from: None,
+    });
+    put(PipelineAction::PipelineFailed {
+        error: "phase `test[py=2]` failed: 2 tests failed".into(),
+        timestamp: 3.0,
+    });
+    let mut list = milo_tui::PhaseList::default();
+    let text = frame(&store, &mut list, 80, 10);
+    assert_eq!(store.get_state().selected_row, 1, "{text}");
+    assert!(text.contains("›✗ ▸ test"), "{text}");
+    assert!(text.contains("3/4 done, 1 failed"), "{text}");
+}

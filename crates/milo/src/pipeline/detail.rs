@@ -301,7 +301,11 @@ where
                         next.log_scroll = next.max_scroll();
                     }
                 }
-                next.log_scroll = next.log_scroll.min(next.max_scroll());
+                // (Only when scrolled: finding the selected phase walks the rows, and this runs
+                // for every action of the pipeline.)
+                if next.log_scroll > 0 {
+                    next.log_scroll = next.log_scroll.min(next.max_scroll());
+                }
             }
             ViewAction::View(ViewEvent::Resize { log_height }) => {
                 next.log_height = (*log_height).max(1);
