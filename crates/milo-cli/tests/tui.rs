@@ -642,3 +642,76 @@ fn a_long_list_keeps_the_running_phases_in_view() {
     tui.press("q");
     assert_eq!(tui.exit_code(), 130);
 }
+
+#[test]
+fn a_matrix_phase_is_one_row_that_space_unfolds_and_folds() {
+    // Three instances that run a while (one fails after a second, once all have started),
+    // then a phase after them.
+    let mut tui = Tui::start(
+        r#"name = "mx"
+jobs = 4
+
+[[phase]]
+name = "test"
+parallel = true
+run = "echo v{{ matrix.v }}; if [ {{ matrix.v }} = 2 ]; then sleep 1; exit 1; fi; sleep 30"
+matrix = { v = ["1", "2", "3"] }
+
+[[phase]]
+name = "publish"
+depends_on = ["test"]
+run = "true"
+"#,
+    );
+    // Folded: one row for the three instances, with where they stand.
+    let rows = tui.wait_for("the folded group with a failed and two running instances", |rows| {
+        let group = rows.iter().find(|r| r.contains("▸ test"))?;
+        group.contains("1/3 done, 1 failed, 2 running").then(|| rows.to_vec())
+    });
+    assert!(!rows.iter().any(|r| r.contains("test[v=")), "{}", Tui::dump(&rows));
+    // The list follows the run onto the group's row.
+    tui.wait_for("the group's row selected", |rows| {
+        (selected(rows)? == "test").then_some(())
+    });
+    assert!(
+        rows.last().is_some_and(|f| f.contains("⏎ unfold")),
+        "{}",
+        Tui::dump(&rows)
+    );
+
+    // Space unfolds it: the instances beneath it, indented; ↓ selects one, Enter opens its logs.
+    tui.press(" ");
+    let rows = tui.wait_for("the unfolded group", |rows| {
+        let at = rows.iter().position(|r| r.contains("▾ test"))?;
+        let members: Vec<&String> = rows[at + 1..].iter().filter(|r| r.contains("test[v=")).collect();
+        (members.len() == 3).then(|| rows.to_vec())
+    });
+    let at = |needle: &str| rows.iter().position(|r| r.contains(needle));
+    assert!(
+        at("▾ test") < at("test[v=1]") && at("test[v=3]") < at("publish"),
+        "{}",
+        Tui::dump(&rows)
+    );
+    assert!(rows.iter().any(|r| r.contains("✗   test[v=2]")), "{}", Tui::dump(&rows));
+    tui.press(DOWN);
+    tui.wait_for("test[v=1] selected", |rows| {
+        (selected(rows)? == "test[v=1]").then_some(())
+    });
+    tui.press(ENTER);
+    tui.wait_for("test[v=1]'s logs", |rows| {
+        pane(rows).filter(|p| p.phase == "test[v=1]" && p.lines.iter().any(|l| l == "v1"))
+    });
+
+    // Back, up onto the group, Enter folds it again.
+    tui.press(ENTER);
+    tui.press(UP);
+    tui.wait_for("the group's row selected again", |rows| {
+        (selected(rows)? == "test" && pane(rows).is_none()).then_some(())
+    });
+    tui.press(ENTER);
+    tui.wait_for("the folded group", |rows| {
+        (rows.iter().any(|r| r.contains("▸ test")) && !rows.iter().any(|r| r.contains("test[v="))).then_some(())
+    });
+    tui.press("q");
+    assert_eq!(tui.exit_code(), 130);
+}

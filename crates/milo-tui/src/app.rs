@@ -174,13 +174,7 @@ impl App {
                 event = events.next(), if input_open => match event {
                     Some(Ok(Event::Key(key))) => {
                         let before = self.view.get_state();
-                        let cx = keys::Context {
-                            page: before.log_height,
-                            expanded: before.expanded,
-                            selected: before.selected_phase,
-                            phases: before.pipeline.phases.len(),
-                        };
-                        let keys = keys::translate(&key, cx);
+                        let keys = keys::translate(&key, keys::Context::of(&before));
                         if keys == [Key::Char('f')] && !before.expanded {
                             // `f` in the overview: follow the run again.
                             self.list.follow = true;
@@ -193,8 +187,10 @@ impl App {
                             }
                             self.view.dispatch(key.into())?;
                         }
-                        if self.view.get_state().selected_phase != before.selected_phase {
-                            // The user moved: from now on the list stays where they put it.
+                        let after = self.view.get_state();
+                        if after.selected_row != before.selected_row || after.unfolded != before.unfolded {
+                            // The user moved or (un)folded: from now on the list stays where
+                            // they put it.
                             self.list.follow = false;
                         }
                     }

@@ -2,8 +2,10 @@
 //!
 //! A full-screen terminal view of one pipeline run, for `milo run --ui tui`: a header with the
 //! status, a weighted progress bar, the elapsed time and an ETA; one row per phase in
-//! execution order with its status, duration and description; the selected phase's logs
-//! (stderr marked and coloured) with auto-follow; and the keys of the current mode.
+//! execution order with its status, duration and description (a matrix phase's instances
+//! folded into one row with their counts, until the user unfolds it with Enter or Space); the
+//! selected phase's logs (stderr marked and coloured) with auto-follow; and the keys of the
+//! current mode.
 //!
 //! The data flows one way, as everywhere in milo: the pipeline store's actions are forwarded
 //! into a view store running [`make_detail_reducer`](milo::pipeline::make_detail_reducer),

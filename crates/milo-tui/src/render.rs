@@ -9,6 +9,10 @@
 //! pipeline's error when it failed, the phase list in execution order, the selected phase's log
 //! pane when expanded, and a footer with the keys of the current mode.
 //!
+//! A matrix phase's instances are one row while folded: `▸ test` with the group's status
+//! symbol and where its members stand (`4/6 done, 1 failed, 1 running`), as in the progress
+//! view; unfolded (`▾ test`), its members are listed indented beneath it.
+//!
 //! An incremental phase that did not run reads `≡ … up to date` (blue) or `⇣ … restored`
 //! (light blue) in the list instead of `✓`, and the gauge counts them (`· 17 up to date (2
 //! restored)`). The log pane's title says so too, and ends with an incremental phase's reason
@@ -20,7 +24,9 @@
 use std::time::Duration;
 
 use milo::capture::Stream;
-use milo::pipeline::{Eta, Key, PhaseStatus, PipelineViewState, Status, Verdict};
+use milo::pipeline::{
+    Eta, GroupCounts, Key, PhaseStatus, PipelineState, PipelineViewState, Status, Verdict, VisibleRow,
+};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -48,13 +54,14 @@ pub fn render_list(frame: &mut Frame, view: &PipelineViewState, now: f64, tick: 
 
 /// What the phase list shows, kept by the TUI from one frame to the next.
 ///
-/// The list always shows the selected phase. Until the user moves the selection, it also
-/// *follows* the run: the selection sits on the first running phase (see
-/// [`PhaseList::follow_keys`]) and the list scrolls to show as many of the running phases as
-/// fit, so a pipeline with more phases than rows keeps its work in view.
+/// The list always shows the selected row. Until the user moves the selection, it also
+/// *follows* the run: the selection sits on the first running row (a phase, or the row of a
+/// folded group with a member running; see [`PhaseList::follow_keys`]) and the list scrolls
+/// to show as many of the running rows as fit, so a pipeline with more phases than rows keeps
+/// its work in view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhaseList {
-    /// The first row shown: a position in execution order.
+    /// The first row shown: a position in the view's visible rows.
     pub offset: usize,
     /// Whether the list follows the running phases (until the user moves the selection).
     pub follow: bool,
@@ -71,10 +78,11 @@ impl Default for PhaseList {
 }
 
 impl PhaseList {
-    /// The keys that move the selection onto the first running phase (once the run has
+    /// The keys that move the selection onto the first running row (once the run has
     /// ended, onto the first failed one, whose logs say why), when the list follows the run
     /// and the logs are closed (an open log pane stays on the phase the user opened); empty
-    /// otherwise. The TUI dispatches them into the view store, as if typed.
+    /// otherwise. A folded group stands for its members. The TUI dispatches them into the
+    /// view store, as if typed.
     pub fn follow_keys(&self, view: &PipelineViewState) -> Vec<Key> {
         if !self.follow || view.expanded {
             return Vec::new();
@@ -83,17 +91,16 @@ impl PhaseList {
             let p = &view.pipeline;
             p.is_finished()
                 .then(|| {
-                    p.def()
-                        .order()
+                    view.visible_rows()
                         .iter()
-                        .position(|&i| p.phases.get(i).is_some_and(|s| s.status == Status::Failed))
+                        .position(|row| row_is(p, row, |s| s == Status::Failed))
                 })
                 .flatten()
         };
         let Some(first) = active_range(view).map(|(first, _)| first).or_else(failed) else {
             return Vec::new();
         };
-        let selected = view.selected_phase;
+        let selected = view.selected_row;
         if first > selected {
             vec![Key::Down; first - selected]
         } else {
@@ -106,7 +113,7 @@ impl PhaseList {
     /// the running ones (from the first, with the phase before it for context, when they do not
     /// all fit).
     fn scroll(&self, view: &PipelineViewState, rows: usize) -> usize {
-        let len = view.pipeline.phases.len();
+        let len = view.visible_len();
         if rows == 0 || len == 0 {
             return 0;
         }
@@ -124,25 +131,35 @@ impl PhaseList {
                 }
             }
         }
-        let selected = view.selected_phase.min(len - 1);
+        let selected = view.selected_row.min(len - 1);
         offset.clamp((selected + 1).saturating_sub(rows), selected).min(max)
     }
 }
 
-/// The positions (in execution order) of the first and last running or retrying phase.
+/// The positions (in the visible rows) of the first and last queued, running or retrying row.
 fn active_range(view: &PipelineViewState) -> Option<(usize, usize)> {
     let p = &view.pipeline;
-    let active = |pos: &usize| {
-        p.def()
-            .order()
-            .get(*pos)
-            .and_then(|&i| p.phases.get(i))
-            .is_some_and(|s| matches!(s.status, Status::Queued | Status::Running | Status::Retrying))
-    };
-    let len = p.def().order().len();
-    let first = (0..len).find(active)?;
-    let last = (0..len).rev().find(active)?;
+    let active = |s: Status| matches!(s, Status::Queued | Status::Running | Status::Retrying);
+    let rows = view.visible_rows();
+    let first = rows.iter().position(|row| row_is(p, row, active))?;
+    let last = rows.iter().rposition(|row| row_is(p, row, active))?;
     Some((first, last))
+}
+
+/// Whether `row` stands at a status `wanted` accepts: a phase's own, or for a folded group,
+/// any of its members' (an unfolded group's members have rows of their own).
+fn row_is(p: &PipelineState, row: &VisibleRow, wanted: impl Fn(Status) -> bool) -> bool {
+    match *row {
+        VisibleRow::Phase { index, .. } => p.phases.get(index).is_some_and(|s| wanted(s.status)),
+        VisibleRow::Group {
+            members,
+            unfolded: false,
+            ..
+        } => members
+            .iter()
+            .any(|&i| p.phases.get(i).is_some_and(|s| wanted(s.status))),
+        VisibleRow::Group { unfolded: true, .. } => false,
+    }
 }
 
 /// What the TUI is doing about stopping the pipeline.
@@ -251,7 +268,7 @@ impl Areas {
         if body == 0 {
             return areas;
         }
-        let phases = u16::try_from(view.pipeline.phases.len()).unwrap_or(u16::MAX).max(1);
+        let phases = u16::try_from(view.visible_len()).unwrap_or(u16::MAX).max(1);
         if !expanded {
             areas.phases = Some(take_top(body, &mut top, bottom));
         } else if body >= 3 {
@@ -395,31 +412,50 @@ fn gauge_line(view: &PipelineViewState, width: u16) -> Line<'static> {
 
 fn render_phases(frame: &mut Frame, area: Rect, view: &PipelineViewState, clock: &Clock, list: &mut PhaseList) {
     let p = &view.pipeline;
-    let order = p.def().order();
+    let visible = view.visible_rows();
     let rows = usize::from(area.height);
     list.offset = list.scroll(view, rows);
+    let phase_at = |row: &VisibleRow| match *row {
+        VisibleRow::Phase { index, member } => p.phases.get(index).map(|s| (s, member)),
+        VisibleRow::Group { .. } => None,
+    };
     // Each running phase's newest output line goes on a row of its own under it when every
-    // phase and those lines fit; otherwise after its description.
-    let running_output = order
+    // row and those lines fit; otherwise after its description.
+    let running_output = visible
         .iter()
-        .filter_map(|&i| p.phases.get(i))
-        .filter(|s| s.status == Status::Running && !s.logs.is_empty())
+        .filter_map(phase_at)
+        .filter(|(s, _)| s.status == Status::Running && !s.logs.is_empty())
         .count();
-    let own_rows = !view.expanded && order.len() + running_output <= rows;
-    let name_width = p
-        .phases
+    let own_rows = !view.expanded && visible.len() + running_output <= rows;
+    // Room for a member's indent and a group's fold mark.
+    let name_width = visible
         .iter()
-        .map(|s| Span::raw(sanitize(&s.name)).width())
+        .map(|row| match *row {
+            VisibleRow::Phase { index, member } => {
+                p.phases.get(index).map_or(0, |s| Span::raw(sanitize(&s.name)).width()) + 2 * usize::from(member)
+            }
+            VisibleRow::Group { name, .. } => Span::raw(sanitize(name)).width() + 2,
+        })
         .max()
         .unwrap_or(0)
         .min(usize::from(area.width) / 3)
         .max(4);
     let mut table_rows: Vec<Row> = Vec::with_capacity(rows);
-    for (pos, &i) in order.iter().enumerate().skip(list.offset) {
+    for (pos, row) in visible.iter().enumerate().skip(list.offset) {
         if table_rows.len() >= rows {
             break;
         }
-        let Some(phase) = p.phases.get(i) else {
+        let selected = pos == view.selected_row;
+        if let VisibleRow::Group {
+            name,
+            members,
+            unfolded,
+        } = *row
+        {
+            table_rows.push(group_row(name, &GroupCounts::of(p, members), unfolded, selected, clock));
+            continue;
+        }
+        let Some((phase, member)) = phase_at(row) else {
             continue;
         };
         let latest = (phase.status == Status::Running)
@@ -427,15 +463,19 @@ fn render_phases(frame: &mut Frame, area: Rect, view: &PipelineViewState, clock:
             .flatten()
             .map(|l| one_line(&l.line));
         // An open log pane shows the selected phase's newest line already.
-        let shown = view.expanded && pos == view.selected_phase;
+        let shown = view.expanded && selected;
         let inline = if own_rows || shown { None } else { latest.as_deref() };
-        table_rows.push(phase_row(phase, pos == view.selected_phase, clock, inline));
+        table_rows.push(phase_row(phase, member, selected, clock, inline));
         if let (true, Some(line)) = (own_rows, latest) {
+            let indent = if member { "  " } else { "" };
             table_rows.push(Row::new(vec![
                 Cell::from(""),
                 Cell::from(""),
                 Cell::from(""),
-                Cell::from(Span::styled(format!("↳ {line}"), Style::new().fg(Color::DarkGray))),
+                Cell::from(Span::styled(
+                    format!("{indent}↳ {line}"),
+                    Style::new().fg(Color::DarkGray),
+                )),
             ]));
         }
     }
@@ -448,18 +488,74 @@ fn render_phases(frame: &mut Frame, area: Rect, view: &PipelineViewState, clock:
     frame.render_widget(Table::new(table_rows, widths).column_spacing(1), area);
 }
 
-/// One phase's row; `latest` is its newest output line, to show after the description.
-fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock, latest: Option<&str>) -> Row<'static> {
+/// The first cell of a row: the selection marker and a status symbol.
+fn marker_cell(selected: bool, symbol: &'static str, color: Color) -> Cell<'static> {
+    let marker = if selected { "›" } else { " " };
+    Cell::from(Line::from(vec![
+        Span::styled(marker, Style::new().fg(Color::White).add_modifier(Modifier::BOLD)),
+        Span::styled(symbol, Style::new().fg(color).add_modifier(Modifier::BOLD)),
+    ]))
+}
+
+/// `row` with the selected row's background when `selected`.
+fn highlight(row: Row<'static>, selected: bool) -> Row<'static> {
+    if selected {
+        row.style(Style::new().bg(Color::Rgb(40, 44, 52)))
+    } else {
+        row
+    }
+}
+
+fn name_style(selected: bool) -> Style {
+    if selected {
+        Style::new().add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    }
+}
+
+/// A group's row: `▸ test` (`▾` unfolded) with the group's status and where its members
+/// stand, worded as the progress view's group line: `4/6 done, 1 failed, 1 running`.
+fn group_row(name: &str, c: &GroupCounts, unfolded: bool, selected: bool, clock: &Clock) -> Row<'static> {
+    let status = c.status();
+    let fold = if unfolded { "▾" } else { "▸" };
+    let mut detail = vec![Span::styled(
+        format!("{}/{} done", c.done(), c.total),
+        Style::new().fg(Color::Gray),
+    )];
+    for (n, word, s) in [
+        (c.failed, "failed", Status::Failed),
+        (c.skipped, "skipped", Status::Skipped),
+        (c.cancelled, "cancelled", Status::Cancelled),
+        (c.running, "running", Status::Running),
+        (c.queued, "queued", Status::Queued),
+    ] {
+        if n > 0 {
+            detail.push(Span::styled(", ", Style::new().fg(Color::Gray)));
+            detail.push(Span::styled(format!("{n} {word}"), Style::new().fg(status_color(s))));
+        }
+    }
+    let row = Row::new(vec![
+        marker_cell(selected, status_symbol(status, clock.tick), status_color(status)),
+        Cell::from(Line::from(vec![
+            Span::styled(format!("{fold} "), Style::new().fg(Color::Gray)),
+            Span::styled(sanitize(name), name_style(selected)),
+        ])),
+        Cell::from(""),
+        Cell::from(Line::from(detail)),
+    ]);
+    highlight(row, selected)
+}
+
+/// One phase's row, indented when it is a `member` listed under its group; `latest` is its
+/// newest output line, to show after the description.
+fn phase_row(phase: &PhaseStatus, member: bool, selected: bool, clock: &Clock, latest: Option<&str>) -> Row<'static> {
     let fresh = phase.fresh().map(fresh_look);
     let (symbol, color) = match fresh {
         Some((symbol, color, _)) => (symbol, color),
         None => (status_symbol(phase.status, clock.tick), status_color(phase.status)),
     };
-    let marker = if selected { "›" } else { " " };
-    let symbol = Cell::from(Line::from(vec![
-        Span::styled(marker, Style::new().fg(Color::White).add_modifier(Modifier::BOLD)),
-        Span::styled(symbol, Style::new().fg(color).add_modifier(Modifier::BOLD)),
-    ]));
+    let symbol = marker_cell(selected, symbol, color);
     let live = matches!(phase.status, Status::Queued | Status::Running | Status::Retrying);
     let secs = match (live, phase.started_at) {
         (true, Some(start)) => Some((clock.now - start).max(phase.elapsed)),
@@ -525,22 +621,17 @@ fn phase_row(phase: &PhaseStatus, selected: bool, clock: &Clock, latest: Option<
         let sep = if detail.is_empty() { "" } else { "  " };
         detail.push(Span::styled(format!("{sep}↳ {line}"), Style::new().fg(Color::DarkGray)));
     }
-    let name_style = if selected {
-        Style::new().add_modifier(Modifier::BOLD)
-    } else {
-        Style::new()
-    };
+    let indent = if member { "  " } else { "" };
     let row = Row::new(vec![
         symbol,
-        Cell::from(Span::styled(sanitize(&phase.name), name_style)),
+        Cell::from(Span::styled(
+            format!("{indent}{}", sanitize(&phase.name)),
+            name_style(selected),
+        )),
         Cell::from(Line::from(Span::styled(time, Style::new().fg(color))).right_aligned()),
         Cell::from(Line::from(detail)),
     ]);
-    if selected {
-        row.style(Style::new().bg(Color::Rgb(40, 44, 52)))
-    } else {
-        row
-    }
+    highlight(row, selected)
 }
 
 fn render_logs(frame: &mut Frame, area: Rect, view: &PipelineViewState) {
@@ -631,6 +722,12 @@ fn render_logs(frame: &mut Frame, area: Rect, view: &PipelineViewState) {
 fn footer_line(view: &PipelineViewState, mode: Mode, list: &PhaseList, width: u16) -> Line<'static> {
     let key = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
     let text = Style::new().fg(Color::Gray);
+    // Enter on a group's row folds or unfolds it rather than opening logs.
+    let enter = match view.visible_row(view.selected_row) {
+        Some(VisibleRow::Group { unfolded: true, .. }) => ("⏎", "fold", "fold"),
+        Some(VisibleRow::Group { unfolded: false, .. }) => ("⏎", "unfold", "unfold"),
+        _ => ("⏎", "logs", "logs"),
+    };
     let hints: &[(&str, &str, &str)] = if mode == Mode::Quitting {
         &[("q", "quit now", "now")]
     } else if view.expanded {
@@ -645,12 +742,12 @@ fn footer_line(view: &PipelineViewState, mode: Mode, list: &PhaseList, width: u1
     } else if !list.follow && !view.pipeline.is_finished() {
         &[
             ("↑↓", "select", "select"),
-            ("⏎", "logs", "logs"),
+            enter,
             ("f", "follow the run", "follow"),
             ("q", "quit", "quit"),
         ]
     } else {
-        &[("↑↓", "select", "select"), ("⏎", "logs", "logs"), ("q", "quit", "quit")]
+        &[("↑↓", "select", "select"), enter, ("q", "quit", "quit")]
     };
     let status = if mode != Mode::Normal {
         Some(Span::styled("stopping the pipeline…  ", Style::new().fg(Color::Yellow)))

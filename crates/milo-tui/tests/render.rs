@@ -427,7 +427,7 @@ fn a_long_list_follows_the_running_phases_until_the_user_moves() {
         );
     }
     // The selection follows the run: it is on the first running phase, in view.
-    assert_eq!(store.get_state().selected_phase, 12);
+    assert_eq!(store.get_state().selected_row, 12);
     assert!(text.contains("›⠋ w00"), "{text}");
     // One finished phase above them for context.
     assert!(text.contains("p11") && !text.contains("p10"), "{text}");
@@ -649,4 +649,178 @@ fn the_log_pane_gives_the_reason_and_marks_replayed_lines() {
     assert!(!text.contains('\u{1b}'), "{text:?}");
     assert!(!text.contains("replayed") && !text.contains('↺'), "{text}");
     assert!(text.contains("  rendered posts/01.md"), "{text}");
+}
+
+/// `build`, a matrix phase `test` of four instances, then `publish`; build done, `test[py=1]`
+/// done, `test[py=2]` failed, `test[py=3]` running with output, `test[py=4]` waiting.
+fn matrix() -> Store<PipelineViewState, ViewAction> {
+    let noop = |_cx| async { Ok::<_, String>(()) };
+    let group = Arc::new(milo::pipeline::PhaseGroup {
+        name: "test".into(),
+        max_parallel: None,
+        fail_fast: false,
+    });
+    let instances = ["test[py=1]", "test[py=2]", "test[py=3]", "test[py=4]"];
+    let mut phases = vec![Phase::new_async("build", noop).description("Compile")];
+    for name in instances {
+        phases.push(
+            Phase::new_async(name, noop)
+                .depends_on(["build"])
+                .parallel(true)
+                .group(group.clone()),
+        );
+    }
+    phases.push(Phase::new_async("publish", noop).depends_on(instances));
+    let pipeline = Pipeline::new("ci", phases).expect("a valid pipeline");
+    let store = Store::new(make_detail_reducer(pipeline.build_reducer()), None).expect("a store");
+    let put = |a: PipelineAction| store.dispatch(a.into()).expect("dispatch");
+    let start = |name: &str, t: f64| {
+        put(PipelineAction::PhaseStart {
+            name: name.into(),
+            attempt: 1,
+            timestamp: t,
+        })
+    };
+    put(PipelineAction::PipelineStart {
+        started_at: None,
+        name: "ci".into(),
+        timestamp: 0.0,
+    });
+    start("build", 0.0);
+    put(PipelineAction::PhaseComplete {
+        name: "build".into(),
+        result: Arc::new(serde_json::Value::Null),
+        timestamp: 1.0,
+        reused_from: None,
+    });
+    for name in &instances[..3] {
+        start(name, 1.0);
+    }
+    put(PipelineAction::PhaseComplete {
+        name: "test[py=1]".into(),
+        result: Arc::new(serde_json::Value::Null),
+        timestamp: 2.0,
+        reused_from: None,
+    });
+    put(PipelineAction::PhaseFailed {
+        name: "test[py=2]".into(),
+        error: "2 tests failed".into(),
+        timestamp: 2.5,
+    });
+    put(PipelineAction::PhaseLog {
+        name: "test[py=3]".into(),
+        line: "collected 40 items".into(),
+        stream: Stream::Stdout,
+        timestamp: 2.6,
+    });
+    store
+}
+
+fn key(store: &Store<PipelineViewState, ViewAction>, key: Key) {
+    store.dispatch(key.into()).expect("dispatch");
+}
+
+#[test]
+fn a_folded_matrix_phase_is_one_row_with_its_counts() {
+    let store = matrix();
+    let text = screen(&store.get_state(), 80, 10, 3.0, 0);
+    let rows: Vec<&str> = text.lines().collect();
+    let group = rows
+        .iter()
+        .find(|r| r.contains("▸ test"))
+        .unwrap_or_else(|| panic!("no group row:\n{text}"));
+    // The group's status (running: one member runs) and where its members stand.
+    assert!(group.contains("⠋ ▸ test"), "{text}");
+    assert!(group.contains("2/4 done, 1 failed, 1 running"), "{text}");
+    // Its instances have no rows of their own while folded.
+    assert!(!text.contains("test[py="), "{text}");
+    let at = |needle: &str| rows.iter().position(|r| r.contains(needle));
+    assert!(at("build") < at("▸ test") && at("▸ test") < at("publish"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn an_unfolded_matrix_phase_lists_its_members_indented() {
+    let store = matrix();
+    key(&store, Key::Down);
+    let folded = screen(&store.get_state(), 80, 12, 3.0, 0);
+    assert!(folded.contains("›⠋ ▸ test"), "the group row is selected:\n{folded}");
+    assert!(folded.contains("⏎ unfold"), "{folded}");
+    key(&store, Key::Space);
+    let text = screen(&store.get_state(), 80, 12, 3.0, 0);
+    let rows: Vec<&str> = text.lines().collect();
+    let group = rows.iter().position(|r| r.contains("▾ test")).expect("the group row");
+    assert!(
+        rows[group].contains("›⠋ ▾ test"),
+        "the selection stays on the group:\n{text}"
+    );
+    assert!(text.contains("⏎ fold"), "{text}");
+    // The members beneath it, in declaration order, indented: their names start where the
+    // group's does, after its fold mark, right of a phase's own.
+    let col = |row: &str, needle: &str| {
+        let byte = row.find(needle)?;
+        Some(row[..byte].chars().count())
+    };
+    let name_col = col(rows[group], "test").expect("the group's name");
+    assert!(col(rows[group - 1], "build") < Some(name_col), "{text}");
+    for (i, member) in ["✓   test[py=1]", "✗   test[py=2]", "⠋   test[py=3]", "·   test[py=4]"]
+        .iter()
+        .enumerate()
+    {
+        let row = rows[group + 1 + i + usize::from(i == 3)];
+        assert!(
+            row.contains(member),
+            "row {} should be {member}:\n{text}",
+            group + 1 + i
+        );
+        assert_eq!(col(row, "test"), Some(name_col), "not indented:\n{text}");
+    }
+    // The running member's newest line goes under it, and the failed one says why.
+    assert!(rows[group + 4].contains("↳ collected 40 items"), "{text}");
+    assert!(rows[group + 2].contains("2 tests failed"), "{text}");
+    insta::assert_snapshot!(text);
+
+    // A member is selected and opened as any phase.
+    key(&store, Key::Down);
+    key(&store, Key::Down);
+    key(&store, Key::Enter);
+    let text = screen(&store.get_state(), 80, 16, 3.0, 0);
+    assert!(text.contains("test[py=2] · no output"), "{text}");
+}
+
+#[test]
+fn a_followed_list_selects_the_row_of_a_folded_group_with_a_member_running() {
+    let store = matrix();
+    let mut list = milo_tui::PhaseList::default();
+    let text = frame(&store, &mut list, 80, 10);
+    assert_eq!(store.get_state().selected_row, 1, "{text}");
+    assert!(text.contains("›⠋ ▸ test"), "{text}");
+    // Unfolded, the running member itself is followed.
+    key(&store, Key::Enter);
+    let text = frame(&store, &mut list, 80, 10);
+    assert!(text.contains("›⠋   test[py=3]"), "{text}");
+    // In a list too short for all, the running member stays in view.
+    let text = frame(&store, &mut list, 80, 5);
+    assert!(text.contains("test[py=3]"), "{text}");
+}
+
+#[test]
+fn a_followed_list_ends_on_the_folded_group_holding_the_failed_instance() {
+    let store = matrix();
+    let put = |a: PipelineAction| store.dispatch(a.into()).expect("dispatch");
+    put(PipelineAction::PhaseComplete {
+        name: "test[py=3]".into(),
+        result: Arc::new(serde_json::Value::Null),
+        timestamp: 3.0,
+        reused_from: None,
+    });
+    put(PipelineAction::PipelineFailed {
+        error: "phase `test[py=2]` failed: 2 tests failed".into(),
+        timestamp: 3.0,
+    });
+    let mut list = milo_tui::PhaseList::default();
+    let text = frame(&store, &mut list, 80, 10);
+    assert_eq!(store.get_state().selected_row, 1, "{text}");
+    assert!(text.contains("›✗ ▸ test"), "{text}");
+    assert!(text.contains("3/4 done, 1 failed"), "{text}");
 }

@@ -1435,18 +1435,18 @@ fn key(store: &Store<PipelineViewState, ViewAction>, k: Key) -> Arc<PipelineView
 fn detail_selection_is_clamped_and_follows_execution_order() {
     let store = view_store();
     let s = store.get_state();
-    assert_eq!(s.selected_phase, 0);
+    assert_eq!(s.selected_row, 0);
     assert!(!s.expanded && s.auto_follow && !s.quit);
-    assert_eq!(key(&store, Key::Up).selected_phase, 0);
+    assert_eq!(key(&store, Key::Up).selected_row, 0);
     for _ in 0..10 {
         key(&store, Key::Down);
     }
     let s = store.get_state();
-    assert_eq!(s.selected_phase, 4);
+    assert_eq!(s.selected_row, 4);
     // Execution order: discover, parse, assets, render, write.
     key(&store, Key::Up);
     let s = key(&store, Key::Up);
-    assert_eq!(s.selected_phase, 2);
+    assert_eq!(s.selected_row, 2);
     assert_eq!(&*s.pipeline.phases[s.selected_index().unwrap()].name, "assets");
 }
 

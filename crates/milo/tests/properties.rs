@@ -504,8 +504,24 @@ proptest! {
 const NAMES: [&str; 5] = ["a", "b", "c", "d", "ghost"];
 
 fn small_pipeline(max_logs: usize, phases: usize) -> Pipeline {
+    grouped_pipeline(max_logs, phases, false)
+}
+
+/// [`small_pipeline`], its second and third phases (if any) in one group when `grouped`, as
+/// a matrix phase's instances are.
+fn grouped_pipeline(max_logs: usize, phases: usize, grouped: bool) -> Pipeline {
+    let group = Arc::new(milo::pipeline::PhaseGroup {
+        name: "g".into(),
+        max_parallel: None,
+        fail_fast: false,
+    });
     let list = (0..phases).map(|i| {
         let p = Phase::new(NAMES[i], |_: &PhaseContext| Ok::<_, String>(())).max_logs(max_logs);
+        let p = if grouped && (1..=2).contains(&i) {
+            p.group(group.clone())
+        } else {
+            p
+        };
         if i > 0 { p.depends_on([NAMES[i - 1]]) } else { p }
     });
     Pipeline::new("small", list).expect("valid")
@@ -602,11 +618,11 @@ fn view_action() -> impl Strategy<Value = ViewAction> {
 }
 
 fn check_view(v: &PipelineViewState) -> Result<(), TestCaseError> {
-    let phases = v.pipeline.phases.len();
+    let rows = v.visible_len();
     prop_assert!(
-        v.selected_phase < phases.max(1),
-        "selected_phase {} of {phases} phases",
-        v.selected_phase
+        v.selected_row < rows.max(1),
+        "selected_row {} of {rows} rows",
+        v.selected_row
     );
     prop_assert!(
         v.log_scroll <= v.max_scroll(),
@@ -658,9 +674,10 @@ proptest! {
     fn random_keys_and_actions_keep_the_view_in_range(
         max_logs in 0usize..6,
         phases in 0usize..=4,
+        grouped in any::<bool>(),
         actions in proptest::collection::vec(view_action(), 0..80),
     ) {
-        let reducer = make_detail_reducer(small_pipeline(max_logs, phases).build_reducer());
+        let reducer = make_detail_reducer(grouped_pipeline(max_logs, phases, grouped).build_reducer());
         let store: Store<PipelineViewState, ViewAction> = Store::new(reducer.clone(), None).expect("store");
         check_view(&store.get_state())?;
         let mut state = store.get_state();
@@ -810,6 +827,6 @@ fn selecting_another_phase_keeps_log_scroll_in_range() {
     for step in &steps {
         state = reducer.reduce(Some(&state), step).state_or(&state);
     }
-    assert_eq!(state.selected_phase, 1);
+    assert_eq!(state.selected_row, 1);
     assert_eq!(state.log_scroll, 0, "phase b has no lines");
 }

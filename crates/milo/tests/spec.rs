@@ -260,7 +260,7 @@ fn detail_reducer_wraps_the_pipeline_reducer() {
     let store = Store::new(reducer, None).unwrap();
     assert_eq!(store.get_state().pipeline.phases.len(), 5);
     store.dispatch(milo::pipeline::Key::Down.into()).unwrap();
-    assert_eq!(store.get_state().selected_phase, 1);
+    assert_eq!(store.get_state().selected_row, 1);
 }
 
 /// `@@PHASE_LOG` as the original writes it may leave out `stream` and `timestamp`: they

@@ -27,7 +27,7 @@ mod tracing_capture;
 
 pub use action::PipelineAction;
 pub use command::{parse_result, result_dir_bases};
-pub use detail::{DetailReducer, Key, PipelineViewState, ViewAction, ViewEvent, make_detail_reducer};
+pub use detail::{DetailReducer, Key, PipelineViewState, ViewAction, ViewEvent, VisibleRow, make_detail_reducer};
 pub use error::{PipelineError, shown_cycle_steps};
 pub use eta::Eta;
 pub use graph::{DEFAULT_GRACE, PhaseInfo, Pipeline, PipelineDef};
