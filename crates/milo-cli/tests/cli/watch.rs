@@ -601,3 +601,63 @@ fn every_cycle_is_one_run_in_the_history_with_the_phases_that_ran() {
         pairs(&[("build_a", "up_to_date"), ("build_b", "run"), ("test_a", "run")])
     );
 }
+
+/// Polls `live`'s screen until `check` holds for it (up to [`WAIT`]).
+fn wait_screen(live: &crate::pty::Live, what: &str, check: impl Fn(&[String]) -> bool) {
+    let ok = wait_for(WAIT, || check(&live.rows()));
+    assert!(ok, "no {what} on the screen\n{}", live.dump());
+}
+
+#[test]
+fn the_tui_stays_up_across_cycles_and_q_stops_the_watch_and_its_services() {
+    let sleep = marker();
+    let t = build_and_service(&sleep);
+    let mut live = crate::pty::Live::start(t.dir(), &["watch", "--no-history", "--ui", "tui"], 100, 30);
+    let has = |rows: &[String], text: &str| rows.iter().any(|r| r.contains(text));
+    wait_screen(&live, "cycle 1, waiting with the service up", |rows| {
+        rows[0].trim() == "cycle 1" && rows[1].contains("watching for changes · services up: server")
+    });
+    let first = processes_with(&sleep);
+    assert!(!first.is_empty(), "no service\n{}", live.dump());
+    write(&t, "src/app.txt", "v2\n");
+    wait_screen(&live, "cycle 2 with the changed path, then waiting", |rows| {
+        rows[0].trim() == "cycle 2 — src/app.txt changed"
+            && rows[1].contains("watching for changes")
+            && has(rows, "server")
+    });
+    // The service was restarted in cycle 2: the TUI shows that cycle's run, not the first.
+    let now = processes_with(&sleep);
+    assert!(
+        !now.is_empty() && now.iter().all(|p| !first.contains(p)),
+        "the service was not restarted\n{}",
+        live.dump()
+    );
+    // The watch's own lines never went to the screen under the TUI.
+    let raw = live.raw();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains("milo: cycle"), "{}", live.dump());
+    assert!(!text.contains("milo: watching"), "{}", live.dump());
+    live.send(b"q");
+    let code = live.exit_within(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "`q` did not stop the watch\n{}", live.dump());
+    assert!(
+        processes_with(&sleep).is_empty(),
+        "the service outlived milo watch\n{}",
+        live.dump()
+    );
+    let modes = live.modes().expect("the pty's modes");
+    assert!(cooked(modes), "the terminal was left in raw mode: {modes:x?}");
+    // Back on the normal screen, where the watch says how it ended.
+    let rows = live.rows();
+    assert!(has(&rows, "milo: watch stopped after 2 cycles"), "{}", live.dump());
+    assert!(!has(&rows, "watching for changes"), "{}", live.dump());
+}
+
+#[test]
+fn the_tui_needs_a_terminal() {
+    // Standard output is a pipe here: refused before anything runs.
+    two_builds()
+        .run_args(["watch", "--no-history", "--ui", "tui"])
+        .code(2)
+        .stderr_has("--ui tui needs a terminal, but standard output is not one");
+}
