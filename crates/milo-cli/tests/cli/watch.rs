@@ -609,48 +609,60 @@ fn wait_screen(live: &crate::pty::Live, what: &str, check: impl Fn(&[String]) ->
 }
 
 #[test]
-fn the_tui_stays_up_across_cycles_and_q_stops_the_watch_and_its_services() {
-    let sleep = marker();
-    let t = build_and_service(&sleep);
-    let mut live = crate::pty::Live::start(t.dir(), &["watch", "--no-history", "--ui", "tui"], 100, 30);
-    let has = |rows: &[String], text: &str| rows.iter().any(|r| r.contains(text));
-    wait_screen(&live, "cycle 1, waiting with the service up", |rows| {
-        rows[0].trim() == "cycle 1" && rows[1].contains("watching for changes · services up: server")
-    });
-    let first = processes_with(&sleep);
-    assert!(!first.is_empty(), "no service\n{}", live.dump());
-    write(&t, "src/app.txt", "v2\n");
-    wait_screen(&live, "cycle 2 with the changed path, then waiting", |rows| {
-        rows[0].trim() == "cycle 2 — src/app.txt changed"
-            && rows[1].contains("watching for changes")
-            && has(rows, "server")
-    });
-    // The service was restarted in cycle 2: the TUI shows that cycle's run, not the first.
-    let now = processes_with(&sleep);
-    assert!(
-        !now.is_empty() && now.iter().all(|p| !first.contains(p)),
-        "the service was not restarted\n{}",
-        live.dump()
-    );
-    // The watch's own lines never went to the screen under the TUI.
-    let raw = live.raw();
-    let text = String::from_utf8_lossy(&raw);
-    assert!(!text.contains("milo: cycle"), "{}", live.dump());
-    assert!(!text.contains("milo: watching"), "{}", live.dump());
-    live.send(b"q");
-    let code = live.exit_within(Duration::from_secs(10));
-    assert_eq!(code, Some(0), "`q` did not stop the watch\n{}", live.dump());
-    assert!(
-        processes_with(&sleep).is_empty(),
-        "the service outlived milo watch\n{}",
-        live.dump()
-    );
-    let modes = live.modes().expect("the pty's modes");
-    assert!(cooked(modes), "the terminal was left in raw mode: {modes:x?}");
-    // Back on the normal screen, where the watch says how it ended.
-    let rows = live.rows();
-    assert!(has(&rows, "milo: watch stopped after 2 cycles"), "{}", live.dump());
-    assert!(!has(&rows, "watching for changes"), "{}", live.dump());
+fn the_tui_stays_up_across_cycles_and_q_or_ctrl_c_stops_the_watch_and_its_services() {
+    for (key, how) in [(&b"q"[..], "q"), (&b"\x03"[..], "Ctrl-C")] {
+        let sleep = marker();
+        let t = build_and_service(&sleep);
+        let mut live = crate::pty::Live::start(t.dir(), &["watch", "--no-history", "--ui", "tui"], 100, 30);
+        let has = |rows: &[String], text: &str| rows.iter().any(|r| r.contains(text));
+        let selected = |rows: &[String], name: &str| rows.iter().any(|r| r.starts_with('›') && r.contains(name));
+        wait_screen(&live, "cycle 1, waiting with the service up", |rows| {
+            rows[0].trim() == "cycle 1" && rows[1].contains("watching for changes · services up: server")
+        });
+        let first = processes_with(&sleep);
+        assert!(!first.is_empty(), "{how}: no service\n{}", live.dump());
+        // Select the second phase: the next cycle keeps it selected.
+        live.send(b"j");
+        wait_screen(&live, "`server` selected", |rows| selected(rows, "server"));
+        write(&t, "src/app.txt", "v2\n");
+        wait_screen(&live, "cycle 2 with the changed path, then waiting", |rows| {
+            rows[0].trim() == "cycle 2 — src/app.txt changed" && rows[1].contains("watching for changes")
+        });
+        assert!(
+            selected(&live.rows(), "server"),
+            "{how}: the selection moved\n{}",
+            live.dump()
+        );
+        // The service was restarted in cycle 2.
+        let now = processes_with(&sleep);
+        assert!(
+            !now.is_empty() && now.iter().all(|p| !first.contains(p)),
+            "{how}: the service was not restarted\n{}",
+            live.dump()
+        );
+        // The watch's own lines never went to the screen under the TUI.
+        let text = String::from_utf8_lossy(&live.raw()).into_owned();
+        assert!(!text.contains("milo: cycle"), "{how}\n{}", live.dump());
+        assert!(!text.contains("milo: watching"), "{how}\n{}", live.dump());
+        live.send(key);
+        let code = live.exit_within(Duration::from_secs(10));
+        assert_eq!(code, Some(0), "{how} did not stop the watch\n{}", live.dump());
+        assert!(
+            processes_with(&sleep).is_empty(),
+            "{how}: the service outlived milo watch\n{}",
+            live.dump()
+        );
+        let modes = live.modes().expect("the pty's modes");
+        assert!(cooked(modes), "{how}: the terminal was left in raw mode: {modes:x?}");
+        // Back on the normal screen, where the watch says how it ended.
+        let rows = live.rows();
+        assert!(
+            has(&rows, "milo: watch stopped after 2 cycles"),
+            "{how}\n{}",
+            live.dump()
+        );
+        assert!(!has(&rows, "watching for changes"), "{how}\n{}", live.dump());
+    }
 }
 
 #[test]
