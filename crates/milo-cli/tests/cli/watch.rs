@@ -468,6 +468,22 @@ fn watching_in_a_pty(t: &Test, ui: &str) -> crate::pty::Live {
     live
 }
 
+/// Types `key` into the watch in `live` (`what` names it in messages) and checks that milo
+/// exits 0 within a few seconds, leaves no process whose command line has `sleep`, and gives
+/// the terminal back in its usual modes.
+fn stops_cleanly(live: &mut crate::pty::Live, key: &[u8], what: &str, sleep: &str) {
+    live.send(key);
+    let code = live.exit_within(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{what} did not stop the watch\n{}", live.dump());
+    assert!(
+        processes_with(sleep).is_empty(),
+        "{what}: the service outlived milo watch\n{}",
+        live.dump()
+    );
+    let modes = live.modes().expect("the pty's modes");
+    assert!(cooked(modes), "{what}: the terminal was left in raw mode: {modes:x?}");
+}
+
 #[test]
 fn q_alone_stops_the_watch_in_a_terminal_and_leaves_no_process_or_raw_mode() {
     for ui in ["plain", "progress"] {
@@ -483,16 +499,7 @@ fn q_alone_stops_the_watch_in_a_terminal_and_leaves_no_process_or_raw_mode() {
             live.dump()
         );
         // One byte, no newline.
-        live.send(b"q");
-        let code = live.exit_within(Duration::from_secs(5));
-        assert_eq!(code, Some(0), "{ui}: `q` did not stop the watch\n{}", live.dump());
-        assert!(
-            processes_with(&sleep).is_empty(),
-            "{ui}: the service outlived milo watch\n{}",
-            live.dump()
-        );
-        let modes = live.modes().expect("the pty's modes");
-        assert!(cooked(modes), "{ui}: the terminal was left in raw mode: {modes:x?}");
+        stops_cleanly(&mut live, b"q", &format!("{ui}: `q`"), &sleep);
         // Every line starts in the first column (no staircase from a bare `\n` in raw mode),
         // and the `q` was not echoed.
         let rows = live.rows();
@@ -522,12 +529,7 @@ fn ctrl_c_in_a_terminal_stops_the_watch_like_sigint() {
     let t = build_and_service(&sleep);
     let mut live = watching_in_a_pty(&t, "plain");
     // Raw mode turns Ctrl-C into the byte 0x03 instead of a SIGINT from the kernel.
-    live.send(b"\x03");
-    let code = live.exit_within(Duration::from_secs(5));
-    assert_eq!(code, Some(0), "Ctrl-C did not stop the watch\n{}", live.dump());
-    assert!(processes_with(&sleep).is_empty(), "{}", live.dump());
-    let modes = live.modes().expect("the pty's modes");
-    assert!(cooked(modes), "the terminal was left in raw mode: {modes:x?}");
+    stops_cleanly(&mut live, b"\x03", "Ctrl-C", &sleep);
 }
 
 #[test]
@@ -644,16 +646,7 @@ fn the_tui_stays_up_across_cycles_and_q_or_ctrl_c_stops_the_watch_and_its_servic
         let text = String::from_utf8_lossy(&live.raw()).into_owned();
         assert!(!text.contains("milo: cycle"), "{how}\n{}", live.dump());
         assert!(!text.contains("milo: watching"), "{how}\n{}", live.dump());
-        live.send(key);
-        let code = live.exit_within(Duration::from_secs(10));
-        assert_eq!(code, Some(0), "{how} did not stop the watch\n{}", live.dump());
-        assert!(
-            processes_with(&sleep).is_empty(),
-            "{how}: the service outlived milo watch\n{}",
-            live.dump()
-        );
-        let modes = live.modes().expect("the pty's modes");
-        assert!(cooked(modes), "{how}: the terminal was left in raw mode: {modes:x?}");
+        stops_cleanly(&mut live, key, how, &sleep);
         // Back on the normal screen, where the watch says how it ended.
         let rows = live.rows();
         assert!(
