@@ -2,10 +2,11 @@
 //!
 //! One task waits on four things: terminal events, a new view state, a spinner tick and the
 //! `stop` token; for a watch also a fifth, the watch's status, whose new cycle swaps the
-//! pipeline store (and its view store) the TUI follows. Keys become [`Key`](milo::pipeline::Key) actions dispatched into the view
-//! store; the screen is redrawn from the newest view state when something changed, at most
-//! [`FRAME`] apart, however fast the pipeline logs. After each draw the log pane's height goes
-//! back to the view store as `@@RESIZE`, so scrolling and auto-follow know what fits.
+//! pipeline store (and its view store) the TUI follows. Keys become
+//! [`Key`](milo::pipeline::Key) actions dispatched into the view store; the screen is redrawn
+//! from the newest view state when something changed, at most [`FRAME`] apart, however fast
+//! the pipeline logs. After each draw the log pane's height goes back to the view store as
+//! `@@RESIZE`, so scrolling and auto-follow know what fits.
 
 use std::io::{self, IsTerminal};
 use std::sync::Arc;
