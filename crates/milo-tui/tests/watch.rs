@@ -184,3 +184,23 @@ fn a_short_terminal_keeps_the_cycle_line_and_tiny_ones_draw_without_panicking() 
         let _ = rows(&status, &view, w, h);
     }
 }
+
+#[tokio::test]
+async fn run_tui_cycles_refuses_when_stdout_is_not_a_terminal() {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        // Run by hand in a terminal: this would open the TUI, which is not the point here.
+        return;
+    }
+    let (cycle, _) = cycle(1, &[], vec![start()]);
+    let (_tx, rx) = tokio::sync::watch::channel(WatchStatus {
+        cycle: Some(cycle),
+        ..WatchStatus::default()
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let err = milo_tui::run_tui_cycles(rx, stop.clone(), milo::pipeline::Eta::from_weights(1))
+        .await
+        .expect_err("no terminal");
+    assert!(matches!(err, milo_tui::TuiError::NotATerminal), "{err:?}");
+    assert!(!stop.is_cancelled());
+}
