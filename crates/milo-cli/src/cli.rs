@@ -383,7 +383,7 @@ pub struct WatchArgs {
     /// At most N parallel phases at once (default: the file's `jobs`, else the CPU count).
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
-    /// How each cycle is shown (`tui` is not available in watch mode).
+    /// How the cycles are shown (`tui`: one full-screen view across all of them).
     #[arg(long, value_enum, default_value_t = Ui::Auto)]
     pub ui: Ui,
     /// Find changes by scanning the tree instead of the OS's change events.

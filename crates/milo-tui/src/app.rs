@@ -1,12 +1,14 @@
-//! [`run_tui`]: the event loop of the detail TUI.
+//! [`run_tui`] and [`run_tui_cycles`]: the event loop of the detail TUI.
 //!
 //! One task waits on four things: terminal events, a new view state, a spinner tick and the
-//! `stop` token. Keys become [`Key`](milo::pipeline::Key) actions dispatched into the view
-//! store; the screen is redrawn from the newest view state when something changed, at most
-//! [`FRAME`] apart, however fast the pipeline logs. After each draw the log pane's height goes
-//! back to the view store as `@@RESIZE`, so scrolling and auto-follow know what fits.
+//! `stop` token; for a watch also a fifth, the watch's status, whose new cycle swaps the
+//! pipeline store (and its view store) the TUI follows. Keys become
+//! [`Key`](milo::pipeline::Key) actions dispatched into the view store; the screen is redrawn
+//! from the newest view state when something changed, at most [`FRAME`] apart, however fast
+//! the pipeline logs. After each draw the log pane's height goes back to the view store as
+//! `@@RESIZE`, so scrolling and auto-follow know what fits.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,12 +21,14 @@ use milo::pipeline::{
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
+use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::mirror::Mirror;
-use crate::render::{Clock, Mode, PhaseList, is_live, log_pane_height, render_with};
+use crate::render::{Clock, Mode, PhaseList, is_live, log_pane_height, render_in};
 use crate::terminal::TerminalGuard;
+use crate::watching::{WatchStatus, draw_banner};
 use crate::{TuiError, TuiOutcome, keys};
 
 /// The shortest time between two frames (about 30 frames a second).
@@ -66,6 +70,56 @@ pub async fn run_tui_with_eta(
     stop: CancellationToken,
     eta: Eta,
 ) -> Result<TuiOutcome, TuiError> {
+    show(store, stop, eta, None).await
+}
+
+/// Shows the TUI of a watch (`milo watch --ui tui`) until the watch ends: each cycle's
+/// pipeline in turn under a banner with the cycle's number, the paths that started it and,
+/// between cycles, "watching for changes" with the services up (see [`WatchStatus`]).
+///
+/// Each new [`Cycle`](crate::Cycle) in `cycles` replaces the previous one's screen; the
+/// selected phase (by name) and whether its logs are open carry over. The TUI returns when
+/// the sender is dropped (the watch ended): [`TuiOutcome::Finished`], or
+/// [`TuiOutcome::QuitWhileRunning`] when the user stopped it. `q` (Esc, Ctrl-C) cancels
+/// `stop`, which the watch loop is expected to obey, and waits for the watch to end (at most
+/// a few seconds; `q` again leaves at once). Waits for the first cycle before taking over the
+/// terminal; returns [`TuiOutcome::Finished`] if the watch ends before one.
+///
+/// Fails with [`TuiError::NotATerminal`] when stdout is not a terminal, before touching it.
+pub async fn run_tui_cycles(
+    mut cycles: watch::Receiver<WatchStatus>,
+    stop: CancellationToken,
+    eta: Eta,
+) -> Result<TuiOutcome, TuiError> {
+    if !io::stdout().is_terminal() {
+        return Err(TuiError::NotATerminal);
+    }
+    let (shown, first) = loop {
+        let status = cycles.borrow_and_update().clone();
+        if let Some(cycle) = &status.cycle {
+            break (cycle.number, cycle.store.clone());
+        }
+        if cycles.changed().await.is_err() {
+            return Ok(TuiOutcome::Finished);
+        }
+    };
+    let status = cycles.borrow().clone();
+    let feed = Feed {
+        status,
+        rx: cycles,
+        shown,
+        closed: false,
+    };
+    show(first, stop, eta, Some(feed)).await
+}
+
+/// Takes over the terminal and runs the [`App`] on `store` (and the watch's `feed`).
+async fn show(
+    store: Store<PipelineState, PipelineAction>,
+    stop: CancellationToken,
+    eta: Eta,
+    feed: Option<Feed>,
+) -> Result<TuiOutcome, TuiError> {
     let guard = TerminalGuard::enter()?;
     let mirror = Mirror::new(&store)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
@@ -73,29 +127,45 @@ pub async fn run_tui_with_eta(
     let app = App {
         store,
         view: mirror.view.clone(),
+        mirror,
         stop,
         origin: None,
         tick: 0,
         eta,
         list: PhaseList::default(),
+        feed,
     };
     let outcome = app.run(&mut terminal, &guard).await;
-    drop(mirror);
     drop(terminal);
     drop(guard);
     outcome
+}
+
+/// What a watch has told the TUI.
+struct Feed {
+    rx: watch::Receiver<WatchStatus>,
+    /// The newest status.
+    status: WatchStatus,
+    /// The number of the cycle on screen.
+    shown: u64,
+    /// The watch has ended (the sender was dropped).
+    closed: bool,
 }
 
 struct App {
     eta: Eta,
     store: Store<PipelineState, PipelineAction>,
     view: Store<PipelineViewState, ViewAction>,
+    /// Keeps `view` in step with `store`.
+    mirror: Mirror,
     stop: CancellationToken,
     /// The estimated instant the pipeline started, for live durations.
     origin: Option<Instant>,
     tick: u64,
     /// The phase list's scroll position, and whether it still follows the run.
     list: PhaseList,
+    /// A watch's cycles, when the TUI shows a watch.
+    feed: Option<Feed>,
 }
 
 /// Where the user's quit request stands.
@@ -140,7 +210,9 @@ impl App {
             }
 
             let pipeline = self.store.get_state();
-            let finished = pipeline.is_finished();
+            // A watch ends when its loop does, not with one cycle's pipeline.
+            let watching = self.feed.is_some();
+            let finished = self.feed.as_ref().map_or(pipeline.is_finished(), |f| f.closed);
             match quitting {
                 Quitting::Stopping { deadline } => {
                     if finished || Instant::now() >= deadline {
@@ -159,7 +231,7 @@ impl App {
                     continue;
                 }
                 Quitting::No => {
-                    if finished && (self.stop.is_cancelled() || !input_open) {
+                    if finished && (watching || self.stop.is_cancelled() || !input_open) {
                         return Ok(TuiOutcome::Finished);
                     }
                 }
@@ -211,8 +283,73 @@ impl App {
                 () = tokio::time::sleep_until(next_frame), if dirty => {}
                 () = self.stop.cancelled(), if !self.stop.is_cancelled() => dirty = true,
                 () = sleep_until_opt(deadline), if deadline.is_some() => {}
+                open = next_status(self.feed.as_mut()), if self.feed.as_ref().is_some_and(|f| !f.closed) => {
+                    if !open {
+                        if let Some(feed) = self.feed.as_mut() {
+                            feed.closed = true;
+                        }
+                    } else if self.take_status()? {
+                        rx = self.view.watch();
+                    }
+                    dirty = true;
+                }
             }
         }
+    }
+
+    /// Takes the watch's newest status; `Ok(true)` when it brought a new cycle, whose store the
+    /// TUI now shows.
+    fn take_status(&mut self) -> Result<bool, TuiError> {
+        let Some(feed) = self.feed.as_mut() else {
+            return Ok(false);
+        };
+        let status = feed.rx.borrow_and_update().clone();
+        let new = status
+            .cycle
+            .as_ref()
+            .filter(|c| c.number != feed.shown)
+            .map(|c| (c.number, c.store.clone()));
+        feed.status = status;
+        let Some((number, store)) = new else {
+            return Ok(false);
+        };
+        feed.shown = number;
+        self.switch_to(store)?;
+        Ok(true)
+    }
+
+    /// Shows `store` (a new cycle's) instead of the current one, on the phase of the same name
+    /// as the one selected, with its logs open if they were.
+    fn switch_to(&mut self, store: Store<PipelineState, PipelineAction>) -> Result<(), TuiError> {
+        let before = self.view.get_state();
+        let name = |v: &PipelineViewState, pos: usize| {
+            let def = v.pipeline.def();
+            def.order()
+                .get(pos)
+                .and_then(|&i| def.phases.get(i))
+                .map(|p| p.name.clone())
+        };
+        let selected = name(&before, before.selected_phase);
+        let mirror = Mirror::new(&store)?;
+        let after = mirror.view.get_state();
+        let pos = (0..after.pipeline.def().order().len())
+            .find(|&pos| selected.is_some() && name(&after, pos) == selected)
+            .unwrap_or(0);
+        let view = mirror.view.clone();
+        view.dispatch(ViewAction::View(ViewEvent::Resize {
+            log_height: before.log_height,
+        }))?;
+        for _ in 0..pos {
+            view.dispatch(Key::Down.into())?;
+        }
+        if before.expanded {
+            view.dispatch(Key::Enter.into())?;
+        }
+        self.store = store;
+        self.view = view;
+        self.mirror = mirror;
+        self.origin = None;
+        Ok(())
     }
 
     /// While the list follows the run, moves the selection onto the first running phase.
@@ -239,9 +376,14 @@ impl App {
         };
         let mut rows = view.log_height;
         let list = &mut self.list;
+        let status = self.feed.as_ref().map(|f| &f.status);
         terminal.draw(|frame| {
-            render_with(frame, view, &clock, mode, list);
-            rows = log_pane_height(frame.area(), view);
+            let area = match status {
+                Some(status) => draw_banner(frame, frame.area(), status, mode),
+                None => frame.area(),
+            };
+            render_in(frame, area, view, &clock, mode, list);
+            rows = log_pane_height(area, view);
         })?;
         if rows != view.log_height {
             self.view
@@ -273,6 +415,15 @@ impl App {
 fn clear<W: io::Write>(terminal: &mut Terminal<CrosstermBackend<W>>) -> io::Result<()> {
     let size = terminal.size()?;
     terminal.resize(Rect::new(0, 0, size.width, size.height))
+}
+
+/// Waits for the watch's next status: `true` when there is one to take (with
+/// [`App::take_status`]), `false` when the watch has ended.
+async fn next_status(feed: Option<&mut Feed>) -> bool {
+    match feed {
+        Some(feed) => feed.rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

@@ -14,6 +14,9 @@
 //! that tests snapshot through ratatui's `TestBackend`.
 //!
 //! * [`run_tui`] runs the TUI until the user quits or the run is stopped (see there).
+//! * [`run_tui_cycles`] runs it across the cycles of a watch (`milo watch --ui tui`): each
+//!   [`Cycle`]'s pipeline in turn under a banner with the cycle's number, the paths that
+//!   started it and the watch's [`WatchStatus`]; [`render_watch`] draws one such frame.
 //! * [`render`] draws one view state; usable on its own with any ratatui backend, with
 //!   [`log_pane_height`] for the `@@RESIZE` that goes with a terminal size. [`render_list`]
 //!   keeps the phase list's scroll position in a [`PhaseList`] between frames, which also
@@ -42,9 +45,11 @@ mod keys;
 mod mirror;
 mod render;
 mod terminal;
+mod watching;
 
-pub use app::{run_tui, run_tui_with_eta};
+pub use app::{run_tui, run_tui_cycles, run_tui_with_eta};
 pub use render::{PhaseList, log_pane_height, render, render_list};
+pub use watching::{Cycle, WatchStatus, render_watch};
 
 /// How the TUI ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -190,7 +190,18 @@ pub(crate) fn render_with(
     mode: Mode,
     list: &mut PhaseList,
 ) {
-    let area = frame.area();
+    render_in(frame, frame.area(), view, clock, mode, list);
+}
+
+/// [`render_with`] into `area` only (the watch's banner takes the rows above it).
+pub(crate) fn render_in(
+    frame: &mut Frame,
+    area: Rect,
+    view: &PipelineViewState,
+    clock: &Clock,
+    mode: Mode,
+    list: &mut PhaseList,
+) {
     if area.is_empty() {
         return;
     }

@@ -15,6 +15,15 @@
 //! as SIGINT is); output processing stays on, so every `\n` still reaches the screen as
 //! `\r\n`. The guard restores the terminal however the watch ends. Without a terminal, `q`
 //! then Enter on standard input stops it.
+//!
+//! With `--ui tui` one TUI (`milo_tui::run_tui_cycles`) stays up across the cycles instead:
+//! the loop sends it each cycle's store, what changed, the services up and whether it waits,
+//! through a `tokio::sync::watch` channel, and prints none of its own lines meanwhile (a
+//! phase interrupted or a watcher warning becomes the TUI's note). The TUI owns the terminal
+//! and its keys, so neither `RawMode` nor a key reader runs; its `q` cancels the loop's
+//! `quit` token, as does the TUI ending for any reason. The loop closes the channel once the
+//! services are stopped, and says `milo: watch stopped …` after the TUI has given the
+//! terminal back.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
@@ -24,6 +33,8 @@ use std::time::Duration;
 
 use milo::pipeline::{Eta, Interrupts, Pipeline, PipelineState, RunOptions, ServicePool, Status};
 use milo_cache::Cache;
+use milo_tui::{Cycle, WatchStatus};
+use tokio::sync::watch as channel;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Ui, WatchArgs};
@@ -113,11 +124,15 @@ pub fn watch(args: WatchArgs) -> Result<u8, CliError> {
         pipeline = pipeline.jobs(j as usize);
     }
     let ui = match args.ui {
-        Ui::Tui => {
+        Ui::Tui if !std::io::stdout().is_terminal() => {
             return Err(CliError::usage(
-                "--ui tui is not available with `milo watch`",
-                Some("use --ui progress, plain or json".into()),
+                "--ui tui needs a terminal, but standard output is not one",
+                Some("run `milo watch --ui tui` in a terminal, or use --ui plain or --ui json when piping".into()),
             ));
+        }
+        Ui::Tui => {
+            pipeline = pipeline.capture_output(true);
+            Ui::Tui
         }
         Ui::Auto | Ui::Progress if std::io::stderr().is_terminal() && pipeline.captures_output() => Ui::Progress,
         Ui::Auto | Ui::Progress => Ui::Plain,
@@ -157,6 +172,7 @@ pub fn watch(args: WatchArgs) -> Result<u8, CliError> {
         ui,
         root: file.dir.clone(),
         history,
+        screen: None,
         record: milo_history::RecordOptions {
             pipeline_file: Some(args.file.file.display().to_string()),
             resumed_from: None,
@@ -165,8 +181,9 @@ pub fn watch(args: WatchArgs) -> Result<u8, CliError> {
         },
     };
     drop(file);
-    // Declared before the runtime: dropped after it, on every way out of this function.
-    let raw = RawMode::enable();
+    // Declared before the runtime: dropped after it, on every way out of this function. The
+    // TUI puts the terminal in its own modes and reads the keys itself.
+    let raw = if ui == Ui::Tui { None } else { RawMode::enable() };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -184,12 +201,14 @@ struct Session {
     root: PathBuf,
     history: Option<milo_history::History>,
     record: milo_history::RecordOptions,
+    /// With `--ui tui`: what the TUI shows, until the watch has ended.
+    screen: Option<channel::Sender<WatchStatus>>,
 }
 
 impl Session {
     /// `keys`: the terminal is in raw mode and single keys stop the watch.
     async fn run(
-        self,
+        mut self,
         rules: milo_watch::Rules,
         mode: milo_watch::Mode,
         debounce: Duration,
@@ -200,11 +219,24 @@ impl Session {
         let quit = CancellationToken::new();
         let done = CancellationToken::new();
         let signal_watch = tokio::spawn(signals::watch(quit.clone(), done.clone()));
-        if keys {
-            quit_on_keys(quit.clone());
+        let tui = if self.ui == Ui::Tui {
+            let (tx, rx) = channel::channel(WatchStatus::default());
+            self.screen = Some(tx);
+            let (quit, eta) = (quit.clone(), self.eta.clone());
+            Some(tokio::spawn(async move {
+                let outcome = milo_tui::run_tui_cycles(rx, quit.clone(), eta).await;
+                // However the TUI ended, nobody could see or stop the watch any more.
+                quit.cancel();
+                outcome
+            }))
         } else {
-            quit_on_q(quit.clone());
-        }
+            if keys {
+                quit_on_keys(quit.clone());
+            } else {
+                quit_on_q(quit.clone());
+            }
+            None
+        };
         let pool = ServicePool::new();
         let mut changed: Vec<PathBuf> = Vec::new();
         let mut cycle = 0u64;
@@ -218,7 +250,7 @@ impl Session {
                     pool.stop(name).await;
                 }
             }
-            if let Err(e) = self.announce(cycle, &changed) {
+            if let Err(e) = self.announce(cycle, &changed, &pool) {
                 result = Err(e);
                 break;
             }
@@ -230,7 +262,7 @@ impl Session {
                 ..RunOptions::default()
             };
             let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
-            let run = self.cycle(options);
+            let run = self.cycle(options, cycle, changed.iter().map(|p| self.rel(p)).collect());
             tokio::pin!(run);
             let ended = loop {
                 tokio::select! {
@@ -240,7 +272,7 @@ impl Session {
                             self.interrupt_affected(&interrupts, &paths);
                             pending.extend(paths);
                         }
-                        Some(Err(e)) => warn(&format!("the file watcher reported an error (changes may have been missed): {e}")),
+                        Some(Err(e)) => self.warn(&format!("the file watcher reported an error (changes may have been missed): {e}")),
                         None => {}
                     },
                 }
@@ -262,7 +294,7 @@ impl Session {
                 batch = watcher.next() => match batch {
                     Some(Ok(paths)) => paths,
                     Some(Err(e)) => {
-                        warn(&format!("the file watcher reported an error (changes may have been missed): {e}"));
+                        self.warn(&format!("the file watcher reported an error (changes may have been missed): {e}"));
                         Vec::new()
                     }
                     None => break,
@@ -271,6 +303,15 @@ impl Session {
             };
         }
         pool.stop_all().await;
+        // Closing the channel ends the TUI, which gives the terminal back.
+        self.screen = None;
+        if let Some(tui) = tui {
+            match tui.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => result = result.and(Err(CliError::Internal(format!("the TUI failed: {e}")))),
+                Err(e) => result = result.and(Err(CliError::Internal(format!("the TUI stopped unexpectedly: {e}")))),
+            }
+        }
         let _ = writeln!(
             std::io::stderr().lock(),
             "milo: watch stopped after {cycle} cycle{}",
@@ -286,11 +327,11 @@ impl Session {
         for &i in &self.phases.restart {
             let name = &self.phases.names[i];
             if self.phases.affected(&self.cache, i, paths) && interrupts.interrupt(name) {
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "milo: `{name}` interrupted (on_change = \"restart\"): {} changed",
+                let line = format!(
+                    "`{name}` interrupted (on_change = \"restart\"): {} changed",
                     self.shown(paths)
                 );
+                self.say(line);
             }
         }
     }
@@ -317,9 +358,34 @@ impl Session {
         }
     }
 
-    /// The cycle's first line: its number and what changed.
-    fn announce(&self, cycle: u64, changed: &[PathBuf]) -> Result<(), CliError> {
+    /// Changes what the TUI shows, if there is one.
+    fn show(&self, change: impl FnOnce(&mut WatchStatus)) {
+        if let Some(screen) = &self.screen {
+            screen.send_modify(change);
+        }
+    }
+
+    /// One of the watch's messages: the TUI's note, or a `milo: …` line on stderr.
+    fn say(&self, line: String) {
+        if self.screen.is_some() {
+            self.show(|s| s.note = Some(line));
+        } else {
+            let _ = writeln!(std::io::stderr().lock(), "milo: {line}");
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        self.say(format!("warning: {message}"));
+    }
+
+    /// The cycle's first line: its number and what changed (the TUI shows them once the
+    /// cycle's store exists, in [`Session::cycle`]).
+    fn announce(&self, cycle: u64, changed: &[PathBuf], pool: &ServicePool) -> Result<(), CliError> {
         let out = match self.ui {
+            Ui::Tui => {
+                self.show(|s| s.services = pool.names().iter().map(|n| n.to_string()).collect());
+                Ok(())
+            }
             Ui::Json => {
                 let line = serde_json::json!({
                     "type": "@@WATCH_CYCLE",
@@ -358,6 +424,13 @@ impl Session {
 
     fn waiting(&self, pool: &ServicePool, keys: bool) {
         let services = pool.names();
+        if self.screen.is_some() {
+            self.show(|s| {
+                s.waiting = true;
+                s.services = services.iter().map(|n| n.to_string()).collect();
+            });
+            return;
+        }
         let up = if services.is_empty() {
             String::new()
         } else {
@@ -374,9 +447,24 @@ impl Session {
         let _ = writeln!(std::io::stderr().lock(), "milo: watching for changes{up} ({how} stops)");
     }
 
-    /// One cycle: one run, recorded in the history, shown by the session's view.
-    async fn cycle(&self, options: RunOptions) -> Result<(Status, Arc<PipelineState>), CliError> {
+    /// One cycle, number `number` for a change of `changed` (relative paths): one run, recorded in the
+    /// history, shown by the session's view.
+    async fn cycle(
+        &self,
+        options: RunOptions,
+        number: u64,
+        changed: Vec<String>,
+    ) -> Result<(Status, Arc<PipelineState>), CliError> {
         let store = self.pipeline.store().map_err(|e| CliError::Internal(e.to_string()))?;
+        self.show(|s| {
+            s.cycle = Some(Cycle {
+                number,
+                changed,
+                store: store.clone(),
+            });
+            s.waiting = false;
+            s.note = None;
+        });
         let recorder = self
             .history
             .as_ref()
@@ -388,10 +476,15 @@ impl Session {
                 }
             });
         let recording = recorder.as_ref().map(|r| r.subscribe(&store));
-        let view: Box<dyn View> = match self.ui {
-            Ui::Json => Box::new(JsonView::start(&store)),
-            Ui::Progress => Box::new(ProgressView::start(&store, self.eta.clone(), color::for_stderr())),
-            _ => Box::new(PlainView::start(&store, color::for_stdout())),
+        let view: Option<Box<dyn View>> = match self.ui {
+            Ui::Tui => None,
+            Ui::Json => Some(Box::new(JsonView::start(&store))),
+            Ui::Progress => Some(Box::new(ProgressView::start(
+                &store,
+                self.eta.clone(),
+                color::for_stderr(),
+            ))),
+            _ => Some(Box::new(PlainView::start(&store, color::for_stdout()))),
         };
         let report = self.pipeline.run_with(&store, options).await;
         drop(recording);
@@ -402,11 +495,13 @@ impl Session {
             milo_history::cli::warn_unrecorded(&e);
         }
         let state = store.get_state();
-        view.finish(&state).map_err(|source| CliError::Io {
-            action: "write the watch's output to",
-            path: "stdout".into(),
-            source,
-        })?;
+        if let Some(view) = view {
+            view.finish(&state).map_err(|source| CliError::Io {
+                action: "write the watch's output to",
+                path: "stdout".into(),
+                source,
+            })?;
+        }
         report.map_err(|e| CliError::Internal(format!("the cycle stopped unexpectedly: {e}")))?;
         Ok((status, state))
     }

@@ -468,6 +468,22 @@ fn watching_in_a_pty(t: &Test, ui: &str) -> crate::pty::Live {
     live
 }
 
+/// Types `key` into the watch in `live` (`what` names it in messages) and checks that milo
+/// exits 0 within a few seconds, leaves no process whose command line has `sleep`, and gives
+/// the terminal back in its usual modes.
+fn stops_cleanly(live: &mut crate::pty::Live, key: &[u8], what: &str, sleep: &str) {
+    live.send(key);
+    let code = live.exit_within(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{what} did not stop the watch\n{}", live.dump());
+    assert!(
+        processes_with(sleep).is_empty(),
+        "{what}: the service outlived milo watch\n{}",
+        live.dump()
+    );
+    let modes = live.modes().expect("the pty's modes");
+    assert!(cooked(modes), "{what}: the terminal was left in raw mode: {modes:x?}");
+}
+
 #[test]
 fn q_alone_stops_the_watch_in_a_terminal_and_leaves_no_process_or_raw_mode() {
     for ui in ["plain", "progress"] {
@@ -483,16 +499,7 @@ fn q_alone_stops_the_watch_in_a_terminal_and_leaves_no_process_or_raw_mode() {
             live.dump()
         );
         // One byte, no newline.
-        live.send(b"q");
-        let code = live.exit_within(Duration::from_secs(5));
-        assert_eq!(code, Some(0), "{ui}: `q` did not stop the watch\n{}", live.dump());
-        assert!(
-            processes_with(&sleep).is_empty(),
-            "{ui}: the service outlived milo watch\n{}",
-            live.dump()
-        );
-        let modes = live.modes().expect("the pty's modes");
-        assert!(cooked(modes), "{ui}: the terminal was left in raw mode: {modes:x?}");
+        stops_cleanly(&mut live, b"q", &format!("{ui}: `q`"), &sleep);
         // Every line starts in the first column (no staircase from a bare `\n` in raw mode),
         // and the `q` was not echoed.
         let rows = live.rows();
@@ -522,12 +529,7 @@ fn ctrl_c_in_a_terminal_stops_the_watch_like_sigint() {
     let t = build_and_service(&sleep);
     let mut live = watching_in_a_pty(&t, "plain");
     // Raw mode turns Ctrl-C into the byte 0x03 instead of a SIGINT from the kernel.
-    live.send(b"\x03");
-    let code = live.exit_within(Duration::from_secs(5));
-    assert_eq!(code, Some(0), "Ctrl-C did not stop the watch\n{}", live.dump());
-    assert!(processes_with(&sleep).is_empty(), "{}", live.dump());
-    let modes = live.modes().expect("the pty's modes");
-    assert!(cooked(modes), "the terminal was left in raw mode: {modes:x?}");
+    stops_cleanly(&mut live, b"\x03", "Ctrl-C", &sleep);
 }
 
 #[test]
@@ -600,4 +602,67 @@ fn every_cycle_is_one_run_in_the_history_with_the_phases_that_ran() {
         ran(&runs[0]["id"]),
         pairs(&[("build_a", "up_to_date"), ("build_b", "run"), ("test_a", "run")])
     );
+}
+
+/// Polls `live`'s screen until `check` holds for it (up to [`WAIT`]).
+fn wait_screen(live: &crate::pty::Live, what: &str, check: impl Fn(&[String]) -> bool) {
+    let ok = wait_for(WAIT, || check(&live.rows()));
+    assert!(ok, "no {what} on the screen\n{}", live.dump());
+}
+
+#[test]
+fn the_tui_stays_up_across_cycles_and_q_or_ctrl_c_stops_the_watch_and_its_services() {
+    for (key, how) in [(&b"q"[..], "q"), (&b"\x03"[..], "Ctrl-C")] {
+        let sleep = marker();
+        let t = build_and_service(&sleep);
+        let mut live = crate::pty::Live::start(t.dir(), &["watch", "--no-history", "--ui", "tui"], 100, 30);
+        let has = |rows: &[String], text: &str| rows.iter().any(|r| r.contains(text));
+        let selected = |rows: &[String], name: &str| rows.iter().any(|r| r.starts_with('›') && r.contains(name));
+        wait_screen(&live, "cycle 1, waiting with the service up", |rows| {
+            rows[0].trim() == "cycle 1" && rows[1].contains("watching for changes · services up: server")
+        });
+        let first = processes_with(&sleep);
+        assert!(!first.is_empty(), "{how}: no service\n{}", live.dump());
+        // Select the second phase: the next cycle keeps it selected.
+        live.send(b"j");
+        wait_screen(&live, "`server` selected", |rows| selected(rows, "server"));
+        write(&t, "src/app.txt", "v2\n");
+        wait_screen(&live, "cycle 2 with the changed path, then waiting", |rows| {
+            rows[0].trim() == "cycle 2 — src/app.txt changed" && rows[1].contains("watching for changes")
+        });
+        assert!(
+            selected(&live.rows(), "server"),
+            "{how}: the selection moved\n{}",
+            live.dump()
+        );
+        // The service was restarted in cycle 2.
+        let now = processes_with(&sleep);
+        assert!(
+            !now.is_empty() && now.iter().all(|p| !first.contains(p)),
+            "{how}: the service was not restarted\n{}",
+            live.dump()
+        );
+        // The watch's own lines never went to the screen under the TUI.
+        let text = String::from_utf8_lossy(&live.raw()).into_owned();
+        assert!(!text.contains("milo: cycle"), "{how}\n{}", live.dump());
+        assert!(!text.contains("milo: watching"), "{how}\n{}", live.dump());
+        stops_cleanly(&mut live, key, how, &sleep);
+        // Back on the normal screen, where the watch says how it ended.
+        let rows = live.rows();
+        assert!(
+            has(&rows, "milo: watch stopped after 2 cycles"),
+            "{how}\n{}",
+            live.dump()
+        );
+        assert!(!has(&rows, "watching for changes"), "{how}\n{}", live.dump());
+    }
+}
+
+#[test]
+fn the_tui_needs_a_terminal() {
+    // Standard output is a pipe here: refused before anything runs.
+    two_builds()
+        .run_args(["watch", "--no-history", "--ui", "tui"])
+        .code(2)
+        .stderr_has("--ui tui needs a terminal, but standard output is not one");
 }
