@@ -3,7 +3,8 @@
 //! calls them.
 //!
 //! * [`history`]: `milo history [-n N] [--json]`, recent runs.
-//! * [`show`]: `milo show [RUN] [--json]`, one run's phases: an incremental phase that did
+//! * [`show`]: `milo show [RUN] [--json]`, one run's phases (and for a `milo watch` cycle,
+//!   `trigger: watch cycle 3 — src/a.c changed`): an incremental phase that did
 //!   not run reads `up to date` or `restored` instead of `completed`, every incremental
 //!   phase is followed by its reason (`— src/main.c changed`), and the run's line counts
 //!   them (`3 ran, 17 up to date (2 restored)`).
@@ -152,6 +153,9 @@ pub fn history(db: &Path, limit: usize, json: bool, out: &mut dyn Write) -> Resu
             if let Some(from) = r.resumed_from {
                 let _ = write!(status, " ↻{from}");
             }
+            if let Some(t) = &r.trigger {
+                let _ = write!(status, " watch #{}", t.watch_cycle);
+            }
             status
         })
         .collect();
@@ -173,8 +177,15 @@ pub fn history(db: &Path, limit: usize, json: bool, out: &mut dyn Write) -> Resu
         );
         let _ = writeln!(text, "{}", line.trim_end());
     }
+    let mut legend = Vec::new();
     if runs.iter().any(|r| r.resumed_from.is_some()) {
-        text.push_str("\n↻N: resumed run N (`milo run --resume N`), reusing its completed phases\n");
+        legend.push("↻N: resumed run N (`milo run --resume N`), reusing its completed phases");
+    }
+    if runs.iter().any(|r| r.trigger.is_some()) {
+        legend.push("watch #N: cycle N of a `milo watch` (`milo show RUN` names the changes that started it)");
+    }
+    if !legend.is_empty() {
+        let _ = writeln!(text, "\n{}", legend.join("\n"));
     }
     out.write_all(text.as_bytes())?;
     Ok(0)
@@ -212,6 +223,11 @@ fn header(r: &RunSummary, resumed_gone: bool) -> String {
     if !r.params.is_empty() {
         let shown: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "params: {}", shown.join(" "));
+    }
+    if let Some(t) = &r.trigger {
+        // The paths are file names as the watcher saw them: terminal-safe, one line.
+        let what = t.describe(crate::trigger::SHOWN_TRIGGER_PATHS);
+        let _ = writeln!(s, "trigger: {}", milo::text::sanitize(&what, milo::text::Sgr::Drop));
     }
     if let Some(from) = r.resumed_from {
         let gone = if resumed_gone {

@@ -17,6 +17,7 @@ use crate::recorder::{PhaseRow, apply};
 use crate::chunk::{self, Check, ChunkEntry};
 use crate::def::{DefRecord, phase_hash};
 use crate::error::HistoryError;
+use crate::trigger::Trigger;
 use crate::{History, RunId, RunStatus};
 
 /// One run, as listed by `milo history`.
@@ -52,6 +53,9 @@ pub struct RunSummary {
     pub journal_len: i64,
     /// The run's parameter values, in declaration order (empty without parameters).
     pub params: Vec<(String, String)>,
+    /// What started it: a `milo watch` cycle (absent for a plain `milo run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
     /// Why the history holds only part of the run, when it does: a write failed mid-run
     /// (a full disk…), or the recording process went away.
     pub recording_error: Option<String>,
@@ -267,7 +271,7 @@ pub fn parse_run(selector: Option<&str>) -> Result<Option<RunId>, HistoryError> 
 
 const RUN_COLUMNS: &str = "r.id, r.pipeline, r.status, r.started_at, r.ended_at, r.last_seen, r.exit_code, r.error,
     (SELECT p.name FROM phases p WHERE p.run_id = r.id AND p.status = 'failed' ORDER BY p.finished_at, p.idx LIMIT 1),
-    r.resumed_from, r.def_hash, r.pipeline_file, r.pid, r.journal_len, r.recording_error, r.pid_start, r.params";
+    r.resumed_from, r.def_hash, r.pipeline_file, r.pid, r.journal_len, r.recording_error, r.pid_start, r.params, r.trigger";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
     let mut status = RunStatus::parse(&r.get::<_, String>(2)?);
@@ -300,6 +304,7 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
         journal_len: r.get(13)?,
         recording_error,
         params: crate::parse_params(r.get::<_, Option<String>>(16)?.as_deref()),
+        trigger: Trigger::parse(r.get::<_, Option<String>>(17)?.as_deref()),
     })
 }
 
@@ -554,7 +559,7 @@ impl History {
     fn audit(&self, id: RunId) -> Result<Audit, HistoryError> {
         let run = self.conn.query_row(
             "SELECT pipeline, def_hash, pipeline_file, started_at, resumed_from, status, error, exit_code, ended_at,
-                    journal_len, journal_head, chain, seal, params
+                    journal_len, journal_head, chain, seal, params, trigger
              FROM runs WHERE id = ?1",
             [id],
             |r| {
@@ -573,6 +578,7 @@ impl History {
                     chain: r.get(11)?,
                     seal: blob(r.get_ref(12)?),
                     params: r.get(13)?,
+                    trigger: r.get(14)?,
                 })
             },
         )?;
@@ -647,6 +653,7 @@ impl History {
             started_at: run.started_at.to_bits(),
             resumed_from: run.resumed_from,
             params: run.params.as_deref(),
+            trigger: run.trigger.as_deref(),
         });
         let pipeline = def.to_noop_pipeline().map_err(|e| HistoryError::BadRecord {
             run: id,
@@ -1330,6 +1337,7 @@ struct RunRow {
     chain: Option<String>,
     seal: Option<Vec<u8>>,
     params: Option<String>,
+    trigger: Option<String>,
 }
 
 /// The bytes of a BLOB (or TEXT) column, whatever an edit stored there.

@@ -217,10 +217,26 @@ fn header(h: &mut String, run: &ReportRun, title: &str, critical: &[usize]) {
         }
         h.push_str("</p>\n");
     }
+    if let Some(t) = &run.trigger {
+        trigger(h, t);
+    }
     if let Some(e) = &run.error {
         let _ = writeln!(h, "<pre class=\"error\">{}</pre>", escape(e));
     }
     h.push_str("</header>\n");
+}
+
+/// How many changed paths the report names before `(+N more)`: a page has room for more than
+/// `milo show`'s line.
+const SHOWN_TRIGGER_PATHS: usize = 20;
+
+/// `trigger: watch cycle 3 — src/a.c, src/b.h changed`, each path in `<code>`.
+fn trigger(h: &mut String, t: &milo_history::Trigger) {
+    let _ = write!(h, "<p class=\"trigger\">trigger: watch cycle {}", t.watch_cycle);
+    if let Some(list) = t.changed_list(SHOWN_TRIGGER_PATHS, |p| format!("<code>{}</code>", escape(p))) {
+        let _ = write!(h, " — {list} changed");
+    }
+    h.push_str("</p>\n");
 }
 
 fn gantt(h: &mut String, run: &ReportRun, on_path: &[bool]) {

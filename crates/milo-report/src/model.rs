@@ -24,6 +24,9 @@ pub struct ReportRun {
     pub error: Option<String>,
     /// The run's parameter values, in declaration order (empty without parameters).
     pub params: Vec<(String, String)>,
+    /// What started the run: a `milo watch` cycle and its changed paths (`None` for a plain
+    /// run, or a report built from a timeline file).
+    pub trigger: Option<milo_history::Trigger>,
     /// The phases, in execution order.
     pub phases: Vec<ReportPhase>,
 }
@@ -295,6 +298,7 @@ mod tests {
             started_at: None,
             error: None,
             params: Vec::new(),
+            trigger: None,
             phases,
         }
     }

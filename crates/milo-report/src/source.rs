@@ -146,6 +146,7 @@ impl ReportRun {
             started_at: Some(detail.run.started_at),
             error: detail.run.error,
             params: detail.run.params,
+            trigger: detail.run.trigger,
             phases,
         })
     }
@@ -232,6 +233,7 @@ impl ReportRun {
             started_at: None,
             error: str_of(timeline, "error").filter(|e| !e.is_empty()),
             params: Vec::new(),
+            trigger: None,
             phases,
         })
     }

@@ -694,3 +694,27 @@ fn a_timeline_without_decisions_draws_as_before() {
     }
     assert!(!html.contains("up to date (did not run)"));
 }
+
+#[test]
+fn a_watch_cycle_names_its_changed_paths_escaped_and_capped() {
+    let mut run = ReportRun::from_timeline(&common::known_timeline()).unwrap();
+    let plain = Html::parse_document(&render_html(&run));
+    assert_eq!(plain.select(&sel("p.trigger")).count(), 0);
+
+    let mut changed = vec!["src/<b>.c".to_owned()];
+    changed.extend((0..24).map(|i| format!("src/{i}.h")));
+    run.trigger = Some(milo_history::Trigger::watch(3, changed));
+    let html = render_html(&run);
+    let doc = Html::parse_document(&html);
+    assert!(doc.errors.is_empty(), "HTML parse errors: {:?}", doc.errors);
+    let p = doc.select(&sel("p.trigger")).next().expect("a trigger line");
+    let text: String = p.text().collect();
+    assert!(
+        text.starts_with("trigger: watch cycle 3 — src/<b>.c, src/0.h, "),
+        "{text}"
+    );
+    assert!(text.ends_with("src/18.h, (+5 more) changed"), "{text}");
+    // Each named path is code, and a path's markup stays text.
+    assert_eq!(p.select(&sel("code")).count(), 20);
+    assert_eq!(p.select(&sel("b")).count(), 0);
+}

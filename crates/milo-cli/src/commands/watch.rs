@@ -152,6 +152,7 @@ pub fn watch(args: WatchArgs) -> Result<u8, CliError> {
             pipeline_file: Some(args.file.file.display().to_string()),
             resumed_from: None,
             params: config::resolved_params(&file),
+            trigger: None,
             keep_runs: Some(args.keep_runs),
         },
     };
@@ -221,7 +222,8 @@ impl Session {
                 ..RunOptions::default()
             };
             let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
-            let run = self.cycle(options);
+            let trigger = milo_history::Trigger::watch(cycle, changed.iter().map(|p| self.rel(p)).collect());
+            let run = self.cycle(options, trigger);
             tokio::pin!(run);
             let ended = loop {
                 tokio::select! {
@@ -365,13 +367,22 @@ impl Session {
         let _ = writeln!(std::io::stderr().lock(), "milo: watching for changes{up} ({how} stops)");
     }
 
-    /// One cycle: one run, recorded in the history, shown by the session's view.
-    async fn cycle(&self, options: RunOptions) -> Result<(Status, Arc<PipelineState>), CliError> {
+    /// One cycle: one run, recorded in the history with what `trigger`ed it, shown by the
+    /// session's view.
+    async fn cycle(
+        &self,
+        options: RunOptions,
+        trigger: milo_history::Trigger,
+    ) -> Result<(Status, Arc<PipelineState>), CliError> {
         let store = self.pipeline.store().map_err(|e| CliError::Internal(e.to_string()))?;
+        let record = milo_history::RecordOptions {
+            trigger: Some(trigger),
+            ..self.record.clone()
+        };
         let recorder = self
             .history
             .as_ref()
-            .and_then(|h| match h.recorder(&self.pipeline, self.record.clone()) {
+            .and_then(|h| match h.recorder(&self.pipeline, record) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     milo_history::cli::warn(&e);
