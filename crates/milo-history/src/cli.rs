@@ -4,7 +4,9 @@
 //!
 //! * [`history`]: `milo history [-n N] [--json]`, recent runs.
 //! * [`show`]: `milo show [RUN] [--json]`, one run's phases (and for a `milo watch` cycle,
-//!   `trigger: watch cycle 3 — src/a.c changed`): an incremental phase that did
+//!   `trigger: watch cycle 3 — src/a.c changed`), a matrix phase's instances indented under
+//!   one group line with their counts (`test  failed  4 instances: 1 completed, 1 failed, 2
+//!   pending`, the summary's words): an incremental phase that did
 //!   not run reads `up to date` or `restored` instead of `completed`, every incremental
 //!   phase is followed by its reason (`— src/main.c changed`), and the run's line counts
 //!   them (`3 ran, 17 up to date (2 restored)`).
@@ -25,11 +27,11 @@ use std::path::{Path, PathBuf};
 
 use milo::capture::Stream;
 use milo::format_duration;
-use milo::pipeline::Pipeline;
+use milo::pipeline::{GroupCounts, Pipeline, Row, Status};
 
 use crate::{
-    History, HistoryError, Prune, Pruned, ResumePlan, RunDetail, RunId, RunSummary, Verification, default_db_path,
-    parse_run,
+    History, HistoryError, PhaseRecord, Prune, Pruned, ResumePlan, RunDetail, RunId, RunSummary, Verification,
+    default_db_path, parse_run,
 };
 
 /// The database for pipeline file `file`: `db` if given, else `.milo/history.db` beside it.
@@ -285,10 +287,16 @@ fn render_show(d: &RunDetail, resumed_gone: bool) -> String {
         let first = s.find('\n').unwrap_or(s.len());
         s.insert_str(first, &format!(" · {}", decision_counts(ran, fresh, restored)));
     }
+    let rows = d.rows();
+    // A group's members are indented under its line.
     let name_w = d
         .phases
         .iter()
-        .map(|p| p.name.chars().count())
+        .map(|p| p.name.chars().count() + if p.group.is_some() { INDENT.len() } else { 0 })
+        .chain(rows.iter().filter_map(|r| match r {
+            Row::Group { name, .. } => Some(name.chars().count()),
+            Row::Phase(_) => None,
+        }))
         .max()
         .unwrap_or(0)
         .max(5);
@@ -297,30 +305,68 @@ fn render_show(d: &RunDetail, resumed_gone: bool) -> String {
         "\n{:<name_w$}  {:<11}  {:>8}  {:>8}  {:>7}",
         "PHASE", "STATUS", "ATTEMPTS", "DURATION", "LINES"
     );
-    for p in &d.phases {
-        let label = state_label(&p.status, p.fresh());
-        let mut line = format!(
-            "{:<name_w$}  {:<11}  {:>8}  {:>8}  {:>7}",
-            p.name,
-            label,
-            p.attempts,
-            p.duration.map(secs).unwrap_or_default(),
-            p.log_count
-        );
-        if let Some(from) = &p.reused_from {
-            let _ = write!(line, "  from run {from}");
+    for row in rows {
+        match row {
+            Row::Phase(i) => phase_line(&mut s, &d.phases[i], "", name_w),
+            Row::Group { name, members } => {
+                let counts = GroupCounts::of_statuses(members.iter().map(|&i| status_of(&d.phases[i].status)));
+                let line = format!(
+                    "{name:<name_w$}  {:<11}  {}",
+                    counts.status().as_str(),
+                    counts.describe()
+                );
+                let _ = writeln!(s, "{line}");
+                for i in members {
+                    phase_line(&mut s, &d.phases[i], INDENT, name_w);
+                }
+            }
         }
-        line.push_str(&reason_suffix(p.reason.as_deref(), label));
-        if !p.job_ids.is_empty() {
-            let _ = write!(line, "  job {}", p.job_ids.join(","));
-        }
-        if let Some(e) = p.error.as_deref().filter(|e| !e.is_empty()) {
-            let first = e.lines().next().unwrap_or("");
-            let _ = write!(line, "  {first}");
-        }
-        let _ = writeln!(s, "{}", line.trim_end());
     }
     s
+}
+
+/// How much a group's members are indented under its line.
+const INDENT: &str = "  ";
+
+/// A recorded status as the core's, for counting a group's members: `interrupted` (the
+/// recording stopped mid-run) counts as `cancelled`.
+fn status_of(status: &str) -> Status {
+    match status {
+        "queued" => Status::Queued,
+        "running" => Status::Running,
+        "retrying" => Status::Retrying,
+        "completed" => Status::Completed,
+        "failed" => Status::Failed,
+        "skipped" => Status::Skipped,
+        "cancelled" | "interrupted" => Status::Cancelled,
+        _ => Status::Pending,
+    }
+}
+
+/// One phase's line of `milo show`, its name after `indent`.
+fn phase_line(s: &mut String, p: &PhaseRecord, indent: &str, name_w: usize) {
+    let label = state_label(&p.status, p.fresh());
+    let name = format!("{indent}{}", p.name);
+    let mut line = format!(
+        "{:<name_w$}  {:<11}  {:>8}  {:>8}  {:>7}",
+        name,
+        label,
+        p.attempts,
+        p.duration.map(secs).unwrap_or_default(),
+        p.log_count
+    );
+    if let Some(from) = &p.reused_from {
+        let _ = write!(line, "  from run {from}");
+    }
+    line.push_str(&reason_suffix(p.reason.as_deref(), label));
+    if !p.job_ids.is_empty() {
+        let _ = write!(line, "  job {}", p.job_ids.join(","));
+    }
+    if let Some(e) = p.error.as_deref().filter(|e| !e.is_empty()) {
+        let first = e.lines().next().unwrap_or("");
+        let _ = write!(line, "  {first}");
+    }
+    let _ = writeln!(s, "{}", line.trim_end());
 }
 
 /// `milo logs [RUN] PHASE [--stream stdout|stderr]`: every line the phase printed, in order.

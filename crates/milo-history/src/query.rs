@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use milo::capture::Stream;
-use milo::pipeline::{Pipeline, PipelineAction, PipelineState, pipeline_to_timeline};
+use milo::pipeline::{Pipeline, PipelineAction, PipelineState, Row as ViewRow, pipeline_to_timeline};
 use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
@@ -95,6 +95,13 @@ pub struct PhaseRecord {
     pub reason: Option<String>,
     /// For a phase a batch scheduler (Slurm) ran: the job ids of its attempts, oldest first.
     pub job_ids: Vec<String>,
+    /// For an instance of a matrix phase: its group, the matrix phase's name (from the
+    /// recorded definition; for one recorded before groups were, from the instance's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Its place in the pipeline's declaration order (a group lists its members in it).
+    #[serde(skip)]
+    pub declared: usize,
 }
 
 impl PhaseRecord {
@@ -116,6 +123,34 @@ pub struct RunDetail {
     pub run: RunSummary,
     /// Its phases in execution order.
     pub phases: Vec<PhaseRecord>,
+}
+
+impl RunDetail {
+    /// The phases as the views list them ([`PipelineDef::rows`](milo::pipeline::PipelineDef::rows)'s
+    /// rule, indices into [`phases`](Self::phases)): in execution order, the members of a
+    /// group gathered into one [`Row::Group`](milo::pipeline::Row::Group) where the first of them runs, in declaration
+    /// order.
+    pub fn rows(&self) -> Vec<ViewRow> {
+        let mut rows = Vec::with_capacity(self.phases.len());
+        let mut placed: HashSet<&str> = HashSet::new();
+        for (i, p) in self.phases.iter().enumerate() {
+            match p.group.as_deref() {
+                None => rows.push(ViewRow::Phase(i)),
+                Some(group) if placed.insert(group) => {
+                    let mut members: Vec<usize> = (0..self.phases.len())
+                        .filter(|&j| self.phases[j].group.as_deref() == Some(group))
+                        .collect();
+                    members.sort_by_key(|&j| self.phases[j].declared);
+                    rows.push(ViewRow::Group {
+                        name: group.into(),
+                        members,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        rows
+    }
 }
 
 /// One captured line.
@@ -428,9 +463,13 @@ impl History {
                 job_ids: job_ids
                     .map(|ids| ids.split(',').filter(|id| !id.is_empty()).map(str::to_owned).collect())
                     .unwrap_or_default(),
+                group: None,
+                declared: 0,
             })
         })?;
         let mut phases: Vec<PhaseRecord> = rows.collect::<Result<_, _>>()?;
+        let def = self.def_of(id).ok();
+        set_groups(&mut phases, def.as_ref());
         for p in &phases {
             check_time(id, "phase start time", p.started_at)
                 .and_then(|()| check_time(id, "phase end time", p.finished_at))
@@ -444,7 +483,7 @@ impl History {
                 })?;
         }
         // Execution order, from the recorded definition (declaration order if unreadable).
-        let order = self.def_of(id).ok().and_then(|d| d.to_noop_pipeline().ok());
+        let order = def.and_then(|d| d.to_noop_pipeline().ok());
         if let Some(order) = order.map(|p| p.execution_order()) {
             let rank: HashMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
             phases.sort_by_key(|p| rank.get(p.name.as_str()).copied().unwrap_or(usize::MAX));
@@ -1338,6 +1377,28 @@ struct RunRow {
     seal: Option<Vec<u8>>,
     params: Option<String>,
     trigger: Option<String>,
+}
+
+/// Numbers `phases` (read in declaration order) and sets each one's group: from `def`, or
+/// when it has none (recorded before groups were, or unreadable) from the phase's name.
+fn set_groups(phases: &mut [PhaseRecord], def: Option<&DefRecord>) {
+    let recorded: HashMap<&str, &str> = def
+        .map(|d| {
+            d.phases
+                .iter()
+                .filter_map(|p| Some((p.name.as_str(), p.group.as_deref()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (i, p) in phases.iter_mut().enumerate() {
+        p.declared = i;
+        let group = if recorded.is_empty() {
+            crate::def::group_of_name(&p.name)
+        } else {
+            recorded.get(p.name.as_str()).copied()
+        };
+        p.group = group.map(str::to_owned);
+    }
 }
 
 /// The bytes of a BLOB (or TEXT) column, whatever an edit stored there.

@@ -713,3 +713,28 @@ fn the_summary_shows_a_matrix_phase_as_one_line_with_its_failed_instances_beneat
     out.code(0).stdout_line("  ✓ test  4 instances: 4 completed");
     out.stdout_lacks("      ✓ test[");
 }
+
+#[test]
+fn show_lists_a_matrix_phase_as_a_group_line_with_its_instances_beneath() {
+    let t = Test::with(GROUPED);
+    t.run_args(["run", "--ui", "plain"]).code(1);
+    let show = t.run_args(["show"]);
+    show.code(0);
+    let table = show
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PHASE"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!("matrix_show", scrub_durations(&table));
+    // The JSON names each instance's group.
+    let json: serde_json::Value = serde_json::from_str(&t.run_args(["show", "--json"]).stdout).expect("show json");
+    let groups: Vec<(&str, Option<&str>)> = json["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap_or(""), p["group"].as_str()))
+        .collect();
+    assert!(groups.contains(&("test[n=3]", Some("test"))), "{groups:?}");
+    assert!(groups.contains(&("build", None)), "{groups:?}");
+}

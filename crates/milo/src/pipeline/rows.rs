@@ -81,10 +81,15 @@ pub struct GroupCounts {
 impl GroupCounts {
     /// Counts the statuses of `members` (indices in `state`'s phases).
     pub fn of(state: &PipelineState, members: &[usize]) -> Self {
+        Self::of_statuses(members.iter().filter_map(|&i| state.phases.get(i)).map(|p| p.status))
+    }
+
+    /// Counts `statuses` (the members' statuses as recorded, for a view of a past run).
+    pub fn of_statuses(statuses: impl IntoIterator<Item = Status>) -> Self {
         let mut c = Self::default();
-        for p in members.iter().filter_map(|&i| state.phases.get(i)) {
+        for status in statuses {
             c.total += 1;
-            match p.status {
+            match status {
                 Status::Completed => c.completed += 1,
                 Status::Failed => c.failed += 1,
                 Status::Skipped => c.skipped += 1,
@@ -95,6 +100,34 @@ impl GroupCounts {
             }
         }
         c
+    }
+
+    /// The counts that are not zero, each with its status, in the order the views list them:
+    /// completed, failed, skipped, cancelled, running, queued, pending.
+    pub fn nonzero(&self) -> Vec<(usize, Status)> {
+        [
+            (self.completed, Status::Completed),
+            (self.failed, Status::Failed),
+            (self.skipped, Status::Skipped),
+            (self.cancelled, Status::Cancelled),
+            (self.running, Status::Running),
+            (self.queued, Status::Queued),
+            (self.pending, Status::Pending),
+        ]
+        .into_iter()
+        .filter(|&(n, _)| n > 0)
+        .collect()
+    }
+
+    /// `4 instances: 1 completed, 1 failed, 2 pending` (the summary's words, unpainted).
+    pub fn describe(&self) -> String {
+        let counts: Vec<String> = self
+            .nonzero()
+            .into_iter()
+            .map(|(n, s)| format!("{n} {}", s.as_str()))
+            .collect();
+        let instances = if self.total == 1 { "instance" } else { "instances" };
+        format!("{} {instances}: {}", self.total, counts.join(", "))
     }
 
     /// Members that have ended (completed, failed, skipped or cancelled).
