@@ -309,7 +309,7 @@ fn render_show(d: &RunDetail, resumed_gone: bool) -> String {
         match row {
             Row::Phase(i) => phase_line(&mut s, &d.phases[i], "", name_w),
             Row::Group { name, members } => {
-                let counts = GroupCounts::of_statuses(members.iter().map(|&i| status_of(&d.phases[i].status)));
+                let counts = group_counts(members.iter().map(|&i| d.phases[i].status.as_str()));
                 let line = format!(
                     "{name:<name_w$}  {:<11}  {}",
                     counts.status().as_str(),
@@ -328,8 +328,13 @@ fn render_show(d: &RunDetail, resumed_gone: bool) -> String {
 /// How much a group's members are indented under its line.
 const INDENT: &str = "  ";
 
-/// A recorded status as the core's, for counting a group's members: `interrupted` (the
-/// recording stopped mid-run) counts as `cancelled`.
+/// How the members of a group with these recorded statuses stand (`milo show`, the report):
+/// `interrupted` (the recording stopped mid-run) counts as `cancelled`.
+pub fn group_counts<'a>(statuses: impl IntoIterator<Item = &'a str>) -> GroupCounts {
+    GroupCounts::of_statuses(statuses.into_iter().map(status_of))
+}
+
+/// A recorded status as the core's.
 fn status_of(status: &str) -> Status {
     match status {
         "queued" => Status::Queued,

@@ -131,22 +131,11 @@ impl RunDetail {
     /// group gathered into one [`Row::Group`](milo::pipeline::Row::Group) where the first of them runs, in declaration
     /// order.
     pub fn rows(&self) -> Vec<ViewRow> {
-        let mut rows = Vec::with_capacity(self.phases.len());
-        let mut placed: HashSet<&str> = HashSet::new();
-        for (i, p) in self.phases.iter().enumerate() {
-            match p.group.as_deref() {
-                None => rows.push(ViewRow::Phase(i)),
-                Some(group) if placed.insert(group) => {
-                    let mut members: Vec<usize> = (0..self.phases.len())
-                        .filter(|&j| self.phases[j].group.as_deref() == Some(group))
-                        .collect();
-                    members.sort_by_key(|&j| self.phases[j].declared);
-                    rows.push(ViewRow::Group {
-                        name: group.into(),
-                        members,
-                    });
-                }
-                Some(_) => {}
+        let groups: Vec<Option<&str>> = self.phases.iter().map(|p| p.group.as_deref()).collect();
+        let mut rows = ViewRow::gather(&groups);
+        for row in &mut rows {
+            if let ViewRow::Group { members, .. } = row {
+                members.sort_by_key(|&j| self.phases[j].declared);
             }
         }
         rows

@@ -57,6 +57,36 @@ impl PipelineDef {
     }
 }
 
+impl Row {
+    /// Rows of a list of phases already in the order to show them, given each one's group
+    /// (for a view of a recorded run, without a [`PipelineDef`]): a phase without a group is
+    /// its own row, a group stands where its first member is and lists its members in the
+    /// list's order.
+    pub fn gather(groups: &[Option<&str>]) -> Vec<Row> {
+        let mut members: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, g) in groups.iter().enumerate() {
+            if let Some(g) = g {
+                members.entry(g).or_default().push(i);
+            }
+        }
+        let mut rows = Vec::with_capacity(groups.len());
+        for (i, g) in groups.iter().enumerate() {
+            match g {
+                None => rows.push(Row::Phase(i)),
+                Some(g) => {
+                    if let Some(members) = members.remove(g) {
+                        rows.push(Row::Group {
+                            name: (*g).into(),
+                            members,
+                        });
+                    }
+                }
+            }
+        }
+        rows
+    }
+}
+
 /// How many members of a group stand at each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GroupCounts {
@@ -211,6 +241,26 @@ mod tests {
         );
         assert_eq!(p.def().phases[1].group.as_deref(), Some("test"));
         assert_eq!(p.def().phases[0].group, None);
+    }
+
+    #[test]
+    fn listed_phases_gather_by_group_where_the_first_member_is() {
+        let rows = Row::gather(&[None, Some("t"), None, Some("t"), Some("u")]);
+        assert_eq!(
+            rows,
+            vec![
+                Row::Phase(0),
+                Row::Group {
+                    name: "t".into(),
+                    members: vec![1, 3]
+                },
+                Row::Phase(2),
+                Row::Group {
+                    name: "u".into(),
+                    members: vec![4]
+                },
+            ]
+        );
     }
 
     #[test]
