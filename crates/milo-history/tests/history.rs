@@ -1231,3 +1231,66 @@ fn a_version_7_database_gains_the_trigger_and_keeps_its_runs_verifiable() {
     // A plain run before it is untouched by the edit.
     assert!(history.verify(Some(old)).unwrap().is_intact());
 }
+
+/// `build`, then three instances of matrix phase `test` declared out of name order.
+fn matrix_pipeline() -> Pipeline {
+    let group = Arc::new(milo::pipeline::PhaseGroup {
+        name: "test".into(),
+        max_parallel: None,
+        fail_fast: false,
+    });
+    let ok = |_: &milo::pipeline::PhaseContext| Ok::<_, String>(());
+    Pipeline::new(
+        "m",
+        [
+            Phase::new("build", ok),
+            Phase::new("test[v=3]", ok).depends_on(["build"]).group(group.clone()),
+            Phase::new("test[v=1]", ok).depends_on(["build"]).group(group.clone()),
+            Phase::new("test[v=2]", ok).depends_on(["build"]).group(group),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn show_groups_instances_by_the_recorded_definition_or_by_their_names_before_it_kept_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    let pipeline = matrix_pipeline();
+    let run = record(&history, &pipeline, RunOptions::default(), None).run;
+    let groups = |history: &History| -> Vec<(String, Option<String>)> {
+        let detail = history.show(Some(run)).unwrap();
+        let rows = detail.rows();
+        assert_eq!(
+            rows,
+            vec![
+                milo::pipeline::Row::Phase(0),
+                milo::pipeline::Row::Group {
+                    name: "test".into(),
+                    // Declaration order, as the summary lists them.
+                    members: ["test[v=3]", "test[v=1]", "test[v=2]"]
+                        .iter()
+                        .map(|n| detail.phases.iter().position(|p| p.name == *n).unwrap())
+                        .collect()
+                },
+            ]
+        );
+        detail
+            .phases
+            .iter()
+            .map(|p| (p.name.clone(), p.group.clone()))
+            .collect()
+    };
+    let recorded = groups(&history);
+    assert!(recorded.contains(&("build".into(), None)));
+    assert!(recorded.contains(&("test[v=1]".into(), Some("test".into()))));
+    assert!(history.verify(Some(run)).unwrap().is_intact());
+
+    // The same run as an older milo recorded it: a definition without groups.
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    let json: String = conn.query_row("SELECT def_json FROM defs", [], |r| r.get(0)).unwrap();
+    let without: String = json.replace(r#","group":"test""#, "");
+    assert_ne!(json, without, "{json}");
+    conn.execute("UPDATE defs SET def_json = ?1", [&without]).unwrap();
+    assert_eq!(groups(&history), recorded);
+}

@@ -742,6 +742,8 @@ fn show_lists_a_matrix_phase_as_a_group_line_with_its_instances_beneath() {
         .collect();
     assert!(groups.contains(&("test[n=3]", Some("test"))), "{groups:?}");
     assert!(groups.contains(&("build", None)), "{groups:?}");
+    // The definition recorded with its groups still verifies and replays.
+    t.run_args(["replay"]).code(0).stdout_has("journal verified");
     // The report's table groups them alike.
     t.run_args(["report", "-o", "report.html"]).code(0);
     let html = t.read("report.html");
