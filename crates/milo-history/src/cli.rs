@@ -3,7 +3,10 @@
 //! calls them.
 //!
 //! * [`history`]: `milo history [-n N] [--json]`, recent runs.
-//! * [`show`]: `milo show [RUN] [--json]`, one run's phases: an incremental phase that did
+//! * [`show`]: `milo show [RUN] [--json]`, one run's phases (and for a `milo watch` cycle,
+//!   `trigger: watch cycle 3 — src/a.c changed`), a matrix phase's instances indented under
+//!   one group line with their counts (`test  failed  4 instances: 1 completed, 1 failed, 2
+//!   pending`, the summary's words): an incremental phase that did
 //!   not run reads `up to date` or `restored` instead of `completed`, every incremental
 //!   phase is followed by its reason (`— src/main.c changed`), and the run's line counts
 //!   them (`3 ran, 17 up to date (2 restored)`).
@@ -24,11 +27,11 @@ use std::path::{Path, PathBuf};
 
 use milo::capture::Stream;
 use milo::format_duration;
-use milo::pipeline::Pipeline;
+use milo::pipeline::{GroupCounts, Pipeline, Row, Status};
 
 use crate::{
-    History, HistoryError, Prune, Pruned, ResumePlan, RunDetail, RunId, RunSummary, Verification, default_db_path,
-    parse_run,
+    History, HistoryError, PhaseRecord, Prune, Pruned, ResumePlan, RunDetail, RunId, RunSummary, Verification,
+    default_db_path, parse_run,
 };
 
 /// The database for pipeline file `file`: `db` if given, else `.milo/history.db` beside it.
@@ -152,6 +155,9 @@ pub fn history(db: &Path, limit: usize, json: bool, out: &mut dyn Write) -> Resu
             if let Some(from) = r.resumed_from {
                 let _ = write!(status, " ↻{from}");
             }
+            if let Some(t) = &r.trigger {
+                let _ = write!(status, " watch #{}", t.watch_cycle);
+            }
             status
         })
         .collect();
@@ -173,8 +179,15 @@ pub fn history(db: &Path, limit: usize, json: bool, out: &mut dyn Write) -> Resu
         );
         let _ = writeln!(text, "{}", line.trim_end());
     }
+    let mut legend = Vec::new();
     if runs.iter().any(|r| r.resumed_from.is_some()) {
-        text.push_str("\n↻N: resumed run N (`milo run --resume N`), reusing its completed phases\n");
+        legend.push("↻N: resumed run N (`milo run --resume N`), reusing its completed phases");
+    }
+    if runs.iter().any(|r| r.trigger.is_some()) {
+        legend.push("watch #N: cycle N of a `milo watch` (`milo show RUN` names the changes that started it)");
+    }
+    if !legend.is_empty() {
+        let _ = writeln!(text, "\n{}", legend.join("\n"));
     }
     out.write_all(text.as_bytes())?;
     Ok(0)
@@ -212,6 +225,11 @@ fn header(r: &RunSummary, resumed_gone: bool) -> String {
     if !r.params.is_empty() {
         let shown: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "params: {}", shown.join(" "));
+    }
+    if let Some(t) = &r.trigger {
+        // The paths are file names as the watcher saw them: terminal-safe, one line.
+        let what = t.describe(crate::trigger::SHOWN_TRIGGER_PATHS);
+        let _ = writeln!(s, "trigger: {}", milo::text::sanitize(&what, milo::text::Sgr::Drop));
     }
     if let Some(from) = r.resumed_from {
         let gone = if resumed_gone {
@@ -269,10 +287,16 @@ fn render_show(d: &RunDetail, resumed_gone: bool) -> String {
         let first = s.find('\n').unwrap_or(s.len());
         s.insert_str(first, &format!(" · {}", decision_counts(ran, fresh, restored)));
     }
+    let rows = d.rows();
+    // A group's members are indented under its line.
     let name_w = d
         .phases
         .iter()
-        .map(|p| p.name.chars().count())
+        .map(|p| p.name.chars().count() + if p.group.is_some() { INDENT.len() } else { 0 })
+        .chain(rows.iter().filter_map(|r| match r {
+            Row::Group { name, .. } => Some(name.chars().count()),
+            Row::Phase(_) => None,
+        }))
         .max()
         .unwrap_or(0)
         .max(5);
@@ -281,30 +305,73 @@ fn render_show(d: &RunDetail, resumed_gone: bool) -> String {
         "\n{:<name_w$}  {:<11}  {:>8}  {:>8}  {:>7}",
         "PHASE", "STATUS", "ATTEMPTS", "DURATION", "LINES"
     );
-    for p in &d.phases {
-        let label = state_label(&p.status, p.fresh());
-        let mut line = format!(
-            "{:<name_w$}  {:<11}  {:>8}  {:>8}  {:>7}",
-            p.name,
-            label,
-            p.attempts,
-            p.duration.map(secs).unwrap_or_default(),
-            p.log_count
-        );
-        if let Some(from) = &p.reused_from {
-            let _ = write!(line, "  from run {from}");
+    for row in rows {
+        match row {
+            Row::Phase(i) => phase_line(&mut s, &d.phases[i], "", name_w),
+            Row::Group { name, members } => {
+                let counts = group_counts(members.iter().map(|&i| d.phases[i].status.as_str()));
+                let line = format!(
+                    "{name:<name_w$}  {:<11}  {}",
+                    counts.status().as_str(),
+                    counts.describe()
+                );
+                let _ = writeln!(s, "{line}");
+                for i in members {
+                    phase_line(&mut s, &d.phases[i], INDENT, name_w);
+                }
+            }
         }
-        line.push_str(&reason_suffix(p.reason.as_deref(), label));
-        if !p.job_ids.is_empty() {
-            let _ = write!(line, "  job {}", p.job_ids.join(","));
-        }
-        if let Some(e) = p.error.as_deref().filter(|e| !e.is_empty()) {
-            let first = e.lines().next().unwrap_or("");
-            let _ = write!(line, "  {first}");
-        }
-        let _ = writeln!(s, "{}", line.trim_end());
     }
     s
+}
+
+/// How much a group's members are indented under its line.
+const INDENT: &str = "  ";
+
+/// How the members of a group with these recorded statuses stand (`milo show`, the report):
+/// `interrupted` (the recording stopped mid-run) counts as `cancelled`.
+pub fn group_counts<'a>(statuses: impl IntoIterator<Item = &'a str>) -> GroupCounts {
+    GroupCounts::of_statuses(statuses.into_iter().map(status_of))
+}
+
+/// A recorded status as the core's.
+fn status_of(status: &str) -> Status {
+    match status {
+        "queued" => Status::Queued,
+        "running" => Status::Running,
+        "retrying" => Status::Retrying,
+        "completed" => Status::Completed,
+        "failed" => Status::Failed,
+        "skipped" => Status::Skipped,
+        "cancelled" | "interrupted" => Status::Cancelled,
+        _ => Status::Pending,
+    }
+}
+
+/// One phase's line of `milo show`, its name after `indent`.
+fn phase_line(s: &mut String, p: &PhaseRecord, indent: &str, name_w: usize) {
+    let label = state_label(&p.status, p.fresh());
+    let name = format!("{indent}{}", p.name);
+    let mut line = format!(
+        "{:<name_w$}  {:<11}  {:>8}  {:>8}  {:>7}",
+        name,
+        label,
+        p.attempts,
+        p.duration.map(secs).unwrap_or_default(),
+        p.log_count
+    );
+    if let Some(from) = &p.reused_from {
+        let _ = write!(line, "  from run {from}");
+    }
+    line.push_str(&reason_suffix(p.reason.as_deref(), label));
+    if !p.job_ids.is_empty() {
+        let _ = write!(line, "  job {}", p.job_ids.join(","));
+    }
+    if let Some(e) = p.error.as_deref().filter(|e| !e.is_empty()) {
+        let first = e.lines().next().unwrap_or("");
+        let _ = write!(line, "  {first}");
+    }
+    let _ = writeln!(s, "{}", line.trim_end());
 }
 
 /// `milo logs [RUN] PHASE [--stream stdout|stderr]`: every line the phase printed, in order.

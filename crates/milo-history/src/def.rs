@@ -8,6 +8,8 @@
 //!   dependencies and, for command phases, the command line, working directory and extra
 //!   environment. Description, weight, parallel, max_logs, policy and timeout do not change
 //!   what a completed phase produced, so editing them does not make `--resume` run it again.
+//! * A matrix instance keeps its group (the matrix phase's name), so `milo show` and the
+//!   report can gather the instances under one line.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +50,21 @@ pub struct PhaseRecordDef {
     /// The command's extra environment.
     #[serde(default)]
     pub env: Vec<(String, String)>,
+    /// The group it belongs to: the matrix phase it is an instance of. Left out of the JSON
+    /// for a phase without one, so the definitions of pipelines without a matrix hash as they
+    /// did; absent in every definition recorded before groups were (see
+    /// [`group_of_name`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// The group of a matrix instance by its name alone (`test` for `test[python=3.12,suite=unit]`),
+/// for a definition recorded before groups were: an instance's name is its matrix phase's
+/// followed by `[key=value,…]`.
+pub fn group_of_name(name: &str) -> Option<&str> {
+    let (base, rest) = name.split_once('[')?;
+    let cell = rest.strip_suffix(']')?;
+    (!base.is_empty() && cell.split(',').all(|kv| kv.contains('='))).then_some(base)
 }
 
 /// A pipeline as recorded in a run.
@@ -86,6 +103,7 @@ impl DefRecord {
                     env: cmd
                         .map(|c| c.env.iter().map(|(k, v)| (k.clone(), mask(v))).collect())
                         .unwrap_or_default(),
+                    group: info.group.as_deref().map(str::to_owned),
                 }
             })
             .collect();
@@ -163,4 +181,18 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_name_gives_its_matrix_phase() {
+        assert_eq!(group_of_name("test[python=3.12,suite=unit]"), Some("test"));
+        assert_eq!(group_of_name("test[n=1]"), Some("test"));
+        assert_eq!(group_of_name("build"), None);
+        assert_eq!(group_of_name("odd[name]"), None);
+        assert_eq!(group_of_name("[n=1]"), None);
+    }
 }

@@ -285,4 +285,8 @@ pub struct RunFacts<'a> {
     /// runs recorded before parameters were recorded verify as they did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub params: Option<&'a str>,
+    /// What started it (the `trigger` column's JSON: a watch cycle); left out for a plain
+    /// run, so runs recorded before triggers were recorded verify as they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<&'a str>,
 }

@@ -42,6 +42,7 @@ mod prune;
 mod query;
 mod recorder;
 mod schema;
+pub mod trigger;
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +57,7 @@ pub use query::{
 };
 pub use recorder::{BATCH, COMMIT_EVERY, RecordOptions, Recorder};
 pub use schema::SCHEMA_VERSION;
+pub use trigger::Trigger;
 
 /// A run's number in the history (1, 2, …).
 pub type RunId = i64;

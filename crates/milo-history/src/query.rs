@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use milo::capture::Stream;
-use milo::pipeline::{Pipeline, PipelineAction, PipelineState, pipeline_to_timeline};
+use milo::pipeline::{Pipeline, PipelineAction, PipelineState, Row as ViewRow, pipeline_to_timeline};
 use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
@@ -17,6 +17,7 @@ use crate::recorder::{PhaseRow, apply};
 use crate::chunk::{self, Check, ChunkEntry};
 use crate::def::{DefRecord, phase_hash};
 use crate::error::HistoryError;
+use crate::trigger::Trigger;
 use crate::{History, RunId, RunStatus};
 
 /// One run, as listed by `milo history`.
@@ -52,6 +53,9 @@ pub struct RunSummary {
     pub journal_len: i64,
     /// The run's parameter values, in declaration order (empty without parameters).
     pub params: Vec<(String, String)>,
+    /// What started it: a `milo watch` cycle (absent for a plain `milo run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
     /// Why the history holds only part of the run, when it does: a write failed mid-run
     /// (a full disk…), or the recording process went away.
     pub recording_error: Option<String>,
@@ -91,6 +95,13 @@ pub struct PhaseRecord {
     pub reason: Option<String>,
     /// For a phase a batch scheduler (Slurm) ran: the job ids of its attempts, oldest first.
     pub job_ids: Vec<String>,
+    /// For an instance of a matrix phase: its group, the matrix phase's name (from the
+    /// recorded definition; for one recorded before groups were, from the instance's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Its place in the pipeline's declaration order (a group lists its members in it).
+    #[serde(skip)]
+    pub declared: usize,
 }
 
 impl PhaseRecord {
@@ -112,6 +123,23 @@ pub struct RunDetail {
     pub run: RunSummary,
     /// Its phases in execution order.
     pub phases: Vec<PhaseRecord>,
+}
+
+impl RunDetail {
+    /// The phases as the views list them ([`PipelineDef::rows`](milo::pipeline::PipelineDef::rows)'s
+    /// rule, indices into [`phases`](Self::phases)): in execution order, the members of a
+    /// group gathered into one [`Row::Group`](milo::pipeline::Row::Group) where the first of them runs, in declaration
+    /// order.
+    pub fn rows(&self) -> Vec<ViewRow> {
+        let groups: Vec<Option<&str>> = self.phases.iter().map(|p| p.group.as_deref()).collect();
+        let mut rows = ViewRow::gather(&groups);
+        for row in &mut rows {
+            if let ViewRow::Group { members, .. } = row {
+                members.sort_by_key(|&j| self.phases[j].declared);
+            }
+        }
+        rows
+    }
 }
 
 /// One captured line.
@@ -267,7 +295,7 @@ pub fn parse_run(selector: Option<&str>) -> Result<Option<RunId>, HistoryError> 
 
 const RUN_COLUMNS: &str = "r.id, r.pipeline, r.status, r.started_at, r.ended_at, r.last_seen, r.exit_code, r.error,
     (SELECT p.name FROM phases p WHERE p.run_id = r.id AND p.status = 'failed' ORDER BY p.finished_at, p.idx LIMIT 1),
-    r.resumed_from, r.def_hash, r.pipeline_file, r.pid, r.journal_len, r.recording_error, r.pid_start, r.params";
+    r.resumed_from, r.def_hash, r.pipeline_file, r.pid, r.journal_len, r.recording_error, r.pid_start, r.params, r.trigger";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
     let mut status = RunStatus::parse(&r.get::<_, String>(2)?);
@@ -300,6 +328,7 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunSummary> {
         journal_len: r.get(13)?,
         recording_error,
         params: crate::parse_params(r.get::<_, Option<String>>(16)?.as_deref()),
+        trigger: Trigger::parse(r.get::<_, Option<String>>(17)?.as_deref()),
     })
 }
 
@@ -423,9 +452,13 @@ impl History {
                 job_ids: job_ids
                     .map(|ids| ids.split(',').filter(|id| !id.is_empty()).map(str::to_owned).collect())
                     .unwrap_or_default(),
+                group: None,
+                declared: 0,
             })
         })?;
         let mut phases: Vec<PhaseRecord> = rows.collect::<Result<_, _>>()?;
+        let def = self.def_of(id).ok();
+        set_groups(&mut phases, def.as_ref());
         for p in &phases {
             check_time(id, "phase start time", p.started_at)
                 .and_then(|()| check_time(id, "phase end time", p.finished_at))
@@ -439,7 +472,7 @@ impl History {
                 })?;
         }
         // Execution order, from the recorded definition (declaration order if unreadable).
-        let order = self.def_of(id).ok().and_then(|d| d.to_noop_pipeline().ok());
+        let order = def.and_then(|d| d.to_noop_pipeline().ok());
         if let Some(order) = order.map(|p| p.execution_order()) {
             let rank: HashMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
             phases.sort_by_key(|p| rank.get(p.name.as_str()).copied().unwrap_or(usize::MAX));
@@ -554,7 +587,7 @@ impl History {
     fn audit(&self, id: RunId) -> Result<Audit, HistoryError> {
         let run = self.conn.query_row(
             "SELECT pipeline, def_hash, pipeline_file, started_at, resumed_from, status, error, exit_code, ended_at,
-                    journal_len, journal_head, chain, seal, params
+                    journal_len, journal_head, chain, seal, params, trigger
              FROM runs WHERE id = ?1",
             [id],
             |r| {
@@ -573,6 +606,7 @@ impl History {
                     chain: r.get(11)?,
                     seal: blob(r.get_ref(12)?),
                     params: r.get(13)?,
+                    trigger: r.get(14)?,
                 })
             },
         )?;
@@ -647,6 +681,7 @@ impl History {
             started_at: run.started_at.to_bits(),
             resumed_from: run.resumed_from,
             params: run.params.as_deref(),
+            trigger: run.trigger.as_deref(),
         });
         let pipeline = def.to_noop_pipeline().map_err(|e| HistoryError::BadRecord {
             run: id,
@@ -1330,6 +1365,29 @@ struct RunRow {
     chain: Option<String>,
     seal: Option<Vec<u8>>,
     params: Option<String>,
+    trigger: Option<String>,
+}
+
+/// Numbers `phases` (read in declaration order) and sets each one's group: from `def`, or
+/// when it has none (recorded before groups were, or unreadable) from the phase's name.
+fn set_groups(phases: &mut [PhaseRecord], def: Option<&DefRecord>) {
+    let recorded: HashMap<&str, &str> = def
+        .map(|d| {
+            d.phases
+                .iter()
+                .filter_map(|p| Some((p.name.as_str(), p.group.as_deref()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (i, p) in phases.iter_mut().enumerate() {
+        p.declared = i;
+        let group = if recorded.is_empty() {
+            crate::def::group_of_name(&p.name)
+        } else {
+            recorded.get(p.name.as_str()).copied()
+        };
+        p.group = group.map(str::to_owned);
+    }
 }
 
 /// The bytes of a BLOB (or TEXT) column, whatever an edit stored there.

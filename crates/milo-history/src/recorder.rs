@@ -23,6 +23,7 @@ use crate::chunk::{self, CHUNK_BYTES};
 use crate::def::{DefRecord, phase_hash};
 use crate::error::HistoryError;
 use crate::key::{Chain, Hasher, JournalKey, RunFacts};
+use crate::trigger::Trigger;
 use crate::{RunId, RunStatus, now, process};
 
 /// The most actions written in one transaction.
@@ -64,6 +65,10 @@ pub struct RecordOptions {
     /// The run's parameter values (`-p NAME=VALUE` after defaults), in declaration order;
     /// shown by `milo show` and the report, and reused by `--resume`.
     pub params: Vec<(String, String)>,
+    /// What started the run, when not a plain `milo run`: `milo watch` passes each cycle's
+    /// number and changed paths. Shown by `milo show`, `milo history` and the report, and
+    /// covered by the journal's MAC.
+    pub trigger: Option<Trigger>,
     /// Retention: once the run is recorded, [`Recorder::finish`] deletes the runs of this
     /// pipeline beyond the newest N (see [`History::prune`](crate::History::prune)). `None`
     /// (the default) or `Some(0)` keeps every run; `milo run` passes
@@ -112,9 +117,10 @@ impl Recorder {
             )?;
             let started_at = now();
             let params_json = crate::params_json(&options.params);
+            let trigger_json = options.trigger.as_ref().and_then(Trigger::to_json);
             conn.execute(
-                "INSERT INTO runs (pipeline, def_hash, pipeline_file, started_at, last_seen, status, pid, pid_start, resumed_from, chain, params)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 'running', ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO runs (pipeline, def_hash, pipeline_file, started_at, last_seen, status, pid, pid_start, resumed_from, chain, params, trigger)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 'running', ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     def.name,
                     hash,
@@ -124,7 +130,8 @@ impl Recorder {
                     me_start,
                     options.resumed_from,
                     key.chain_name(),
-                    params_json
+                    params_json,
+                    trigger_json
                 ],
             )?;
             let run_id = conn.last_insert_rowid();
@@ -137,6 +144,7 @@ impl Recorder {
                 started_at: started_at.to_bits(),
                 resumed_from: options.resumed_from,
                 params: params_json.as_deref(),
+                trigger: trigger_json.as_deref(),
             });
             conn.execute(
                 "UPDATE runs SET journal_head = ?2 WHERE id = ?1",

@@ -9,7 +9,9 @@
 //!   resumes, the journal's length and head hash, its chain (`hmac-sha256:<key id>`; NULL
 //!   for the unkeyed chain of milo before schema version 4) and the seal (a MAC of how the
 //!   run ended, see [`key`](crate::key)), and why the recording stopped before the run
-//!   ended (`recording_error`: a write failed, or the recording process went away).
+//!   ended (`recording_error`: a write failed, or the recording process went away); its
+//!   parameter values (`params`, since version 6) and what started it (`trigger`: a watch
+//!   cycle and its changed paths, since version 8; see [`trigger`](crate::trigger)).
 //! * `phases`: one row per phase of a run: status, attempts, timings (seconds since the run
 //!   started), error, result JSON, the run it was reused from, log line count, phase hash,
 //!   and for an incremental phase its decision (`@@PHASE_DECISION`, since schema version 5):
@@ -129,6 +131,9 @@ const MIGRATIONS: &[&str] = &[
     // first, comma-separated (`@@PHASE_QUEUED`); NULL for a local phase and in runs recorded
     // before.
     "ALTER TABLE phases ADD COLUMN job_ids TEXT;",
+    // 7 → 8: what started the run (see `trigger`): for a `milo watch` cycle, its number and
+    // the changed paths, as JSON; NULL for a plain `milo run` and the runs recorded before.
+    "ALTER TABLE runs ADD COLUMN trigger TEXT;",
 ];
 
 /// The schema version this build writes and reads.

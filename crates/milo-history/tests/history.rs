@@ -10,7 +10,7 @@ use milo::pipeline::{
     Check, Decision, Dependency, Incremental, Phase, PhasePolicy, Pipeline, PipelineAction, RunOptions, Status,
     Verdict, pipeline_to_timeline,
 };
-use milo_history::{History, HistoryError, RecordOptions, RunStatus, Verification, cli};
+use milo_history::{History, HistoryError, RecordOptions, RunStatus, Trigger, Verification, cli};
 use serde_json::json;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -810,6 +810,7 @@ fn a_version_2_database_moves_its_definitions_out_of_the_run_rows() {
          ALTER TABLE phases DROP COLUMN reason;
          ALTER TABLE phases DROP COLUMN job_ids;
          ALTER TABLE runs DROP COLUMN params;
+         ALTER TABLE runs DROP COLUMN trigger;
          PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -1051,6 +1052,7 @@ fn a_version_4_database_gains_the_decision_columns() {
          ALTER TABLE phases DROP COLUMN reason;
          ALTER TABLE phases DROP COLUMN job_ids;
          ALTER TABLE runs DROP COLUMN params;
+         ALTER TABLE runs DROP COLUMN trigger;
          PRAGMA user_version = 4;",
     )
     .unwrap();
@@ -1060,7 +1062,7 @@ fn a_version_4_database_gains_the_decision_columns() {
     let conn = rusqlite::Connection::open(db(&dir)).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, milo_history::SCHEMA_VERSION);
-    assert_eq!(milo_history::SCHEMA_VERSION, 7);
+    assert_eq!(milo_history::SCHEMA_VERSION, 8);
     let run_columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('runs')")
         .unwrap()
@@ -1096,25 +1098,34 @@ fn a_version_4_database_gains_the_decision_columns() {
     assert!(history.verify(Some(rec.run)).unwrap().is_intact());
 }
 
+/// Records one run of `pipeline` in a new history in `dir`, then turns the file into an older
+/// schema's with `sql`; the run's id.
+fn run_then_downgrade(dir: &tempfile::TempDir, pipeline: &Pipeline, sql: &str) -> i64 {
+    let old = {
+        let history = History::open(&db(dir)).unwrap();
+        record(&history, pipeline, RunOptions::default(), None).run
+    };
+    let conn = rusqlite::Connection::open(db(dir)).unwrap();
+    conn.execute_batch(sql).unwrap();
+    old
+}
+
 #[test]
 fn a_version_6_database_gains_the_job_ids_and_records_them_from_queued_actions() {
     use milo::pipeline::PipelineAction as A;
 
     let dir = tempfile::tempdir().unwrap();
     let pipeline = library_pipeline();
-    let old = {
-        let history = History::open(&db(&dir)).unwrap();
-        record(&history, &pipeline, RunOptions::default(), None).run
-    };
-    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
-    conn.execute_batch("ALTER TABLE phases DROP COLUMN job_ids; PRAGMA user_version = 6;")
-        .unwrap();
-    drop(conn);
+    let old = run_then_downgrade(
+        &dir,
+        &pipeline,
+        "ALTER TABLE phases DROP COLUMN job_ids; ALTER TABLE runs DROP COLUMN trigger; PRAGMA user_version = 6;",
+    );
 
     let history = History::open(&db(&dir)).unwrap();
     let conn = rusqlite::Connection::open(db(&dir)).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, milo_history::SCHEMA_VERSION);
     // The old run has no job ids and still verifies.
     assert!(history.verify(Some(old)).unwrap().is_intact());
     assert!(
@@ -1169,4 +1180,117 @@ fn a_version_6_database_gains_the_job_ids_and_records_them_from_queued_actions()
     assert!(history.verify(Some(run)).unwrap().is_intact());
     let replay = history.replay(Some(run)).unwrap();
     assert!(replay.verification.is_intact(), "{}", replay.verification);
+}
+
+#[test]
+fn a_version_7_database_gains_the_trigger_and_keeps_its_runs_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = library_pipeline();
+    let old = run_then_downgrade(
+        &dir,
+        &pipeline,
+        "ALTER TABLE runs DROP COLUMN trigger; PRAGMA user_version = 7;",
+    );
+
+    let history = History::open(&db(&dir)).unwrap();
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 8);
+    // The old run reads, without a trigger, and still verifies.
+    let detail = history.show(Some(old)).unwrap();
+    assert_eq!(detail.run.trigger, None);
+    assert_eq!(detail.phases.len(), 4);
+    assert!(history.verify(Some(old)).unwrap().is_intact());
+
+    // A watch cycle's trigger is recorded, read back and covered by the chain.
+    let trigger = Trigger::watch(3, vec!["src/a.c".into(), "src/b.h".into()]);
+    let recorder = history
+        .recorder(
+            &pipeline,
+            RecordOptions {
+                trigger: Some(trigger.clone()),
+                ..RecordOptions::default()
+            },
+        )
+        .unwrap();
+    let report = rt().block_on(async {
+        let store = pipeline.store().unwrap();
+        let _sub = recorder.subscribe(&store);
+        pipeline.run_with(&store, RunOptions::default()).await.unwrap()
+    });
+    let run = recorder.finish(report.status, 1).unwrap();
+    assert_eq!(history.show(Some(run)).unwrap().run.trigger, Some(trigger));
+    let verified = history.verify(Some(run)).unwrap();
+    assert!(verified.is_intact(), "{verified}");
+    conn.execute(
+        "UPDATE runs SET trigger = '{\"watch_cycle\":3,\"changed\":[\"src/evil.c\"]}' WHERE id = ?1",
+        [run],
+    )
+    .unwrap();
+    assert!(history.verify(Some(run)).unwrap().is_tampered());
+    // A plain run before it is untouched by the edit.
+    assert!(history.verify(Some(old)).unwrap().is_intact());
+}
+
+/// `build`, then three instances of matrix phase `test` declared out of name order.
+fn matrix_pipeline() -> Pipeline {
+    let group = Arc::new(milo::pipeline::PhaseGroup {
+        name: "test".into(),
+        max_parallel: None,
+        fail_fast: false,
+    });
+    let ok = |_: &milo::pipeline::PhaseContext| Ok::<_, String>(());
+    Pipeline::new(
+        "m",
+        [
+            Phase::new("build", ok),
+            Phase::new("test[v=3]", ok).depends_on(["build"]).group(group.clone()),
+            Phase::new("test[v=1]", ok).depends_on(["build"]).group(group.clone()),
+            Phase::new("test[v=2]", ok).depends_on(["build"]).group(group),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn show_groups_instances_by_the_recorded_definition_or_by_their_names_before_it_kept_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&db(&dir)).unwrap();
+    let pipeline = matrix_pipeline();
+    let run = record(&history, &pipeline, RunOptions::default(), None).run;
+    let groups = |history: &History| -> Vec<(String, Option<String>)> {
+        let detail = history.show(Some(run)).unwrap();
+        let rows = detail.rows();
+        assert_eq!(
+            rows,
+            vec![
+                milo::pipeline::Row::Phase(0),
+                milo::pipeline::Row::Group {
+                    name: "test".into(),
+                    // Declaration order, as the summary lists them.
+                    members: ["test[v=3]", "test[v=1]", "test[v=2]"]
+                        .iter()
+                        .map(|n| detail.phases.iter().position(|p| p.name == *n).unwrap())
+                        .collect()
+                },
+            ]
+        );
+        detail
+            .phases
+            .iter()
+            .map(|p| (p.name.clone(), p.group.clone()))
+            .collect()
+    };
+    let recorded = groups(&history);
+    assert!(recorded.contains(&("build".into(), None)));
+    assert!(recorded.contains(&("test[v=1]".into(), Some("test".into()))));
+    assert!(history.verify(Some(run)).unwrap().is_intact());
+
+    // The same run as an older milo recorded it: a definition without groups.
+    let conn = rusqlite::Connection::open(db(&dir)).unwrap();
+    let json: String = conn.query_row("SELECT def_json FROM defs", [], |r| r.get(0)).unwrap();
+    let without: String = json.replace(r#","group":"test""#, "");
+    assert_ne!(json, without, "{json}");
+    conn.execute("UPDATE defs SET def_json = ?1", [&without]).unwrap();
+    assert_eq!(groups(&history), recorded);
 }

@@ -154,6 +154,7 @@ mod tests {
             started_at: None,
             error: None,
             params: Vec::new(),
+            trigger: None,
             phases: vec![],
         };
         assert_eq!(

@@ -2,7 +2,8 @@
 //! vanilla JavaScript, nothing fetched from the network.
 //!
 //! The page holds, in order:
-//! * a header: pipeline, run, status, elapsed time, error;
+//! * a header: pipeline, run, status, elapsed time, parameters, for a `milo watch` cycle
+//!   what triggered it (`<p class="trigger">`, up to 20 changed paths), error;
 //! * the Gantt chart (`<svg class="gantt">`): one row per phase in execution order, one
 //!   `<rect class="bar" data-phase=… data-attempt=…>` per attempt coloured by its status
 //!   (an incremental phase that did not run: one thin `bar fresh` of class `s-up_to_date` or
@@ -15,7 +16,9 @@
 //! * the dependency graph (`<svg class="graph">`), parallel phases dashed and marked `∥`;
 //! * the phase table: status (`up to date` / `restored` for the phases that did not run),
 //!   the reason of incremental phases, attempts, duration, share of the run, and with
-//!   history the median duration and a sparkline of earlier runs;
+//!   history the median duration and a sparkline of earlier runs; a matrix phase's
+//!   instances under one `<tr class="group" data-group=…>` with the group's status and
+//!   counts (`4 instances: 3 completed, 1 failed`), each instance a `tr.member`, indented;
 //! * each phase's logs in a `<details>`, stderr lines marked.
 //!
 //! Every piece of text is escaped ([`escape`]); no data is placed inside the `<script>`, so a
@@ -28,6 +31,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use milo::capture::Stream;
+use milo::pipeline::Row;
 
 use crate::model::{ReportPhase, ReportRun};
 
@@ -217,10 +221,26 @@ fn header(h: &mut String, run: &ReportRun, title: &str, critical: &[usize]) {
         }
         h.push_str("</p>\n");
     }
+    if let Some(t) = &run.trigger {
+        trigger(h, t);
+    }
     if let Some(e) = &run.error {
         let _ = writeln!(h, "<pre class=\"error\">{}</pre>", escape(e));
     }
     h.push_str("</header>\n");
+}
+
+/// How many changed paths the report names before `(+N more)`: a page has room for more than
+/// `milo show`'s line.
+const SHOWN_TRIGGER_PATHS: usize = 20;
+
+/// `trigger: watch cycle 3 — src/a.c, src/b.h changed`, each path in `<code>`.
+fn trigger(h: &mut String, t: &milo_history::Trigger) {
+    let _ = write!(h, "<p class=\"trigger\">trigger: watch cycle {}", t.watch_cycle);
+    if let Some(list) = t.changed_list(SHOWN_TRIGGER_PATHS, |p| format!("<code>{}</code>", escape(p))) {
+        let _ = write!(h, " — {list} changed");
+    }
+    h.push_str("</p>\n");
 }
 
 fn gantt(h: &mut String, run: &ReportRun, on_path: &[bool]) {
@@ -557,72 +577,106 @@ fn sparkline(p: &ReportPhase) -> String {
 
 fn table(h: &mut String, run: &ReportRun, on_path: &[bool]) {
     let with_history = run.phases.iter().any(|p| !p.history.is_empty());
-    let total = run.span();
     h.push_str("<table class=\"phases\">\n<thead><tr><th>Phase</th><th>Status</th><th>Attempts</th><th>Duration</th><th>Share of run</th>");
     if with_history {
         h.push_str("<th>Median (earlier runs)</th><th>Earlier runs → this one</th>");
     }
     h.push_str("<th>Error</th></tr></thead>\n<tbody>\n");
-    for (i, p) in run.phases.iter().enumerate() {
-        let duration = p.duration();
-        let share = duration.map(|d| (d / total * 100.0).clamp(0.0, 100.0));
-        let _ = write!(
-            h,
-            "<tr data-phase=\"{}\"{}><td class=\"name\">{}{}{}</td><td><span class=\"badge s-{}\">{}</span>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
-            escape(&p.name),
-            if on_path[i] { " class=\"critical\"" } else { "" },
-            if on_path[i] { "★ " } else { "" },
-            escape(&p.name),
-            if p.parallel {
-                " <span class=\"par\" title=\"parallel\">∥</span>"
-            } else {
-                ""
-            },
-            phase_class(p),
-            escape(p.state_label()),
-            p.reused_from
-                .as_ref()
-                .map(|r| format!(" <span class=\"muted\">from run {}</span>", escape(r)))
-                .unwrap_or_default()
-                + &p.reason
-                    .as_deref()
-                    .filter(|r| *r != p.state_label())
-                    .map(|r| format!(" <span class=\"reason\">— {}</span>", escape(r)))
-                    .unwrap_or_default(),
-            p.attempts,
-            duration.map(format_secs).unwrap_or_default(),
-        );
-        match share {
-            Some(s) => {
-                let _ = write!(
+    let columns = if with_history { 8 } else { 6 };
+    for row in run.rows() {
+        match row {
+            Row::Phase(i) => phase_row(h, run, i, on_path, with_history, false),
+            Row::Group { name, members } => {
+                let counts = milo_history::cli::group_counts(members.iter().map(|&i| run.phases[i].status.as_str()));
+                let status = counts.status().as_str();
+                let _ = writeln!(
                     h,
-                    "<td class=\"share\"><span class=\"sharebar\" style=\"width:{}%\"></span>{s:.1}%</td>",
-                    num(s)
+                    "<tr class=\"group\" data-group=\"{}\"><td class=\"name\">{}</td><td><span class=\"badge s-{}\">{status}</span></td><td colspan=\"{}\" class=\"counts\">{}</td></tr>",
+                    escape(&name),
+                    escape(&name),
+                    status_class(status),
+                    columns - 2,
+                    escape(&counts.describe())
                 );
+                for i in members {
+                    phase_row(h, run, i, on_path, with_history, true);
+                }
             }
-            None => h.push_str("<td></td>"),
         }
-        if with_history {
-            let _ = write!(
-                h,
-                "<td class=\"num\">{}</td><td>{}</td>",
-                p.median().map(format_secs).unwrap_or_default(),
-                sparkline(p)
-            );
-        }
-        let err = p.error.as_deref().unwrap_or("");
-        let first = err.lines().next().unwrap_or("");
-        let _ = writeln!(
-            h,
-            "<td class=\"err\" title=\"{}\">{}</td></tr>",
-            escape(err),
-            escape(first)
-        );
     }
     h.push_str("</tbody>\n</table>\n");
     if !with_history {
         h.push_str("<p class=\"muted\">No earlier runs of this pipeline in the history: medians and sparklines appear once there are.</p>\n");
     }
+}
+
+/// One phase's row of the table; a `member` (an instance under its group's row) is indented.
+fn phase_row(h: &mut String, run: &ReportRun, i: usize, on_path: &[bool], with_history: bool, member: bool) {
+    let p = &run.phases[i];
+    let total = run.span();
+    let classes: Vec<&str> = [(on_path[i], "critical"), (member, "member")]
+        .into_iter()
+        .filter_map(|(on, class)| on.then_some(class))
+        .collect();
+    let class = if classes.is_empty() {
+        String::new()
+    } else {
+        format!(" class=\"{}\"", classes.join(" "))
+    };
+    let duration = p.duration();
+    let share = duration.map(|d| (d / total * 100.0).clamp(0.0, 100.0));
+    let _ = write!(
+        h,
+        "<tr data-phase=\"{}\"{}><td class=\"name\">{}{}{}</td><td><span class=\"badge s-{}\">{}</span>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
+        escape(&p.name),
+        class,
+        if on_path[i] { "★ " } else { "" },
+        escape(&p.name),
+        if p.parallel {
+            " <span class=\"par\" title=\"parallel\">∥</span>"
+        } else {
+            ""
+        },
+        phase_class(p),
+        escape(p.state_label()),
+        p.reused_from
+            .as_ref()
+            .map(|r| format!(" <span class=\"muted\">from run {}</span>", escape(r)))
+            .unwrap_or_default()
+            + &p.reason
+                .as_deref()
+                .filter(|r| *r != p.state_label())
+                .map(|r| format!(" <span class=\"reason\">— {}</span>", escape(r)))
+                .unwrap_or_default(),
+        p.attempts,
+        duration.map(format_secs).unwrap_or_default(),
+    );
+    match share {
+        Some(s) => {
+            let _ = write!(
+                h,
+                "<td class=\"share\"><span class=\"sharebar\" style=\"width:{}%\"></span>{s:.1}%</td>",
+                num(s)
+            );
+        }
+        None => h.push_str("<td></td>"),
+    }
+    if with_history {
+        let _ = write!(
+            h,
+            "<td class=\"num\">{}</td><td>{}</td>",
+            p.median().map(format_secs).unwrap_or_default(),
+            sparkline(p)
+        );
+    }
+    let err = p.error.as_deref().unwrap_or("");
+    let first = err.lines().next().unwrap_or("");
+    let _ = writeln!(
+        h,
+        "<td class=\"err\" title=\"{}\">{}</td></tr>",
+        escape(err),
+        escape(first)
+    );
 }
 
 fn log_line(h: &mut String, l: &crate::model::LogLine) {
@@ -723,6 +777,8 @@ table.phases{border-collapse:collapse;width:100%}
 table.phases th,table.phases td{border-bottom:1px solid var(--grid);padding:4px 8px;text-align:left;vertical-align:middle}
 table.phases th{font-size:12px;color:var(--muted);font-weight:600}
 table.phases tr.critical td.name{font-weight:700}
+table.phases tr.member td.name{padding-left:1.5em}
+table.phases tr.group td.counts{color:var(--muted)}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.share{position:relative;min-width:110px;font-variant-numeric:tabular-nums}
 .sharebar{position:absolute;left:0;top:20%;height:60%;background:rgba(59,130,246,.18);z-index:-1}

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use milo::capture::Stream;
+use milo::pipeline::Row;
 use serde::Serialize;
 
 /// One run, as a report shows it. Times are seconds since the run started.
@@ -24,6 +25,9 @@ pub struct ReportRun {
     pub error: Option<String>,
     /// The run's parameter values, in declaration order (empty without parameters).
     pub params: Vec<(String, String)>,
+    /// What started the run: a `milo watch` cycle and its changed paths (`None` for a plain
+    /// run, or a report built from a timeline file).
+    pub trigger: Option<milo_history::Trigger>,
     /// The phases, in execution order.
     pub phases: Vec<ReportPhase>,
 }
@@ -53,6 +57,9 @@ pub struct ReportPhase {
     pub verdict: Option<String>,
     /// For an incremental phase: why it ran or did not (`src/main.c changed`…).
     pub reason: Option<String>,
+    /// For an instance of a matrix phase: its group, the matrix phase's name (the table lists
+    /// the instances under one line of the group).
+    pub group: Option<String>,
     /// Its attempts, in order (a phase that was up to date or restored: one empty segment at
     /// the moment it completed, with status `up_to_date` or `restored` and attempt 0); the waits between retries are the gaps between them.
     pub segments: Vec<Segment>,
@@ -113,6 +120,7 @@ impl ReportPhase {
             key: None,
             verdict: None,
             reason: None,
+            group: None,
             segments: Vec::new(),
             logs: Vec::new(),
             log_count: 0,
@@ -175,6 +183,14 @@ impl ReportRun {
         let fresh = self.phases.iter().filter(|p| p.fresh().is_some()).count();
         let restored = self.phases.iter().filter(|p| p.fresh() == Some("restored")).count();
         Some(milo_history::cli::decision_counts(ran, fresh, restored))
+    }
+
+    /// The phases as the table lists them, indices into [`phases`](Self::phases): the
+    /// instances of a matrix phase gathered into one [`Row::Group`] where the first of them
+    /// is, in execution order.
+    pub fn rows(&self) -> Vec<Row> {
+        let groups: Vec<Option<&str>> = self.phases.iter().map(|p| p.group.as_deref()).collect();
+        Row::gather(&groups)
     }
 }
 
@@ -295,6 +311,7 @@ mod tests {
             started_at: None,
             error: None,
             params: Vec::new(),
+            trigger: None,
             phases,
         }
     }

@@ -38,6 +38,7 @@ impl ReportRun {
                 phase.key = p.key.clone();
                 phase.verdict = p.verdict.clone();
                 phase.reason = p.reason.clone();
+                phase.group = p.group.clone();
                 phase.log_count = u64::try_from(p.log_count).unwrap_or(0);
                 phase
             })
@@ -146,6 +147,7 @@ impl ReportRun {
             started_at: Some(detail.run.started_at),
             error: detail.run.error,
             params: detail.run.params,
+            trigger: detail.run.trigger,
             phases,
         })
     }
@@ -189,6 +191,8 @@ impl ReportRun {
             phase.key = str_of(p, "key");
             phase.verdict = str_of(p, "verdict");
             phase.reason = str_of(p, "reason");
+            // A timeline names no groups: an instance's name says its matrix phase.
+            phase.group = milo_history::def::group_of_name(&phase.name).map(str::to_owned);
             // `log_total` (every line) where the timeline has it; `log_count` is the lines kept.
             phase.log_count = p
                 .get("log_total")
@@ -232,6 +236,7 @@ impl ReportRun {
             started_at: None,
             error: str_of(timeline, "error").filter(|e| !e.is_empty()),
             params: Vec::new(),
+            trigger: None,
             phases,
         })
     }

@@ -694,3 +694,72 @@ fn a_timeline_without_decisions_draws_as_before() {
     }
     assert!(!html.contains("up to date (did not run)"));
 }
+
+#[test]
+fn a_watch_cycle_names_its_changed_paths_escaped_and_capped() {
+    let mut run = ReportRun::from_timeline(&common::known_timeline()).unwrap();
+    let plain = Html::parse_document(&render_html(&run));
+    assert_eq!(plain.select(&sel("p.trigger")).count(), 0);
+
+    let mut changed = vec!["src/<b>.c".to_owned()];
+    changed.extend((0..24).map(|i| format!("src/{i}.h")));
+    run.trigger = Some(milo_history::Trigger::watch(3, changed));
+    let html = render_html(&run);
+    let doc = Html::parse_document(&html);
+    assert!(doc.errors.is_empty(), "HTML parse errors: {:?}", doc.errors);
+    let p = doc.select(&sel("p.trigger")).next().expect("a trigger line");
+    let text: String = p.text().collect();
+    assert!(
+        text.starts_with("trigger: watch cycle 3 — src/<b>.c, src/0.h, "),
+        "{text}"
+    );
+    assert!(text.ends_with("src/18.h, (+5 more) changed"), "{text}");
+    // Each named path is code, and a path's markup stays text.
+    assert_eq!(p.select(&sel("code")).count(), 20);
+    assert_eq!(p.select(&sel("b")).count(), 0);
+}
+
+#[test]
+fn a_matrix_phases_instances_are_one_group_row_with_its_counts_and_the_instances_beneath() {
+    // Two instances of `check`, named as a matrix names them (a timeline keeps no groups:
+    // the report reads them from the names).
+    let timeline = common::known_timeline()
+        .to_string()
+        .replace("\"build\"", "\"check[os=mac]\"")
+        .replace("\"lint\"", "\"check[os=linux]\"");
+    let run = ReportRun::from_timeline(&serde_json::from_str(&timeline).unwrap()).unwrap();
+    let doc = Html::parse_document(&render_html(&run));
+    assert!(doc.errors.is_empty(), "HTML parse errors: {:?}", doc.errors);
+    let rows: Vec<String> = doc
+        .select(&sel("table.phases tbody tr"))
+        .map(|tr| {
+            let class = tr.value().attr("class").unwrap_or("");
+            let name = tr
+                .select(&sel("td.name"))
+                .next()
+                .map(|td| td.text().collect::<String>());
+            format!("{class}|{}", name.unwrap_or_default().trim())
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "critical|★ fetch",
+            "group|check",
+            "critical member|★ check[os=mac] ∥",
+            "member|check[os=linux] ∥",
+            "critical|★ test",
+            "|deploy"
+        ]
+    );
+    let group = doc.select(&sel("tr.group")).next().expect("the group's row");
+    assert_eq!(group.value().attr("data-group"), Some("check"));
+    let text: String = group.text().collect();
+    assert_eq!(text, "checkcompleted2 instances: 2 completed");
+    // The columns add up to the table's.
+    let colspan: usize = group
+        .select(&sel("td"))
+        .map(|td| td.value().attr("colspan").map_or(1, |c| c.parse().unwrap()))
+        .sum();
+    assert_eq!(colspan, doc.select(&sel("table.phases thead th")).count());
+}

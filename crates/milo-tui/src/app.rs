@@ -16,7 +16,7 @@ use crossterm::event::{Event, EventStream};
 use futures::StreamExt;
 use milo::Store;
 use milo::pipeline::{
-    DEFAULT_GRACE, Eta, Key, PipelineAction, PipelineState, PipelineViewState, ViewAction, ViewEvent,
+    DEFAULT_GRACE, Eta, Key, PipelineAction, PipelineState, PipelineViewState, ViewAction, ViewEvent, VisibleRow,
 };
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -322,27 +322,50 @@ impl App {
     /// as the one selected, with its logs open if they were.
     fn switch_to(&mut self, store: Store<PipelineState, PipelineAction>) -> Result<(), TuiError> {
         let before = self.view.get_state();
-        let name = |v: &PipelineViewState, pos: usize| {
-            let def = v.pipeline.def();
-            def.order()
-                .get(pos)
-                .and_then(|&i| def.phases.get(i))
-                .map(|p| p.name.clone())
+        // A row by what it shows: a phase's name, or a group's (which no phase has).
+        let name = |v: &PipelineViewState, pos: usize| -> Option<(bool, Arc<str>)> {
+            match v.visible_row(pos)? {
+                VisibleRow::Phase { index, .. } => v.pipeline.def().phases.get(index).map(|p| (false, p.name.clone())),
+                VisibleRow::Group { name, .. } => Some((true, name.clone())),
+            }
         };
-        let selected = name(&before, before.selected_phase);
+        let selected = name(&before, before.selected_row);
         let mirror = Mirror::new(&store)?;
-        let after = mirror.view.get_state();
-        let pos = (0..after.pipeline.def().order().len())
-            .find(|&pos| selected.is_some() && name(&after, pos) == selected)
-            .unwrap_or(0);
         let view = mirror.view.clone();
         view.dispatch(ViewAction::View(ViewEvent::Resize {
             log_height: before.log_height,
         }))?;
-        for _ in 0..pos {
+        // The groups unfolded before are unfolded again (the selection moves down over the
+        // rows to each and toggles it), then the selection goes to the same row.
+        let mut at = 0;
+        let mut pos = 0;
+        loop {
+            let now = view.get_state();
+            let Some(row) = now.visible_row(pos) else { break };
+            if let VisibleRow::Group {
+                name, unfolded: false, ..
+            } = row
+                && before.unfolded.contains(name)
+            {
+                for _ in at..pos {
+                    view.dispatch(Key::Down.into())?;
+                }
+                at = pos;
+                view.dispatch(Key::Space.into())?;
+            }
+            pos += 1;
+        }
+        let after = view.get_state();
+        let target = (0..after.visible_len())
+            .find(|&pos| selected.is_some() && name(&after, pos) == selected)
+            .unwrap_or(0);
+        for _ in target..at {
+            view.dispatch(Key::Up.into())?;
+        }
+        for _ in at..target {
             view.dispatch(Key::Down.into())?;
         }
-        if before.expanded {
+        if before.expanded && view.get_state().selected_index().is_some() {
             view.dispatch(Key::Enter.into())?;
         }
         self.store = store;

@@ -70,6 +70,7 @@ pub fn serve(args: &McpArgs) -> Result<u8, CliError> {
             pipeline_file: Some(args.file.file.display().to_string()),
             resumed_from: None,
             params,
+            trigger: None,
             keep_runs: Some(milo_history::DEFAULT_KEEP_RUNS),
         };
         history_recorder(history, record)

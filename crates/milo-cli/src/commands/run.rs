@@ -187,6 +187,7 @@ pub fn run(args: RunArgs) -> Result<u8, CliError> {
             pipeline_file: Some(args.file.file.display().to_string()),
             resumed_from,
             params,
+            trigger: None,
             // 0 keeps every run (the recorder's rule).
             keep_runs: Some(args.keep_runs),
         },

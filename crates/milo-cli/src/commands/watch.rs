@@ -177,6 +177,7 @@ pub fn watch(args: WatchArgs) -> Result<u8, CliError> {
             pipeline_file: Some(args.file.file.display().to_string()),
             resumed_from: None,
             params: config::resolved_params(&file),
+            trigger: None,
             keep_runs: Some(args.keep_runs),
         },
     };
@@ -456,6 +457,10 @@ impl Session {
         changed: Vec<String>,
     ) -> Result<(Status, Arc<PipelineState>), CliError> {
         let store = self.pipeline.store().map_err(|e| CliError::Internal(e.to_string()))?;
+        let record = milo_history::RecordOptions {
+            trigger: Some(milo_history::Trigger::watch(number, changed.clone())),
+            ..self.record.clone()
+        };
         self.show(|s| {
             s.cycle = Some(Cycle {
                 number,
@@ -468,7 +473,7 @@ impl Session {
         let recorder = self
             .history
             .as_ref()
-            .and_then(|h| match h.recorder(&self.pipeline, self.record.clone()) {
+            .and_then(|h| match h.recorder(&self.pipeline, record) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     milo_history::cli::warn(&e);

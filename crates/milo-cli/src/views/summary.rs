@@ -105,20 +105,11 @@ pub fn tail(p: &PhaseStatus, n: usize, paint: Palette) -> Vec<String> {
 /// the group's status ([`GroupCounts::status`]) and how many instances stand at each status.
 pub fn group_line(name: &str, c: &GroupCounts, paint: Palette) -> String {
     let status = c.status();
-    let mut counts = Vec::new();
-    for (n, s) in [
-        (c.completed, Status::Completed),
-        (c.failed, Status::Failed),
-        (c.skipped, Status::Skipped),
-        (c.cancelled, Status::Cancelled),
-        (c.running, Status::Running),
-        (c.queued, Status::Queued),
-        (c.pending, Status::Pending),
-    ] {
-        if n > 0 {
-            counts.push(paint.paint(Palette::status_style(s), format!("{n} {}", status_word(s))));
-        }
-    }
+    let counts: Vec<String> = c
+        .nonzero()
+        .into_iter()
+        .map(|(n, s)| paint.paint(Palette::status_style(s), format!("{n} {}", status_word(s))))
+        .collect();
     let instances = if c.total == 1 { "instance" } else { "instances" };
     format!(
         "{} {}  {} {instances}: {}",

@@ -713,3 +713,53 @@ fn the_summary_shows_a_matrix_phase_as_one_line_with_its_failed_instances_beneat
     out.code(0).stdout_line("  ✓ test  4 instances: 4 completed");
     out.stdout_lacks("      ✓ test[");
 }
+
+#[test]
+fn show_lists_a_matrix_phase_as_a_group_line_with_its_instances_beneath() {
+    let t = Test::with(GROUPED);
+    t.run_args(["run", "--ui", "plain"]).code(1);
+    let show = t.run_args(["show"]);
+    show.code(0);
+    let table = show
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PHASE"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // A duration's width is up to the machine, and so is its padding.
+    let mut table = scrub_durations(&table);
+    while table.contains("  [T]") {
+        table = table.replace("  [T]", " [T]");
+    }
+    insta::assert_snapshot!("matrix_show", table);
+    // The JSON names each instance's group.
+    let json: serde_json::Value = serde_json::from_str(&t.run_args(["show", "--json"]).stdout).expect("show json");
+    let groups: Vec<(&str, Option<&str>)> = json["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap_or(""), p["group"].as_str()))
+        .collect();
+    assert!(groups.contains(&("test[n=3]", Some("test"))), "{groups:?}");
+    assert!(groups.contains(&("build", None)), "{groups:?}");
+    // The definition recorded with its groups still verifies and replays.
+    t.run_args(["replay"]).code(0).stdout_has("journal verified");
+    // The report's table groups them alike.
+    t.run_args(["report", "-o", "report.html"]).code(0);
+    let html = t.read("report.html");
+    let group = html
+        .lines()
+        .find(|l| l.starts_with("<tr class=\"group\" data-group=\"test\">"))
+        .unwrap_or_else(|| panic!("no group row\n{html}"));
+    assert!(
+        group.contains(">failed</span>") && group.contains(">4 instances: 1 completed, 1 failed, 2 pending</td>"),
+        "{group}"
+    );
+    let after: Vec<&str> = html.lines().skip_while(|l| *l != group).skip(1).take(4).collect();
+    for (line, n) in after.iter().zip(1..=4) {
+        assert!(
+            line.starts_with(&format!("<tr data-phase=\"test[n={n}]\"")) && line.contains("member"),
+            "{after:#?}"
+        );
+    }
+}

@@ -30,12 +30,20 @@ struct Watching {
 
 impl Watching {
     fn start(t: &Test, extra: &[&str]) -> Self {
+        Self::spawn(t, &[&["watch", "--no-history"], extra].concat())
+    }
+
+    /// `milo watch` recording its cycles in the history.
+    fn recorded(t: &Test, extra: &[&str]) -> Self {
+        Self::spawn(t, &[&["watch"], extra].concat())
+    }
+
+    fn spawn(t: &Test, args: &[&str]) -> Self {
         let out = File::create(t.path("stdout.txt")).unwrap();
         let err = File::create(t.path("stderr.txt")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_milo"))
             .current_dir(t.dir())
-            .args(["watch", "--no-history"])
-            .args(extra)
+            .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(out)
@@ -535,23 +543,7 @@ fn ctrl_c_in_a_terminal_stops_the_watch_like_sigint() {
 #[test]
 fn every_cycle_is_one_run_in_the_history_with_the_phases_that_ran() {
     let t = two_builds();
-    let out = File::create(t.path("stdout.txt")).unwrap();
-    let err = File::create(t.path("stderr.txt")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_milo"))
-        .current_dir(t.dir())
-        .args(["watch", "--ui", "plain"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("spawn milo watch");
-    let mut w = Watching {
-        stdin: None,
-        dir: t.dir().to_owned(),
-        child,
-    };
-    w.stdin = w.child.stdin.take();
+    let mut w = Watching::recorded(&t, &["--ui", "plain"]);
     w.idle(1);
     write(&t, "src/a.txt", "a2\n");
     w.idle(2);
@@ -665,4 +657,65 @@ fn the_tui_needs_a_terminal() {
         .run_args(["watch", "--no-history", "--ui", "tui"])
         .code(2)
         .stderr_has("--ui tui needs a terminal, but standard output is not one");
+}
+
+const WATCHED_TREE: &str = r#"
+name = "w"
+
+[[phase]]
+name = "copy"
+run = "cat src/*.txt > out.txt"
+sources = ["src/**"]
+outputs = ["out.txt"]
+"#;
+
+#[test]
+fn show_names_the_changed_path_that_triggered_a_watch_cycle() {
+    let t = Test::with(WATCHED_TREE)
+        .file("src/x.txt", "x1\n")
+        .file("src/y.txt", "y1\n");
+    let mut w = Watching::recorded(&t, &["--ui", "plain"]);
+    w.idle(1);
+    write(&t, "src/x.txt", "x2\n");
+    w.idle(2);
+    assert_eq!(w.quit(), Some(0), "{}", w.output());
+
+    let first = t.run_args(["show", "1"]);
+    first.code(0).stdout_line("trigger: watch cycle 1");
+    let second = t.run_args(["show", "2"]);
+    second.code(0).stdout_line("trigger: watch cycle 2 — src/x.txt changed");
+    let json: serde_json::Value = serde_json::from_str(&t.run_args(["show", "2", "--json"]).stdout).expect("show json");
+    assert_eq!(
+        json["trigger"],
+        serde_json::json!({"watch_cycle": 2, "changed": ["src/x.txt"]}),
+        "{json}"
+    );
+    let history = t.run_args(["history"]);
+    history
+        .code(0)
+        .stdout_has("completed watch #2")
+        .stdout_has("completed watch #1");
+    let report = t.run_args(["report", "2", "-o", "report.html"]);
+    report.code(0);
+    let html = t.read("report.html");
+    assert!(
+        html.contains("watch cycle 2 — <code>src/x.txt</code> changed"),
+        "{html}"
+    );
+    // A plain run is not marked.
+    let run = t.run_args(["run", "--ui", "plain"]);
+    run.code(0);
+    t.run_args(["show", "3"]).code(0).stdout_lacks("trigger:");
+
+    // The trigger is part of what the journal's chain vouches for: an edit is found.
+    t.run_args(["replay", "2"]).code(0);
+    let conn = rusqlite::Connection::open(t.path(".milo/history.db")).expect("open the history");
+    conn.execute(
+        r#"UPDATE runs SET trigger = '{"watch_cycle":2,"changed":["src/y.txt"]}' WHERE id = 2"#,
+        [],
+    )
+    .expect("edit");
+    drop(conn);
+    let forged = t.run_args(["replay", "2"]);
+    forged.code(1).stdout_has("tampered");
 }

@@ -95,6 +95,7 @@ pub fn retry_run() -> ReportRun {
         started_at: Some(1_709_210_096.0),
         error: None,
         params: vec![("target".into(), "release <&>".into())],
+        trigger: None,
         phases: vec![noisy, side, flaky],
     }
 }

@@ -57,6 +57,36 @@ impl PipelineDef {
     }
 }
 
+impl Row {
+    /// Rows of a list of phases already in the order to show them, given each one's group
+    /// (for a view of a recorded run, without a [`PipelineDef`]): a phase without a group is
+    /// its own row, a group stands where its first member is and lists its members in the
+    /// list's order.
+    pub fn gather(groups: &[Option<&str>]) -> Vec<Row> {
+        let mut members: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, g) in groups.iter().enumerate() {
+            if let Some(g) = g {
+                members.entry(g).or_default().push(i);
+            }
+        }
+        let mut rows = Vec::with_capacity(groups.len());
+        for (i, g) in groups.iter().enumerate() {
+            match g {
+                None => rows.push(Row::Phase(i)),
+                Some(g) => {
+                    if let Some(members) = members.remove(g) {
+                        rows.push(Row::Group {
+                            name: (*g).into(),
+                            members,
+                        });
+                    }
+                }
+            }
+        }
+        rows
+    }
+}
+
 /// How many members of a group stand at each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GroupCounts {
@@ -81,10 +111,15 @@ pub struct GroupCounts {
 impl GroupCounts {
     /// Counts the statuses of `members` (indices in `state`'s phases).
     pub fn of(state: &PipelineState, members: &[usize]) -> Self {
+        Self::of_statuses(members.iter().filter_map(|&i| state.phases.get(i)).map(|p| p.status))
+    }
+
+    /// Counts `statuses` (the members' statuses as recorded, for a view of a past run).
+    pub fn of_statuses(statuses: impl IntoIterator<Item = Status>) -> Self {
         let mut c = Self::default();
-        for p in members.iter().filter_map(|&i| state.phases.get(i)) {
+        for status in statuses {
             c.total += 1;
-            match p.status {
+            match status {
                 Status::Completed => c.completed += 1,
                 Status::Failed => c.failed += 1,
                 Status::Skipped => c.skipped += 1,
@@ -95,6 +130,34 @@ impl GroupCounts {
             }
         }
         c
+    }
+
+    /// The counts that are not zero, each with its status, in the order the views list them:
+    /// completed, failed, skipped, cancelled, running, queued, pending.
+    pub fn nonzero(&self) -> Vec<(usize, Status)> {
+        [
+            (self.completed, Status::Completed),
+            (self.failed, Status::Failed),
+            (self.skipped, Status::Skipped),
+            (self.cancelled, Status::Cancelled),
+            (self.running, Status::Running),
+            (self.queued, Status::Queued),
+            (self.pending, Status::Pending),
+        ]
+        .into_iter()
+        .filter(|&(n, _)| n > 0)
+        .collect()
+    }
+
+    /// `4 instances: 1 completed, 1 failed, 2 pending` (the summary's words, unpainted).
+    pub fn describe(&self) -> String {
+        let counts: Vec<String> = self
+            .nonzero()
+            .into_iter()
+            .map(|(n, s)| format!("{n} {}", s.as_str()))
+            .collect();
+        let instances = if self.total == 1 { "instance" } else { "instances" };
+        format!("{} {instances}: {}", self.total, counts.join(", "))
     }
 
     /// Members that have ended (completed, failed, skipped or cancelled).
@@ -178,6 +241,26 @@ mod tests {
         );
         assert_eq!(p.def().phases[1].group.as_deref(), Some("test"));
         assert_eq!(p.def().phases[0].group, None);
+    }
+
+    #[test]
+    fn listed_phases_gather_by_group_where_the_first_member_is() {
+        let rows = Row::gather(&[None, Some("t"), None, Some("t"), Some("u")]);
+        assert_eq!(
+            rows,
+            vec![
+                Row::Phase(0),
+                Row::Group {
+                    name: "t".into(),
+                    members: vec![1, 3]
+                },
+                Row::Phase(2),
+                Row::Group {
+                    name: "u".into(),
+                    members: vec![4]
+                },
+            ]
+        );
     }
 
     #[test]
