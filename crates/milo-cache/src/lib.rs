@@ -169,7 +169,12 @@ pub struct Cache {
     pending: Mutex<HashMap<String, Pending>>,
     used: Mutex<Vec<(i64, i64)>>,
     memory: Option<memory::Memory>,
+    /// What a quick check that could not finish read, for the full check of the same phase.
+    handoff: Mutex<HashMap<String, Walked>>,
 }
+
+/// A phase's source files and its decoded stat row.
+type Walked = (Arc<Vec<SourceFile>>, Arc<StatMap>);
 
 fn normalize_output(phase: &str, raw: &str) -> Result<String, CacheError> {
     let bad = |problem| CacheError::BadOutput {
@@ -232,6 +237,7 @@ impl Cache {
         let memory = options.watched.clone().map(memory::Memory::new);
         Ok(Cache {
             memory,
+            handoff: Mutex::new(HashMap::new()),
             options,
             phases,
             db,
@@ -383,12 +389,37 @@ impl Cache {
 
     /// `quick`: fail with [`CacheError::WouldBlock`] before hashing a file or restoring an
     /// output (nothing is written before that point).
+    ///
+    /// A quick check that fails that way hands its walk and its decoded stat row to the full
+    /// check that follows, which then reads neither again.
     fn decide(&self, c: &Compiled, deps: &[Dependency<'_>], quick: bool) -> Result<Check, CacheError> {
+        let name = c.spec.name.as_str();
+        let handed = if quick { None } else { self.handoff.lock().remove(name) };
+        let (files, cache) = match handed {
+            Some(h) => h,
+            None => (
+                self.source_files(c)?,
+                Arc::new(stat::decode(&self.db.load_stats(name)?)),
+            ),
+        };
+        let decided = self.decide_with(c, deps, quick, &files, &cache);
+        if quick && matches!(decided, Err(CacheError::WouldBlock)) {
+            self.handoff.lock().insert(name.to_owned(), (files, cache));
+        }
+        decided
+    }
+
+    fn decide_with(
+        &self,
+        c: &Compiled,
+        deps: &[Dependency<'_>],
+        quick: bool,
+        files: &[SourceFile],
+        cache: &StatMap,
+    ) -> Result<Check, CacheError> {
         let name = c.spec.name.as_str();
         let cwd = c.spec.cwd.as_path();
         let seen = now_ns();
-        let cache = stat::decode(&self.db.load_stats(name)?);
-        let files = self.source_files(c)?;
         let wants: Vec<Want<'_>> = files
             .iter()
             .map(|f| Want {
