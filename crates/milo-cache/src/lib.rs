@@ -427,7 +427,7 @@ impl Cache {
                 stat: f.stat,
             })
             .collect();
-        let (digests, mut fresh) = stat::digests(cwd, &wants, &cache, seen, quick)?;
+        let (digests, mut fresh) = stat::digests(cwd, &wants, cache, seen, quick)?;
         // Whether the phase's stat row must be rewritten (files hashed, added or gone).
         let mut dirty = fresh.iter().any(Option::is_some);
         let sources: BTreeMap<String, String> = files.iter().map(|f| f.rel.clone()).zip(digests).collect();
@@ -462,7 +462,7 @@ impl Cache {
             Some(found) => {
                 let manifest: Vec<Output> = serde_json::from_str(&found.manifest).map_err(Self::corrupt(name))?;
                 let rels: Vec<String> = manifest.iter().map(|o| o.path.clone()).collect();
-                let (scanned, out_entries, out_hashed) = outputs::scan(cwd, &rels, &cache, seen, quick)?;
+                let (scanned, out_entries, out_hashed) = outputs::scan(cwd, &rels, cache, seen, quick)?;
                 dirty |= out_hashed || cache.len() != files.len() + out_entries.len();
                 out_stats = out_entries;
                 let diffs = outputs::differences(&manifest, &scanned);
