@@ -264,9 +264,12 @@ impl Cache {
     /// `Options::watched`, nothing to do.
     pub fn changed(&self, paths: &[PathBuf]) {
         if let Some(memory) = &self.memory {
-            memory.changed(paths, |name| {
-                self.phases.get(name).map(|c| (c.spec.cwd.as_path(), &c.sources))
-            });
+            memory.changed(
+                paths,
+                self.phases
+                    .iter()
+                    .map(|(name, c)| (name.as_str(), c.spec.cwd.as_path(), &c.sources)),
+            );
         }
     }
 

@@ -29,8 +29,8 @@ pub(crate) struct Memory {
 #[derive(Debug, Default)]
 struct Inner {
     walks: HashMap<String, Arc<Vec<SourceFile>>>,
-    /// Reports so far.
-    generation: u64,
+    /// Per phase, how many reports could have changed its walk.
+    generations: HashMap<String, u64>,
 }
 
 /// What a reported path is now.
@@ -61,44 +61,76 @@ impl Memory {
                 .all(|s| !s.trim_start_matches('!').starts_with('/') && !s.split('/').any(|c| c == ".."))
     }
 
-    /// The remembered walk of `phase`, and the generation to keep a new one under otherwise.
+    /// The remembered walk of `phase`, or the generation to keep a new one under.
     pub(crate) fn get(&self, phase: &str) -> Result<Arc<Vec<SourceFile>>, u64> {
         let inner = self.inner.lock();
-        inner.walks.get(phase).cloned().ok_or(inner.generation)
+        match inner.walks.get(phase) {
+            Some(files) => Ok(files.clone()),
+            None => Err(inner.generations.get(phase).copied().unwrap_or(0)),
+        }
     }
 
-    /// Keeps `files` as `phase`'s walk, unless a change was reported since `generation` (the
-    /// walk may have missed it).
+    /// Keeps `files` as `phase`'s walk, unless a change that could alter it was reported
+    /// since `generation` (the walk may have missed it).
     pub(crate) fn keep(&self, phase: &str, files: Arc<Vec<SourceFile>>, generation: u64) {
         let mut inner = self.inner.lock();
-        if inner.generation == generation {
+        if inner.generations.get(phase).copied().unwrap_or(0) == generation {
             inner.walks.insert(phase.to_owned(), files);
         }
     }
 
-    /// Patches every remembered walk for the changes of `paths` (absolute); `phases` gives
-    /// each phase's cwd and sources.
-    pub(crate) fn changed<'a>(&self, paths: &[PathBuf], phases: impl Fn(&str) -> Option<(&'a Path, &'a SourceSet)>) {
+    /// Patches the remembered walks for the changes of `paths` (absolute), given every phase
+    /// as (name, cwd, sources). A change no phase's walk can see (a log file, `.milo/`, an
+    /// output) changes nothing.
+    pub(crate) fn changed<'a, I>(&self, paths: &[PathBuf], phases: I)
+    where
+        I: Iterator<Item = (&'a str, &'a Path, &'a SourceSet)> + Clone,
+    {
         // Stat'ed before the lock: checks wait on it.
         let now: Vec<(&PathBuf, Now)> = paths.iter().map(|p| (p, now(p))).collect();
         let mut inner = self.inner.lock();
-        inner.generation += 1;
         for (path, what) in &now {
-            if !path.starts_with(&self.root) || *path == &self.root {
-                inner.walks.clear();
-                continue;
+            // Outside the root, or the root itself (events were lost): anything may differ.
+            let everything = !path.starts_with(&self.root) || *path == &self.root;
+            for (name, cwd, set) in phases.clone() {
+                let below = path.strip_prefix(cwd).ok().map(rel_of);
+                let relevant = everything
+                    || match &below {
+                        Some(rel) => relevant(set, rel, what),
+                        // Above the cwd (a parent renamed or removed).
+                        None => cwd.starts_with(path),
+                    };
+                if !relevant {
+                    continue;
+                }
+                match inner.generations.get_mut(name) {
+                    Some(g) => *g += 1,
+                    None => {
+                        inner.generations.insert(name.to_owned(), 1);
+                    }
+                }
+                let Some(files) = inner.walks.get_mut(name) else {
+                    continue;
+                };
+                let kept = match (&below, everything) {
+                    (Some(rel), false) => patch(files, set, rel, what),
+                    _ => false,
+                };
+                if !kept {
+                    inner.walks.remove(name);
+                }
             }
-            inner.walks.retain(|phase, files| {
-                let Some((cwd, set)) = phases(phase) else {
-                    return false;
-                };
-                let Ok(below) = path.strip_prefix(cwd) else {
-                    // Above the cwd (a parent renamed or removed): walk again.
-                    return !cwd.starts_with(path);
-                };
-                patch(files, set, &rel_of(below), what)
-            });
         }
+    }
+}
+
+/// Whether a change at `rel` can alter the walk of `set`.
+fn relevant(set: &SourceSet, rel: &str, what: &Now) -> bool {
+    match what {
+        Now::Dir => rel.is_empty() || set.may_hold(rel),
+        // A file, or a directory, gone.
+        Now::Missing => set.walk_finds(rel) || set.may_hold(rel),
+        Now::Link | Now::File(_) | Now::Other => set.walk_finds(rel),
     }
 }
 
@@ -274,7 +306,7 @@ mod tests {
                 };
                 prop_assert_eq!(rels(&files), rels(&set.walk(&root).unwrap()), "before step {}: {:?}", step, op);
                 let paths = apply(&root, op, step);
-                memory.changed(&paths, |name| (name == "p").then_some((root.as_path(), &set)));
+                memory.changed(&paths, std::iter::once(("p", root.as_path(), &set)));
             }
             if let Ok(files) = memory.get("p") {
                 prop_assert_eq!(rels(&files), rels(&set.walk(&root).unwrap()));
@@ -291,12 +323,33 @@ mod tests {
         let Err(generation) = memory.get("p") else {
             panic!("nothing is remembered yet")
         };
-        memory.changed(&[root.join("src/a")], |_| Some((root.as_path(), &set)));
+        memory.changed(&[root.join("src/a")], std::iter::once(("p", root.as_path(), &set)));
         memory.keep("p", Arc::new(Vec::new()), generation);
         assert!(
             memory.get("p").is_err(),
             "a report came between the walk and its keeping"
         );
+    }
+
+    #[test]
+    fn a_change_no_walk_can_see_does_not_stand_in_the_way() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_owned();
+        let set = SourceSet::compile("p", &["src/**".to_owned()], &["src/out".to_owned()]).unwrap();
+        let memory = Memory::new(root.clone());
+        let Err(generation) = memory.get("p") else {
+            panic!("nothing is remembered yet")
+        };
+        // milo's own log beside the pipeline file, its index, the phase's output.
+        std::fs::write(root.join("watch.log"), "cycle 2").unwrap();
+        let unrelated = [
+            root.join("watch.log"),
+            root.join(".milo/cache/index.db-wal"),
+            root.join("src/out"),
+        ];
+        memory.changed(&unrelated, std::iter::once(("p", root.as_path(), &set)));
+        memory.keep("p", Arc::new(Vec::new()), generation);
+        assert!(memory.get("p").is_ok(), "only changes the walk could see count");
     }
 
     #[test]
