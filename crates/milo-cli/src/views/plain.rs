@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use milo::capture::Stream;
-use milo::pipeline::{PipelineAction, PipelineState, ServiceState, Status, Verdict};
+use milo::pipeline::{GroupCounts, PipelineAction, PipelineState, ServiceState, Status, Verdict};
 
 use super::summary::{fresh_word, secs, summary};
 use super::{Feed, View, WriteStatus, write_batched};
@@ -36,8 +36,42 @@ enum Item {
     Line(String),
 }
 
-/// The line for `action` given the state after it, if it deserves one.
+/// The line for `action` given the state after it, if it deserves one. The action that ends
+/// the last member of a matrix phase's group is followed by the group's line,
+/// `[test] 4 instances: 3 completed, 1 failed` (the summary's words).
 pub fn line(action: &PipelineAction, state: &PipelineState, paint: Palette) -> Option<String> {
+    use PipelineAction as A;
+    let line = event_line(action, state, paint)?;
+    let (A::PhaseComplete { name, .. }
+    | A::PhaseFailed { name, .. }
+    | A::PhaseSkipped { name, .. }
+    | A::PhaseCancelled { name, .. }) = action
+    else {
+        return Some(line);
+    };
+    let Some(group) = state.phase(name).and_then(|p| p.info.group.clone()) else {
+        return Some(line);
+    };
+    let members: Vec<usize> = (0..state.phases.len())
+        .filter(|&i| {
+            state
+                .phases
+                .get(i)
+                .is_some_and(|p| p.info.group.as_ref() == Some(&group))
+        })
+        .collect();
+    let counts = GroupCounts::of(state, &members);
+    if !counts.is_finished() {
+        return Some(line);
+    }
+    Some(format!(
+        "{line}\n[{}] {}",
+        paint.clean(&group),
+        paint.paint(Palette::status_style(counts.status()), counts.describe())
+    ))
+}
+
+fn event_line(action: &PipelineAction, state: &PipelineState, paint: Palette) -> Option<String> {
     use PipelineAction as A;
     let elapsed = |name: &str| paint.paint(DIM, secs(state.phase(name).map_or(0.0, |p| p.elapsed)));
     let word = |status: Status, word: &str| paint.paint(Palette::status_style(status), word);

@@ -763,3 +763,24 @@ fn show_lists_a_matrix_phase_as_a_group_line_with_its_instances_beneath() {
         );
     }
 }
+
+#[test]
+fn the_plain_stream_closes_a_matrix_phase_with_its_group_line_once_every_instance_ended() {
+    // Every instance ends (the broken one is skipped, so the run goes on): the group's line
+    // follows the last one.
+    let t = Test::with(&GROUPED.replace("name = \"test\"", "name = \"test\"\npolicy = { on_fail = \"skip\" }"));
+    let out = t.run_args(["run", "--ui", "plain", "--no-history", "--jobs", "1"]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let group: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i] == "[test] 4 instances: 3 completed, 1 skipped")
+        .collect();
+    assert_eq!(group.len(), 1, "{}", out.stdout);
+    let last_instance = (0..lines.len())
+        .rfind(|&i| lines[i].starts_with("[test[") && !lines[i].contains(" │ "))
+        .expect("instance lines");
+    assert_eq!(group[0], last_instance + 1, "{}", out.stdout);
+    // A run that stops before every instance ended has no group line (the summary has it).
+    let t = Test::with(GROUPED);
+    let out = t.run_args(["run", "--ui", "plain", "--no-history", "--jobs", "1"]);
+    out.code(1).stdout_lacks("[test] 4 instances");
+}
