@@ -784,3 +784,24 @@ fn the_plain_stream_closes_a_matrix_phase_with_its_group_line_once_every_instanc
     let out = t.run_args(["run", "--ui", "plain", "--no-history", "--jobs", "1"]);
     out.code(1).stdout_lacks("[test] 4 instances");
 }
+
+#[test]
+fn the_json_stream_names_each_matrix_phase_s_instances_at_the_start() {
+    let t = Test::with(GROUPED);
+    let out = t.run_args(["run", "--ui", "json", "--no-history"]);
+    let first = out.stdout.lines().next().expect("a first line");
+    let start: serde_json::Value = serde_json::from_str(first).expect("JSON");
+    assert_eq!(start["type"], "@@PIPELINE_START");
+    assert_eq!(
+        start["payload"]["groups"],
+        serde_json::json!({"test": ["test[n=1]", "test[n=2]", "test[n=3]", "test[n=4]"]})
+    );
+    assert!(
+        first.starts_with(r#"{"type":"@@PIPELINE_START","payload":{"#),
+        "{first}"
+    );
+    // Without a matrix phase, the start is the action as dispatched.
+    let t = Test::with("name = \"plain\"\n\n[[phase]]\nname = \"a\"\nrun = \"true\"\n");
+    let out = t.run_args(["run", "--ui", "json", "--no-history"]);
+    out.code(0).stdout_lacks("groups");
+}
